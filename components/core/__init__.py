@@ -1,0 +1,1 @@
+"""Domain core: schemas, models, metrics and explainers."""

@@ -1,0 +1,1 @@
+"""Inputs and outputs: datasets, model registries, and services (logging, MLflow, alerts)."""

@@ -1,0 +1,1 @@
+"""Jobs: one class per KFP component, each reading -> validating -> loading -> computing -> writing -> notifying."""

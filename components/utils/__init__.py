@@ -1,0 +1,1 @@
+"""Small utilities: model signers and data splitters."""

@@ -1,0 +1,1 @@
+"""Kubeflow pipelines composed from the project's components, and the CLI that runs them."""
