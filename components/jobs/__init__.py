@@ -1,1 +1,1 @@
-"""Jobs: one class per KFP component, each reading -> validating -> loading -> computing -> writing -> notifying."""
+"""Jobs: one class per component: read -> validate -> load -> compute -> write -> notify."""

@@ -1,0 +1,201 @@
+"""Explainers: SHAP values per sample and feature, chosen by the kind of the final estimator."""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import typing as T
+
+import numpy as np
+import pandas as pd
+import pydantic as pdt
+import shap
+from sklearn import ensemble, tree
+from sklearn.base import is_classifier
+from sklearn.pipeline import Pipeline
+
+from components.core import models
+
+TREE_ESTIMATORS = (
+    ensemble.HistGradientBoostingRegressor,
+    ensemble.HistGradientBoostingClassifier,
+    ensemble.RandomForestRegressor,
+    ensemble.RandomForestClassifier,
+    ensemble.ExtraTreesRegressor,
+    ensemble.ExtraTreesClassifier,
+    ensemble.GradientBoostingRegressor,
+    tree.DecisionTreeRegressor,
+    tree.DecisionTreeClassifier,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Explanations:
+    """SHAP values of a batch of samples.
+
+    Attributes:
+        values: shape (samples, features, outputs).
+        base_values: shape (samples, outputs); base + sum of a row's values = the raw output.
+        features: the names of the explained features (after preprocessing for tree and linear
+            models, so one-hot columns are explained one by one).
+        outputs: what each output is: "prediction" for a regressor, the class label whose
+            margin is explained for a classifier.
+    """
+
+    values: np.ndarray
+    base_values: np.ndarray
+    features: list[str]
+    outputs: list[str]
+
+    def frame(self, prefix: str = "shap_") -> pd.DataFrame:
+        """One row per sample and output: `output`, `base_value`, then one column per feature."""
+        samples, n_features, n_outputs = self.values.shape
+        flat = self.values.transpose(0, 2, 1).reshape(samples * n_outputs, n_features)
+        frame = pd.DataFrame(flat, columns=[prefix + name for name in self.features])
+        frame.insert(0, "base_value", self.base_values.reshape(-1))
+        frame.insert(0, "output", np.tile(np.asarray(self.outputs, dtype=object), samples))
+        return frame
+
+
+def _shaped(values: T.Any, base_values: T.Any, samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bring SHAP's 2-D or 3-D values and scalar or vector base values to (n, f, k) and (n, k)."""
+    values = np.asarray(values, dtype=float)
+    if values.ndim == 2:
+        values = values[:, :, None]
+    base = np.asarray(base_values, dtype=float)
+    base = np.broadcast_to(
+        base.reshape(-1, values.shape[2]) if base.ndim else base, (samples, values.shape[2])
+    )
+    return values, np.array(base)
+
+
+def raw_output_labels(estimator: T.Any, n_outputs: int) -> list[str]:
+    """Label each raw output: the class whose margin it is, or "prediction"."""
+    if not is_classifier(estimator):
+        return [models.PREDICTION]
+    classes = [str(label) for label in estimator.classes_]
+    # A binary classifier has one margin: the log-odds of its second (positive) class.
+    return classes[1:] if n_outputs == 1 and len(classes) == 2 else classes
+
+
+class Explainer(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
+    """Compute SHAP values for a fitted Pipeline(preprocessor, estimator)."""
+
+    KIND: str
+
+    @classmethod
+    @abc.abstractmethod
+    def supports(cls, estimator: T.Any) -> bool:
+        """Whether this explainer is the right one for the final estimator."""
+
+    @abc.abstractmethod
+    def explain(
+        self, model: Pipeline, inputs: pd.DataFrame, background: pd.DataFrame
+    ) -> Explanations:
+        """Explain the model's raw output for each input row.
+
+        Args:
+            model: the fitted pipeline.
+            inputs: the rows to explain (model input columns).
+            background: a bounded sample of rows that stands for "typical" inputs.
+        """
+
+
+class TreeExplainer(Explainer, frozen=True):
+    """Exact path-dependent Tree SHAP on the preprocessed features of a tree ensemble."""
+
+    KIND: T.Literal["TreeExplainer"] = "TreeExplainer"
+
+    @classmethod
+    def supports(cls, estimator):
+        return isinstance(estimator, TREE_ESTIMATORS)
+
+    def explain(self, model, inputs, background):
+        preprocessor, estimator = model[:-1], model[-1]
+        features = np.asarray(preprocessor.transform(inputs), dtype=float)
+        explanation = shap.TreeExplainer(estimator)(features, check_additivity=False)
+        values, base = _shaped(explanation.values, explanation.base_values, len(inputs))
+        names = [str(name) for name in preprocessor.get_feature_names_out()]
+        return Explanations(values, base, names, raw_output_labels(estimator, values.shape[2]))
+
+
+class LinearExplainer(Explainer, frozen=True):
+    """Linear SHAP on the preprocessed features, with the background as the reference."""
+
+    KIND: T.Literal["LinearExplainer"] = "LinearExplainer"
+
+    @classmethod
+    def supports(cls, estimator):
+        return hasattr(estimator, "coef_") and hasattr(estimator, "intercept_")
+
+    def explain(self, model, inputs, background):
+        preprocessor, estimator = model[:-1], model[-1]
+        reference = np.asarray(preprocessor.transform(background), dtype=float)
+        features = np.asarray(preprocessor.transform(inputs), dtype=float)
+        masker = shap.maskers.Independent(reference, max_samples=len(reference))
+        explanation = shap.LinearExplainer(estimator, masker)(features)
+        values, base = _shaped(explanation.values, explanation.base_values, len(inputs))
+        names = [str(name) for name in preprocessor.get_feature_names_out()]
+        return Explanations(values, base, names, raw_output_labels(estimator, values.shape[2]))
+
+
+class PermutationExplainer(Explainer, frozen=True):
+    """Model-agnostic permutation SHAP on the raw input columns (any other estimator).
+
+    Args:
+        max_evals: the model evaluations per sample; bounds the cost (at least 2 * features + 1).
+    """
+
+    KIND: T.Literal["PermutationExplainer"] = "PermutationExplainer"
+    max_evals: int = 500
+
+    @classmethod
+    def supports(cls, estimator):
+        return True
+
+    def explain(self, model, inputs, background):
+        columns = list(inputs.columns)
+        classify = is_classifier(model)
+
+        def output(rows: np.ndarray) -> np.ndarray:
+            frame = pd.DataFrame(rows, columns=columns).astype(inputs.dtypes.to_dict())
+            return model.predict_proba(frame) if classify else model.predict(frame)
+
+        masker = shap.maskers.Independent(background, max_samples=len(background))
+        explainer = shap.PermutationExplainer(output, masker)
+        max_evals = max(self.max_evals, 2 * len(columns) + 1)
+        explanation = explainer(inputs, max_evals=max_evals, silent=True)
+        values, base = _shaped(explanation.values, explanation.base_values, len(inputs))
+        outputs = [str(c) for c in model.classes_] if classify else [models.PREDICTION]
+        return Explanations(values, base, columns, outputs)
+
+
+ExplainerKind = TreeExplainer | LinearExplainer | PermutationExplainer
+
+# Tried in this order: the first that supports the estimator explains it.
+EXPLAINERS: tuple[type[Explainer], ...] = (TreeExplainer, LinearExplainer, PermutationExplainer)
+
+
+def explainer_for(model: Pipeline) -> Explainer:
+    """The explainer made for the pipeline's final estimator."""
+    estimator = model[-1]
+    return next(kind() for kind in EXPLAINERS if kind.supports(estimator))
+
+
+def raw_output(model: Pipeline, inputs: pd.DataFrame) -> np.ndarray:
+    """What the tree and linear explainers explain, as (samples, outputs): the regression value,
+    or a classifier's margin (decision function)."""
+    if is_classifier(model):
+        margin = np.asarray(model.decision_function(inputs), dtype=float)
+    else:
+        margin = np.asarray(model.predict(inputs), dtype=float)
+    return margin.reshape(len(inputs), -1)
+
+
+def importances(values: np.ndarray, features: list[str]) -> pd.DataFrame:
+    """Global feature importance: the mean absolute SHAP value over samples and outputs."""
+    mean_abs = np.abs(values).mean(axis=(0, 2))
+    frame = pd.DataFrame({"feature": features, "importance": mean_abs})
+    frame = frame.sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)
+    frame["rank"] = np.arange(1, len(frame) + 1)
+    return frame

@@ -1,0 +1,149 @@
+"""Models: tabular sklearn pipelines that bundle the preprocessing with the estimator."""
+
+from __future__ import annotations
+
+import abc
+import typing as T
+
+import numpy as np
+import pandas as pd
+import pydantic as pdt
+from sklearn import compose, ensemble, impute, linear_model, pipeline, preprocessing
+from sklearn.base import BaseEstimator, is_classifier
+
+Task = T.Literal["regression", "classification"]
+
+PREDICTION = "prediction"
+PROBABILITY_PREFIX = "probability_"
+
+
+class Model(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
+    """A template tabular model: a ColumnTransformer preprocessor followed by an estimator.
+
+    The preprocessor travels inside the registered model, so inference applies exactly the
+    preprocessing that training fitted (one-hot categories, scaling).
+
+    Args:
+        numerical: numeric feature columns (missing values allowed).
+        categorical: categorical feature columns, one-hot encoded (unknown categories ignored).
+        params: keyword arguments for the estimator.
+    """
+
+    KIND: str
+    TASK: T.ClassVar[Task]
+    numerical: list[str] = pdt.Field(default_factory=list)
+    categorical: list[str] = pdt.Field(default_factory=list)
+    params: dict[str, T.Any] = pdt.Field(default_factory=dict)
+
+    @pdt.model_validator(mode="after")
+    def _has_features(self) -> Model:
+        if not self.numerical and not self.categorical:
+            raise ValueError("a model needs at least one numerical or categorical feature")
+        overlap = set(self.numerical) & set(self.categorical)
+        if overlap:
+            raise ValueError(f"columns both numerical and categorical: {sorted(overlap)}")
+        return self
+
+    @property
+    def features(self) -> list[str]:
+        """All input feature columns, in the order the model expects them."""
+        return [*self.numerical, *self.categorical]
+
+    @abc.abstractmethod
+    def estimator(self) -> BaseEstimator:
+        """The final estimator, configured from params."""
+
+    def scaler(self) -> T.Any:
+        """How numeric columns are preprocessed; trees need nothing."""
+        return "passthrough"
+
+    def build(self) -> pipeline.Pipeline:
+        """Build the unfitted sklearn Pipeline(preprocessor, estimator)."""
+        transformers = []
+        if self.numerical:
+            transformers.append(("num", self.scaler(), self.numerical))
+        if self.categorical:
+            encoder = preprocessing.OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+            transformers.append(("cat", encoder, self.categorical))
+        preprocessor = compose.ColumnTransformer(transformers, verbose_feature_names_out=True)
+        return pipeline.Pipeline([("preprocessor", preprocessor), ("estimator", self.estimator())])
+
+
+class HistGradientBoostingRegressorModel(Model, frozen=True):
+    """Gradient-boosted trees for a numeric target (the default)."""
+
+    KIND: T.Literal["HistGradientBoostingRegressor"] = "HistGradientBoostingRegressor"
+    TASK: T.ClassVar[Task] = "regression"
+
+    def estimator(self) -> BaseEstimator:
+        return ensemble.HistGradientBoostingRegressor(**{"random_state": 42, **self.params})
+
+
+class HistGradientBoostingClassifierModel(Model, frozen=True):
+    """Gradient-boosted trees for a categorical target (binary or multiclass)."""
+
+    KIND: T.Literal["HistGradientBoostingClassifier"] = "HistGradientBoostingClassifier"
+    TASK: T.ClassVar[Task] = "classification"
+
+    def estimator(self) -> BaseEstimator:
+        return ensemble.HistGradientBoostingClassifier(**{"random_state": 42, **self.params})
+
+
+class RidgeModel(Model, frozen=True):
+    """A linear regression with L2 penalty on standardised features."""
+
+    KIND: T.Literal["Ridge"] = "Ridge"
+    TASK: T.ClassVar[Task] = "regression"
+
+    def scaler(self) -> T.Any:
+        return pipeline.make_pipeline(
+            impute.SimpleImputer(strategy="median"), preprocessing.StandardScaler()
+        )
+
+    def estimator(self) -> BaseEstimator:
+        return linear_model.Ridge(**self.params)
+
+
+class LogisticRegressionModel(RidgeModel, frozen=True):
+    """A linear classifier on standardised features."""
+
+    KIND: T.Literal["LogisticRegression"] = "LogisticRegression"  # type: ignore[assignment]
+    TASK: T.ClassVar[Task] = "classification"
+
+    def estimator(self) -> BaseEstimator:
+        return linear_model.LogisticRegression(**{"max_iter": 1000, **self.params})
+
+
+ModelKind = (
+    HistGradientBoostingRegressorModel
+    | HistGradientBoostingClassifierModel
+    | RidgeModel
+    | LogisticRegressionModel
+)
+
+
+def task_of(model: T.Any) -> Task:
+    """Whether a fitted model classifies or regresses."""
+    return "classification" if is_classifier(model) else "regression"
+
+
+def probability_column(label: T.Any) -> str:
+    """The output column that holds the probability of one class label."""
+    return f"{PROBABILITY_PREFIX}{label}"
+
+
+def predict_frame(model: T.Any, inputs: pd.DataFrame) -> pd.DataFrame:
+    """Predict with a fitted sklearn model: `prediction`, plus one probability column per class.
+
+    A classifier's prediction is the original label (not a class index), taken as the most
+    probable class so that the model runs once per batch.
+    """
+    if is_classifier(model) and hasattr(model, "predict_proba"):
+        probabilities = model.predict_proba(inputs)
+        classes = model.classes_
+        frame = pd.DataFrame(
+            probabilities, columns=[probability_column(label) for label in classes]
+        )
+        frame.insert(0, PREDICTION, classes[np.argmax(probabilities, axis=1)])
+        return frame
+    return pd.DataFrame({PREDICTION: np.asarray(model.predict(inputs))})

@@ -1,0 +1,314 @@
+"""Registries: find, load and save models in the MLflow model registry."""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import logging
+import typing as T
+
+import mlflow
+import pandas as pd
+import pydantic as pdt
+import skops.io
+from mlflow.exceptions import MlflowException
+from mlflow.models.signature import ModelSignature
+from mlflow.tracking import MlflowClient
+
+from components.core import models, schemas
+
+logger = logging.getLogger(__name__)
+
+# Types that skops may load beyond its own defaults. Listed by hand on purpose: a new type in a
+# model must be reviewed and added here, never trusted automatically at save or load time.
+TRUSTED_TYPES: tuple[str, ...] = (
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+)
+ARTIFACT_PATH = "model"
+
+
+class RegistryError(LookupError):
+    """A model, version or alias cannot be found; the message lists what does exist."""
+
+
+def is_version(alias_or_version: str | int) -> bool:
+    """An int, or a string of digits, names a version; anything else names an alias."""
+    return isinstance(alias_or_version, int) or str(alias_or_version).isdigit()
+
+
+def uri_for(name: str, alias_or_version: str | int) -> str:
+    """The models:/ URI of a registered model by version or alias.
+
+    Example:
+        uri_for("bike-sharing", "Champion") == "models:/bike-sharing@Champion"
+        uri_for("bike-sharing", 3) == "models:/bike-sharing/3"
+    """
+    if is_version(alias_or_version):
+        return f"models:/{name}/{int(alias_or_version)}"
+    return f"models:/{name}@{alias_or_version}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelRef:
+    """A resolved model: where to load it from, and which registered version it is."""
+
+    uri: str
+    name: str | None = None
+    version: int | None = None
+    run_id: str | None = None
+
+    def describe(self) -> str:
+        """A short human label, e.g. `bike-sharing v3`."""
+        if self.name and self.version:
+            return f"{self.name} v{self.version}"
+        return self.uri
+
+
+# %% FINDERS
+
+
+class Finder(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
+    """Find which model to use, resolved to a concrete URI (and version when registered)."""
+
+    KIND: str
+
+    @abc.abstractmethod
+    def find(self, client: MlflowClient) -> ModelRef:
+        """Resolve the model reference."""
+
+
+class RegistryFinder(Finder, frozen=True):
+    """A registered model by name and alias or version.
+
+    Args:
+        name: the registered model name.
+        alias_or_version: an alias ("Champion") or a version number (3 or "3").
+    """
+
+    KIND: T.Literal["RegistryFinder"] = "RegistryFinder"
+    name: str = "bike-sharing"
+    alias_or_version: str | int = "Champion"
+
+    def find(self, client: MlflowClient) -> ModelRef:
+        try:
+            if is_version(self.alias_or_version):
+                found = client.get_model_version(self.name, str(int(self.alias_or_version)))
+            else:
+                found = client.get_model_version_by_alias(self.name, str(self.alias_or_version))
+        except MlflowException as error:
+            raise RegistryError(self._explain(client)) from error
+        return ModelRef(
+            uri=uri_for(self.name, int(found.version)),
+            name=self.name,
+            version=int(found.version),
+            run_id=found.run_id,
+        )
+
+    def _explain(self, client: MlflowClient) -> str:
+        """Say what is missing and what exists instead."""
+        wanted = uri_for(self.name, self.alias_or_version)
+        try:
+            model = client.get_registered_model(self.name)
+        except MlflowException:
+            names = sorted(m.name for m in client.search_registered_models(max_results=50))
+            return (
+                f"no registered model named '{self.name}' ({wanted}); "
+                f"registered models: {', '.join(names) or 'none'}"
+            )
+        aliases = ", ".join(f"{a}=v{v}" for a, v in sorted(model.aliases.items())) or "none"
+        versions = client.search_model_versions(
+            f"name='{self.name}'", order_by=["version_number DESC"], max_results=5
+        )
+        latest = ", ".join(f"v{v.version}" for v in versions) or "none"
+        kind = "version" if is_version(self.alias_or_version) else "alias"
+        return (
+            f"model '{self.name}' has no {kind} '{self.alias_or_version}' ({wanted}); "
+            f"aliases: {aliases}; latest versions: {latest}"
+        )
+
+
+class BestRunFinder(Finder, frozen=True):
+    """The model logged by the best run of an experiment for one metric.
+
+    Args:
+        experiment_name: the experiment whose runs are compared.
+        metric: the metric to rank runs by (e.g. "rmse").
+        mode: "min" when lower is better, "max" when higher is better.
+    """
+
+    KIND: T.Literal["BestRunFinder"] = "BestRunFinder"
+    experiment_name: str = "bike-sharing"
+    metric: str = "rmse"
+    mode: T.Literal["min", "max"] = "min"
+
+    def find(self, client: MlflowClient) -> ModelRef:
+        experiment = client.get_experiment_by_name(self.experiment_name)
+        if experiment is None:
+            raise RegistryError(f"no experiment named '{self.experiment_name}'")
+        order = "ASC" if self.mode == "min" else "DESC"
+        runs = client.search_runs(
+            [experiment.experiment_id],
+            filter_string=f"metrics.{self.metric} > -1e308",
+            order_by=[f"metrics.{self.metric} {order}"],
+            max_results=1,
+        )
+        if not runs:
+            raise RegistryError(
+                f"no run of experiment '{self.experiment_name}' has the metric '{self.metric}'"
+            )
+        run = runs[0]
+        logged = mlflow.search_logged_models(
+            experiment_ids=[experiment.experiment_id],
+            filter_string=f"source_run_id = '{run.info.run_id}'",
+            output_format="list",
+        )
+        if not logged:
+            raise RegistryError(f"the best run {run.info.run_id} logged no model")
+        logger.info(
+            "best run %s: %s=%s", run.info.run_id, self.metric, run.data.metrics[self.metric]
+        )
+        return ModelRef(uri=logged[0].model_uri, run_id=run.info.run_id)
+
+
+class UriFinder(Finder, frozen=True):
+    """A model at a plain MLflow URI (models:/, runs:/, a path)."""
+
+    KIND: T.Literal["UriFinder"] = "UriFinder"
+    uri: str
+
+    def find(self, client: MlflowClient) -> ModelRef:
+        return ModelRef(uri=self.uri)
+
+
+FinderKind = RegistryFinder | BestRunFinder | UriFinder
+
+
+# %% LOADERS
+
+
+class Predictor(abc.ABC):
+    """A loaded model ready to predict, with the signature that its inputs must match."""
+
+    signature: ModelSignature | None
+
+    @abc.abstractmethod
+    def predict(self, inputs: pd.DataFrame) -> pd.DataFrame:
+        """Predict for a batch: a `prediction` column (plus class probabilities when known)."""
+
+
+class PyfuncPredictor(Predictor):
+    """Predict through MLflow's generic pyfunc flavour, which enforces the signature."""
+
+    def __init__(self, model: mlflow.pyfunc.PyFuncModel):
+        self.model = model
+        self.signature = model.metadata.signature
+
+    def predict(self, inputs: pd.DataFrame) -> pd.DataFrame:
+        outputs = self.model.predict(schemas.conform(inputs, self.signature))
+        if isinstance(outputs, pd.DataFrame):
+            return outputs.reset_index(drop=True)
+        return pd.DataFrame({models.PREDICTION: pd.Series(outputs).to_numpy()})
+
+
+class SklearnPredictor(Predictor):
+    """Predict with the native sklearn model: class probabilities and explanations available."""
+
+    def __init__(self, model: T.Any, signature: ModelSignature | None):
+        self.model, self.signature = model, signature
+
+    def predict(self, inputs: pd.DataFrame) -> pd.DataFrame:
+        return models.predict_frame(self.model, schemas.conform(inputs, self.signature))
+
+
+class Loader(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
+    """Load a model from an MLflow URI as a Predictor."""
+
+    KIND: str
+
+    @abc.abstractmethod
+    def load(self, uri: str) -> Predictor:
+        """Load the model at the URI."""
+
+
+class PyfuncLoader(Loader, frozen=True):
+    """Load any MLflow model through the generic pyfunc flavour (signature enforced)."""
+
+    KIND: T.Literal["PyfuncLoader"] = "PyfuncLoader"
+
+    def load(self, uri: str) -> Predictor:
+        return PyfuncPredictor(mlflow.pyfunc.load_model(uri))
+
+
+class SklearnLoader(Loader, frozen=True):
+    """Load the native sklearn flavour: needed for `predict_proba` and explanations."""
+
+    KIND: T.Literal["SklearnLoader"] = "SklearnLoader"
+
+    def load(self, uri: str) -> Predictor:
+        model = mlflow.sklearn.load_model(uri)
+        info = mlflow.models.get_model_info(uri)
+        return SklearnPredictor(model, info.signature)
+
+
+LoaderKind = PyfuncLoader | SklearnLoader
+
+
+# %% SAVERS
+
+
+class UntrustedTypesError(TypeError):
+    """The model holds types that are not in TRUSTED_TYPES, so skops would refuse to load it."""
+
+
+class Saver(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
+    """Log a fitted model to MLflow and register it as a new version."""
+
+    KIND: str
+
+    @abc.abstractmethod
+    def save(
+        self,
+        model: T.Any,
+        name: str,
+        signature: ModelSignature,
+        input_example: pd.DataFrame,
+    ) -> ModelRef:
+        """Log and register the model; return the new version's reference."""
+
+
+class SklearnSaver(Saver, frozen=True):
+    """Log with the sklearn flavour in skops format (never pickle), and register it.
+
+    Args:
+        trusted_types: types skops may load beyond its defaults (reviewed by hand).
+    """
+
+    KIND: T.Literal["SklearnSaver"] = "SklearnSaver"
+    trusted_types: tuple[str, ...] = TRUSTED_TYPES
+
+    def save(self, model, name, signature, input_example) -> ModelRef:
+        untrusted = set(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+        unknown = sorted(untrusted - set(self.trusted_types))
+        if unknown:
+            raise UntrustedTypesError(
+                f"model '{name}' holds types that skops does not trust: {unknown}; "
+                "review them and add them to trusted_types"
+            )
+        info = mlflow.sklearn.log_model(
+            sk_model=model,
+            name=ARTIFACT_PATH,
+            signature=signature,
+            input_example=input_example,
+            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
+            skops_trusted_types=sorted(untrusted),
+            registered_model_name=name,
+        )
+        return ModelRef(
+            uri=uri_for(name, info.registered_model_version),
+            name=name,
+            version=int(info.registered_model_version),
+            run_id=info.run_id,
+        )
+
+
+SaverKind = SklearnSaver
