@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import kfp
+import kfp_server_api
+import urllib3
 from kfp.client import ServiceAccountTokenVolumeCredentials
 
 COMPILED_DIR = Path(__file__).parent / "compiled"
@@ -26,6 +30,34 @@ _EQUALS = 1
 
 class UsageError(ValueError):
     """A mistake the user can fix from the command line (unknown pipeline, bad file)."""
+
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def guarded(handler: Handler) -> Handler:
+    """Turn expected failures into one line on stderr and an exit status, not a traceback.
+
+    Exit status 2 for a usage mistake, 1 when KFP refuses or cannot be reached.
+    """
+
+    @functools.wraps(handler)
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except UsageError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        except kfp_server_api.ApiException as error:
+            print(
+                f"error: KFP answered {error.status} {error.reason}: {error.body}", file=sys.stderr
+            )
+            return 1
+        except urllib3.exceptions.HTTPError as error:
+            print(f"error: cannot reach KFP at {args.host}: {error}", file=sys.stderr)
+            return 1
+
+    return wrapper
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:

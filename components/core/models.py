@@ -14,6 +14,23 @@ from sklearn.base import BaseEstimator, is_classifier
 Task = T.Literal["regression", "classification"]
 
 PREDICTION = "prediction"
+
+# The demo data's features (bike sharing, hourly); `cnt` is the target, and `casual` and
+# `registered` are left out because they add up to it.
+BIKE_NUMERICAL = [
+    "yr",
+    "mnth",
+    "hr",
+    "holiday",
+    "weekday",
+    "workingday",
+    "temp",
+    "atemp",
+    "hum",
+    "windspeed",
+]
+BIKE_CATEGORICAL = ["season", "weathersit"]
+BIKE_TARGET = "cnt"
 PROBABILITY_PREFIX = "probability_"
 
 

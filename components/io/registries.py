@@ -48,6 +48,16 @@ def uri_for(name: str, alias_or_version: str | int) -> str:
     return f"models:/{name}@{alias_or_version}"
 
 
+def latest_version(client: MlflowClient, name: str) -> int:
+    """The newest version number of a registered model."""
+    versions = client.search_model_versions(
+        f"name='{name}'", order_by=["version_number DESC"], max_results=1
+    )
+    if not versions:
+        raise RegistryError(f"registered model '{name}' has no versions")
+    return int(versions[0].version)
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelRef:
     """A resolved model: where to load it from, and which registered version it is."""

@@ -8,8 +8,6 @@ and version names, unknown ids, max_concurrency range) so that client mistakes s
 HTTP errors, as they would against a cluster. Runs finish in a scripted state.
 """
 
-from __future__ import annotations
-
 import json
 import re
 import threading
@@ -18,7 +16,8 @@ from datetime import UTC, datetime
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from pathlib import Path
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
@@ -58,6 +57,7 @@ class FakeKfpApiServer:
         pipelines, versions, experiments, runs, recurring_runs: state keyed by id, in
             creation order; versions keep the uploaded bytes under "content".
         requests: (method, path) of every request received, for assertions.
+        authorizations: the Authorization header of every request (None when absent).
     """
 
     def __init__(
@@ -75,6 +75,7 @@ class FakeKfpApiServer:
         self.runs: dict[str, dict[str, Any]] = {}
         self.recurring_runs: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str]] = []
+        self.authorizations: list[str | None] = []
         self._run_polls: dict[str, int] = {}
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -82,7 +83,7 @@ class FakeKfpApiServer:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> FakeKfpApiServer:
+    def start(self) -> Self:
         """Start serving in a background thread."""
         handler = type("Handler", (_Handler,), {"fake": self})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -97,7 +98,7 @@ class FakeKfpApiServer:
             self._httpd.server_close()
             self._httpd = None
 
-    def __enter__(self) -> FakeKfpApiServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -363,6 +364,7 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.fake
         with fake._lock:
             fake.requests.append((method, parts.path))
+            fake.authorizations.append(self.headers.get("Authorization"))
             try:
                 status, answer = 200, self._route(method, parts.path, query, body)
             except ApiError as error:
@@ -486,3 +488,28 @@ _ROUTES = [
     ("POST", f"/recurringruns/{_ID}:disable", _Handler.disable_recurring_run),
     ("DELETE", f"/recurringruns/{_ID}", _Handler.delete_recurring_run),
 ]
+
+
+def compile_tiny_pipeline(path: Path, greeting: str = "hello") -> Path:
+    """Compile a one-step pipeline to upload, so tests need none of the project's pipelines.
+
+    Args:
+        path: where to write the YAML.
+        greeting: default of the `message` parameter; change it to change the file.
+
+    Returns:
+        The path written.
+    """
+    from kfp import compiler, dsl
+
+    @dsl.component(base_image="python:3.11-slim")
+    def shout(message: str, repeat: int) -> str:
+        return message.upper() * repeat
+
+    @dsl.pipeline(name="tiny")
+    def tiny(message: str = greeting, repeat: int = 1) -> None:
+        shout(message=message, repeat=repeat)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(tiny, str(path))
+    return path

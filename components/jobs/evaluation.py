@@ -1,0 +1,149 @@
+"""Evaluation job: score a model version on held-out data and decide whether it may be promoted."""
+
+from __future__ import annotations
+
+import logging
+import typing as T
+
+import mlflow
+import pydantic as pdt
+
+from components.core import metrics, models, schemas
+from components.io import datasets, registries
+from components.jobs import base
+
+logger = logging.getLogger(__name__)
+
+# Tags put on the evaluated model version; the promotion job reads PASSED_TAG.
+PASSED_TAG = "evaluation.passed"
+METRIC_TAG = "evaluation.{}"
+
+
+class EvaluationJob(base.Job, frozen=True):
+    """Evaluate a registered version against thresholds and against the current Champion.
+
+    The version passes when every threshold is met and, when a Champion exists, the version is at
+    least as good as the Champion on the task's primary metric (rmse for regression, f1_macro for
+    classification), within a relative tolerance.
+
+    Args:
+        inputs: held-out rows with the target column.
+        target: the column the model predicts.
+        model_name: the registered model name.
+        alias_or_version: the version (or alias) to evaluate.
+        champion_alias: the alias of the model in production, compared against.
+        thresholds: metric -> limit, in each metric's own direction (rmse <= 80, r2 >= 0.8).
+        tolerance: how much worse than the Champion a candidate may be, relative (0.02 = 2%).
+        loader: how models are loaded (native sklearn, for class probabilities).
+    """
+
+    KIND: T.Literal["EvaluationJob"] = "EvaluationJob"
+    inputs: datasets.ReaderKind = pdt.Field(..., discriminator="KIND")
+    target: str = models.BIKE_TARGET
+    model_name: str = "bike-sharing"
+    alias_or_version: str | int = "latest"
+    champion_alias: str = "Champion"
+    thresholds: dict[str, float] = pdt.Field(default_factory=dict)
+    tolerance: float = pdt.Field(default=0.0, ge=0.0)
+    loader: registries.SklearnLoader = registries.SklearnLoader()
+    run_name: str = "evaluation"
+
+    @pdt.field_validator("thresholds")
+    @classmethod
+    def _known_metrics(cls, thresholds: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(thresholds) - set(metrics.DIRECTIONS))
+        if unknown:
+            known = ", ".join(sorted(metrics.DIRECTIONS))
+            raise ValueError(f"unknown metrics in thresholds: {unknown}; known: {known}")
+        return thresholds
+
+    def run(self) -> base.Locals:
+        client = self.mlflow_service.client()
+        # Read the held-out rows.
+        data = schemas.normalize(self.inputs.read())
+        if data.empty:
+            raise schemas.ValidationError([schemas.Violation("*", "input has no rows", 0)], 0)
+        if self.target not in data.columns:
+            raise schemas.ValidationError(
+                [schemas.Violation(self.target, "missing, the target column", len(data))], len(data)
+            )
+        targets = data[self.target]
+        # Load the candidate and score it.
+        candidate_ref = self._finder(self.alias_or_version).find(client)
+        candidate = self.loader.load(candidate_ref.uri)
+        predictions = candidate.predict(data)
+        task = models.task_of(candidate.model)
+        scores = metrics.score(task, targets, predictions)
+        logger.info("%s: %s", candidate_ref.describe(), scores)
+        # Compare with the Champion, when there is one other than the candidate.
+        champion_ref = self._champion(client, candidate_ref)
+        champion_scores: dict[str, float] = {}
+        if champion_ref is not None:
+            champion = self.loader.load(champion_ref.uri)
+            champion_scores = metrics.score(task, targets, champion.predict(data))
+        # Decide, with a reason for every failed check.
+        reasons = [
+            f"{name}={scores[name]:.4g} does not meet the threshold {limit:g}"
+            for name, limit in self.thresholds.items()
+            if not metrics.meets(name, scores.get(name, float("nan")), limit)
+        ]
+        primary = metrics.PRIMARY[task]
+        if champion_scores and not metrics.at_least_as_good(
+            primary, scores[primary], champion_scores[primary], self.tolerance
+        ):
+            reasons.append(
+                f"{primary}={scores[primary]:.4g} is worse than the Champion "
+                f"{champion_ref.describe()} ({champion_scores[primary]:.4g})"
+            )
+        passed = not reasons
+        # Classification details for the confusion matrix and the ROC curve.
+        curves = self._curves(task, targets, predictions) if task == "classification" else {}
+        # Record the verdict on the version, and the metrics in a run.
+        client.set_model_version_tag(
+            self.model_name, str(candidate_ref.version), PASSED_TAG, str(passed).lower()
+        )
+        for name, value in scores.items():
+            client.set_model_version_tag(
+                self.model_name, str(candidate_ref.version), METRIC_TAG.format(name), f"{value:.6g}"
+            )
+        with self.mlflow_service.run(self.run_name, tags={"model_version": candidate_ref.version}):
+            mlflow.log_metrics({f"holdout_{name}": value for name, value in scores.items()})
+            if champion_scores:
+                mlflow.log_metrics({f"champion_{k}": v for k, v in champion_scores.items()})
+        # Tell people the verdict.
+        self.alerter.notify(
+            title=f"{self.KIND} {'passed' if passed else 'failed'}",
+            message=f"{candidate_ref.describe()} "
+            + ("may be promoted." if passed else "must not be promoted: " + "; ".join(reasons)),
+            fields={k: round(v, 4) for k, v in scores.items()},
+            status="SUCCEEDED",
+        )
+        return locals()
+
+    def _finder(self, alias_or_version: str | int) -> registries.RegistryFinder:
+        if alias_or_version == "latest":
+            latest = registries.latest_version(self.mlflow_service.client(), self.model_name)
+            alias_or_version = latest
+        return registries.RegistryFinder(name=self.model_name, alias_or_version=alias_or_version)
+
+    def _champion(self, client, candidate_ref) -> registries.ModelRef | None:
+        """The current Champion, unless there is none or it is the candidate itself."""
+        model = client.get_registered_model(self.model_name)
+        if self.champion_alias not in model.aliases:
+            logger.info("no %s yet: nothing to compare with", self.champion_alias)
+            return None
+        champion_ref = self._finder(self.champion_alias).find(client)
+        return None if champion_ref.version == candidate_ref.version else champion_ref
+
+    @staticmethod
+    def _curves(task, targets, predictions) -> dict[str, T.Any]:
+        labels = [str(label) for label in metrics.probability_labels(predictions)]
+        positive = labels[-1]
+        return {
+            "labels": labels,
+            "confusion_matrix": metrics.confusion(targets, predictions[models.PREDICTION], labels),
+            "roc_positive": positive,
+            "roc": metrics.roc(
+                targets, predictions[models.probability_column(positive)].to_numpy(), positive
+            ),
+        }

@@ -1,0 +1,107 @@
+"""Explanations job: SHAP explanations of a registered model and of individual samples."""
+
+from __future__ import annotations
+
+import logging
+import time
+import typing as T
+
+import numpy as np
+import pandas as pd
+import pydantic as pdt
+
+from components.core import explainers, schemas
+from components.io import datasets, registries
+from components.jobs import base, inference
+
+logger = logging.getLogger(__name__)
+
+
+class ExplanationsJob(base.Job, frozen=True):
+    """Explain a registered model (global feature importance) and some samples (SHAP values).
+
+    Tree models are explained with Tree SHAP and linear models with Linear SHAP, both on the
+    features after preprocessing; any other model with permutation SHAP on a bounded background.
+
+    Args:
+        inputs_samples: the rows to explain; at most `max_samples` are read, batch by batch.
+        models_explanations: where the model explanations go: one row per feature with its
+            importance (mean absolute SHAP value) and rank.
+        samples_explanations: where the sample explanations go: one row per sample (and class,
+            for a multiclass model) with `output`, `base_value` and one `shap_<feature>` column
+            per feature; base_value + the sum of the row's SHAP values = the model's raw output.
+        finder: which model: by default the registered model's Champion alias.
+        loader: the native sklearn loader (explanations need the fitted pipeline).
+        explainer: force an explainer; by default chosen from the final estimator.
+        input_schema: a pandera schema (YAML file or `module:NAME`) with domain rules.
+        passthrough: input columns copied beside the sample explanations (ids).
+        max_samples: the most samples explained.
+        background_samples: rows kept as the reference distribution (linear and permutation).
+    """
+
+    KIND: T.Literal["ExplanationsJob"] = "ExplanationsJob"
+    inputs_samples: datasets.ReaderKind = pdt.Field(..., discriminator="KIND")
+    models_explanations: datasets.WriterKind = pdt.Field(..., discriminator="KIND")
+    samples_explanations: datasets.WriterKind = pdt.Field(..., discriminator="KIND")
+    finder: registries.FinderKind = pdt.Field(
+        default_factory=registries.RegistryFinder, discriminator="KIND"
+    )
+    loader: registries.SklearnLoader = registries.SklearnLoader()
+    explainer: explainers.ExplainerKind | None = pdt.Field(default=None, discriminator="KIND")
+    input_schema: str | None = None
+    passthrough: list[str] = pdt.Field(default_factory=list)
+    max_samples: int = pdt.Field(default=1000, gt=0)
+    background_samples: int = pdt.Field(default=100, gt=0)
+
+    def run(self) -> base.Locals:
+        started = time.perf_counter()
+        # Find and load the native model.
+        model_ref = self.finder.find(self.mlflow_service.client())
+        predictor = self.loader.load(model_ref.uri)
+        model = predictor.model
+        explainer = self.explainer or explainers.explainer_for(model)
+        logger.info("explaining %s with %s", model_ref.describe(), explainer.KIND)
+        schema = schemas.load_schema(self.input_schema) if self.input_schema else None
+        extra = [*self.passthrough, *(schema.columns if schema else [])]
+        reader = self.inputs_samples.model_copy(
+            update={
+                "columns": inference.needed_columns(self.inputs_samples, predictor, extra),
+                "batch_size": min(self.inputs_samples.batch_size, self.max_samples),
+            }
+        )
+        validator = schemas.Validator(predictor.signature, schema, self.passthrough)
+        # Explain the samples batch by batch, summing |SHAP| for the model explanations.
+        background: pd.DataFrame | None = None
+        total_abs: np.ndarray | None = None
+        samples = 0
+        with self.samples_explanations.open() as sink:
+            for frame in reader.frames():
+                if samples >= self.max_samples:
+                    break
+                frame = frame.head(self.max_samples - samples).reset_index(drop=True)
+                if not validator.check(frame) or validator.counts:
+                    continue
+                inputs = schemas.conform(frame, predictor.signature)
+                if background is None:
+                    background = inputs.head(self.background_samples)
+                explained = explainer.explain(model, inputs, background)
+                table = explained.frame()
+                kept = frame[self.passthrough].loc[np.repeat(frame.index, len(explained.outputs))]
+                sink.write(pd.concat([kept.reset_index(drop=True), table], axis=1))
+                batch_abs = np.abs(explained.values).sum(axis=0)
+                total_abs = batch_abs if total_abs is None else total_abs + batch_abs
+                samples += len(frame)
+            validator.raise_for_violations()
+            # Model explanations: the mean absolute SHAP value of each feature.
+            importances = explainers.importances(
+                (total_abs / samples)[None, :, :], explained.features
+            )
+            self.models_explanations.write(importances)
+        seconds = time.perf_counter() - started
+        top = ", ".join(importances["feature"].head(3))
+        self.alerter.notify(
+            title=f"{self.KIND} succeeded",
+            message=f"Explained {samples} samples of {model_ref.describe()}; top features: {top}.",
+            fields={"samples": samples, "features": len(importances), "explainer": explainer.KIND},
+        )
+        return locals()

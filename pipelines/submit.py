@@ -1,0 +1,229 @@
+"""Submit a compiled pipeline to KFP, uploading a new pipeline version only when it changed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import kfp
+
+from pipelines.kfp_client import (
+    UsageError,
+    add_connection_arguments,
+    build_client,
+    content_hash,
+    display_name_filter,
+    guarded,
+    paginate,
+    resolve_pipeline_file,
+)
+
+FINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "SKIPPED", "CANCELED"})
+
+
+@dataclass(frozen=True)
+class PipelineVersion:
+    """A pipeline version on KFP whose content matches a local compiled file.
+
+    Attributes:
+        pipeline_id: KFP id of the pipeline.
+        version_id: KFP id of the version.
+        version_name: `<pipeline>-<content hash>`.
+        content_hash: short SHA-256 of the compiled YAML.
+        uploaded: True when this call uploaded it, False when it already existed.
+    """
+
+    pipeline_id: str
+    version_id: str
+    version_name: str
+    content_hash: str
+    uploaded: bool
+
+
+def version_name(pipeline: str, digest: str) -> str:
+    """Name a version by its content so an unchanged file maps to the same version."""
+    return f"{pipeline}-{digest}"
+
+
+def find_pipeline_id(client: kfp.Client, name: str, namespace: str | None = None) -> str | None:
+    """Return the id of the pipeline with this display name, or None.
+
+    Raises:
+        UsageError: several pipelines carry the name, so the target is ambiguous.
+    """
+    found = [
+        pipeline.pipeline_id
+        for pipeline in paginate(
+            client.list_pipelines,
+            "pipelines",
+            filter=display_name_filter(name),
+            namespace=namespace,
+        )
+        if pipeline.display_name == name
+    ]
+    if len(found) > 1:
+        raise UsageError(f"{len(found)} pipelines are named {name!r} on KFP; expected one")
+    return found[0] if found else None
+
+
+def find_version_id(client: kfp.Client, pipeline_id: str, name: str) -> str | None:
+    """Return the id of the pipeline's version with this display name, or None."""
+    versions = paginate(
+        client.list_pipeline_versions,
+        "pipeline_versions",
+        pipeline_id=pipeline_id,
+        filter=display_name_filter(name),
+    )
+    return next((v.pipeline_version_id for v in versions if v.display_name == name), None)
+
+
+def ensure_pipeline_version(
+    client: kfp.Client, name: str, path: Path, namespace: str | None = None
+) -> PipelineVersion:
+    """Make sure KFP holds the compiled file as a version of pipeline `name`; upload if not.
+
+    The content hash lives in the version name, so re-submitting an unchanged file reuses
+    its version and a changed file adds exactly one.
+
+    Args:
+        client: connected KFP client.
+        name: pipeline display name on KFP.
+        path: compiled pipeline YAML.
+        namespace: namespace for a new pipeline on multi-user KFP; None for a shared one.
+
+    Returns:
+        The version matching the file's content.
+    """
+    digest = content_hash(path)
+    wanted = version_name(name, digest)
+    pipeline_id = find_pipeline_id(client, name, namespace)
+    if pipeline_id is None:
+        # upload_pipeline also creates a first version, named after the pipeline and not
+        # after the content; the content-named version below is the one runs use.
+        description = f"Compiled pipeline {name}; versions are named {name}-<sha256[:12]>."
+        pipeline = client.upload_pipeline(
+            str(path), pipeline_name=name, description=description, namespace=namespace
+        )
+        pipeline_id = pipeline.pipeline_id
+    version_id = find_version_id(client, pipeline_id, wanted)
+    if version_id is not None:
+        return PipelineVersion(pipeline_id, version_id, wanted, digest, uploaded=False)
+    version = client.upload_pipeline_version(
+        str(path), wanted, pipeline_id=pipeline_id, description=f"content sha256 {digest}"
+    )
+    return PipelineVersion(pipeline_id, version.pipeline_version_id, wanted, digest, uploaded=True)
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """Parse `KEY=VALUE`; VALUE is JSON when it parses (3, 0.5, true, [1]), else a string.
+
+    Raises:
+        argparse.ArgumentTypeError: no `=` or an empty key.
+    """
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+class _CollectParams(argparse.Action):
+    """Gather repeated --param KEY=VALUE into one dict; a key given twice is an error."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # noqa: ANN001
+        params = dict(getattr(namespace, self.dest) or {})
+        key, value = values
+        if key in params:
+            parser.error(f"{option_string} {key} given twice")
+        params[key] = value
+        setattr(namespace, self.dest, params)
+
+
+def run_link(host: str, run_id: str) -> str:
+    """Link to a run's page in the KFP UI."""
+    return f"{host.rstrip('/')}/#/runs/details/{run_id}"
+
+
+def find_or_create_experiment(client: kfp.Client, name: str, namespace: str | None = None) -> str:
+    """Return the id of the experiment with this name, creating it when missing."""
+    return client.create_experiment(name, namespace=namespace).experiment_id
+
+
+def wait_for_run(client: kfp.Client, run_id: str, timeout_s: float, poll_s: float = 10.0) -> str:
+    """Poll a run until it reaches a final state or the timeout passes.
+
+    Returns:
+        The final state (SUCCEEDED, FAILED, SKIPPED, CANCELED), or the last state seen when
+        the timeout passed first.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = str(client.get_run(run_id).state or "RUNTIME_STATE_UNSPECIFIED").upper()
+        if state in FINAL_STATES or time.monotonic() >= deadline:
+            return state
+        time.sleep(min(poll_s, max(deadline - time.monotonic(), 0.0)))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the `submit` arguments and handler to its sub-command parser."""
+    parser.add_argument("name", help="pipeline name: pipelines/compiled/<name>.yaml")
+    add_connection_arguments(parser)
+    parser.add_argument(
+        "--param",
+        dest="params",
+        metavar="KEY=VALUE",
+        type=parse_param,
+        action=_CollectParams,
+        default={},
+        help="pipeline parameter; VALUE is parsed as JSON when it can be (repeatable)",
+    )
+    parser.add_argument(
+        "--experiment", default="Default", help="KFP experiment (created if missing)"
+    )
+    parser.add_argument("--run-name", default=None, help="run name (default: <name>-<UTC time>)")
+    parser.add_argument("--file", type=Path, default=None, help="compiled YAML to submit instead")
+    parser.add_argument("--wait", action="store_true", help="wait for the run to finish")
+    parser.add_argument(
+        "--timeout", type=float, default=3600.0, help="seconds --wait waits (default: 3600)"
+    )
+    parser.add_argument(
+        "--poll-seconds", type=float, default=10.0, help="seconds between --wait polls"
+    )
+    parser.set_defaults(handler=submit_command)
+
+
+@guarded
+def submit_command(args: argparse.Namespace) -> int:
+    """Upload the pipeline if it changed, start a run, print its link, optionally wait."""
+    path = resolve_pipeline_file(args.name, args.file, args.pipelines_dir)
+    client = build_client(args.host, args.namespace, args.token_env)
+    version = ensure_pipeline_version(client, args.name, path, args.namespace)
+    verb = "uploaded" if version.uploaded else "reusing unchanged"
+    print(f"{verb} pipeline version {version.version_name} ({version.version_id})")
+    experiment_id = find_or_create_experiment(client, args.experiment, args.namespace)
+    run_name = args.run_name or f"{args.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+    run = client.run_pipeline(
+        experiment_id=experiment_id,
+        job_name=run_name,
+        pipeline_id=version.pipeline_id,
+        version_id=version.version_id,
+        params=args.params,
+    )
+    print(f"run {run.run_id}: {run_link(args.host, run.run_id)}")
+    if not args.wait:
+        return 0
+    state = wait_for_run(client, run.run_id, args.timeout, args.poll_seconds)
+    if state not in FINAL_STATES:
+        print(f"run {run.run_id} still {state} after {args.timeout:g}s", file=sys.stderr)
+        return 1
+    print(f"run {run.run_id} finished: {state}")
+    return 0 if state == "SUCCEEDED" else 1
