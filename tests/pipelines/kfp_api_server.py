@@ -87,7 +87,9 @@ class FakeKfpApiServer:
         """Start serving in a background thread."""
         handler = type("Handler", (_Handler,), {"fake": self})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -513,3 +515,23 @@ def compile_tiny_pipeline(path: Path, greeting: str = "hello") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     compiler.Compiler().compile(tiny, str(path))
     return path
+
+
+def isolate_kfp_client(monkeypatch: Any, tmp_path: Path) -> None:
+    """Keep the real kfp.Client hermetic: no user context file, KFP env vars or pod tokens.
+
+    Args:
+        monkeypatch: pytest's monkeypatch fixture.
+        tmp_path: a scratch folder for the redirected paths.
+    """
+    from kfp.client import client as kfp_client_module
+
+    from pipelines import kfp_client
+
+    context = str(tmp_path / "kfp-context.json")
+    monkeypatch.setattr(kfp_client_module.Client, "_LOCAL_KFP_CONTEXT", context)
+    for name in ("KF_PIPELINES_TOKEN", "KF_PIPELINES_ENDPOINT", "KF_PIPELINES_UI_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    # Tests may run in a pod: its service account tokens must not leak into requests.
+    monkeypatch.setattr(kfp_client, "KFP_SA_TOKEN_PATH", tmp_path / "no-kfp-token")
+    monkeypatch.setattr(kfp_client, "K8S_SA_TOKEN_PATH", tmp_path / "no-k8s-token")

@@ -9,13 +9,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kfp.client import client as kfp_client_module
 
-from pipelines import kfp_client
 from pipelines.__main__ import main
 from pipelines.kfp_client import build_client, content_hash
 from pipelines.submit import parse_param, wait_for_run
-from tests.pipelines.kfp_api_server import FakeKfpApiServer, compile_tiny_pipeline
+from tests.pipelines.kfp_api_server import (
+    FakeKfpApiServer,
+    compile_tiny_pipeline,
+    isolate_kfp_client,
+)
 
 UPLOAD = ("POST", "/apis/v2beta1/pipelines/upload")
 UPLOAD_VERSION = ("POST", "/apis/v2beta1/pipelines/upload_version")
@@ -23,15 +25,7 @@ UPLOAD_VERSION = ("POST", "/apis/v2beta1/pipelines/upload_version")
 
 @pytest.fixture(autouse=True)
 def _isolated_kfp_client(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Keep kfp.Client away from the user's KFP context file and KFP environment."""
-    monkeypatch.setattr(
-        kfp_client_module.Client, "_LOCAL_KFP_CONTEXT", str(tmp_path / "kfp-context.json")
-    )
-    for name in ("KF_PIPELINES_TOKEN", "KF_PIPELINES_ENDPOINT", "KF_PIPELINES_UI_ENDPOINT"):
-        monkeypatch.delenv(name, raising=False)
-    # Tests may run in a pod: its service account tokens must not leak into requests.
-    monkeypatch.setattr(kfp_client, "KFP_SA_TOKEN_PATH", tmp_path / "no-kfp-token")
-    monkeypatch.setattr(kfp_client, "K8S_SA_TOKEN_PATH", tmp_path / "no-k8s-token")
+    isolate_kfp_client(monkeypatch, tmp_path)
 
 
 @pytest.fixture

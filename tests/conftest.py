@@ -1,0 +1,79 @@
+"""Shared fixtures: a real MLflow tracking server on 127.0.0.1 and the bundled demo data."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pandas as pd
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+BIKE_PARQUET = ROOT / "data" / "bike-sharing" / "hour.parquet"
+BIKE_SCHEMA = ROOT / "data" / "bike-sharing" / "schema.yaml"
+
+
+def free_port() -> int:
+    """A TCP port that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory) -> str:
+    """Start `mlflow server` (sqlite backend, served artifacts) and yield its URL."""
+    store = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    mlflow = shutil.which("mlflow", path=os.path.dirname(sys.executable)) or "mlflow"
+    command = [
+        mlflow, "server",
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
+        "--artifacts-destination", str(store / "artifacts"),
+        "--serve-artifacts",
+        "--workers", "1",
+    ]  # fmt: skip
+    log = open(store / "server.log", "wb")  # noqa: SIM115 - closed at teardown
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"mlflow server did not start:\n{(store / 'server.log').read_text()}")
+        time.sleep(0.5)
+    yield url
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+@pytest.fixture
+def tracking(mlflow_server, monkeypatch) -> str:
+    """Point jobs (and MLflow's own client) at the session's server."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    monkeypatch.delenv("SLACK_WEBHOOK_URL", raising=False)
+    return mlflow_server
+
+
+@pytest.fixture(scope="session")
+def bike() -> pd.DataFrame:
+    """The bundled bike sharing data."""
+    return pd.read_parquet(BIKE_PARQUET)
