@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import pathlib
-import typing as T
 
 import mlflow
 import pydantic as pdt
@@ -81,10 +79,3 @@ class MlflowService(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         return MlflowClient(
             tracking_uri=self.tracking_uri, registry_uri=self.registry_uri or self.tracking_uri
         )
-
-    @contextlib.contextmanager
-    def run(self, name: str, tags: dict[str, T.Any] | None = None) -> T.Iterator[mlflow.ActiveRun]:
-        """Start a run in the experiment (nested when one is already active)."""
-        nested = mlflow.active_run() is not None
-        with mlflow.start_run(run_name=name, nested=nested, tags=tags) as run:
-            yield run

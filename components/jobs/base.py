@@ -7,11 +7,18 @@ import logging
 import types
 import typing as T
 
+import mlflow
 import pydantic as pdt
 
 from components.io import alerts, services
 
 Locals = dict[str, T.Any]
+
+# Tags of the MLflow run that each job records; the notify job reads them back to tell Slack
+# which job failed and why, or what the pipeline produced.
+JOB_TAG = "job.kind"
+ERROR_TAG = "job.error"
+PIPELINE_RUN_TAG = "kfp.run_id"
 
 logger = logging.getLogger(__name__)
 
@@ -24,23 +31,31 @@ class Job(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         with InferenceJob(...) as job:
             job.run()
 
+    Each job records one MLflow run named after its KIND (with `run_tags`, e.g. the KFP run id),
+    ended FAILED with the error when the job fails.
+
     Args:
         logger_service: logging configuration.
         mlflow_service: the MLflow tracking server and registry.
         alerter: where success and failure alerts go.
+        run_tags: tags put on the job's MLflow run (the KFP run and task that ran it).
     """
 
     KIND: str
+    RECORDS_RUN: T.ClassVar[bool] = True
     logger_service: services.LoggerService = services.LoggerService()
     mlflow_service: services.MlflowService = pdt.Field(default_factory=services.MlflowService)
     alerter: alerts.AlerterKind = pdt.Field(
         default_factory=alerts.default_alerter, discriminator="KIND"
     )
+    run_tags: dict[str, str] = pdt.Field(default_factory=dict)
 
     def __enter__(self) -> T.Self:
         self.logger_service.start()
         logger.info("[START] %s", self.KIND)
         self.mlflow_service.start()
+        if self.RECORDS_RUN:
+            mlflow.start_run(run_name=self.KIND, tags={JOB_TAG: self.KIND, **self.run_tags})
         return self
 
     def __exit__(
@@ -49,6 +64,10 @@ class Job(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         exc_value: BaseException | None,
         traceback: types.TracebackType | None,
     ) -> T.Literal[False]:
+        if self.RECORDS_RUN and mlflow.active_run() is not None:
+            if exc_value is not None:
+                mlflow.set_tag(ERROR_TAG, f"{type(exc_value).__name__}: {exc_value}"[:5000])
+            mlflow.end_run("FAILED" if exc_value is not None else "FINISHED")
         if exc_value is not None:
             logger.error("[FAILED] %s: %s", self.KIND, exc_value)
             self.alerter.notify(

@@ -46,7 +46,6 @@ class EvaluationJob(base.Job, frozen=True):
     thresholds: dict[str, float] = pdt.Field(default_factory=dict)
     tolerance: float = pdt.Field(default=0.0, ge=0.0)
     loader: registries.SklearnLoader = registries.SklearnLoader()
-    run_name: str = "evaluation"
 
     @pdt.field_validator("thresholds")
     @classmethod
@@ -106,10 +105,15 @@ class EvaluationJob(base.Job, frozen=True):
             client.set_model_version_tag(
                 self.model_name, str(candidate_ref.version), METRIC_TAG.format(name), f"{value:.6g}"
             )
-        with self.mlflow_service.run(self.run_name, tags={"model_version": candidate_ref.version}):
-            mlflow.log_metrics({f"holdout_{name}": value for name, value in scores.items()})
-            if champion_scores:
-                mlflow.log_metrics({f"champion_{k}": v for k, v in champion_scores.items()})
+        mlflow.set_tags(
+            {
+                "model_name": self.model_name,
+                "model_version": candidate_ref.version,
+                "passed": passed,
+            }
+        )
+        mlflow.log_metrics({f"holdout_{name}": value for name, value in scores.items()})
+        mlflow.log_metrics({f"champion_{name}": value for name, value in champion_scores.items()})
         # Tell people the verdict.
         self.alerter.notify(
             title=f"{self.KIND} {'passed' if passed else 'failed'}",

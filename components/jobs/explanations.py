@@ -6,6 +6,7 @@ import logging
 import time
 import typing as T
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pydantic as pdt
@@ -98,6 +99,8 @@ class ExplanationsJob(base.Job, frozen=True):
             )
             self.models_explanations.write(importances)
         seconds = time.perf_counter() - started
+        mlflow.set_tags({"model_name": model_ref.name, "model_version": model_ref.version})
+        mlflow.log_metrics({"samples_explained": samples, "seconds": seconds})
         top = ", ".join(importances["feature"].head(3))
         self.alerter.notify(
             title=f"{self.KIND} succeeded",

@@ -6,6 +6,7 @@ import logging
 import time
 import typing as T
 
+import mlflow
 import pandas as pd
 import pydantic as pdt
 
@@ -82,6 +83,8 @@ class InferenceJob(base.Job, frozen=True):
         columns = len(self.passthrough) + len(predictions.columns)
         seconds = time.perf_counter() - started
         logger.info("predicted %d rows in %.1fs", rows, seconds)
+        mlflow.set_tags({"model_name": model_ref.name, "model_version": model_ref.version})
+        mlflow.log_metrics({"rows_predicted": rows, "seconds": seconds})
         # Tell people the shape of the output.
         self.alerter.notify(
             title=f"{self.KIND} succeeded",

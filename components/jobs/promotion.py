@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import typing as T
 
+import mlflow
+
 from components.io import registries
 from components.jobs import base, evaluation
 
@@ -54,6 +56,9 @@ class PromotionJob(base.Job, frozen=True):
         aliases = client.get_registered_model(self.model_name).aliases
         previous = aliases.get(self.alias)
         client.set_registered_model_alias(self.model_name, self.alias, str(version))
+        mlflow.set_tags(
+            {"model_name": self.model_name, "model_version": version, "alias": self.alias}
+        )
         logger.info("%s: %s -> v%s", self.alias, f"v{previous}" if previous else "none", version)
         # Tell people.
         self.alerter.notify(

@@ -36,7 +36,6 @@ class TrainingJob(base.Job, frozen=True):
         signer: how the model signature is generated.
         saver: how the model is logged and registered.
         holdout: where to write the held-out rows (for the evaluation job), if anywhere.
-        run_name: the MLflow run name.
     """
 
     KIND: T.Literal["TrainingJob"] = "TrainingJob"
@@ -48,7 +47,6 @@ class TrainingJob(base.Job, frozen=True):
     signer: signers.SignerKind = signers.InferSigner()
     saver: registries.SaverKind = registries.SklearnSaver()
     holdout: datasets.WriterKind | None = pdt.Field(default=None, discriminator="KIND")
-    run_name: str = "training"
 
     def run(self) -> base.Locals:
         started = time.perf_counter()
@@ -76,23 +74,23 @@ class TrainingJob(base.Job, frozen=True):
         logger.info("holdout metrics: %s", scores)
         # Sign the model with its inputs and outputs.
         example = train[self.model.features].head(5)
-        signature = self.signer.sign(example, pipeline.predict(example))
+        signature = self.signer.sign(train[self.model.features], pipeline.predict(example))
         # Log parameters and metrics, then register a new version.
-        with self.mlflow_service.run(self.run_name) as run:
-            mlflow.log_params(
-                {
-                    "model_kind": self.model.KIND,
-                    "target": self.target,
-                    "numerical": ",".join(self.model.numerical),
-                    "categorical": ",".join(self.model.categorical),
-                    "train_rows": len(train),
-                    "test_rows": len(test),
-                    **{f"param_{k}": v for k, v in self.model.params.items()},
-                }
-            )
-            mlflow.log_metrics({f"test_{name}": value for name, value in scores.items()})
-            model_ref = self.saver.save(pipeline, self.model_name, signature, example)
-        logger.info("registered %s from run %s", model_ref.describe(), run.info.run_id)
+        mlflow.log_params(
+            {
+                "model_kind": self.model.KIND,
+                "target": self.target,
+                "numerical": ",".join(self.model.numerical),
+                "categorical": ",".join(self.model.categorical),
+                "train_rows": len(train),
+                "test_rows": len(test),
+                **{f"param_{k}": v for k, v in self.model.params.items()},
+            }
+        )
+        mlflow.log_metrics({f"test_{name}": value for name, value in scores.items()})
+        model_ref = self.saver.save(pipeline, self.model_name, signature, example)
+        mlflow.set_tags({"model_name": self.model_name, "model_version": model_ref.version})
+        logger.info("registered %s from run %s", model_ref.describe(), model_ref.run_id)
         # Keep the held-out rows for the evaluation job.
         if self.holdout is not None:
             self.holdout.write(test)
