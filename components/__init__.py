@@ -1,1 +1,26 @@
-"""Kubeflow Pipelines components for the life of a tabular model, backed by an MLflow registry."""
+"""Kubeflow Pipelines components for the life of a tabular model, backed by an MLflow registry.
+
+The public components are `train`, `evaluate`, `promote`, `predict`, `explain` and `notify`
+(`from components import train`). They are imported on first use: inside a running step the
+package serves the jobs only, and KFP's executor must not re-create the components.
+"""
+
+import importlib
+
+# component name -> the module that defines it
+COMPONENTS = {
+    "train": "components.training",
+    "evaluate": "components.evaluation",
+    "promote": "components.promotion",
+    "predict": "components.inference",
+    "explain": "components.explanations",
+    "notify": "components.alerts",
+}
+
+__all__ = list(COMPONENTS)
+
+
+def __getattr__(name: str):
+    if name in COMPONENTS:
+        return getattr(importlib.import_module(COMPONENTS[name]), name)
+    raise AttributeError(f"module 'components' has no attribute {name!r}")

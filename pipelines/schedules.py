@@ -101,14 +101,17 @@ class Action:
     recurring_run_ids: tuple[str, ...] = ()
 
     def describe(self) -> str:
-        """One plan line, e.g. `replace  nightly-inference  ...`."""
+        """One plan line, e.g. `delete   weekly-training  id 1f2e...`."""
         ids = ",".join(self.recurring_run_ids)
-        detail = {
-            "create": lambda: self._spec(),
-            "replace": lambda: f"{self._spec()} replaces {ids}",
-            "delete": lambda: f"id {ids}",
-            "keep": lambda: f"id {ids} spec-hash {self.spec_hash}",
-        }[self.kind]()
+        match self.kind:
+            case "create":
+                detail = self._spec()
+            case "replace":
+                detail = f"{self._spec()}; replaces {ids}"
+            case "delete":
+                detail = f"id {ids}"
+            case "keep":
+                detail = f"id {ids}, spec-hash {self.spec_hash}"
         return f"{self.kind:<8} {self.name}  {detail}"
 
     def _spec(self) -> str:

@@ -139,7 +139,7 @@ def parse_param(text: str) -> tuple[str, Any]:
 class _CollectParams(argparse.Action):
     """Gather repeated --param KEY=VALUE into one dict; a key given twice is an error."""
 
-    def __call__(self, parser, namespace, values, option_string=None):  # noqa: ANN001
+    def __call__(self, parser, namespace, values, option_string=None):
         params = dict(getattr(namespace, self.dest) or {})
         key, value = values
         if key in params:

@@ -126,10 +126,10 @@ def conform(frame: pd.DataFrame, signature: ModelSignature | None) -> pd.DataFra
 def load_schema(source: str) -> pa.DataFrameSchema:
     """Load a pandera schema from a YAML file or from a Python object path `module:NAME`."""
     if os.path.exists(source) or source.endswith((".yaml", ".yml")):
-        try:
-            return pa.DataFrameSchema.from_yaml(source)
-        except FileNotFoundError as error:
-            raise ValueError(f"pandera schema file not found: {source}") from error
+        # pandera parses a path that does not exist as YAML text: check the file first.
+        if not os.path.isfile(source):
+            raise ValueError(f"pandera schema file not found: {source}")
+        return pa.DataFrameSchema.from_yaml(source)
     module, _, name = source.partition(":")
     if not name:
         raise ValueError(f"schema must be a YAML file or 'module:NAME', got {source!r}")
@@ -149,6 +149,12 @@ def check_schema(frame: pd.DataFrame, schema: pa.DataFrameSchema | None) -> list
         cases = errors.failure_cases
         violations = []
         for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=True):
+            if check == "column_in_dataframe":
+                # pandera files missing columns under the schema's name, each column as a case.
+                rule = _describe(check)
+                names = group["failure_case"].astype(str).unique()
+                violations += [Violation(name, rule, len(frame)) for name in names]
+                continue
             # A failure without a row index (dtype, missing column) concerns every row.
             rows = len(frame) if group["index"].isna().all() else group["index"].nunique()
             name = column if isinstance(column, str) else str(group["failure_case"].iloc[0])

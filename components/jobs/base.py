@@ -53,8 +53,8 @@ class Job(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     def __enter__(self) -> T.Self:
         self.logger_service.start()
         logger.info("[START] %s", self.KIND)
-        self.mlflow_service.start()
         if self.RECORDS_RUN:
+            self.mlflow_service.start()
             mlflow.start_run(run_name=self.KIND, tags={JOB_TAG: self.KIND, **self.run_tags})
         return self
 
@@ -82,3 +82,16 @@ class Job(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     @abc.abstractmethod
     def run(self) -> Locals:
         """Run the job and return its local variables (for tests and the component's outputs)."""
+
+
+def step_settings(experiment: str, run_id: str, task: str) -> dict[str, T.Any]:
+    """The services of a job run as a pipeline step.
+
+    Steps alert to the log only: the pipeline's exit step sends the one Slack message per run,
+    and it finds each step's outcome through the run tags set here.
+    """
+    return {
+        "mlflow_service": services.MlflowService(experiment_name=experiment),
+        "alerter": alerts.ConsoleAlerter(),
+        "run_tags": {PIPELINE_RUN_TAG: run_id, "kfp.task": task} if run_id else {"kfp.task": task},
+    }

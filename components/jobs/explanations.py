@@ -73,6 +73,7 @@ class ExplanationsJob(base.Job, frozen=True):
         validator = schemas.Validator(predictor.signature, schema, self.passthrough)
         # Explain the samples batch by batch, summing |SHAP| for the model explanations.
         background: pd.DataFrame | None = None
+        preview: pd.DataFrame | None = None  # the first explained rows, for reports
         total_abs: np.ndarray | None = None
         samples = 0
         with self.samples_explanations.open() as sink:
@@ -87,6 +88,7 @@ class ExplanationsJob(base.Job, frozen=True):
                     background = inputs.head(self.background_samples)
                 explained = explainer.explain(model, inputs, background)
                 table = explained.frame()
+                preview = table.head(3) if preview is None else preview
                 kept = frame[self.passthrough].loc[np.repeat(frame.index, len(explained.outputs))]
                 sink.write(pd.concat([kept.reset_index(drop=True), table], axis=1))
                 batch_abs = np.abs(explained.values).sum(axis=0)

@@ -54,12 +54,26 @@ class InferSigner(Signer, frozen=True):
     KIND: T.Literal["InferSigner"] = "InferSigner"
 
     def sign(self, inputs: pd.DataFrame, outputs: T.Any) -> ModelSignature:
+        columns = ", ".join(f"{name}: {dtype}" for name, dtype in inputs.dtypes.items())
         try:
-            return infer_signature(model_input=schemas.normalize(inputs), model_output=outputs)
+            signature = infer_signature(model_input=schemas.normalize(inputs), model_output=outputs)
         except Exception as error:
-            columns = ", ".join(f"{name}: {dtype}" for name, dtype in inputs.dtypes.items())
             logger.error("cannot infer a model signature from inputs (%s): %s", columns, error)
             raise SignatureError(f"cannot infer a model signature: {error}") from error
+        if not signature.inputs.has_input_names():
+            # MLflow falls back to an untyped `Any` input, with only a warning, when it cannot
+            # type a column: such a signature would check nothing at inference, so refuse it.
+            untyped = [
+                name
+                for name in inputs.columns
+                if not infer_signature(schemas.normalize(inputs[[name]])).inputs.has_input_names()
+            ]
+            logger.error("cannot infer a model signature: MLflow cannot type %s", untyped)
+            raise SignatureError(
+                f"cannot infer a model signature: MLflow cannot type the input column(s) "
+                f"{untyped} (inputs: {columns})"
+            )
+        return signature
 
 
 SignerKind = InferSigner

@@ -441,7 +441,8 @@ class _Handler(BaseHTTPRequestHandler):
             for r in self.fake.recurring_runs.values()
             if not experiment_id or r["experiment_id"] == experiment_id
         ]
-        return self.fake.page(recurring_runs, query, "recurring_runs")
+        # The v2beta1 proto names this one field in camelCase, so its JSON key is too.
+        return self.fake.page(recurring_runs, query, "recurringRuns")
 
     def get_recurring_run(self, run_id: str, query: dict[str, str], body: bytes) -> Any:
         return self.fake._get(self.fake.recurring_runs, run_id, "recurring run")

@@ -1,0 +1,333 @@
+"""Inference benchmark: InferenceJob end to end against the raw estimator, and its peak memory.
+
+Usage (from the repository root):
+
+    python -m bench.inference [--rows 5000000] [--large-rows 20000000] [--repeats 3]
+                              [--batch-size ROWS]
+
+It generates a Parquet file of `--rows` rows with the bike sharing schema by resampling the real
+rows (cached under bench/.data/), trains and promotes a model into a throwaway MLflow store, then
+times side by side, interleaved, `--repeats` times:
+
+  (a) InferenceJob end to end (find + load the Champion, read Parquet, validate, predict batch by
+      batch, write Parquet), each run in a fresh process so that its peak RSS is its own;
+  (b) the same fitted sklearn Pipeline, loaded with mlflow.sklearn.load_model, predicting the
+      same rows already in memory as one pandas DataFrame.
+
+It then runs the job once over `--large-rows` rows to show that its peak memory does not grow
+with the row count. It prints PASS or MISS per target and exits 0 either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `python bench/inference.py` puts bench/ on the path, not the root
+    sys.path.insert(0, str(ROOT))
+
+import mlflow  # noqa: E402
+
+from components.io import datasets, registries, services  # noqa: E402
+from components.jobs import inference, promotion, training  # noqa: E402
+
+SOURCE = ROOT / "data" / "bike-sharing" / "hour.parquet"
+DATA_DIR = ROOT / "bench" / ".data"
+ROW_GROUP_ROWS = 131_072
+CHUNK_ROWS = 4 * ROW_GROUP_ROWS  # rows generated at a time: ~500k, four whole row groups
+SEED = 42
+MODEL_NAME = "bike-sharing"
+ALIAS = "Champion"
+RESULT_PREFIX = "BENCH-RESULT "
+
+TARGET_RATIO = 1.15  # job time / raw predict time
+TARGET_PEAK_MB = 600  # the job's peak RSS at the default row count
+TARGET_GROWTH = 1.10  # the large run's peak RSS / the default run's peak RSS
+
+
+def megabytes(kib: float) -> float:
+    """KiB (as Linux reports RSS) to MB (10^6 bytes)."""
+    return kib * 1024 / 1e6
+
+
+def peak_rss_kib() -> int:
+    """This process's peak resident set size so far, in KiB.
+
+    VmHWM belongs to this process alone, whereas ru_maxrss of a child starts at its parent's
+    peak (Linux keeps it across fork and exec), which would charge the job with this benchmark.
+    """
+    status = pathlib.Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # not Linux: KiB or bytes
+
+
+# %% DATA
+
+
+def dataset_path(rows: int) -> pathlib.Path:
+    """The cached generated file for a row count."""
+    return DATA_DIR / f"bike-sharing-{rows}.parquet"
+
+
+def generate(rows: int, path: pathlib.Path) -> None:
+    """Write `rows` real bike sharing rows drawn with replacement, chunk by chunk.
+
+    Only one chunk is in memory at a time; `instant` is renumbered so it stays a unique id. The
+    file appears under its final name only once it is complete.
+    """
+    source = pq.read_table(SOURCE)
+    rng = np.random.default_rng(SEED)
+    instant = source.schema.get_field_index("instant")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with pq.ParquetWriter(temporary, source.schema) as writer:
+            for start in range(0, rows, CHUNK_ROWS):
+                size = min(CHUNK_ROWS, rows - start)
+                chunk = source.take(rng.integers(0, source.num_rows, size))
+                ids = pa.array(np.arange(start + 1, start + size + 1, dtype=np.int64))
+                chunk = chunk.set_column(instant, "instant", ids)
+                writer.write_table(chunk, row_group_size=ROW_GROUP_ROWS)
+        temporary.rename(path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def ensure_dataset(rows: int) -> pathlib.Path:
+    """Return the generated file for a row count, generating it on first use."""
+    path = dataset_path(rows)
+    if not path.exists():
+        print(f"generating {rows:,} rows into {path.relative_to(ROOT)} ...", flush=True)
+        started = time.perf_counter()
+        generate(rows, path)
+        size = path.stat().st_size / 1e6
+        print(f"  done in {time.perf_counter() - started:.1f}s ({size:,.0f} MB)", flush=True)
+    return path
+
+
+# %% MODEL
+
+
+def quiet_logs() -> services.LoggerService:
+    """Jobs log warnings only, so that the benchmark's table stays readable."""
+    return services.LoggerService(level="WARNING")
+
+
+def train_and_promote() -> str:
+    """Train and register a model on the real data, make it the Champion, return its URI.
+
+    MLFLOW_TRACKING_URI must point at the throwaway store already.
+    """
+    reader = datasets.ParquetReader(path=str(SOURCE))
+    with training.TrainingJob(inputs=reader, logger_service=quiet_logs()) as job:
+        job.run()
+    with promotion.PromotionJob(model_name=MODEL_NAME, alias=ALIAS, logger_service=quiet_logs()) as job:
+        job.run()
+    return registries.uri_for(MODEL_NAME, ALIAS)
+
+
+# %% (a) THE JOB, IN A FRESH PROCESS
+
+
+def child(input_path: str, output_path: str, batch_size: int | None) -> None:
+    """Run InferenceJob once and print its duration and peak RSS as one JSON line."""
+    imported_kib = peak_rss_kib()
+    options = {"batch_size": batch_size} if batch_size else {}
+    job = inference.InferenceJob(
+        inputs=datasets.ParquetReader(path=input_path, **options),
+        outputs=datasets.ParquetWriter(path=output_path),
+        finder=registries.RegistryFinder(name=MODEL_NAME, alias_or_version=ALIAS),
+        logger_service=quiet_logs(),
+    )
+    started = time.perf_counter()
+    with job:
+        outcome = job.run()
+    seconds = time.perf_counter() - started
+    result = {
+        "seconds": seconds,
+        "rows": outcome["rows"],
+        "batch_size": job.inputs.batch_size,
+        "peak_rss_kib": peak_rss_kib(),
+        "imported_rss_kib": imported_kib,
+    }
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+def run_job(input_path: pathlib.Path, output_path: pathlib.Path, batch_size: int | None) -> dict:
+    """Run the job in a fresh interpreter and return what it measured."""
+    command = [sys.executable, str(pathlib.Path(__file__).resolve()), "--child"]
+    command += [str(input_path), str(output_path)]
+    if batch_size:
+        command += ["--batch-size", str(batch_size)]
+    completed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    if completed.returncode != 0:
+        raise RuntimeError(f"the inference job failed:\n{completed.stderr[-4000:]}")
+    lines = [line for line in completed.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    if not lines:
+        raise RuntimeError(f"the inference job printed no result:\n{completed.stdout[-4000:]}")
+    return json.loads(lines[-1].removeprefix(RESULT_PREFIX))
+
+
+# %% (b) THE RAW ESTIMATOR, IN THIS PROCESS
+
+
+def time_raw(model, frame) -> tuple[float, np.ndarray]:
+    """Time the fitted Pipeline's predict over the whole in-memory frame."""
+    started = time.perf_counter()
+    predictions = np.asarray(model.predict(frame))
+    return time.perf_counter() - started, predictions
+
+
+def check_output(output_path: pathlib.Path, expected: np.ndarray) -> None:
+    """The job must have written one prediction per input row, equal to the raw estimator's."""
+    written = pq.read_table(output_path, columns=["prediction"]).column(0).to_numpy()
+    if len(written) != len(expected) or not np.allclose(written, expected):
+        raise RuntimeError(
+            f"the job's {len(written):,} predictions differ from the raw estimator's "
+            f"{len(expected):,}"
+        )
+
+
+# %% REPORT
+
+
+def verdict(passed: bool) -> str:
+    return "PASS" if passed else "MISS"
+
+
+def report(args, runs: list[dict], raw_seconds: list[float], large: dict | None) -> None:
+    """Print the measurements and the targets."""
+    job_seconds = [run["seconds"] for run in runs]
+    job_median, raw_median = statistics.median(job_seconds), statistics.median(raw_seconds)
+    ratio = job_median / raw_median
+    peak = megabytes(max(run["peak_rss_kib"] for run in runs))
+    imported = megabytes(max(run["imported_rss_kib"] for run in runs))
+    rows = f"{args.rows:,} rows"
+
+    def line(label: str, value: str, note: str = "") -> None:
+        print(f"  {label:<46} {value:>10}   {note}".rstrip())
+
+    def times(seconds: list[float]) -> str:
+        return "runs: " + " ".join(f"{s:.2f}" for s in seconds)
+
+    print()
+    print(
+        f"Inference benchmark: {rows}, batch size {runs[0]['batch_size']:,}, "
+        f"{args.repeats} interleaved repeats, {os.cpu_count()} CPUs"
+    )
+    line("(a) InferenceJob end to end, median", f"{job_median:.2f} s", times(job_seconds))
+    line("(b) raw Pipeline.predict, median", f"{raw_median:.2f} s", times(raw_seconds))
+    line("ratio a/b", f"{ratio:.3f}")
+    line("job throughput", f"{args.rows / job_median / 1e6:.2f} M/s", "rows per second")
+    line(f"job peak RSS, {rows}", f"{peak:.0f} MB", f"max of runs; {imported:.0f} MB after imports")
+    if large:
+        large_peak = megabytes(large["peak_rss_kib"])
+        line(
+            f"job peak RSS, {large['rows']:,} rows",
+            f"{large_peak:.0f} MB",
+            f"one run, {large['seconds']:.2f} s",
+        )
+    print()
+    print("Targets")
+    line(f"ratio job/raw <= {TARGET_RATIO}", f"{ratio:.3f}", verdict(ratio <= TARGET_RATIO))
+    line(
+        f"peak RSS at {rows} <= {TARGET_PEAK_MB} MB",
+        f"{peak:.0f} MB",
+        verdict(peak <= TARGET_PEAK_MB),
+    )
+    if large:
+        growth = large_peak / peak
+        line(
+            f"peak RSS at {large['rows']:,} rows <= {TARGET_GROWTH} x that",
+            f"{growth:.3f} x",
+            verdict(growth <= TARGET_GROWTH),
+        )
+    else:
+        line("peak RSS not growing with the row count", "skipped", "(--large-rows 0)")
+
+
+# %% MAIN
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.inference",
+        description="Time InferenceJob against the raw estimator and measure its peak memory.",
+    )
+    parser.add_argument("--rows", type=int, default=5_000_000, help="rows timed (default 5M)")
+    parser.add_argument(
+        "--large-rows",
+        type=int,
+        default=20_000_000,
+        help="rows of the memory-growth run (default 20M; 0 skips it)",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repetitions (3)")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="rows per batch (the reader's default)"
+    )
+    parser.add_argument("--child", nargs=2, metavar=("INPUT", "OUTPUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.rows <= 0 or args.repeats <= 0 or args.large_rows < 0:
+        parser.error("--rows and --repeats must be positive, --large-rows not negative")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # Alerts stay in the log: the benchmark never posts to a real Slack webhook.
+    os.environ["SLACK_WEBHOOK_URL"] = ""
+    if args.child:
+        child(*args.child, args.batch_size)
+        return 0
+    small = ensure_dataset(args.rows)
+    large_path = ensure_dataset(args.large_rows) if args.large_rows else None
+    with tempfile.TemporaryDirectory(prefix="bench-inference-") as workdir:
+        work = pathlib.Path(workdir)
+        # A throwaway store; the job processes inherit it through the environment.
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
+        print("training and promoting a model into a throwaway MLflow store ...", flush=True)
+        uri = train_and_promote()
+        model = mlflow.sklearn.load_model(uri)
+        frame = pq.read_table(small).to_pandas()
+        output = work / "predictions.parquet"
+        runs, raw_seconds = [], []
+        for repeat in range(1, args.repeats + 1):
+            runs.append(run_job(small, output, args.batch_size))
+            seconds, predictions = time_raw(model, frame)
+            raw_seconds.append(seconds)
+            check_output(output, predictions)
+            output.unlink()
+            print(
+                f"  repeat {repeat}/{args.repeats}: job {runs[-1]['seconds']:.2f}s "
+                f"(peak {megabytes(runs[-1]['peak_rss_kib']):.0f} MB), raw {seconds:.2f}s",
+                flush=True,
+            )
+        del frame, predictions
+        large = None
+        if large_path is not None:
+            print(f"running the job over {args.large_rows:,} rows ...", flush=True)
+            large = run_job(large_path, output, args.batch_size)
+            if large["rows"] != args.large_rows:
+                raise RuntimeError(f"the job predicted {large['rows']:,} of {args.large_rows:,} rows")
+    report(args, runs, raw_seconds, large)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Component `notify`: the exit step; one Slack alert per pipeline run, on success and failure."""
+
+from kfp import dsl
+
+from components.image import IMAGE
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def notify(
+    status: dsl.PipelineTaskFinalStatus,
+    pipeline: str,
+    run_id: str = "",
+    experiment: str = "bike-sharing",
+    ui_base_url: str = "",
+) -> bool:
+    """Send the pipeline's final alert to Slack (SLACK_WEBHOOK_URL), or to the log when unset.
+
+    Args:
+        status: Final status of the pipeline's steps (set by KFP).
+        pipeline: Pipeline name shown in the alert.
+        run_id: Pipeline run id, used to find what each step recorded in MLflow.
+        experiment: MLflow experiment the steps recorded their runs in.
+        ui_base_url: Kubeflow UI base URL for a link to the run (default: KFP_UI_BASE_URL).
+
+    Returns:
+        Whether the alert was delivered; a failed delivery never fails the pipeline.
+    """
+    import os
+
+    from components.io import alerts, services
+    from components.jobs.notification import NotificationJob
+
+    job = NotificationJob(
+        pipeline=pipeline,
+        run_id=run_id,
+        state=status.state,
+        error=status.error_message or "",
+        ui_base_url=ui_base_url or os.environ.get("KFP_UI_BASE_URL", ""),
+        mlflow_service=services.MlflowService(experiment_name=experiment),
+        alerter=alerts.default_alerter(),
+    )
+    with job:
+        result = job.run()
+    return bool(result["delivered"])

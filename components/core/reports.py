@@ -1,0 +1,171 @@
+"""Reports: self-contained HTML pages (inline PNG charts, inline CSS) and Markdown summaries.
+
+Pages must render inside the Kubeflow UI's sandboxed iframe and on air-gapped clusters, so they
+load nothing: no script, no external style sheet, no web font, charts as data: URIs.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import typing as T
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display in a pod
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 24px; color: #1f2328; }
+h1 { font-size: 22px; } h2 { font-size: 17px; margin-top: 28px; }
+table { border-collapse: collapse; font-size: 13px; }
+th, td { border: 1px solid #d0d7de; padding: 4px 8px; text-align: right; }
+th { background: #f6f8fa; } td:first-child, th:first-child { text-align: left; }
+.passed { color: #1a7f37; font-weight: 600; } .failed { color: #cf222e; font-weight: 600; }
+img { max-width: 100%; height: auto; }
+"""
+
+
+def figure_uri(figure: plt.Figure) -> str:
+    """Render a matplotlib figure to a PNG data: URI and close it."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def page(title: str, sections: T.Iterable[str]) -> str:
+    """A complete HTML document with the inline style sheet."""
+    body = "\n".join(sections)
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>"
+        f"<body><h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n"
+    )
+
+
+def table(frame: pd.DataFrame, digits: int = 4) -> str:
+    """An escaped HTML table of a DataFrame."""
+    return frame.to_html(index=False, float_format=lambda x: f"{x:.{digits}g}", border=0)
+
+
+def image(uri: str, alt: str) -> str:
+    """An <img> of a data: URI."""
+    return f'<img alt="{html.escape(alt)}" src="{uri}">'
+
+
+def importance_chart(importances: pd.DataFrame, top: int = 20) -> str:
+    """A horizontal bar chart of the most important features."""
+    shown = importances.head(top).iloc[::-1]
+    figure, axes = plt.subplots(figsize=(7, 0.3 * len(shown) + 1))
+    axes.barh(shown["feature"], shown["importance"], color="#0969da")
+    axes.set_xlabel("mean |SHAP value|")
+    axes.set_title("Feature importance")
+    return figure_uri(figure)
+
+
+def contributions_chart(row: pd.Series, prefix: str = "shap_", top: int = 12) -> str:
+    """The largest SHAP contributions of one sample, positive in red and negative in blue."""
+    values = row[[c for c in row.index if c.startswith(prefix)]].astype(float)
+    values.index = [c.removeprefix(prefix) for c in values.index]
+    shown = values.reindex(values.abs().sort_values(ascending=False).index).head(top).iloc[::-1]
+    figure, axes = plt.subplots(figsize=(7, 0.3 * len(shown) + 1))
+    colours = ["#cf222e" if v > 0 else "#0969da" for v in shown]
+    axes.barh(shown.index, shown.to_numpy(), color=colours)
+    axes.axvline(0, color="#57606a", linewidth=0.8)
+    axes.set_xlabel(f"SHAP value (base value {float(row['base_value']):.4g})")
+    axes.set_title(f"Sample explanation ({row['output']})")
+    return figure_uri(figure)
+
+
+def explanations_page(
+    model: str, importances: pd.DataFrame, samples: pd.DataFrame, explainer: str
+) -> str:
+    """The explanations report: global importance, then the first samples' contributions."""
+    sections = [
+        f"<p>Model <b>{html.escape(model)}</b>, explained with {html.escape(explainer)} "
+        f"(first {len(samples)} explained rows shown below).</p>",
+        "<h2>Model explanations</h2>",
+        image(importance_chart(importances), "feature importance"),
+        table(importances.head(30)),
+        "<h2>Sample explanations</h2>",
+    ]
+    sections += [image(contributions_chart(row), "sample") for _, row in samples.head(3).iterrows()]
+    return page(f"Explanations: {model}", sections)
+
+
+def confusion_chart(labels: list[str], matrix: list[list[int]]) -> str:
+    """A confusion matrix heat map with counts."""
+    figure, axes = plt.subplots(figsize=(1.2 * len(labels) + 2, 1.2 * len(labels) + 1.5))
+    axes.imshow(matrix, cmap="Blues")
+    axes.set_xticks(range(len(labels)), labels)
+    axes.set_yticks(range(len(labels)), labels)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    for i, row in enumerate(matrix):
+        for j, count in enumerate(row):
+            axes.text(j, i, str(count), ha="center", va="center", color="#1f2328")
+    axes.set_title("Confusion matrix")
+    return figure_uri(figure)
+
+
+def roc_chart(roc: dict[str, list[float]], positive: str) -> str:
+    """The ROC curve of one class against the rest."""
+    figure, axes = plt.subplots(figsize=(5, 5))
+    axes.plot(roc["fpr"], roc["tpr"], color="#0969da")
+    axes.plot([0, 1], [0, 1], linestyle="--", color="#8c959f")
+    axes.set_xlabel("false positive rate")
+    axes.set_ylabel("true positive rate")
+    axes.set_title(f"ROC: {positive} vs rest")
+    return figure_uri(figure)
+
+
+def residuals_chart(targets: pd.Series, predictions: pd.Series) -> str:
+    """Predicted against actual values, for a regressor."""
+    figure, axes = plt.subplots(figsize=(5, 5))
+    axes.scatter(targets, predictions, s=4, alpha=0.4, color="#0969da")
+    low, high = (
+        float(min(targets.min(), predictions.min())),
+        float(max(targets.max(), predictions.max())),
+    )
+    axes.plot([low, high], [low, high], linestyle="--", color="#8c959f")
+    axes.set_xlabel("actual")
+    axes.set_ylabel("predicted")
+    axes.set_title("Predicted vs actual")
+    return figure_uri(figure)
+
+
+def evaluation_page(
+    model: str,
+    passed: bool,
+    reasons: list[str],
+    scores: dict[str, float],
+    champion_scores: dict[str, float],
+    charts: list[str],
+) -> str:
+    """The evaluation report: the verdict, metrics beside the Champion's, and charts."""
+    verdict = (
+        '<p class="passed">Passed: may be promoted.</p>'
+        if passed
+        else '<p class="failed">Failed: ' + html.escape("; ".join(reasons)) + "</p>"
+    )
+    metrics = pd.DataFrame(
+        {
+            "metric": list(scores),
+            "candidate": list(scores.values()),
+            "champion": [champion_scores.get(name, float("nan")) for name in scores],
+        }
+    )
+    sections = [verdict, "<h2>Metrics</h2>", table(metrics), "<h2>Charts</h2>"]
+    sections += [image(uri, "chart") for uri in charts]
+    return page(f"Evaluation: {model}", sections)
+
+
+def markdown_summary(title: str, facts: T.Mapping[str, T.Any]) -> str:
+    """A Markdown run summary: a heading and a two-column table of facts."""
+    lines = [f"## {title}", "", "| | |", "|---|---|"]
+    lines += [f"| {key} | {str(value).replace('|', '/')} |" for key, value in facts.items()]
+    return "\n".join(lines) + "\n"

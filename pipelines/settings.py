@@ -1,0 +1,88 @@
+"""Compile-time settings: where each step runs on a cluster (GPU, resources, secrets, retries)."""
+
+from __future__ import annotations
+
+import typing as T
+
+import pydantic as pdt
+from kfp import kubernetes
+from kfp.dsl import PipelineTask
+
+
+class Resources(pdt.BaseModel, frozen=True, extra="forbid"):
+    """CPU and memory requests and limits of one step's pod."""
+
+    cpu_request: str = "500m"
+    cpu_limit: str = "2"
+    memory_request: str = "1Gi"
+    memory_limit: str = "4Gi"
+
+
+class Settings(pdt.BaseModel, frozen=True, extra="forbid"):
+    """How the compiled pipelines ask Kubernetes for their pods.
+
+    Args:
+        gpu: put predict and explain on GPU nodes (off for kind and CPU-only clusters).
+        gpu_node_label: node selector label key and value of the GPU node pool.
+        accelerator_type: the resource name of the accelerator.
+        accelerator_limit: how many accelerators predict and explain ask for.
+        mlflow_config_map: ConfigMap whose MLFLOW_TRACKING_URI every step reads.
+        mlflow_credentials_secret: Secret with MLFLOW_TRACKING_USERNAME / _PASSWORD (optional).
+        slack_secret: Secret whose SLACK_WEBHOOK_URL the notify step reads.
+        retries: retries of the steps where a retry is safe (never promote).
+        resources: requests and limits per step.
+    """
+
+    gpu: bool = True
+    gpu_node_label: tuple[str, str] = ("nvidia.com/gpu.present", "true")
+    accelerator_type: str = "nvidia.com/gpu"
+    accelerator_limit: int = 1
+    mlflow_config_map: str = "mlflow-config"
+    mlflow_credentials_secret: str = "mlflow-credentials"
+    slack_secret: str = "slack-webhook"
+    retries: dict[str, int] = {"train": 1, "evaluate": 2, "predict": 2, "explain": 2, "notify": 3}
+    resources: dict[str, Resources] = {
+        "train": Resources(cpu_request="1", cpu_limit="4", memory_limit="8Gi"),
+        "evaluate": Resources(),
+        "promote": Resources(cpu_request="100m", cpu_limit="500m", memory_limit="1Gi"),
+        "predict": Resources(cpu_request="2", cpu_limit="4", memory_request="2Gi"),
+        "explain": Resources(cpu_request="1", cpu_limit="4", memory_request="2Gi"),
+        "notify": Resources(cpu_request="100m", cpu_limit="500m", memory_request="256Mi",
+                            memory_limit="512Mi"),
+    }  # fmt: skip
+
+    GPU_STEPS: T.ClassVar[tuple[str, ...]] = ("predict", "explain")
+
+    def configure(self, task: PipelineTask, step: str, display_name: str) -> PipelineTask:
+        """Apply the step's name, resources, retries, environment and scheduling to a task."""
+        task.set_display_name(display_name)
+        resources = self.resources[step]
+        task.set_cpu_request(resources.cpu_request).set_cpu_limit(resources.cpu_limit)
+        task.set_memory_request(resources.memory_request)
+        task.set_memory_limit(resources.memory_limit)
+        if self.retries.get(step):
+            task.set_retry(num_retries=self.retries[step], backoff_duration="30s", backoff_factor=2)
+        kubernetes.use_config_map_as_env(
+            task, self.mlflow_config_map, {"MLFLOW_TRACKING_URI": "MLFLOW_TRACKING_URI"}
+        )
+        kubernetes.use_secret_as_env(
+            task,
+            self.mlflow_credentials_secret,
+            {
+                "MLFLOW_TRACKING_USERNAME": "MLFLOW_TRACKING_USERNAME",
+                "MLFLOW_TRACKING_PASSWORD": "MLFLOW_TRACKING_PASSWORD",
+            },
+            optional=True,  # an MLflow server without authentication needs no credentials
+        )
+        if step == "notify":
+            kubernetes.use_secret_as_env(
+                task, self.slack_secret, {"SLACK_WEBHOOK_URL": "SLACK_WEBHOOK_URL"}, optional=True
+            )
+        if self.gpu and step in self.GPU_STEPS:
+            task.set_accelerator_type(self.accelerator_type)
+            task.set_accelerator_limit(self.accelerator_limit)
+            kubernetes.add_node_selector(task, *self.gpu_node_label)
+            kubernetes.add_toleration(
+                task, key=self.accelerator_type, operator="Exists", effect="NoSchedule"
+            )
+        return task

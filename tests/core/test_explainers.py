@@ -1,0 +1,138 @@
+"""Tests for the SHAP explainers: additivity against the model's own output, shapes and labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.neighbors import KNeighborsRegressor
+from sklearn.pipeline import Pipeline
+
+from components.core import explainers, models
+
+FEATURES = dict(numerical=models.BIKE_NUMERICAL, categorical=models.BIKE_CATEGORICAL)
+COLUMNS = [*models.BIKE_NUMERICAL, *models.BIKE_CATEGORICAL]
+TREES = {"max_iter": 30}
+CASES = {
+    "trees-regressor": (models.HistGradientBoostingRegressorModel(**FEATURES, params=TREES), "cnt"),
+    "trees-multiclass": (
+        models.HistGradientBoostingClassifierModel(**FEATURES, params=TREES),
+        "demand",
+    ),
+    "trees-binary": (models.HistGradientBoostingClassifierModel(**FEATURES, params=TREES), "busy"),
+    "linear-regressor": (models.RidgeModel(**FEATURES), "cnt"),
+    "linear-multiclass": (models.LogisticRegressionModel(**FEATURES), "demand"),
+    "linear-binary": (models.LogisticRegressionModel(**FEATURES), "busy"),
+}
+
+
+def assert_additive(explained: explainers.Explanations, expected: np.ndarray) -> None:
+    """base value + the sum of a row's SHAP values = the explained output, to 1e-6 relative."""
+    total = explained.base_values + explained.values.sum(axis=1)
+    assert total.shape == expected.shape
+    scale = max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(total, expected, rtol=1e-6, atol=1e-6 * scale)
+
+
+@pytest.fixture(scope="module")
+def data(bike) -> pd.DataFrame:
+    rows = bike.iloc[::8].reset_index(drop=True)
+    demand = pd.cut(rows["cnt"], [-1, 40, 280, np.inf], labels=["low", "medium", "high"])
+    return rows.assign(demand=demand.astype(str), busy=np.where(rows["cnt"] > 150, "yes", "no"))
+
+
+@pytest.fixture(scope="module")
+def fitted(data) -> dict[str, Pipeline]:
+    return {
+        name: model.build().fit(data[COLUMNS], data[target])
+        for name, (model, target) in CASES.items()
+    }
+
+
+@pytest.fixture(scope="module")
+def inputs(data) -> pd.DataFrame:
+    return data[COLUMNS].iloc[500:520].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def background(data) -> pd.DataFrame:
+    return data[COLUMNS].head(40)
+
+
+def test_explainer_is_chosen_by_the_final_estimator(fitted, data):
+    kinds = {name: type(explainers.explainer_for(model)) for name, model in fitted.items()}
+    assert kinds == {
+        "trees-regressor": explainers.TreeExplainer,
+        "trees-multiclass": explainers.TreeExplainer,
+        "trees-binary": explainers.TreeExplainer,
+        "linear-regressor": explainers.LinearExplainer,
+        "linear-multiclass": explainers.LinearExplainer,
+        "linear-binary": explainers.LinearExplainer,
+    }
+    neighbours = models.RidgeModel(**FEATURES).build()
+    neighbours.steps[-1] = ("estimator", KNeighborsRegressor())
+    assert isinstance(explainers.explainer_for(neighbours), explainers.PermutationExplainer)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_tree_and_linear_shap_add_up_to_the_raw_output(fitted, inputs, background, case):
+    model = fitted[case]
+    explained = explainers.explainer_for(model).explain(model, inputs, background)
+    names = [str(name) for name in model[:-1].get_feature_names_out()]
+    assert explained.features == names  # one-hot columns explained one by one
+    classes = [str(label) for label in getattr(model, "classes_", [])]
+    expected_outputs = {
+        "regressor": ["prediction"],
+        "multiclass": classes,
+        "binary": classes[1:],  # one margin: the log-odds of the positive class
+    }[case.split("-")[1]]
+    assert explained.outputs == expected_outputs
+    assert explained.values.shape == (len(inputs), len(names), len(expected_outputs))
+    assert explained.base_values.shape == (len(inputs), len(expected_outputs))
+    # The raw output is the prediction, or the decision function margin for a classifier.
+    assert_additive(explained, explainers.raw_output(model, inputs))
+
+
+@pytest.mark.parametrize("case", ["linear-regressor", "linear-multiclass", "linear-binary"])
+def test_permutation_shap_adds_up_to_predict_or_predict_proba(fitted, inputs, background, case):
+    model = fitted[case]
+    explainer = explainers.PermutationExplainer(max_evals=1)  # raised to one full permutation
+    explained = explainer.explain(model, inputs.head(5), background)
+    assert explained.features == COLUMNS  # raw input columns, before preprocessing
+    if case == "linear-regressor":
+        assert explained.outputs == ["prediction"]
+        expected = model.predict(inputs.head(5)).reshape(-1, 1)
+    else:
+        assert explained.outputs == [str(label) for label in model.classes_]
+        expected = model.predict_proba(inputs.head(5))
+    assert_additive(explained, expected)
+
+
+def test_additivity_check_can_fail(fitted, inputs, background):
+    """The helper itself notices a SHAP vector that does not add up."""
+    model = fitted["trees-regressor"]
+    explained = explainers.TreeExplainer().explain(model, inputs, background)
+    with pytest.raises(AssertionError):
+        assert_additive(explained, explainers.raw_output(model, inputs) + 1e-3)
+
+
+def test_frame_has_one_row_per_sample_and_output(fitted, inputs, background):
+    model = fitted["trees-multiclass"]
+    explained = explainers.TreeExplainer().explain(model, inputs, background)
+    frame = explained.frame()
+    k = len(explained.outputs)
+    assert len(frame) == len(inputs) * k
+    assert list(frame.columns[:2]) == ["output", "base_value"]
+    assert list(frame.columns[2:]) == [f"shap_{name}" for name in explained.features]
+    assert frame["output"].tolist() == explained.outputs * len(inputs)
+    row = 3 * k + 2  # sample 3, third class
+    np.testing.assert_array_equal(frame.iloc[row, 2:].to_numpy(float), explained.values[3, :, 2])
+    assert frame["base_value"].iloc[row] == explained.base_values[3, 2]
+
+
+def test_importances_rank_features_by_mean_absolute_shap():
+    values = np.array([[[1.0], [-4.0], [0.5]], [[-3.0], [2.0], [0.5]]])  # 2 samples, 3 features
+    frame = explainers.importances(values, ["a", "b", "c"])
+    assert frame["feature"].tolist() == ["b", "a", "c"]
+    assert frame["importance"].tolist() == [3.0, 2.0, 0.5]
+    assert frame["rank"].tolist() == [1, 2, 3]

@@ -1,0 +1,120 @@
+"""Tests for the metrics: scores, directions and the comparisons that gate a promotion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from components.core import metrics, models
+
+
+def test_directions_say_which_way_is_better():
+    assert {name for name, way in metrics.DIRECTIONS.items() if way == "min"} == {
+        "rmse",
+        "mae",
+        "log_loss",
+    }
+    assert {name for name, way in metrics.DIRECTIONS.items() if way == "max"} == {
+        "r2",
+        "accuracy",
+        "f1_macro",
+        "roc_auc",
+    }
+    assert metrics.PRIMARY == {"regression": "rmse", "classification": "f1_macro"}
+
+
+@pytest.mark.parametrize(
+    ("metric", "value", "threshold", "expected"),
+    [
+        ("rmse", 50.0, 80.0, True),
+        ("rmse", 80.0, 80.0, True),
+        ("rmse", 80.1, 80.0, False),
+        ("log_loss", 0.7, 0.5, False),
+        ("r2", 0.9, 0.8, True),
+        ("r2", 0.8, 0.8, True),
+        ("r2", 0.79, 0.8, False),
+        ("f1_macro", 0.5, 0.6, False),
+    ],
+)
+def test_meets_a_threshold_in_the_metric_direction(metric, value, threshold, expected):
+    assert metrics.meets(metric, value, threshold) is expected
+
+
+def test_meets_refuses_an_unknown_metric():
+    with pytest.raises(ValueError, match="unknown metric 'mape'; known: accuracy, f1_macro"):
+        metrics.meets("mape", 1.0, 2.0)
+
+
+@pytest.mark.parametrize(
+    ("metric", "candidate", "incumbent", "tolerance", "expected"),
+    [
+        ("rmse", 100.0, 100.0, 0.0, True),
+        ("rmse", 99.0, 100.0, 0.0, True),
+        ("rmse", 101.0, 100.0, 0.0, False),
+        ("rmse", 101.0, 100.0, 0.02, True),
+        ("rmse", 103.0, 100.0, 0.02, False),
+        ("f1_macro", 0.8, 0.8, 0.0, True),
+        ("f1_macro", 0.85, 0.8, 0.0, True),
+        ("f1_macro", 0.79, 0.8, 0.0, False),
+        ("f1_macro", 0.79, 0.8, 0.02, True),
+        ("f1_macro", 0.77, 0.8, 0.02, False),
+        ("r2", -0.5, -0.4, 0.1, False),  # the slack is relative to the incumbent's magnitude
+        ("r2", -0.43, -0.4, 0.1, True),
+    ],
+)
+def test_at_least_as_good(metric, candidate, incumbent, tolerance, expected):
+    assert metrics.at_least_as_good(metric, candidate, incumbent, tolerance) is expected
+
+
+def test_regression_scores():
+    targets = pd.Series([1.0, 2.0, 3.0, 4.0])
+    exact = pd.DataFrame({models.PREDICTION: targets.to_numpy()})
+    assert metrics.score("regression", targets, exact) == {"rmse": 0.0, "mae": 0.0, "r2": 1.0}
+    off = pd.DataFrame({models.PREDICTION: targets.to_numpy() + 2.0})
+    scores = metrics.score("regression", targets, off)
+    assert scores["rmse"] == pytest.approx(2.0)
+    assert scores["mae"] == pytest.approx(2.0)
+    assert scores["r2"] == pytest.approx(1 - 16 / 5)
+
+
+def test_classification_scores_use_labels_and_probabilities():
+    targets = pd.Series(["low", "high", "medium", "low"])
+    predictions = pd.DataFrame(
+        {
+            models.PREDICTION: ["low", "high", "low", "low"],
+            "probability_high": [0.1, 0.8, 0.1, 0.2],
+            "probability_low": [0.8, 0.1, 0.5, 0.7],
+            "probability_medium": [0.1, 0.1, 0.4, 0.1],
+        }
+    )
+    scores = metrics.score("classification", targets, predictions)
+    assert set(scores) == {"accuracy", "f1_macro", "roc_auc", "log_loss"}
+    assert scores["accuracy"] == pytest.approx(0.75)
+    assert scores["f1_macro"] == pytest.approx((1 + 0.8 + 0) / 3)
+    assert scores["log_loss"] == pytest.approx(-np.mean(np.log([0.8, 0.8, 0.4, 0.7])))
+    assert metrics.probability_labels(predictions) == ["high", "low", "medium"]
+
+
+def test_binary_classification_roc_auc_scores_the_second_label():
+    targets = pd.Series(["no", "yes", "yes", "no"])
+    predictions = pd.DataFrame(
+        {
+            models.PREDICTION: ["no", "yes", "no", "no"],
+            "probability_no": [0.9, 0.2, 0.6, 0.7],
+            "probability_yes": [0.1, 0.8, 0.4, 0.3],
+        }
+    )
+    scores = metrics.score("classification", targets, predictions)
+    assert scores["roc_auc"] == pytest.approx(1.0)
+    assert scores["accuracy"] == pytest.approx(0.75)
+
+
+def test_confusion_and_roc():
+    targets = pd.Series(["a", "b", "b", "a"])
+    predicted = pd.Series(["a", "b", "a", "a"])
+    assert metrics.confusion(targets, predicted, ["a", "b"]) == [[2, 0], [1, 1]]
+    curve = metrics.roc(targets, np.array([0.1, 0.9, 0.8, 0.3]), "b")
+    assert curve["fpr"][0] == 0.0 and curve["fpr"][-1] == 1.0
+    assert curve["tpr"][-1] == 1.0
+    assert all(np.isfinite(curve["thresholds"]))
