@@ -16,8 +16,8 @@ NAMES = ("training", "inference", "lifecycle")
 MANIFEST_NAMESPACE = "kubeflow"  # where KFP's API server watches Pipeline objects
 
 
-def build(name: str, gpu: bool = True) -> T.Any:
-    """Build one pipeline by name with the default cluster settings (GPU on or off)."""
+def build(name: str, gpu: bool = True, retries: bool = True) -> T.Any:
+    """Build one pipeline by name with the default cluster settings (GPU, retries on or off)."""
     # Imported here: the components read the image setting when they are first imported.
     from pipelines import inference, lifecycle, training
     from pipelines.settings import Settings
@@ -29,7 +29,8 @@ def build(name: str, gpu: bool = True) -> T.Any:
     }
     if name not in builders:
         raise SystemExit(f"unknown pipeline '{name}'; pipelines: {', '.join(NAMES)}")
-    return builders[name](Settings(gpu=gpu))
+    settings = Settings(gpu=gpu) if retries else Settings(gpu=gpu, retries={})
+    return builders[name](settings)
 
 
 def compile_all(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
+import shutil
 import typing as T
 
 LOCAL_ROOT = pathlib.Path(".local")
@@ -40,38 +41,49 @@ def run_local(
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
         pipeline_root=str(pipeline_root),
-        raise_on_error=False,
+        raise_on_error=True,  # the exit step still runs first, then the failure is raised
     )
-    pipeline = compilation.build(name, gpu=False)
-    pipeline(**(params or {}))
+    # Retries are for a cluster's passing failures; here they would only repeat an error.
+    pipeline = compilation.build(name, gpu=False, retries=False)
+    succeeded = True
+    try:
+        pipeline(**(params or {}))
+    except RuntimeError as error:
+        if "finished with status" not in str(error):
+            raise  # not a pipeline failure, but a failure to run it at all
+        succeeded = False
     runs = sorted(set(pipeline_root.glob("*")) - before, key=lambda p: p.stat().st_mtime)
     if not runs:
         raise RuntimeError(f"pipeline {name} produced no output under {pipeline_root}")
-    run_dir = runs[-1]
-    return _succeeded(run_dir), run_dir
+    return succeeded, runs[-1]
 
 
-def _succeeded(run_dir: pathlib.Path) -> bool:
-    """kfp.local keeps going on errors: a step that failed leaves its outputs unwritten."""
-    summaries = list(run_dir.glob("*/summary"))
-    return bool(summaries) and all(p.stat().st_size > 0 for p in summaries)
+# Outputs worth pointing a user at: `task/artifact` -> a file name that says what it is.
+HIGHLIGHTS = {
+    "predict/predictions": "predictions.parquet",
+    "explain/models_explanations": "models_explanations.parquet",
+    "explain/samples_explanations": "samples_explanations.parquet",
+    "explain/report": "explanations.html",
+    "evaluate/report": "evaluation.html",
+}
 
 
 def outputs(run_dir: pathlib.Path) -> dict[str, pathlib.Path]:
-    """The outputs worth pointing a user at, by `task/artifact` name."""
-    wanted = (
-        "predict/predictions",
-        "explain/models_explanations",
-        "explain/samples_explanations",
-        "explain/report",
-        "evaluate/report",
-    )
+    """Link the run's key outputs under `<root>/latest/` with telling names; return the links.
+
+    KFP names artifact files after the output (`report`, `predictions`), without an extension
+    that a browser or a Parquet tool would recognise.
+    """
+    latest = run_dir.parent.parent / "latest"
+    shutil.rmtree(latest, ignore_errors=True)
+    latest.mkdir(parents=True)
     found = {}
-    for key in wanted:
+    for key, name in HIGHLIGHTS.items():
         task, artifact = key.split("/")
         matches = sorted(run_dir.glob(f"{task}*/{artifact}"))
         if matches:
-            found[key] = matches[0]
+            (latest / name).symlink_to(matches[0])
+            found[key] = latest / name
     return found
 
 
@@ -97,6 +109,7 @@ def run_command(args: argparse.Namespace) -> int:
     print(f"\nPipeline {args.name} {'SUCCEEDED' if ok else 'FAILED'}; outputs in {run_dir}")
     for key, path in outputs(run_dir).items():
         print(f"  {key:30} {path}")
+    print("  (open the .html files in a browser; read the .parquet files with pandas or duckdb)")
     uri = os.environ["MLFLOW_TRACKING_URI"]
     print(f"\nMLflow store: {uri}")
     print(f"Open the MLflow UI: .venv/bin/mlflow ui --backend-store-uri {uri}")

