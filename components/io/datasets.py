@@ -231,25 +231,11 @@ class _LazySink(Sink):
             self.filesystem.delete_file(self.temporary)
 
 
-class _ParquetSink(Sink):
-    def __init__(self, stream: T.Any, schema: pa.Schema, compression: str):
-        self.schema = schema
-        self.writer = pq.ParquetWriter(stream, schema, compression=compression)
+class _TableSink(Sink):
+    """Cast each table to the first batch's schema and hand it to a pyarrow table writer."""
 
-    def write(self, data: Data) -> None:
-        table = to_table(data)
-        if not table.schema.equals(self.schema):
-            table = table.cast(self.schema)
-        self.writer.write_table(table)
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-class _CSVSink(Sink):
-    def __init__(self, stream: T.Any, schema: pa.Schema):
-        self.schema = schema
-        self.writer = pacsv.CSVWriter(stream, schema)
+    def __init__(self, schema: pa.Schema, writer: T.Any):
+        self.schema, self.writer = schema, writer
 
     def write(self, data: Data) -> None:
         table = to_table(data)
@@ -268,7 +254,7 @@ class ParquetWriter(Writer, frozen=True):
     compression: str = "zstd"
 
     def sink(self, stream, schema) -> Sink:
-        return _ParquetSink(stream, schema, self.compression)
+        return _TableSink(schema, pq.ParquetWriter(stream, schema, compression=self.compression))
 
 
 class CSVWriter(Writer, frozen=True):
@@ -277,7 +263,7 @@ class CSVWriter(Writer, frozen=True):
     KIND: T.Literal["CSVWriter"] = "CSVWriter"
 
     def sink(self, stream, schema) -> Sink:
-        return _CSVSink(stream, schema)
+        return _TableSink(schema, pacsv.CSVWriter(stream, schema))
 
 
 WriterKind = ParquetWriter | CSVWriter
