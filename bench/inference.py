@@ -137,7 +137,9 @@ def train_and_promote() -> str:
     reader = datasets.ParquetReader(path=str(SOURCE))
     with training.TrainingJob(inputs=reader, logger_service=quiet_logs()) as job:
         job.run()
-    with promotion.PromotionJob(model_name=MODEL_NAME, alias=ALIAS, logger_service=quiet_logs()) as job:
+    with promotion.PromotionJob(
+        model_name=MODEL_NAME, alias=ALIAS, logger_service=quiet_logs()
+    ) as job:
         job.run()
     return registries.uri_for(MODEL_NAME, ALIAS)
 
@@ -145,8 +147,14 @@ def train_and_promote() -> str:
 # %% (a) THE JOB, IN A FRESH PROCESS
 
 
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process so far, every thread included."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def child(input_path: str, output_path: str, batch_size: int | None) -> None:
-    """Run InferenceJob once and print its duration and peak RSS as one JSON line."""
+    """Run InferenceJob once and print what it took as one JSON line (the modules are imported)."""
     imported_kib = peak_rss_kib()
     options = {"batch_size": batch_size} if batch_size else {}
     job = inference.InferenceJob(
@@ -155,12 +163,14 @@ def child(input_path: str, output_path: str, batch_size: int | None) -> None:
         finder=registries.RegistryFinder(name=MODEL_NAME, alias_or_version=ALIAS),
         logger_service=quiet_logs(),
     )
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), cpu_seconds()
     with job:
+        entered = time.perf_counter()
         outcome = job.run()
-    seconds = time.perf_counter() - started
     result = {
-        "seconds": seconds,
+        "seconds": time.perf_counter() - started,
+        "cpu_seconds": cpu_seconds() - cpu_started,
+        "setup_seconds": entered - started,
         "rows": outcome["rows"],
         "batch_size": job.inputs.batch_size,
         "peak_rss_kib": peak_rss_kib(),
@@ -187,11 +197,12 @@ def run_job(input_path: pathlib.Path, output_path: pathlib.Path, batch_size: int
 # %% (b) THE RAW ESTIMATOR, IN THIS PROCESS
 
 
-def time_raw(model, frame) -> tuple[float, np.ndarray]:
+def run_raw(model, frame) -> tuple[dict, np.ndarray]:
     """Time the fitted Pipeline's predict over the whole in-memory frame."""
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), cpu_seconds()
     predictions = np.asarray(model.predict(frame))
-    return time.perf_counter() - started, predictions
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
+    return {"seconds": seconds, "cpu_seconds": cpu}, predictions
 
 
 def check_output(output_path: pathlib.Path, expected: np.ndarray) -> None:
@@ -211,29 +222,44 @@ def verdict(passed: bool) -> str:
     return "PASS" if passed else "MISS"
 
 
-def report(args, runs: list[dict], raw_seconds: list[float], large: dict | None) -> None:
+def line(label: str, value: str, note: str = "") -> None:
+    """One row of the table: a label, a value, a note."""
+    print(f"  {label:<44} {value:>10}   {note}".rstrip())
+
+
+def median(runs: list[dict], key: str) -> float:
+    return statistics.median(run[key] for run in runs)
+
+
+def report(
+    args: argparse.Namespace,
+    runs: list[dict],
+    raws: list[dict],
+    large: dict | None,
+    loads: tuple[float, float],
+) -> None:
     """Print the measurements and the targets."""
-    job_seconds = [run["seconds"] for run in runs]
-    job_median, raw_median = statistics.median(job_seconds), statistics.median(raw_seconds)
+    job_median, raw_median = median(runs, "seconds"), median(raws, "seconds")
     ratio = job_median / raw_median
     peak = megabytes(max(run["peak_rss_kib"] for run in runs))
     imported = megabytes(max(run["imported_rss_kib"] for run in runs))
     rows = f"{args.rows:,} rows"
 
-    def line(label: str, value: str, note: str = "") -> None:
-        print(f"  {label:<46} {value:>10}   {note}".rstrip())
-
-    def times(seconds: list[float]) -> str:
-        return "runs: " + " ".join(f"{s:.2f}" for s in seconds)
+    def times(measured: list[dict]) -> str:
+        return "runs: " + " ".join(f"{run['seconds']:.2f}" for run in measured)
 
     print()
     print(
         f"Inference benchmark: {rows}, batch size {runs[0]['batch_size']:,}, "
-        f"{args.repeats} interleaved repeats, {os.cpu_count()} CPUs"
+        f"{args.repeats} interleaved repeats, {os.cpu_count()} CPUs, "
+        f"load average {loads[0]:.1f} before / {loads[1]:.1f} after"
     )
-    line("(a) InferenceJob end to end, median", f"{job_median:.2f} s", times(job_seconds))
-    line("(b) raw Pipeline.predict, median", f"{raw_median:.2f} s", times(raw_seconds))
-    line("ratio a/b", f"{ratio:.3f}")
+    line("(a) InferenceJob end to end, median", f"{job_median:.2f} s", times(runs))
+    line("    of which job setup (logging, MLflow)", f"{median(runs, 'setup_seconds'):.2f} s")
+    line("(b) raw Pipeline.predict, median", f"{raw_median:.2f} s", times(raws))
+    line("ratio a/b (wall clock)", f"{ratio:.3f}")
+    cpu_ratio = median(runs, "cpu_seconds") / median(raws, "cpu_seconds")
+    line("ratio a/b (CPU seconds, all threads)", f"{cpu_ratio:.3f}", "for reference")
     line("job throughput", f"{args.rows / job_median / 1e6:.2f} M/s", "rows per second")
     line(f"job peak RSS, {rows}", f"{peak:.0f} MB", f"max of runs; {imported:.0f} MB after imports")
     if large:
@@ -241,7 +267,7 @@ def report(args, runs: list[dict], raw_seconds: list[float], large: dict | None)
         line(
             f"job peak RSS, {large['rows']:,} rows",
             f"{large_peak:.0f} MB",
-            f"one run, {large['seconds']:.2f} s",
+            f"one run of {large['seconds']:.2f} s",
         )
     print()
     print("Targets")
@@ -285,6 +311,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.rows <= 0 or args.repeats <= 0 or args.large_rows < 0:
         parser.error("--rows and --repeats must be positive, --large-rows not negative")
+    if args.batch_size is not None and args.batch_size <= 0:
+        parser.error("--batch-size must be positive")
     return args
 
 
@@ -297,25 +325,26 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     small = ensure_dataset(args.rows)
     large_path = ensure_dataset(args.large_rows) if args.large_rows else None
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-inference-") as workdir:
         work = pathlib.Path(workdir)
         # A throwaway store; the job processes inherit it through the environment.
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
         print("training and promoting a model into a throwaway MLflow store ...", flush=True)
-        uri = train_and_promote()
-        model = mlflow.sklearn.load_model(uri)
+        model = mlflow.sklearn.load_model(train_and_promote())
         frame = pq.read_table(small).to_pandas()
         output = work / "predictions.parquet"
-        runs, raw_seconds = [], []
+        runs, raws = [], []
         for repeat in range(1, args.repeats + 1):
             runs.append(run_job(small, output, args.batch_size))
-            seconds, predictions = time_raw(model, frame)
-            raw_seconds.append(seconds)
+            raw, predictions = run_raw(model, frame)
+            raws.append(raw)
             check_output(output, predictions)
             output.unlink()
             print(
-                f"  repeat {repeat}/{args.repeats}: job {runs[-1]['seconds']:.2f}s "
-                f"(peak {megabytes(runs[-1]['peak_rss_kib']):.0f} MB), raw {seconds:.2f}s",
+                f"  repeat {repeat}/{args.repeats}: job {runs[-1]['seconds']:.2f} s "
+                f"(peak {megabytes(runs[-1]['peak_rss_kib']):.0f} MB), "
+                f"raw {raw['seconds']:.2f} s",
                 flush=True,
             )
         del frame, predictions
@@ -324,8 +353,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"running the job over {args.large_rows:,} rows ...", flush=True)
             large = run_job(large_path, output, args.batch_size)
             if large["rows"] != args.large_rows:
-                raise RuntimeError(f"the job predicted {large['rows']:,} of {args.large_rows:,} rows")
-    report(args, runs, raw_seconds, large)
+                raise RuntimeError(f"the job predicted {large['rows']:,} of {args.large_rows:,}")
+    report(args, runs, raws, large, (load_before, os.getloadavg()[0]))
     return 0
 
 

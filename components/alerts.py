@@ -23,7 +23,7 @@ def notify(
         ui_base_url: Kubeflow UI base URL for a link to the run (default: KFP_UI_BASE_URL).
 
     Returns:
-        Whether the alert was delivered; a failed delivery never fails the pipeline.
+        Output: Whether the alert was delivered; a failed delivery never fails the pipeline.
     """
     import os
 

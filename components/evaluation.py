@@ -1,6 +1,6 @@
 """Component `evaluate`: score a new version on held-out rows and against the Champion."""
 
-from typing import NamedTuple, Optional
+from typing import Optional
 
 from kfp import dsl
 from kfp.dsl import HTML, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
@@ -22,7 +22,7 @@ def evaluate(
     champion_alias: str = "Champion",
     experiment: str = "bike-sharing",
     run_id: str = "",
-) -> NamedTuple("EvaluateOutputs", passed=bool, version=int):
+) -> bool:
     """Evaluate the trained version; it passes when it meets every threshold and is at least as
     good as the Champion on the primary metric (rmse, or f1_macro for a classifier).
 
@@ -35,10 +35,13 @@ def evaluate(
         champion_alias: Alias of the model in production, compared against.
         experiment: MLflow experiment of the evaluation run.
         run_id: Pipeline run id, recorded on the MLflow run (set by the pipeline).
+
+    Returns:
         metrics: Holdout metrics of the new version (and of the Champion, prefixed champion_).
         classification_metrics: Confusion matrix and ROC curve (classifiers only).
         report: Evaluation report with charts.
         summary: Run summary.
+        Output: Whether the version passed and may be promoted.
     """
     from components.core import reports
     from components.io import artifacts, datasets
@@ -91,4 +94,4 @@ def evaluate(
         "reasons": "; ".join(result["reasons"]) or "-",
     }
     artifacts.write_text(summary, reports.markdown_summary("Evaluation", facts))
-    return (result["passed"], result["candidate_ref"].version)
+    return result["passed"]

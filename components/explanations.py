@@ -34,13 +34,13 @@ def explain(
         input_schema: Pandera schema with domain rules: a YAML file or module:NAME (optional).
         experiment: MLflow experiment of the explanations run.
         run_id: Pipeline run id, recorded on the MLflow run (set by the pipeline).
+
+    Returns:
         models_explanations: One row per feature: importance (mean |SHAP|) and rank.
         samples_explanations: One row per sample: base_value and one shap_<feature> column each.
         report: Explanations report with charts.
         summary: Run summary.
-
-    Returns:
-        The version explained.
+        Output: The version explained.
     """
     from components.core import reports
     from components.io import artifacts, datasets, registries
@@ -54,7 +54,7 @@ def explain(
         finder=registries.RegistryFinder(name=model_name, alias_or_version=alias_or_version),
         input_schema=input_schema or None,
         passthrough=passthrough or [],
-        max_samples=max_samples,
+        max_samples=int(max_samples),  # integers may arrive as JSON floats (1000.0)
         **base.step_settings(experiment, run_id, "explain"),
     )
     with job:

@@ -34,8 +34,12 @@ def predict(
         probabilities: Add one probability column per class (classifiers; native sklearn load).
         experiment: MLflow experiment of the inference run.
         run_id: Pipeline run id, recorded on the MLflow run (set by the pipeline).
+
+    Returns:
         predictions: Pass-through columns, prediction, and class probabilities when asked.
         summary: Run summary: rows in and out, model version used, timings.
+        rows: Rows predicted.
+        version: The version that predicted them.
     """
     from components.core import reports
     from components.io import artifacts, datasets, registries
@@ -44,7 +48,8 @@ def predict(
 
     loader = registries.SklearnLoader() if probabilities else registries.PyfuncLoader()
     job = InferenceJob(
-        inputs=datasets.reader_for(data, batch_size=batch_size),
+        # Integers may arrive as JSON floats (131072.0); the jobs' fields are strict.
+        inputs=datasets.reader_for(data, batch_size=int(batch_size)),
         outputs=datasets.ParquetWriter(path=predictions.path),
         finder=registries.RegistryFinder(name=model_name, alias_or_version=alias_or_version),
         loader=loader,

@@ -24,10 +24,10 @@ def promote(
         alias: Alias to move.
         experiment: MLflow experiment of the promotion run.
         run_id: Pipeline run id, recorded on the MLflow run (set by the pipeline).
-        summary: Run summary.
 
     Returns:
-        The alias URI now served, e.g. models:/bike-sharing@Champion.
+        summary: Run summary.
+        Output: The alias URI now served, e.g. models:/bike-sharing@Champion.
     """
     from components.core import reports
     from components.io import artifacts
@@ -37,7 +37,7 @@ def promote(
     job = PromotionJob(
         model_name=model_name,
         alias=alias,
-        version=version,
+        version=int(version),
         **base.step_settings(experiment, run_id, "promote"),
     )
     with job:

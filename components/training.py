@@ -39,10 +39,13 @@ def train(
         test_size: Fraction of rows held out for evaluation (the last rows: time order kept).
         experiment: MLflow experiment of the training run.
         run_id: Pipeline run id, recorded on the MLflow run (set by the pipeline).
+
+    Returns:
         holdout: Held-out rows, for the evaluation step.
         model: The registered model: metadata holds its MLflow URI, name, version and run id.
         metrics: Holdout metrics of the new version.
         summary: Run summary.
+        version: The version registered.
     """
     from components.core import models, reports
     from components.io import artifacts, datasets

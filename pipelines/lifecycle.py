@@ -41,7 +41,7 @@ def build(settings: Settings) -> GraphComponent:
     ):
         exit_task = add_notify(settings, "lifecycle", experiment, ui_base_url)
         with dsl.ExitHandler(exit_task, name="lifecycle"):
-            evaluate = add_training(
+            train, evaluate = add_training(
                 settings, data, model_name, target, model_kind, model_params, test_size,
                 thresholds, tolerance, experiment,
             )  # fmt: skip
@@ -51,8 +51,8 @@ def build(settings: Settings) -> GraphComponent:
             )  # fmt: skip
             # Predict after the promotion when the new version passed; with the standing
             # Champion otherwise.
-            with dsl.If(evaluate.outputs["passed"] == True, name="passed"):  # noqa: E712
-                promote = add_promotion(settings, evaluate, model_name, experiment)
+            with dsl.If(evaluate.output == True, name="passed"):  # noqa: E712
+                promote = add_promotion(settings, train, model_name, experiment)
                 predict, _ = add_inference(*inference)
                 predict.after(promote)
             with dsl.Else(name="not-passed"):

@@ -17,6 +17,15 @@ class Resources(pdt.BaseModel, frozen=True, extra="forbid"):
     memory_request: str = "1Gi"
     memory_limit: str = "4Gi"
 
+    def threads(self) -> int:
+        """Whole CPUs in the limit, at least one ("4" -> 4, "500m" -> 1)."""
+        cpus = (
+            float(self.cpu_limit[:-1]) / 1000
+            if self.cpu_limit.endswith("m")
+            else float(self.cpu_limit)
+        )
+        return max(1, int(cpus))
+
 
 class Settings(pdt.BaseModel, frozen=True, extra="forbid"):
     """How the compiled pipelines ask Kubernetes for their pods.
@@ -62,6 +71,9 @@ class Settings(pdt.BaseModel, frozen=True, extra="forbid"):
         task.set_cpu_request(resources.cpu_request).set_cpu_limit(resources.cpu_limit)
         task.set_memory_request(resources.memory_request)
         task.set_memory_limit(resources.memory_limit)
+        # OpenMP (scikit-learn's trees) sizes its pool by the node's cores, not the pod's limit;
+        # more threads than the CPU limit only make the step slower under CFS throttling.
+        task.set_env_variable("OMP_NUM_THREADS", str(resources.threads()))
         if self.retries.get(step):
             task.set_retry(num_retries=self.retries[step], backoff_duration="30s", backoff_factor=2)
         kubernetes.use_config_map_as_env(

@@ -22,8 +22,8 @@ def add_training(
     thresholds: dict,
     tolerance: float,
     experiment: str,
-) -> PipelineTask:
-    """Add train and evaluate; return the evaluate task (outputs `passed` and `version`)."""
+) -> tuple[PipelineTask, PipelineTask]:
+    """Add train and evaluate; return both (train outputs `version`, evaluate `passed`)."""
     run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
     train = c.train(
         data=data,
@@ -45,15 +45,16 @@ def add_training(
         experiment=experiment,
         run_id=run_id,
     )
-    return settings.configure(evaluate, "evaluate", "Evaluate against the Champion")
+    settings.configure(evaluate, "evaluate", "Evaluate against the Champion")
+    return train, evaluate
 
 
 def add_promotion(
-    settings: Settings, evaluate: PipelineTask, model_name: str, experiment: str
+    settings: Settings, train: PipelineTask, model_name: str, experiment: str
 ) -> PipelineTask:
-    """Add promote of the evaluated version to Champion (call it inside `dsl.If(passed)`)."""
+    """Add promote of the trained version to Champion (call it inside `dsl.If(passed)`)."""
     promote = c.promote(
-        version=evaluate.outputs["version"],
+        version=train.outputs["version"],
         model_name=model_name,
         alias="Champion",
         experiment=experiment,
@@ -95,11 +96,13 @@ def build(settings: Settings) -> GraphComponent:
     ):
         exit_task = add_notify(settings, "training", experiment, ui_base_url)
         with dsl.ExitHandler(exit_task, name="training"):
-            evaluate = add_training(
+            train, evaluate = add_training(
                 settings, data, model_name, target, model_kind, model_params, test_size,
                 thresholds, tolerance, experiment,
             )  # fmt: skip
-            with dsl.If(evaluate.outputs["passed"] == True, name="passed"):  # noqa: E712
-                add_promotion(settings, evaluate, model_name, experiment)
+            # The single output `passed`: kfp.local (2.17) resolves named outputs in conditions
+            # only with an Else branch, and a cluster accepts either.
+            with dsl.If(evaluate.output == True, name="passed"):  # noqa: E712
+                add_promotion(settings, train, model_name, experiment)
 
     return training

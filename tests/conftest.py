@@ -18,6 +18,13 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 BIKE_PARQUET = ROOT / "data" / "bike-sharing" / "hour.parquet"
 BIKE_SCHEMA = ROOT / "data" / "bike-sharing" / "schema.yaml"
 
+# MLflow's telemetry thread sets and unsets a variable in os.environ while requests iterate over
+# it (a KeyError '_MLFLOW_TELEMETRY_SESSION_ID' now and then), and it would call the internet.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# One OpenMP thread: on a small shared machine, sklearn's gradient boosting threads wait for one
+# another at every barrier and a 0.2 s fit can take a minute. Set before sklearn is imported.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 def free_port() -> int:
     """A TCP port that nothing listens on right now."""
@@ -54,7 +61,8 @@ def mlflow_server(tmp_path_factory) -> str:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            raise RuntimeError(f"mlflow server did not start:\n{(store / 'server.log').read_text()}")
+            log_text = (store / "server.log").read_text()
+            raise RuntimeError(f"mlflow server did not start:\n{log_text}")
         time.sleep(0.5)
     yield url
     process.terminate()

@@ -85,13 +85,25 @@ class Reader(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
             return schema
         return pa.schema([schema.field(name) for name in self.columns])
 
+    def fragments(self, dataset: pads.Dataset) -> T.Iterator[pads.Fragment]:
+        """The pieces scanned one after another: the dataset's files."""
+        return iter(dataset.get_fragments())
+
     def batches(self) -> T.Iterator[pa.RecordBatch]:
-        """Yield record batches of at most batch_size rows; empty batches are skipped."""
+        """Yield record batches of at most batch_size rows; empty batches are skipped.
+
+        Fragments are scanned one at a time: pyarrow's scan of a whole dataset reads ahead of a
+        slow consumer (a model predicting) by up to a gigabyte, so memory would grow with the
+        input instead of staying bounded by batch_size.
+        """
         dataset = self.dataset()
         try:
-            for batch in dataset.to_batches(columns=self.columns, batch_size=self.batch_size):
-                if batch.num_rows:
-                    yield batch
+            for fragment in self.fragments(dataset):
+                for batch in fragment.to_batches(
+                    schema=dataset.schema, columns=self.columns, batch_size=self.batch_size
+                ):
+                    if batch.num_rows:
+                        yield batch
         except (pa.ArrowException, OSError) as error:
             raise DatasetError(f"cannot read {self.KIND} input {self.path}: {error}") from error
 
@@ -115,6 +127,11 @@ class ParquetReader(Reader, frozen=True):
 
     def format(self) -> pads.FileFormat:
         return pads.ParquetFileFormat()
+
+    def fragments(self, dataset: pads.Dataset) -> T.Iterator[pads.Fragment]:
+        # One row group at a time: a whole file's scan pre-buffers and reads its row groups ahead.
+        for fragment in dataset.get_fragments():
+            yield from fragment.split_by_row_group()
 
 
 class CSVReader(Reader, frozen=True):

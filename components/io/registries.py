@@ -313,6 +313,8 @@ class SklearnSaver(Saver, frozen=True):
             input_example=input_example,
             serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
             skops_trusted_types=sorted(untrusted),
+            # Stated, not inferred: inference reloads the model in a subprocess (seconds).
+            pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
             registered_model_name=name,
         )
         return ModelRef(

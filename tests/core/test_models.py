@@ -40,7 +40,9 @@ def test_regressor_predicts_one_numeric_column(data, kind, params):
     assert list(predictions.columns) == [models.PREDICTION]
     assert len(predictions) == len(data)
     assert predictions[models.PREDICTION].dtype == "float64"
-    np.testing.assert_allclose(predictions[models.PREDICTION], pipeline.predict(data[model.features]))
+    np.testing.assert_allclose(
+        predictions[models.PREDICTION], pipeline.predict(data[model.features])
+    )
     # Better than always predicting the mean.
     error = np.mean((predictions[models.PREDICTION] - data["cnt"]) ** 2)
     assert error < data["cnt"].var()
@@ -61,7 +63,9 @@ def test_classifier_predicts_the_label_and_one_probability_per_class(data, kind)
     assert len(predictions) == len(data)
     # The prediction is the original string label, the most probable one.
     assert set(predictions[models.PREDICTION]) <= set(LABELS)
-    assert predictions[models.PREDICTION].tolist() == pipeline.predict(data[model.features]).tolist()
+    assert (
+        predictions[models.PREDICTION].tolist() == pipeline.predict(data[model.features]).tolist()
+    )
     probabilities = predictions[[f"probability_{x}" for x in LABELS]].to_numpy()
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-9)
     assert ((probabilities >= 0) & (probabilities <= 1)).all()

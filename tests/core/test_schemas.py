@@ -70,9 +70,7 @@ def test_signature_accepts_integers_where_doubles_are_expected(rows, signature):
 
 def test_signature_ignores_a_missing_optional_column():
     signature = ModelSignature(
-        inputs=Schema(
-            [ColSpec(DataType.long, "a"), ColSpec(DataType.double, "b", required=False)]
-        )
+        inputs=Schema([ColSpec(DataType.long, "a"), ColSpec(DataType.double, "b", required=False)])
     )
     assert schemas.check_signature(pd.DataFrame({"a": [1, 2]}), signature) == []
     assert schemas.check_signature(pd.DataFrame({"b": [1.0, 2.0]}), signature) == [
@@ -143,9 +141,7 @@ def test_validator_totals_counts_across_batches(rows, signature, schema):
     message = str(caught.value)
     assert "1 rule(s) broken in 1 column(s) over 200 rows checked; nothing was written" in message
     assert "column 'temp': must satisfy in_range(0, 1) (7 rows)" in message
-    assert caught.value.violations == [
-        schemas.Violation("temp", "must satisfy in_range(0, 1)", 7)
-    ]
+    assert caught.value.violations == [schemas.Violation("temp", "must satisfy in_range(0, 1)", 7)]
 
 
 def test_validator_reports_every_rule_and_a_missing_passthrough(rows, signature):

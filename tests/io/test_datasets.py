@@ -102,7 +102,9 @@ def test_reader_rejects_a_batch_size_below_one():
 def test_writer_publishes_under_the_final_name_only_on_success(frame, tmp_path, name, as_uri):
     target = tmp_path / "nested" / name
     writer = datasets.writer_for(target.as_uri() if as_uri else str(target))
-    assert isinstance(writer, datasets.CSVWriter if name.endswith(".csv") else datasets.ParquetWriter)
+    assert isinstance(
+        writer, datasets.CSVWriter if name.endswith(".csv") else datasets.ParquetWriter
+    )
     with writer.open() as sink:
         sink.write(frame.iloc[:500])
         # Mid-write, only a hidden temporary file exists: readers never see half the rows.

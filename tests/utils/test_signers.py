@@ -80,16 +80,16 @@ def test_signature_records_inputs_and_outputs(bike):
     signature = signers.InferSigner().sign(inputs, labels)
     assert signature.inputs.input_names() == ["hr", "temp"]
     assert [spec.type.name for spec in signature.inputs.inputs] == ["long", "double"]
-    assert signature.outputs.inputs[0].type.name in {"str", "string"} or "str" in str(
-        signature.outputs
-    )
+    assert repr(signature.outputs) == "[Tensor('str', (-1,))]"
 
 
 def test_signer_failure_raises_a_clear_error_and_logs_it(caplog):
     inputs = pd.DataFrame({"hr": [1, 2], "tags": [{"a"}, {"b", "c"}]})
-    with caplog.at_level(logging.ERROR, logger=signers.__name__):
-        with pytest.raises(signers.SignatureError) as caught:
-            signers.InferSigner().sign(inputs, np.array([1.0, 2.0]))
+    with (
+        caplog.at_level(logging.ERROR, logger=signers.__name__),
+        pytest.raises(signers.SignatureError) as caught,
+    ):
+        signers.InferSigner().sign(inputs, np.array([1.0, 2.0]))
     message = str(caught.value)
     assert message.startswith("cannot infer a model signature")
     assert "['tags']" in message and "tags: object" in message

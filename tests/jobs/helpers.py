@@ -1,0 +1,85 @@
+"""Helpers shared by the job tests: settings for the session's MLflow server and job runners."""
+
+from __future__ import annotations
+
+import pathlib
+import typing as T
+import uuid
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from components.core import explainers, models, schemas
+from components.io import alerts, registries, services
+from components.jobs import base
+
+FEATURES = dict(numerical=models.BIKE_NUMERICAL, categorical=models.BIKE_CATEGORICAL)
+COLUMNS = [*models.BIKE_NUMERICAL, *models.BIKE_CATEGORICAL]
+DEMAND_LABELS = ["high", "low", "medium"]
+
+
+def unique(prefix: str) -> str:
+    """A registered model (or experiment) name that no other test uses on the shared server."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def settings(tracking_uri: str, experiment: str) -> dict[str, T.Any]:
+    """The services of a job under test: the session's server, alerts to the log."""
+    return {
+        "mlflow_service": services.MlflowService(
+            tracking_uri=tracking_uri, experiment_name=experiment
+        ),
+        "alerter": alerts.ConsoleAlerter(),
+    }
+
+
+def run(job: base.Job) -> base.Locals:
+    """Run a job as a component does: inside its context, so that failures are alerted."""
+    with job:
+        return job.run()
+
+
+def with_demand(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add the classification targets: `demand` (3 classes) and `busy` (yes/no)."""
+    demand = pd.cut(frame["cnt"], [-1, 40, 280, np.inf], labels=["low", "medium", "high"])
+    return frame.assign(demand=demand.astype(str), busy=np.where(frame["cnt"] > 150, "yes", "no"))
+
+
+def listing(directory: pathlib.Path) -> list[str]:
+    """Every entry of a directory, hidden temporary files included."""
+    return sorted(path.name for path in directory.iterdir())
+
+
+def native_model(name: str, version: int) -> T.Any:
+    """The registered sklearn pipeline, loaded without the jobs' code."""
+    return mlflow.sklearn.load_model(registries.uri_for(name, version))
+
+
+def assert_additive(
+    samples: pd.DataFrame, inputs: pd.DataFrame, expected: np.ndarray, rtol: float = 1e-6
+) -> None:
+    """Each sample's base_value + its shap_* values = the expected output, per output.
+
+    Args:
+        samples: the samples explanations, one row per sample and output, with `instant`.
+        inputs: the input rows, with `instant`, in any order.
+        expected: the explained outputs of `inputs` as (samples, outputs), in inputs' order.
+    """
+    shap_columns = [c for c in samples.columns if c.startswith("shap_")]
+    position = {instant: i for i, instant in enumerate(inputs["instant"])}
+    n_outputs = samples.groupby("instant").size().unique()
+    assert len(n_outputs) == 1
+    k = int(n_outputs[0])
+    assert expected.shape[1] == k
+    totals = samples["base_value"].to_numpy() + samples[shap_columns].to_numpy().sum(axis=1)
+    rows = [position[instant] for instant in samples["instant"]]
+    outputs = np.tile(np.arange(k), len(samples) // k)
+    wanted = expected[rows, outputs]
+    scale = max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(totals, wanted, rtol=rtol, atol=rtol * scale)
+
+
+def raw_outputs(model: T.Any, inputs: pd.DataFrame, signature: T.Any) -> np.ndarray:
+    """What Tree and Linear SHAP explain: the prediction, or a classifier's margins."""
+    return explainers.raw_output(model, schemas.conform(inputs, signature))

@@ -1,0 +1,268 @@
+"""Compiled pipelines: platform settings, freshness, determinism, and what a pod would run.
+
+Compile-time only: no cluster is needed. The compiled YAML is what a KFP API server would
+receive, so the checks read it as KFP does (the IR's second document holds the Kubernetes
+settings) and load it back with KFP's own loader.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import kfp.components
+import pytest
+import yaml
+from kfp import compiler
+
+from components.image import IMAGE
+from pipelines import compilation
+from pipelines.settings import Settings
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+GPU_STEPS = ("predict", "explain")
+GPU_LABEL = {"nvidia.com/gpu.present": "true"}
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+HEAVY_MODULES = ("mlflow", "pandas", "sklearn", "shap", "pyarrow")
+STALE = "is stale: run `make compile` and commit the result"
+
+
+def compile_pipeline(name: str, gpu: bool, tmp_path: pathlib.Path) -> tuple[dict, dict]:
+    """Compile one pipeline to IR YAML; return its pipeline spec and its platform spec."""
+    path = tmp_path / f"{name}-{'gpu' if gpu else 'cpu'}.yaml"
+    compiler.Compiler().compile(compilation.build(name, gpu=gpu), str(path))
+    documents = list(yaml.safe_load_all(path.read_text()))
+    assert len(documents) == 2, "the IR YAML holds the pipeline spec, then the platform spec"
+    return documents[0], documents[1]
+
+
+def step_of(executor: dict) -> str:
+    """The component function an executor runs (`predict` for exec-predict and exec-predict-2)."""
+    args = executor["container"]["args"]
+    return args[args.index("--function_to_execute") + 1]
+
+
+def platform_executors(platform: dict) -> dict[str, dict]:
+    return platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+
+
+def component_tasks(spec: dict) -> dict[str, dict]:
+    """Every task that runs a container, from the root DAG and every sub-DAG."""
+    dags = [spec["root"]["dag"]] + [c["dag"] for c in spec["components"].values() if "dag" in c]
+    executed = {name for name, c in spec["components"].items() if "executorLabel" in c}
+    return {
+        task_name: task
+        for dag in dags
+        for task_name, task in dag["tasks"].items()
+        if task["componentRef"]["name"] in executed
+    }
+
+
+def all_tasks(spec: dict) -> dict[str, dict]:
+    dags = [spec["root"]["dag"]] + [c["dag"] for c in spec["components"].values() if "dag" in c]
+    return {name: task for dag in dags for name, task in dag["tasks"].items()}
+
+
+@pytest.fixture(scope="module", params=compilation.NAMES)
+def name(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def gpu_compiled(name, tmp_path_factory) -> tuple[dict, dict]:
+    return compile_pipeline(name, True, tmp_path_factory.mktemp("gpu"))
+
+
+@pytest.fixture(scope="module")
+def cpu_compiled(name, tmp_path_factory) -> tuple[dict, dict]:
+    return compile_pipeline(name, False, tmp_path_factory.mktemp("cpu"))
+
+
+def test_gpu_scheduling_only_on_predict_and_explain(name, gpu_compiled):
+    spec, platform = gpu_compiled
+    executors = spec["deploymentSpec"]["executors"]
+    settings = platform_executors(platform)
+    steps = {step_of(executor) for executor in executors.values()}
+    assert steps >= ({"train"} if name == "training" else {"predict", "explain"})
+    for label, executor in executors.items():
+        config = settings[label]
+        accelerator = executor["container"]["resources"].get("accelerator")
+        if step_of(executor) in GPU_STEPS:
+            assert config.get("nodeSelector", {}).get("labels") == GPU_LABEL, label
+            assert config.get("tolerations") == [GPU_TOLERATION], label
+            assert accelerator is not None, label
+            assert accelerator["resourceType"] == "nvidia.com/gpu", label
+            assert int(accelerator["resourceCount"]) == 1, label
+        else:
+            assert "nodeSelector" not in config, label
+            assert "tolerations" not in config, label
+            assert accelerator is None, label
+
+
+def test_no_gpu_scheduling_without_gpu(cpu_compiled):
+    spec, platform = cpu_compiled
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        assert "accelerator" not in executor["container"]["resources"], name
+    for name, config in platform_executors(platform).items():
+        assert "nodeSelector" not in config, name
+        assert "tolerations" not in config, name
+
+
+@pytest.mark.parametrize("gpu", [True, False])
+def test_every_executor_has_requests_and_limits(gpu, gpu_compiled, cpu_compiled):
+    spec, _ = gpu_compiled if gpu else cpu_compiled
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        wanted = Settings().resources[step_of(executor)]
+        resources = executor["container"]["resources"]
+        assert resources["resourceCpuRequest"] == wanted.cpu_request, name
+        assert resources["resourceCpuLimit"] == wanted.cpu_limit, name
+        assert resources["resourceMemoryRequest"] == wanted.memory_request, name
+        assert resources["resourceMemoryLimit"] == wanted.memory_limit, name
+
+
+@pytest.mark.parametrize("gpu", [True, False])
+def test_environment_from_config_map_and_secrets(gpu, gpu_compiled, cpu_compiled):
+    spec, platform = gpu_compiled if gpu else cpu_compiled
+    settings = platform_executors(platform)
+    assert set(settings) == set(spec["deploymentSpec"]["executors"])
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        config = settings[name]
+        mlflow = [
+            c for c in config.get("configMapAsEnv", []) if c["configMapName"] == "mlflow-config"
+        ]
+        assert len(mlflow) == 1, name
+        assert {"configMapKey": "MLFLOW_TRACKING_URI", "envVar": "MLFLOW_TRACKING_URI"} in (
+            mlflow[0]["keyToEnv"]
+        ), name
+        slack = [s for s in config.get("secretAsEnv", []) if s["secretName"] == "slack-webhook"]
+        if step_of(executor) == "notify":
+            assert len(slack) == 1, name
+            assert slack[0]["keyToEnv"] == [
+                {"envVar": "SLACK_WEBHOOK_URL", "secretKey": "SLACK_WEBHOOK_URL"}
+            ]
+        else:
+            assert not slack, f"{name} should not see the Slack webhook"
+
+
+def test_tasks_have_display_names_retries_and_no_cache(gpu_compiled):
+    spec, _ = gpu_compiled
+    tasks = component_tasks(spec)
+    assert {"notify"} <= set(tasks)
+    executors = spec["deploymentSpec"]["executors"]
+    for task_name, task in tasks.items():
+        component = spec["components"][task["componentRef"]["name"]]
+        step = step_of(executors[component["executorLabel"]])
+        assert task["taskInfo"]["name"] not in ("", task_name), f"{task_name}: no display name"
+        # Caching off: a cached step would skip its MLflow writes.
+        assert task.get("cachingOptions", {}).get("enableCache", False) is False, task_name
+        retry = task.get("retryPolicy", {}).get("maxRetryCount", 0)
+        if step == "promote":
+            assert retry == 0, "promote must not be retried"
+        else:
+            assert retry >= 1, f"{task_name}: no retries"
+    for task_name, task in all_tasks(spec).items():
+        if not task_name.startswith("condition-branches-"):  # KFP's unnamed If/Else group
+            assert task["taskInfo"]["name"] not in ("", task_name), f"{task_name}: no name"
+
+
+def test_components_run_the_project_image_without_pip(gpu_compiled):
+    spec, _ = gpu_compiled
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        container = executor["container"]
+        assert container["image"] == IMAGE, name
+        command = " ".join(container["command"] + container["args"])
+        assert not re.search(r"\bpip3?\b\s+install|-m\s+pip\b", command), (
+            f"{name} installs packages at pod start"
+        )
+        assert "kfp.dsl.executor_main" in command, name
+
+
+def test_compiled_files_are_fresh(tmp_path):
+    """`make compile`'s output equals the committed files, compiled in a fresh process."""
+    out, manifests = tmp_path / "compiled", tmp_path / "manifests"
+    env = {k: v for k, v in os.environ.items() if k != "LIFECYCLE_IMAGE"}
+    code = (
+        "import pathlib, sys; from pipelines.compilation import compile_all; "
+        "compile_all(pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]))"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, str(out), str(manifests)], cwd=ROOT, env=env, check=True
+    )
+    for name in compilation.NAMES:
+        fresh, committed = out / f"{name}.yaml", compilation.COMPILED / f"{name}.yaml"
+        assert committed.exists(), f"{committed} is missing: run `make compile`"
+        assert fresh.read_bytes() == committed.read_bytes(), f"{committed} {STALE}"
+    for path in sorted(manifests.iterdir()):
+        committed = compilation.MANIFESTS / path.name
+        assert committed.exists(), f"{committed} is missing: run `make compile`"
+        assert path.read_bytes() == committed.read_bytes(), f"{committed} {STALE}"
+
+
+def test_compiling_twice_gives_the_same_bytes(tmp_path):
+    first = compilation.compile_all(tmp_path / "a", tmp_path / "am")
+    second = compilation.compile_all(tmp_path / "b", tmp_path / "bm")
+    assert len(first) == len(second) == 2 * len(compilation.NAMES) + 1
+    for a, b in zip(first, second, strict=True):
+        assert a.name == b.name
+        assert a.read_bytes() == b.read_bytes(), f"{a.name} differs between two compilations"
+
+
+@pytest.mark.parametrize("pipeline", compilation.NAMES)
+def test_committed_ir_loads_with_kfp(pipeline):
+    path = compilation.COMPILED / f"{pipeline}.yaml"
+    component = kfp.components.load_component_from_file(str(path))
+    assert component.name == pipeline
+    assert component.pipeline_spec.pipeline_info.name == pipeline
+    assert "kubernetes" in component.platform_spec.platforms
+
+
+@pytest.mark.parametrize("pipeline", compilation.NAMES)
+def test_committed_manifests_hold_a_loadable_pipeline_version(pipeline, tmp_path):
+    documents = list(yaml.safe_load_all((compilation.MANIFESTS / f"{pipeline}.yaml").read_text()))
+    kinds = [document["kind"] for document in documents]
+    assert kinds == ["Pipeline", "PipelineVersion"]
+    pipeline_object, version = documents
+    assert pipeline_object["metadata"]["name"] == pipeline
+    assert version["spec"]["pipelineName"] == pipeline
+    # The version carries the same spec as the IR file, which KFP loads back.
+    ir = list(yaml.safe_load_all((compilation.COMPILED / f"{pipeline}.yaml").read_text()))
+    assert version["spec"]["pipelineSpec"] == ir[0]
+    assert version["spec"]["platformSpec"] == ir[1]
+    path = tmp_path / f"{pipeline}.yaml"
+    path.write_text(
+        yaml.safe_dump_all([version["spec"]["pipelineSpec"], version["spec"]["platformSpec"]])
+    )
+    component = kfp.components.load_component_from_file(str(path))
+    assert component.name == pipeline
+    assert "kubernetes" in component.platform_spec.platforms
+
+
+def test_kustomization_lists_every_manifest():
+    kustomization = yaml.safe_load((compilation.MANIFESTS / "kustomization.yaml").read_text())
+    assert kustomization["resources"] == [f"{name}.yaml" for name in compilation.NAMES]
+
+
+def test_component_modules_import_only_kfp_and_the_standard_library():
+    """Importing a component (what the compiler and KFP's executor do) loads no heavy library."""
+    import components
+
+    code = (
+        "import importlib, json, sys; importlib.import_module(sys.argv[1]); "
+        f"print(json.dumps(sorted(set({list(HEAVY_MODULES)!r}) & set(sys.modules))))"
+    )
+    processes = {
+        module: subprocess.Popen(
+            [sys.executable, "-c", code, module], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        )
+        for module in ["components", *components.COMPONENTS.values()]
+    }
+    loaded = {}
+    for module, process in processes.items():
+        out, _ = process.communicate(timeout=300)
+        assert process.returncode == 0, module
+        loaded[module] = json.loads(out)
+    assert loaded == {module: [] for module in processes}

@@ -1,0 +1,328 @@
+"""The pipelines run for real under kfp.local, against a real MLflow server and a fake Slack.
+
+Each pipeline runs once per module (the runs are the slow part): `training` registers and
+promotes a model while Slack answers 404, `inference` predicts the whole bike data set with that
+Champion, and `lifecycle` trains, promotes, then meets bad inference data and fails in predict.
+Every step runs in its own subprocess, as in a pod; the steps inherit this process's environment
+(MLFLOW_TRACKING_URI, SLACK_WEBHOOK_URL). Slack's answers that only change how the alert is
+delivered (429, 500, 404) are checked on the notify step's job against the MLflow runs that the
+failed lifecycle run recorded, rather than by running the pipeline again for each.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import time
+import typing as T
+import uuid
+
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from components.io import alerts, services
+from components.jobs import base
+from components.jobs.notification import NotificationJob
+from pipelines.local import run_local
+from tests.conftest import BIKE_PARQUET, BIKE_SCHEMA
+from tests.io.slack_server import ReceivedRequest, SlackWebhookServer
+
+pytestmark = [
+    pytest.mark.integration,
+    # kfp.local warns that the project image's steps run in this Python environment: they do.
+    pytest.mark.filterwarnings("ignore:You may be attemping:RuntimeWarning"),
+]
+
+BIKE_ROWS = 17_379
+SMALL_ROWS = 3_000  # enough for a model that passes r2 >= 0.5, quick to train
+BAD_ROWS, BAD_TEMP_ROWS = 500, 7
+FAST = {"model_params": {"max_iter": 30}, "thresholds": {"r2": 0.5}}
+PASSTHROUGH = ["instant", "dteday"]
+PROXIES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One pipeline run: its outcome, its outputs, and the Slack requests it made."""
+
+    succeeded: bool
+    run_dir: pathlib.Path
+    alerts: list[ReceivedRequest]
+    model_name: str
+    experiment: str
+    seconds: float
+
+    def output(self, task: str, artifact: str) -> pathlib.Path:
+        return self.run_dir / task / artifact
+
+    def returned(self, task: str) -> dict[str, T.Any]:
+        """The parameters a task returned (its executor output)."""
+        output = json.loads(self.output(task, "executor_output.json").read_text())
+        return output.get("parameterValues", {})
+
+    def alert(self) -> dict[str, T.Any]:
+        [request] = self.alerts
+        return request.body
+
+
+def header(body: dict) -> str:
+    return body["blocks"][0]["text"]["text"]
+
+
+def message(body: dict) -> str:
+    return body["blocks"][1]["text"]["text"]
+
+
+def fields(body: dict) -> dict[str, str]:
+    """The alert's key facts, `*key*\\nvalue` back to {key: value}."""
+    pairs = [f["text"] for block in body["blocks"] for f in block.get("fields", [])]
+    return dict(pair.removeprefix("*").split("*\n", 1) for pair in pairs)
+
+
+@pytest.fixture(scope="module")
+def environment(mlflow_server):
+    """This process's environment for the module's runs, restored afterwards."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in PROXIES:
+            patch.delenv(name, raising=False)
+        # run_local sets MLFLOW_TRACKING_URI for the steps; setting it first restores it after.
+        patch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+        patch.delenv("SLACK_WEBHOOK_URL", raising=False)
+        yield patch
+
+
+@pytest.fixture(scope="module")
+def slack(environment):
+    """A fake Slack webhook that every step of the module's runs can reach."""
+    with SlackWebhookServer() as server:
+        environment.setenv("SLACK_WEBHOOK_URL", server.url)
+        yield server
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict[str, pathlib.Path]:
+    """Small training data, and inference data that breaks the schema in two columns."""
+    folder = tmp_path_factory.mktemp("data")
+    bike = pd.read_parquet(BIKE_PARQUET)
+    small = folder / "small.parquet"
+    bike.head(SMALL_ROWS).to_parquet(small)
+    bad = bike.head(BAD_ROWS).copy()
+    bad["hr"] = bad["hr"].astype(str)  # every row: a string where the model wants an integer
+    bad.loc[bad.index[:BAD_TEMP_ROWS], "temp"] = 5.0  # out of the schema's [0, 1]
+    bad_path = folder / "bad.parquet"
+    bad.to_parquet(bad_path)
+    return {"small": small, "bad": bad_path}
+
+
+def run(
+    slack: SlackWebhookServer,
+    root: pathlib.Path,
+    name: str,
+    params: dict[str, T.Any],
+    answers: list,
+    model_name: str,
+    experiment: str,
+    tracking_uri: str,
+) -> Run:
+    slack.reset()
+    slack.script(answers)
+    started = time.monotonic()
+    params = {**params, "model_name": model_name, "experiment": experiment}
+    succeeded, run_dir = run_local(name, params, root=root, tracking_uri=tracking_uri)
+    return Run(
+        succeeded, run_dir, slack.requests, model_name, experiment, time.monotonic() - started
+    )
+
+
+def unique(prefix: str) -> str:
+    """A name no other test uses on the shared MLflow server."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+def trained(slack, data, mlflow_server, tmp_path_factory) -> Run:
+    """The training pipeline on small data, while Slack answers 404 no_service."""
+    params = {"data": str(data["small"]), **FAST}
+    return run(
+        slack, tmp_path_factory.mktemp("training"), "training", params, [(404, "no_service")],
+        unique("local-training"), unique("local-training"), mlflow_server,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def inferred(trained, slack, mlflow_server, tmp_path_factory) -> Run:
+    """The inference pipeline on the whole bike data set, with the Champion just trained."""
+    params = {
+        "data": str(BIKE_PARQUET),
+        "input_schema": str(BIKE_SCHEMA),
+        "passthrough": PASSTHROUGH,
+        "max_samples": 50,
+    }
+    return run(
+        slack, tmp_path_factory.mktemp("inference"), "inference", params, [],
+        trained.model_name, unique("local-inference"), mlflow_server,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def failed(slack, data, mlflow_server, tmp_path_factory) -> Run:
+    """The lifecycle pipeline: training passes, then predict meets bad data."""
+    params = {
+        "data": str(data["small"]),
+        "inference_data": str(data["bad"]),
+        "input_schema": str(BIKE_SCHEMA),
+        "max_samples": 50,
+        **FAST,
+    }
+    return run(
+        slack, tmp_path_factory.mktemp("lifecycle"), "lifecycle", params, [],
+        unique("local-lifecycle"), unique("local-lifecycle"), mlflow_server,
+    )  # fmt: skip
+
+
+# training
+
+
+def test_training_registers_a_version_and_promotes_it(trained, mlflow_server):
+    assert trained.succeeded
+    client = MlflowClient(mlflow_server)
+    versions = client.search_model_versions(f"name = '{trained.model_name}'")
+    assert [version.version for version in versions] == ["1"]
+    assert client.get_model_version_by_alias(trained.model_name, "Champion").version == "1"
+    assert trained.returned("train") == {"version": 1}
+    assert trained.returned("evaluate") == {"Output": True}
+    assert trained.returned("promote") == {"Output": f"models:/{trained.model_name}@Champion"}
+    assert "Passed" in trained.output("evaluate", "report").read_text()
+
+
+def test_training_succeeds_when_slack_answers_404(trained):
+    # One request, not retried: 404 no_service will not get better.
+    body = trained.alert()
+    assert trained.returned("notify") == {"Output": False}
+    assert trained.succeeded, "an undelivered alert must not fail the pipeline"
+    assert header(body).startswith(":white_check_mark: training: SUCCEEDED")
+    facts = fields(body)
+    assert facts["model"] == f"{trained.model_name} v1"
+    assert "failed step" not in facts
+    assert "Pipeline training succeeded." in message(body)
+
+
+# inference
+
+
+def test_inference_writes_every_row_with_the_passthrough_columns(inferred):
+    assert inferred.succeeded
+    predictions = pd.read_parquet(inferred.output("predict", "predictions"))
+    assert list(predictions.columns) == [*PASSTHROUGH, "prediction"]
+    assert len(predictions) == BIKE_ROWS
+    source = pd.read_parquet(BIKE_PARQUET, columns=PASSTHROUGH)
+    pd.testing.assert_frame_equal(predictions[PASSTHROUGH], source)
+    assert predictions["prediction"].notna().all()
+    assert inferred.returned("predict") == {"rows": BIKE_ROWS, "version": 1}
+
+
+def test_inference_explains_the_model_and_samples(inferred):
+    models = pd.read_parquet(inferred.output("explain", "models_explanations"))
+    assert {"feature", "importance"} <= set(models.columns)
+    assert len(models) >= 10 and (models["importance"] >= 0).all()
+    samples = pd.read_parquet(inferred.output("explain", "samples_explanations"))
+    assert len(samples) == 50
+    assert any(column.startswith("shap_") for column in samples.columns)
+    report = inferred.output("explain", "report").read_text()
+    assert report.startswith("<!DOCTYPE html>") and "data:image/png;base64," in report
+    assert inferred.returned("explain") == {"Output": 1}
+
+
+def test_inference_alert_says_what_was_predicted(inferred):
+    body = inferred.alert()
+    assert inferred.returned("notify") == {"Output": True}
+    assert header(body).startswith(":white_check_mark: inference: SUCCEEDED")
+    facts = fields(body)
+    assert facts["model"] == f"{inferred.model_name} v1"
+    assert facts["rows predicted"] == f"{BIKE_ROWS:,}"
+    assert facts["samples explained"] == "50"
+
+
+# lifecycle, failing on bad inference data
+
+
+def test_bad_input_fails_the_pipeline_in_predict_and_writes_nothing(failed, mlflow_server):
+    assert not failed.succeeded
+    # Training and promotion ran; predict wrote nothing; explain never started.
+    client = MlflowClient(mlflow_server)
+    assert client.get_model_version_by_alias(failed.model_name, "Champion").version == "1"
+    assert not failed.output("predict", "predictions").exists()
+    assert not failed.output("predict", "summary").exists()
+    assert not (failed.run_dir / "explain").exists()
+    assert failed.returned("notify") == {"Output": True}
+
+
+def assert_failure_alert(body: dict, model_name: str) -> None:
+    """The alert of the failed lifecycle run: state, failed step, and the validation error."""
+    assert header(body).startswith(":x: lifecycle: FAILED")
+    text = message(body)
+    assert "Pipeline lifecycle ended FAILED." in text
+    assert "Failed step predict: ValidationError: input validation failed" in text
+    assert f"over {BAD_ROWS} rows checked; nothing was written" in text
+    assert f"column 'hr': type long expected, got str ({BAD_ROWS} rows)" in text
+    assert f"column 'temp': must satisfy in_range(0, 1) ({BAD_TEMP_ROWS} rows)" in text
+    facts = fields(body)
+    assert facts["failed step"] == "predict (InferenceJob)"
+    assert facts["model"] == f"{model_name} v1"
+    assert "rows predicted" not in facts
+
+
+def test_bad_input_alert_names_the_step_the_column_the_rule_and_the_rows(failed):
+    assert_failure_alert(failed.alert(), failed.model_name)
+
+
+def pipeline_run_id(failed: Run, mlflow_server: str) -> str:
+    """The KFP run id the failed run's steps tagged their MLflow runs with."""
+    client = MlflowClient(mlflow_server)
+    experiment = client.get_experiment_by_name(failed.experiment)
+    runs = client.search_runs([experiment.experiment_id])
+    ids = {run.data.tags[base.PIPELINE_RUN_TAG] for run in runs}
+    assert len(ids) == 1 and len(runs) == 4  # train, evaluate, promote, predict
+    return ids.pop()
+
+
+@pytest.mark.parametrize(
+    ("answers", "requests", "delivered", "waited"),
+    [
+        pytest.param([(200, "ok")], 1, True, 0.0, id="ok"),
+        pytest.param([(429, "rate_limited", {"Retry-After": "1"})], 2, True, 1.0, id="429"),
+        pytest.param([(500, "internal_error")], 2, True, 0.0, id="500"),
+        pytest.param([(404, "no_service")], 1, False, 0.0, id="404-not-retried"),
+    ],
+)
+def test_notify_job_delivers_the_failure_through_slack_answers(
+    failed, mlflow_server, monkeypatch, answers, requests, delivered, waited
+):
+    """The notify step's job, as the component builds it, against the failed run's records."""
+    run_id = pipeline_run_id(failed, mlflow_server)
+    with SlackWebhookServer() as server:
+        server.script(answers)
+        monkeypatch.setenv("SLACK_WEBHOOK_URL", server.url)
+        job = NotificationJob(
+            pipeline="lifecycle",
+            run_id=run_id,
+            state="FAILED",
+            mlflow_service=services.MlflowService(
+                tracking_uri=mlflow_server, experiment_name=failed.experiment
+            ),
+            alerter=alerts.default_alerter(),
+        )
+        started = time.monotonic()
+        with job:
+            result = job.run()
+        seconds = time.monotonic() - started
+        received = server.requests
+    assert result["delivered"] is delivered
+    assert len(received) == requests
+    assert seconds >= waited
+    for request in received:  # a retry sends the same alert again
+        assert request.body == received[0].body
+    assert_failure_alert(received[-1].body, failed.model_name)
+    assert fields(received[-1].body)["run"] == run_id
