@@ -51,7 +51,7 @@ def build(settings: Settings) -> GraphComponent:
             )  # fmt: skip
             # Predict after the promotion when the new version passed; with the standing
             # Champion otherwise.
-            with dsl.If(evaluate.output == True, name="passed"):  # noqa: E712
+            with dsl.If(evaluate.outputs["Output"] == True, name="passed"):  # noqa: E712
                 promote = add_promotion(settings, train, model_name, experiment)
                 predict, _ = add_inference(*inference)
                 predict.after(promote)

@@ -100,9 +100,9 @@ def build(settings: Settings) -> GraphComponent:
                 settings, data, model_name, target, model_kind, model_params, test_size,
                 thresholds, tolerance, experiment,
             )  # fmt: skip
-            # The single output `passed`: kfp.local (2.17) resolves named outputs in conditions
-            # only with an Else branch, and a cluster accepts either.
-            with dsl.If(evaluate.output == True, name="passed"):  # noqa: E712
+            # `passed` is evaluate's return value ("Output"): kfp.local (2.17) resolves no other
+            # output name in a condition without an Else branch; a cluster resolves any.
+            with dsl.If(evaluate.outputs["Output"] == True, name="passed"):  # noqa: E712
                 add_promotion(settings, train, model_name, experiment)
 
     return training

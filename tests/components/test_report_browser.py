@@ -202,14 +202,14 @@ def reports(mlflow_server, tmp_path_factory) -> dict[str, pathlib.Path]:
             model_name=name, model_params={"max_iter": 30}, experiment=name,
         )  # fmt: skip
         evaluation = dsl.HTML(uri=str(folder / "evaluation"))
-        passed, evaluated = evaluate.python_func(
+        passed = evaluate.python_func(
             holdout=holdout, model=model,
             metrics=dsl.Metrics(uri=str(folder / "evaluate-metrics")),
             classification_metrics=dsl.ClassificationMetrics(uri=str(folder / "classification")),
             report=evaluation, summary=dsl.Markdown(uri=str(folder / "evaluate-summary")),
             thresholds={"r2": 0.5}, experiment=name,
         )  # fmt: skip
-        assert passed and evaluated == version
+        assert passed is True
         promote.python_func(
             version=version, summary=dsl.Markdown(uri=str(folder / "promote-summary")),
             model_name=name, experiment=name,
