@@ -152,13 +152,9 @@ def evaluation_page(
         if passed
         else '<p class="failed">Failed: ' + html.escape("; ".join(reasons)) + "</p>"
     )
-    metrics = pd.DataFrame(
-        {
-            "metric": list(scores),
-            "candidate": list(scores.values()),
-            "champion": [champion_scores.get(name, float("nan")) for name in scores],
-        }
-    )
+    metrics = pd.DataFrame({"metric": list(scores), "candidate": list(scores.values())})
+    if champion_scores:  # no column of blanks before the first Champion exists
+        metrics["champion"] = [champion_scores.get(name, float("nan")) for name in scores]
     sections = [verdict, "<h2>Metrics</h2>", table(metrics), "<h2>Charts</h2>"]
     sections += [image(uri, "chart") for uri in charts]
     return page(f"Evaluation: {model}", sections)
