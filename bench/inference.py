@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 
 import numpy as np
 import pyarrow as pa
@@ -144,8 +145,10 @@ def train_and_promote() -> str:
     MLFLOW_TRACKING_URI must point at the throwaway store already.
     """
     reader = datasets.ParquetReader(path=str(SOURCE))
-    with training.TrainingJob(inputs=reader, logger_service=quiet_logs()) as job:
-        job.run()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MLflow's hints about integer columns in the signature
+        with training.TrainingJob(inputs=reader, logger_service=quiet_logs()) as job:
+            job.run()
     with promotion.PromotionJob(
         model_name=MODEL_NAME, alias=ALIAS, logger_service=quiet_logs()
     ) as job:
