@@ -36,12 +36,12 @@ compile: venv ## Compile every pipeline to pipelines/compiled/ and its Kubernete
 	$(PY) -m pipelines compile
 
 demo: venv ## Run the lifecycle pipeline locally (kfp.local + local MLflow store) on the bike data
-	$(PY) -m pipelines run lifecycle --local
+	$(PY) -m pipelines run lifecycle --local --config confs/bike-sharing.yaml
 
 bench: venv ## Benchmark InferenceJob against raw estimator.predict (ratio, peak RSS)
 	$(PY) -m bench.inference
 
-clean: ## Remove local run outputs (the local MLflow store and kfp.local outputs)
-	rm -rf .mlflow .local
+clean: venv ## Remove local run outputs (the local MLflow store and kfp.local outputs)
+	rm -rf "$$($(PY) -c 'from components.io import services; print(services.lifecycle_home())')"
 
 -include mk/*.mk

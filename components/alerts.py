@@ -10,7 +10,7 @@ def notify(
     status: dsl.PipelineTaskFinalStatus,
     pipeline: str,
     run_id: str = "",
-    experiment: str = "bike-sharing",
+    experiment: str = "model-lifecycle",
     ui_base_url: str = "",
 ) -> bool:
     """Send the pipeline's final alert to Slack (SLACK_WEBHOOK_URL), or to the log when unset.
@@ -41,4 +41,4 @@ def notify(
     )
     with job:
         result = job.run()
-    return bool(result["delivered"])
+    return result.delivered

@@ -1,73 +1,84 @@
-"""Component `predict`: batch predictions from the registered model (Champion by default)."""
+"""Component `predict`: batch predictions from a registered model (Champion by default)."""
 
 from typing import NamedTuple, Optional
 
 from kfp import dsl
-from kfp.dsl import Dataset, Markdown, Output
+from kfp.dsl import Dataset, Input, Markdown, Output
 
 from components.image import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def predict(
-    data: str,
     predictions: Output[Dataset],
     summary: Output[Markdown],
-    model_name: str = "bike-sharing",
+    data: str = "",
+    dataset: Optional[Input[Dataset]] = None,
+    model_name: str = "",
     alias_or_version: str = "Champion",
+    finder: Optional[dict] = None,
+    reader: Optional[dict] = None,
+    writer: Optional[dict] = None,
     batch_size: int = 131072,
     passthrough: Optional[list] = None,
     input_schema: str = "",
-    probabilities: bool = False,
-    experiment: str = "bike-sharing",
+    probabilities: bool = True,
+    allow_unsigned: bool = False,
+    experiment: str = "model-lifecycle",
     run_id: str = "",
 ) -> NamedTuple("PredictOutputs", rows=int, version=int):
-    """Predict every row of a dataset with a registered model, batch by batch.
+    """Predict every row of a dataset with a model from MLflow, batch by batch.
 
     Args:
-        data: Rows to predict: a Parquet file or folder, or a CSV file (local path, s3://, gs://).
+        data: Rows to predict: a Parquet file or folder, or a CSV file (local path, s3://, gs://,
+            demo://), streamed from where it is; or leave empty and connect `dataset`.
+        dataset: Rows to predict as a Dataset artifact from an upstream step.
         model_name: Registered model name in MLflow.
         alias_or_version: Alias (e.g. Champion) or version number of the model to use.
+        finder: Another way to find the model, by KIND: {"KIND": "BestRunFinder",
+            "metric": "test_rmse", "mode": "min"} (the best run of the experiment), or
+            {"KIND": "UriFinder", "uri": "runs:/<id>/model"}; default: model_name and
+            alias_or_version.
+        reader: Reader options, e.g. {"KIND": "CSVReader", "delimiter": ";", "encoding":
+            "latin-1"}; the format follows the file extension when KIND is not given.
+        writer: Output format: {"KIND": "ParquetWriter"} (default) or {"KIND": "CSVWriter"}.
         batch_size: Rows per batch; bounds the step's memory.
         passthrough: Input columns copied beside the predictions (ids, timestamps) for joins.
         input_schema: Pandera schema with domain rules: a YAML file or module:NAME (optional).
-        probabilities: Add one probability column per class (classifiers; native sklearn load).
+        probabilities: Add one probability column per class (classifiers).
+        allow_unsigned: Predict with a model that has no signature (its inputs go unchecked).
         experiment: MLflow experiment of the inference run.
         run_id: Pipeline run id, recorded on the MLflow run (set by the pipeline).
 
     Returns:
-        predictions: Pass-through columns, prediction, and class probabilities when asked.
+        predictions: Pass-through columns, prediction, and class probabilities.
         summary: Run summary: rows in and out, model version used, timings.
         rows: Rows predicted.
-        version: The version that predicted them.
+        version: The registered version that predicted them (0 for an unregistered model).
     """
     from components.core import reports
     from components.io import artifacts, datasets, registries
     from components.jobs import base
     from components.jobs.inference import InferenceJob
 
-    loader = registries.SklearnLoader() if probabilities else registries.PyfuncLoader()
-    job = InferenceJob(
+    settings = base.step_settings(experiment, run_id, "predict")
+    location = base.guard(InferenceJob, settings, lambda: artifacts.input_location(data, dataset))
+    result = base.run_job(
+        InferenceJob,
+        settings,
         # Integers may arrive as JSON floats (131072.0); the jobs' fields are strict.
-        inputs=datasets.reader_for(data, batch_size=int(batch_size)),
-        outputs=datasets.ParquetWriter(path=predictions.path),
-        finder=registries.RegistryFinder(name=model_name, alias_or_version=alias_or_version),
-        loader=loader,
+        inputs=datasets.reader_config(
+            location, base.integers_back(reader or {}), batch_size=int(batch_size)
+        ),
+        outputs=datasets.writer_config(predictions.path, base.integers_back(writer or {})),
+        finder=registries.finder_config(
+            base.integers_back(finder or {}), model_name, alias_or_version
+        ),
         input_schema=input_schema or None,
         passthrough=passthrough or [],
-        **base.step_settings(experiment, run_id, "predict"),
+        probabilities=probabilities,
+        allow_unsigned=allow_unsigned,
     )
-    with job:
-        result = job.run()
-    model_ref = result["model_ref"]
-    predictions.metadata.update({"rows": result["rows"], "model": model_ref.describe()})
-    facts = {
-        "model": f"{model_ref.describe()} (asked for {alias_or_version})",
-        "rows in": result["validator"].rows,
-        "rows out": result["rows"],
-        "columns out": result["columns"],
-        "seconds": f"{result['seconds']:.1f}",
-        "rows per second": f"{result['rows'] / max(result['seconds'], 1e-9):,.0f}",
-    }
-    artifacts.write_text(summary, reports.markdown_summary("Predictions", facts))
-    return (result["rows"], model_ref.version)
+    predictions.metadata.update({"rows": result.rows, "model": result.model_ref.describe()})
+    artifacts.write_text(summary, reports.inference_summary(result))
+    return (result.rows, result.model_ref.version or 0)

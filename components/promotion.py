@@ -8,19 +8,20 @@ from components.image import IMAGE
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def promote(
+    model_name: str,
     version: int,
     summary: Output[Markdown],
-    model_name: str = "bike-sharing",
     alias: str = "Champion",
-    experiment: str = "bike-sharing",
+    experiment: str = "model-lifecycle",
     run_id: str = "",
 ) -> str:
-    """Set the alias (Champion) of a registered model to a version; a version that failed its
-    evaluation is refused.
+    """Set the alias (Champion) of a registered model to a version.
+
+    A version that failed its evaluation is refused.
 
     Args:
-        version: Model version to promote (from the evaluate step).
         model_name: Registered model name in MLflow.
+        version: Model version to promote (from the train step).
         alias: Alias to move.
         experiment: MLflow experiment of the promotion run.
         run_id: Pipeline run id, recorded on the MLflow run (set by the pipeline).
@@ -34,19 +35,12 @@ def promote(
     from components.jobs import base
     from components.jobs.promotion import PromotionJob
 
-    job = PromotionJob(
+    result = base.run_job(
+        PromotionJob,
+        base.step_settings(experiment, run_id, "promote"),
         model_name=model_name,
         alias=alias,
         version=int(version),
-        **base.step_settings(experiment, run_id, "promote"),
     )
-    with job:
-        result = job.run()
-    previous = result["previous"]
-    facts = {
-        "model": model_name,
-        alias: f"v{version}",
-        "previous": f"v{previous}" if previous else "none",
-    }
-    artifacts.write_text(summary, reports.markdown_summary("Promotion", facts))
+    artifacts.write_text(summary, reports.promotion_summary(result))
     return f"models:/{model_name}@{alias}"

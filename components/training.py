@@ -1,42 +1,53 @@
-"""Component `train`: fit the template model on a dataset and register a new version."""
+"""Component `train`: fit a model on any tabular dataset and register a new version."""
 
 from typing import NamedTuple, Optional
 
 from kfp import dsl
-from kfp.dsl import Dataset, Markdown, Metrics, Model, Output
+from kfp.dsl import Dataset, Input, Markdown, Metrics, Model, Output
 
 from components.image import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def train(
-    data: str,
+    target: str,
+    model_name: str,
     holdout: Output[Dataset],
     model: Output[Model],
     metrics: Output[Metrics],
     summary: Output[Markdown],
-    model_name: str = "bike-sharing",
-    target: str = "cnt",
+    data: str = "",
+    dataset: Optional[Input[Dataset]] = None,
+    reader: Optional[dict] = None,
     model_kind: str = "HistGradientBoostingRegressor",
     model_params: Optional[dict] = None,
-    numerical: Optional[list] = None,
+    features: Optional[list] = None,
     categorical: Optional[list] = None,
+    exclude: Optional[list] = None,
+    time_column: str = "",
     test_size: float = 0.2,
-    experiment: str = "bike-sharing",
+    experiment: str = "model-lifecycle",
     run_id: str = "",
 ) -> NamedTuple("TrainOutputs", version=int):
     """Train a model and register it in MLflow as a new version of `model_name`.
 
     Args:
-        data: Training data: a Parquet file or folder, or a CSV file (local path, s3://, gs://).
-        model_name: Registered model name in MLflow; each training adds a version.
         target: Column to predict.
+        model_name: Registered model name in MLflow; each training adds a version.
+        data: Training data: a Parquet file or folder, or a CSV file (local path, s3://, gs://,
+            demo://); or leave empty and connect `dataset`.
+        dataset: Training data as a Dataset artifact from an upstream step.
+        reader: Reader options, e.g. {"KIND": "CSVReader", "delimiter": ";", "encoding":
+            "latin-1"}; the format follows the file extension when KIND is not given.
         model_kind: HistGradientBoostingRegressor, HistGradientBoostingClassifier, Ridge or
-            LogisticRegression.
+            LogisticRegression; the task (regression or classification) follows from it.
         model_params: Estimator parameters, e.g. {"max_iter": 200, "learning_rate": 0.1}.
-        numerical: Numeric feature columns (default: the bike sharing features).
-        categorical: Categorical feature columns, one-hot encoded (default: season, weathersit).
-        test_size: Fraction of rows held out for evaluation (the last rows: time order kept).
+        features: Candidate feature columns (default: every column but the target).
+        categorical: Columns treated as categories even when numeric (codes).
+        exclude: Columns never used as features: ids, timestamps, leaks of the target.
+        time_column: A time column: the holdout is then the latest rows instead of a random,
+            stratified draw.
+        test_size: Fraction of rows held out for evaluation.
         experiment: MLflow experiment of the training run.
         run_id: Pipeline run id, recorded on the MLflow run (set by the pipeline).
 
@@ -47,37 +58,28 @@ def train(
         summary: Run summary.
         version: The version registered.
     """
-    from components.core import models, reports
+    from components.core import reports
     from components.io import artifacts, datasets
     from components.jobs import base
     from components.jobs.training import TrainingJob
-    from components.utils import splitters
 
-    job = TrainingJob(
-        inputs=datasets.reader_for(data),
+    settings = base.step_settings(experiment, run_id, "train")
+    location = base.guard(TrainingJob, settings, lambda: artifacts.input_location(data, dataset))
+    result = base.run_job(
+        TrainingJob,
+        settings,
+        inputs=datasets.reader_config(location, base.integers_back(reader or {})),
         target=target,
-        model={
-            "KIND": model_kind,
-            "numerical": models.BIKE_NUMERICAL if numerical is None else numerical,
-            "categorical": models.BIKE_CATEGORICAL if categorical is None else categorical,
-            "params": model_params or {},
-        },
+        model={"KIND": model_kind, "params": base.integers_back(model_params or {})},
         model_name=model_name,
-        splitter=splitters.TrainTestSplitter(test_size=test_size),
-        holdout=datasets.ParquetWriter(path=holdout.path),
-        **base.step_settings(experiment, run_id, "train"),
+        features=features or None,
+        categorical=categorical or None,
+        exclude=exclude or [],
+        time_column=time_column or None,
+        splitter={"KIND": "TrainTestSplitter", "test_size": float(test_size)},
+        holdout={"KIND": "ParquetWriter", "path": holdout.path},
     )
-    with job:
-        result = job.run()
-    artifacts.describe_model(model, result["model_ref"])
-    artifacts.log_metrics(metrics, result["scores"])
-    facts = {
-        "model": result["model_ref"].describe(),
-        "kind": model_kind,
-        "rows in": len(result["data"]),
-        "rows held out": len(result["test"]),
-        **{name: f"{value:.4g}" for name, value in result["scores"].items()},
-        "seconds": f"{result['seconds']:.1f}",
-    }
-    artifacts.write_text(summary, reports.markdown_summary("Training", facts))
-    return (result["model_ref"].version,)
+    artifacts.describe_model(model, result.model_ref)
+    artifacts.log_metrics(metrics, result.scores)
+    artifacts.write_text(summary, reports.training_summary(result))
+    return (result.model_ref.version,)

@@ -1,4 +1,11 @@
-"""Command line: compile | run --local | submit | schedule."""
+"""Command line: compile | run --local | submit | schedule.
+
+usage:
+  python -m pipelines run NAME --local [--config FILE] [--param KEY=VALUE ...] [--root DIR]
+  python -m pipelines submit NAME --host URL [--config FILE] [--param KEY=VALUE ...]
+  python -m pipelines schedule sync --file schedules.yaml --host URL [--dry-run]
+  python -m pipelines run NAME --help      # NAME's parameters, their types and defaults
+"""
 
 from __future__ import annotations
 
@@ -11,11 +18,20 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the CLI parser; each sub-command lives in its own module."""
     from pipelines import compilation, local, schedules, submit
 
-    parser = argparse.ArgumentParser(prog="python -m pipelines", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     compilation.add_arguments(commands.add_parser("compile", help="Compile every pipeline."))
-    local.add_arguments(commands.add_parser("run", help="Run a pipeline here with kfp.local."))
-    submit.add_arguments(commands.add_parser("submit", help="Submit a compiled pipeline to KFP."))
+    # run and submit bring their own --help, which lists the named pipeline's parameters.
+    local.add_arguments(
+        commands.add_parser("run", help="Run a pipeline here with kfp.local.", add_help=False)
+    )
+    submit.add_arguments(
+        commands.add_parser("submit", help="Submit a compiled pipeline to KFP.", add_help=False)
+    )
     schedules.add_arguments(
         commands.add_parser("schedule", help="Keep KFP recurring runs in step with a file.")
     )

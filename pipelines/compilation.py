@@ -90,6 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def compile_command(args: argparse.Namespace) -> int:
+    """Compile every pipeline (and its manifests) and print the files written."""
     if args.image:
         os.environ["LIFECYCLE_IMAGE"] = args.image
     manifests = None if args.no_manifests or args.out != COMPILED else MANIFESTS

@@ -6,74 +6,97 @@ from kfp.dsl.graph_component import GraphComponent
 
 import components as c
 from pipelines.settings import Settings
-from pipelines.training import DEFAULT_DATA, add_notify
-
-DEFAULT_SCHEMA = "data/bike-sharing/schema.yaml"
-DEFAULT_PASSTHROUGH = ["instant", "dteday"]
+from pipelines.training import DEFAULT_EXPERIMENT, add_notify
 
 
-def add_inference(
-    settings: Settings,
-    data: str,
-    model_name: str,
-    alias_or_version: str,
-    batch_size: int,
-    passthrough: list,
-    input_schema: str,
-    max_samples: int,
-    experiment: str,
-) -> tuple[PipelineTask, PipelineTask]:
-    """Add predict, then explain on the same data and model; return both tasks."""
+def add_inference(settings: Settings, **params) -> tuple[PipelineTask, PipelineTask]:
+    """Add predict, then explain on the same data and model; return both tasks.
+
+    Args:
+        settings: the cluster settings of the steps.
+        **params: the pipeline's inference parameters, by name.
+    """
     run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
+    common = {
+        "data": params["data"],
+        "model_name": params["model_name"],
+        "alias_or_version": params["alias_or_version"],
+        "finder": params["finder"],
+        "reader": params["reader"],
+        "passthrough": params["passthrough"],
+        "input_schema": params["input_schema"],
+        "allow_unsigned": params["allow_unsigned"],
+        "experiment": params["experiment"],
+        "run_id": run_id,
+    }
     predict = c.predict(
-        data=data,
-        model_name=model_name,
-        alias_or_version=alias_or_version,
-        batch_size=batch_size,
-        passthrough=passthrough,
-        input_schema=input_schema,
-        experiment=experiment,
-        run_id=run_id,
+        **common,
+        writer=params["writer"],
+        batch_size=params["batch_size"],
+        probabilities=params["probabilities"],
     )
     settings.configure(predict, "predict", "Batch predictions")
-    explain = c.explain(
-        data=data,
-        model_name=model_name,
-        alias_or_version=alias_or_version,
-        max_samples=max_samples,
-        passthrough=passthrough,
-        input_schema=input_schema,
-        experiment=experiment,
-        run_id=run_id,
-    ).after(predict)
+    explain = c.explain(**common, max_samples=params["max_samples"]).after(predict)
     settings.configure(explain, "explain", "SHAP explanations")
     return predict, explain
 
 
 def build(settings: Settings) -> GraphComponent:
-    """Build the inference pipeline with the given cluster settings."""
+    """Build the inference pipeline with the given cluster settings.
+
+    Args:
+        settings: the cluster settings of the steps.
+    """
 
     @dsl.pipeline(
         name="inference",
-        description="Batch predictions and SHAP explanations from a registered model "
-        "(the Champion by default). Alerts Slack at the end.",
+        description="Batch predictions and SHAP explanations from a model in MLflow "
+        "(a registered model's Champion by default). Alerts Slack at the end.",
     )
     def inference(
-        data: str = DEFAULT_DATA,
-        model_name: str = "bike-sharing",
+        data: str,
+        model_name: str = "",
         alias_or_version: str = "Champion",
+        finder: dict = {},  # noqa: B006 - a KFP parameter default, never mutated
+        reader: dict = {},  # noqa: B006
+        writer: dict = {},  # noqa: B006
         batch_size: int = 131072,
-        passthrough: list = DEFAULT_PASSTHROUGH,
-        input_schema: str = DEFAULT_SCHEMA,
+        passthrough: list = [],  # noqa: B006
+        input_schema: str = "",
+        probabilities: bool = True,
+        allow_unsigned: bool = False,
         max_samples: int = 1000,
-        experiment: str = "bike-sharing",
+        experiment: str = DEFAULT_EXPERIMENT,
         ui_base_url: str = "",
     ):
+        """Predict and explain.
+
+        Args:
+            data: Rows to predict: Parquet file or folder, or CSV (local path, s3://, gs://,
+                demo://bike-sharing/hour.parquet for the demo), streamed from where it is.
+            model_name: Registered model name in MLflow.
+            alias_or_version: Alias (Champion) or version number of the model.
+            finder: Another way to find the model, by KIND, e.g. {"KIND": "BestRunFinder",
+                "metric": "test_rmse", "mode": "min"} or {"KIND": "UriFinder", "uri": "..."}.
+            reader: Reader options, e.g. {"KIND": "CSVReader", "delimiter": ";", "encoding":
+                "latin-1"}; the format follows the extension when KIND is not given.
+            writer: Predictions format: {"KIND": "ParquetWriter"} (default) or CSVWriter.
+            batch_size: Rows per batch; bounds the memory of predict.
+            passthrough: Input columns copied beside the predictions (ids, timestamps).
+            input_schema: Pandera schema with domain rules: a YAML file or module:NAME.
+            probabilities: Add one probability column per class (classifiers).
+            allow_unsigned: Use a model without a signature (inputs then go unchecked).
+            max_samples: Most rows explained with SHAP.
+            experiment: MLflow experiment of the steps' runs.
+            ui_base_url: Kubeflow UI base URL for a link in the alert (default: KFP_UI_BASE_URL).
+        """
         exit_task = add_notify(settings, "inference", experiment, ui_base_url)
         with dsl.ExitHandler(exit_task, name="inference"):
             add_inference(
-                settings, data, model_name, alias_or_version, batch_size, passthrough,
-                input_schema, max_samples, experiment,
+                settings, data=data, model_name=model_name, alias_or_version=alias_or_version,
+                finder=finder, reader=reader, writer=writer, batch_size=batch_size,
+                passthrough=passthrough, input_schema=input_schema, probabilities=probabilities,
+                allow_unsigned=allow_unsigned, max_samples=max_samples, experiment=experiment,
             )  # fmt: skip
 
     return inference

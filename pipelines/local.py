@@ -1,4 +1,8 @@
-"""Local runs: the same pipelines on one machine with kfp.local and a local MLflow store."""
+"""Local runs: the same pipelines on one machine with kfp.local and a local MLflow store.
+
+Outputs and the MLflow store live under `components.io.services.lifecycle_home()` (by default
+`~/.local/share/kfp-model-lifecycle`), so a run does not depend on the working directory.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,23 @@ import argparse
 import os
 import pathlib
 import shutil
+import sys
 import typing as T
 
-LOCAL_ROOT = pathlib.Path(".local")
+from pipelines.kfp_client import guarded
+
+
+def default_root() -> pathlib.Path:
+    """Where `run --local` writes its outputs by default: `lifecycle_home()/runs`."""
+    from components.io import services
+
+    return services.lifecycle_home() / "runs"
 
 
 def run_local(
     name: str,
     params: dict[str, T.Any] | None = None,
-    root: pathlib.Path = LOCAL_ROOT,
+    root: pathlib.Path | None = None,
     tracking_uri: str | None = None,
 ) -> tuple[bool, pathlib.Path]:
     """Run a pipeline under kfp.local's SubprocessRunner in this Python environment.
@@ -22,8 +34,8 @@ def run_local(
     Args:
         name: training, inference or lifecycle.
         params: pipeline parameters overriding the defaults.
-        root: folder for the pipeline outputs (artifacts of every step).
-        tracking_uri: MLflow store; MLFLOW_TRACKING_URI, else the project-local sqlite store.
+        root: folder for the pipeline outputs (artifacts of every step); default_root() if None.
+        tracking_uri: MLflow store; MLFLOW_TRACKING_URI, else the sqlite store in lifecycle_home().
 
     Returns:
         Whether the pipeline succeeded, and the folder with this run's outputs.
@@ -35,7 +47,7 @@ def run_local(
 
     # Every step runs in a subprocess that inherits this environment, so they share one store.
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri or services.default_tracking_uri()
-    pipeline_root = (root / "pipeline-root").absolute()
+    pipeline_root = ((root or default_root()) / "pipeline-root").absolute()
     before = set(pipeline_root.glob("*")) if pipeline_root.exists() else set()
     # No venv and no pip: the steps use this environment, as pods use the project image.
     local.init(
@@ -69,11 +81,19 @@ HIGHLIGHTS = {
 
 
 def outputs(run_dir: pathlib.Path) -> dict[str, pathlib.Path]:
-    """Link the run's key outputs under `<root>/latest/` with telling names; return the links.
+    """Gather the run's key outputs under `<root>/latest/` with telling names; return them.
 
     KFP names artifact files after the output (`report`, `predictions`), without an extension
-    that a browser or a Parquet tool would recognise.
+    that a browser or a Parquet tool would recognise. HTML reports are copied (a browser shows a
+    symlink to an extension-less file as plain text); the larger Parquet files are symlinked.
+
+    Args:
+        run_dir: the run's folder, `<root>/pipeline-root/<run>`.
+
+    Returns:
+        Absolute paths under `latest/`, by `task/artifact`.
     """
+    run_dir = pathlib.Path(run_dir).absolute()
     latest = run_dir.parent.parent / "latest"
     shutil.rmtree(latest, ignore_errors=True)
     latest.mkdir(parents=True)
@@ -82,36 +102,70 @@ def outputs(run_dir: pathlib.Path) -> dict[str, pathlib.Path]:
         task, artifact = key.split("/")
         matches = sorted(run_dir.glob(f"{task}*/{artifact}"))
         if matches:
-            (latest / name).symlink_to(matches[0])
+            if name.endswith(".html") and matches[0].is_file():
+                shutil.copyfile(matches[0], latest / name)
+            else:
+                (latest / name).symlink_to(matches[0])
             found[key] = latest / name
     return found
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """`run NAME --local [--param K=V ...]`."""
-    from pipelines.submit import _CollectParams, parse_param
+def print_outputs(run_dir: pathlib.Path) -> dict[str, pathlib.Path]:
+    """Gather the run's key outputs under `latest/` (see outputs) and print their paths.
 
-    parser.add_argument("name", help="training, inference or lifecycle")
+    Returns:
+        The printed paths, by `task/artifact`.
+    """
+    found = outputs(run_dir)
+    for key, path in found.items():
+        print(f"  {key:30} {path}")
+    if found:
+        print("  (open the .html files in a browser; read the .parquet files with pandas/duckdb)")
+    return found
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`run NAME --local [--config FILE] [--param K=V ...] [--root DIR]`.
+
+    Args:
+        parser: the `run` sub-command parser, made with add_help=False (its --help lists the
+            named pipeline's parameters).
+    """
+    from pipelines import params
+
+    parser.add_argument("name", help="pipeline: training, inference or lifecycle")
     parser.add_argument(
         "--local", action="store_true", required=True, help="run here with kfp.local"
     )
+    params.add_arguments(parser, lambda args: (args.name, params.of_pipeline(args.name)))
     parser.add_argument(
-        "--param", dest="params", metavar="KEY=VALUE", type=parse_param,
-        action=_CollectParams, default={},
-        help="pipeline parameter; VALUE is parsed as JSON when it can be (repeatable)",
-    )  # fmt: skip
-    parser.add_argument("--root", type=pathlib.Path, default=LOCAL_ROOT, help="output folder")
+        "--root",
+        type=pathlib.Path,
+        default=None,
+        help="output folder (default: $LIFECYCLE_HOME/runs, "
+        "else ~/.local/share/kfp-model-lifecycle/runs)",
+    )
     parser.set_defaults(handler=run_command)
 
 
+@guarded
 def run_command(args: argparse.Namespace) -> int:
-    ok, run_dir = run_local(args.name, args.params, args.root)
+    """Validate the pipeline and its parameters, run it locally, then say where outputs are."""
+    from pipelines import params
+
+    parameters = params.of_pipeline(args.name)
+    values = params.resolve(args.name, parameters, args.config, args.params)
+    ok, run_dir = run_local(args.name, values, args.root)
     print(f"\nPipeline {args.name} {'SUCCEEDED' if ok else 'FAILED'}; outputs in {run_dir}")
-    for key, path in outputs(run_dir).items():
-        print(f"  {key:30} {path}")
-    print("  (open the .html files in a browser; read the .parquet files with pandas or duckdb)")
+    print_outputs(run_dir)
     uri = os.environ["MLFLOW_TRACKING_URI"]
+    model = values.get("model_name", getattr(parameters.get("model_name"), "default", None))
+    models = f"Models > {model}" if model else "Models"
     print(f"\nMLflow store: {uri}")
-    print(f"Open the MLflow UI: .venv/bin/mlflow ui --backend-store-uri {uri}")
-    print("  then browse http://127.0.0.1:5000 (Models > bike-sharing shows the Champion)")
+    if uri.startswith(("http://", "https://")):
+        print(f"Open the MLflow UI: {uri} ({models} shows the Champion)")
+    else:
+        mlflow = pathlib.Path(sys.executable).parent / "mlflow"
+        print(f"Open the MLflow UI: {mlflow} ui --backend-store-uri {uri}")
+        print(f"  then browse http://127.0.0.1:5000 ({models} shows the Champion)")
     return 0 if ok else 1

@@ -16,6 +16,7 @@ import kfp
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator
 
+from pipelines import params
 from pipelines.kfp_client import (
     UsageError,
     add_connection_arguments,
@@ -38,7 +39,11 @@ class ScheduleFileError(UsageError):
 
 
 class Schedule(BaseModel):
-    """One recurring run as the file declares it."""
+    """One recurring run as the file declares it.
+
+    `config` names a parameters config file (params.load_config), relative to the schedules
+    file; its parameters are merged under the inline `parameters`, which win.
+    """
 
     model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
 
@@ -49,6 +54,7 @@ class Schedule(BaseModel):
     max_concurrency: int = Field(default=1, ge=1, le=10)  # the range KFP accepts
     catchup: bool = False
     parameters: dict[str, JsonValue] = Field(default_factory=dict)
+    config: str | None = Field(default=None, min_length=1)
 
     @field_validator("cron")
     @classmethod
@@ -136,10 +142,55 @@ def load_schedule_file(path: Path) -> ScheduleFile:
     if not isinstance(data, dict):
         raise ScheduleFileError(f"{path}: expected a mapping with owner, experiment, schedules")
     try:
-        return ScheduleFile.model_validate(data)
+        schedules = ScheduleFile.model_validate(data)
     except ValidationError as error:
         problems = "\n".join(f"  - {_describe(e, data)}" for e in error.errors())
         raise ScheduleFileError(f"{path}: invalid schedules file:\n{problems}") from error
+    # Config paths are relative to the schedules file, not to the working directory.
+    folder = Path(path).parent
+    return schedules.model_copy(
+        update={
+            "schedules": [
+                s.model_copy(update={"config": str(folder / s.config)}) if s.config else s
+                for s in schedules.schedules
+            ]
+        }
+    )
+
+
+def resolve_parameters(config: ScheduleFile, pipeline_files: dict[str, Path]) -> ScheduleFile:
+    """Merge each schedule's config file under its inline parameters and validate the result.
+
+    Every schedule is checked against the parameters of its compiled pipeline (params.validate)
+    before anything changes on KFP; the values come back converted to the declared types.
+
+    Args:
+        config: the schedules file as load_schedule_file read it.
+        pipeline_files: compiled YAML of each pipeline the file names.
+
+    Returns:
+        The schedules file with each schedule's merged, validated parameters.
+
+    Raises:
+        ScheduleFileError: a config file or a parameter is wrong; names every schedule at fault.
+    """
+    declared = {name: params.of_file(path) for name, path in pipeline_files.items()}
+    problems, schedules = [], []
+    for schedule in config.schedules:
+        try:
+            values = dict(schedule.parameters)
+            if schedule.config:
+                found = params.load_config(Path(schedule.config))
+                params.check_pipeline(found, schedule.pipeline, schedule.config)
+                values = params.merge(found.parameters, values)
+            values = params.validate(schedule.pipeline, values, declared[schedule.pipeline])
+        except params.ParameterError as error:
+            problems.append(f"  - schedule {schedule.name!r}: {error}")
+            continue
+        schedules.append(schedule.model_copy(update={"parameters": values}))
+    if problems:
+        raise ScheduleFileError("invalid schedule parameters:\n" + "\n".join(problems))
+    return config.model_copy(update={"schedules": schedules})
 
 
 def _describe(error: Any, data: dict[str, Any]) -> str:
@@ -317,7 +368,7 @@ def sync(
 
     Args:
         client: connected KFP client.
-        config: the validated schedules file.
+        config: the validated schedules file, its parameters resolved (resolve_parameters).
         pipeline_files: compiled YAML of each pipeline the file names.
         dry_run: print the plan and change nothing (no experiment, upload or run created).
         namespace: namespace on multi-user KFP.
@@ -380,12 +431,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 @guarded
 def sync_command(args: argparse.Namespace) -> int:
-    """Validate the file and its pipelines, then sync (or print the plan with --dry-run)."""
+    """Validate the file, its pipelines and parameters, then sync (or print the plan)."""
     config = load_schedule_file(args.file)
     pipelines = sorted({schedule.pipeline for schedule in config.schedules})
     files = {
         name: resolve_pipeline_file(name, pipelines_dir=args.pipelines_dir) for name in pipelines
     }
+    config = resolve_parameters(config, files)
     client = build_client(args.host, args.namespace, args.token_env)
     sync(client, config, files, dry_run=args.dry_run, namespace=args.namespace)
     return 0

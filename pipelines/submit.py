@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import kfp
 
+from pipelines import params
 from pipelines.kfp_client import (
     UsageError,
     add_connection_arguments,
@@ -120,34 +119,6 @@ def ensure_pipeline_version(
     return PipelineVersion(pipeline_id, version.pipeline_version_id, wanted, digest, uploaded=True)
 
 
-def parse_param(text: str) -> tuple[str, Any]:
-    """Parse `KEY=VALUE`; VALUE is JSON when it parses (3, 0.5, true, [1]), else a string.
-
-    Raises:
-        argparse.ArgumentTypeError: no `=` or an empty key.
-    """
-    key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
-    return key.strip(), value
-
-
-class _CollectParams(argparse.Action):
-    """Gather repeated --param KEY=VALUE into one dict; a key given twice is an error."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        params = dict(getattr(namespace, self.dest) or {})
-        key, value = values
-        if key in params:
-            parser.error(f"{option_string} {key} given twice")
-        params[key] = value
-        setattr(namespace, self.dest, params)
-
-
 def run_link(host: str, run_id: str) -> str:
     """Link to a run's page in the KFP UI."""
     return f"{host.rstrip('/')}/#/runs/details/{run_id}"
@@ -174,18 +145,15 @@ def wait_for_run(client: kfp.Client, run_id: str, timeout_s: float, poll_s: floa
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the `submit` arguments and handler to its sub-command parser."""
+    """Add the `submit` arguments and handler to its sub-command parser.
+
+    Args:
+        parser: the `submit` sub-command parser, made with add_help=False (its --help lists
+            the named pipeline's parameters, read from the compiled file).
+    """
     parser.add_argument("name", help="pipeline name: pipelines/compiled/<name>.yaml")
     add_connection_arguments(parser)
-    parser.add_argument(
-        "--param",
-        dest="params",
-        metavar="KEY=VALUE",
-        type=parse_param,
-        action=_CollectParams,
-        default={},
-        help="pipeline parameter; VALUE is parsed as JSON when it can be (repeatable)",
-    )
+    params.add_arguments(parser, _compiled_parameters)
     parser.add_argument(
         "--experiment", default="Default", help="KFP experiment (created if missing)"
     )
@@ -201,10 +169,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(handler=submit_command)
 
 
+def _compiled_parameters(args: argparse.Namespace) -> tuple[str, dict[str, params.Parameter]]:
+    """The parameters of the compiled file that `submit` would send (for --help)."""
+    path = resolve_pipeline_file(args.name, args.file, args.pipelines_dir)
+    return args.name, params.of_file(path)
+
+
 @guarded
 def submit_command(args: argparse.Namespace) -> int:
     """Upload the pipeline if it changed, start a run, print its link, optionally wait."""
     path = resolve_pipeline_file(args.name, args.file, args.pipelines_dir)
+    # Every value is checked against the compiled file before anything reaches KFP.
+    values = params.resolve(args.name, params.of_file(path), args.config, args.params)
     client = build_client(args.host, args.namespace, args.token_env)
     version = ensure_pipeline_version(client, args.name, path, args.namespace)
     verb = "uploaded" if version.uploaded else "reusing unchanged"
@@ -216,7 +192,7 @@ def submit_command(args: argparse.Namespace) -> int:
         job_name=run_name,
         pipeline_id=version.pipeline_id,
         version_id=version.version_id,
-        params=args.params,
+        params=values,
     )
     print(f"run {run.run_id}: {run_link(args.host, run.run_id)}")
     if not args.wait:

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-BIKE_PARQUET = ROOT / "data" / "bike-sharing" / "hour.parquet"
-BIKE_SCHEMA = ROOT / "data" / "bike-sharing" / "schema.yaml"
+BIKE_PARQUET = ROOT / "components" / "demo" / "bike-sharing" / "hour.parquet"
+BIKE_SCHEMA = ROOT / "components" / "demo" / "bike-sharing" / "schema.yaml"
 
 # MLflow's telemetry thread sets and unsets a variable in os.environ while requests iterate over
 # it (a KeyError '_MLFLOW_TELEMETRY_SESSION_ID' now and then), and it would call the internet.

@@ -22,10 +22,46 @@ DIRECTIONS: dict[str, T.Literal["min", "max"]] = {
 }
 # The metric that decides whether a candidate beats the Champion.
 PRIMARY: dict[models.Task, str] = {"regression": "rmse", "classification": "f1_macro"}
+# The metrics `score` computes for each task (roc_auc and log_loss need 2+ classes in targets).
+TASK_METRICS: dict[models.Task, tuple[str, ...]] = {
+    "regression": ("rmse", "mae", "r2"),
+    "classification": ("accuracy", "f1_macro", "roc_auc", "log_loss"),
+}
+# Thresholds a model must meet unless told otherwise: a regressor no worse than predicting the
+# mean (r2 >= 0).
+DEFAULT_THRESHOLDS: dict[models.Task, dict[str, float]] = {
+    "regression": {"r2": 0.0},
+    "classification": {},
+}
+
+
+def check_thresholds(task: models.Task, thresholds: T.Mapping[str, float]) -> None:
+    """Refuse thresholds on metrics that the task does not compute.
+
+    Raises:
+        ValueError: a threshold names a metric of the other task, or an unknown metric.
+    """
+    if task not in TASK_METRICS:
+        raise ValueError(f"unknown task '{task}'; known: {', '.join(TASK_METRICS)}")
+    computed = TASK_METRICS[task]
+    wrong = [name for name in thresholds if name not in computed]
+    if wrong:
+        names = ", ".join(f"'{name}'" for name in wrong)
+        raise ValueError(
+            f"threshold{'s' if len(wrong) > 1 else ''} on {names} "
+            f"{'do' if len(wrong) > 1 else 'does'} not apply to a {task} model; "
+            f"its metrics: {', '.join(computed)}"
+        )
 
 
 def score(task: models.Task, targets: pd.Series, predictions: pd.DataFrame) -> dict[str, float]:
-    """Compute the task's metrics from `models.predict_frame` outputs."""
+    """Compute the task's metrics from `models.predict_frame` outputs.
+
+    Class labels are compared as text, spelled as in the probability column names, so that
+    integer, boolean and text labels all get every metric (1 and 1.0 both read "1" when the
+    model's labels are integers). roc_auc and log_loss need probability columns and at least
+    2 classes among the targets, all of them known to the model.
+    """
     if task == "regression":
         predicted = predictions[models.PREDICTION].to_numpy(dtype=float)
         return {
@@ -34,39 +70,99 @@ def score(task: models.Task, targets: pd.Series, predictions: pd.DataFrame) -> d
             "r2": float(skm.r2_score(targets, predicted)),
         }
     labels = probability_labels(predictions)
-    probabilities = predictions[[models.probability_column(x) for x in labels]].to_numpy(float)
+    truth = as_labels(targets, labels)
+    predicted = as_labels(predictions[models.PREDICTION], labels)
     results = {
-        "accuracy": float(skm.accuracy_score(targets, predictions[models.PREDICTION])),
-        "f1_macro": float(
-            skm.f1_score(targets, predictions[models.PREDICTION], average="macro", zero_division=0)
-        ),
+        "accuracy": float(skm.accuracy_score(truth, predicted)),
+        "f1_macro": float(skm.f1_score(truth, predicted, average="macro", zero_division=0)),
     }
-    if set(pd.unique(targets)) <= set(labels) and len(pd.unique(targets)) > 1:
-        scores = probabilities[:, 1] if len(labels) == 2 else probabilities
+    present = set(truth)
+    if len(labels) < 2 or not present <= set(labels) or len(present) < 2:
+        return results
+    columns = [models.probability_column(label) for label in labels]
+    probabilities = predictions[columns].to_numpy(dtype=float)
+    if len(labels) == 2:
+        results["roc_auc"] = float(skm.roc_auc_score(truth == labels[1], probabilities[:, 1]))
+    elif len(present) == len(labels):
+        # sklearn wants the labels sorted and the probability columns in their order.
+        order = np.argsort(np.asarray(labels, dtype=object).astype(str), kind="stable")
         results["roc_auc"] = float(
-            skm.roc_auc_score(targets, scores, labels=labels, multi_class="ovr")
-            if len(labels) > 2
-            else skm.roc_auc_score(targets == labels[1], scores)
+            skm.roc_auc_score(
+                truth,
+                probabilities[:, order],
+                labels=[labels[i] for i in order],
+                multi_class="ovr",
+            )
         )
-        results["log_loss"] = float(skm.log_loss(targets, probabilities, labels=labels))
+    else:
+        # A class absent from the targets has no one-vs-rest curve: average over the others.
+        results["roc_auc"] = float(
+            np.mean(
+                [
+                    skm.roc_auc_score(truth == label, probabilities[:, i])
+                    for i, label in enumerate(labels)
+                    if label in present
+                ]
+            )
+        )
+    order = np.argsort(np.asarray(labels, dtype=object).astype(str), kind="stable")
+    results["log_loss"] = float(
+        skm.log_loss(truth, probabilities[:, order], labels=[labels[i] for i in order])
+    )
     return results
 
 
-def probability_labels(predictions: pd.DataFrame) -> list[T.Any]:
-    """The class labels of the probability columns, in column order."""
+def probability_labels(predictions: pd.DataFrame) -> list[str]:
+    """The class labels of the probability columns, in column order, as text."""
     prefix = models.PROBABILITY_PREFIX
     return [c.removeprefix(prefix) for c in predictions.columns if c.startswith(prefix)]
 
 
+def as_labels(values: T.Any, labels: T.Sequence[str] = ()) -> pd.Series:
+    """Class labels as text, spelled like the given labels where a spelling matches better.
+
+    Integers, booleans and text read as `str` does (1, True, "a"); numbers read as whole
+    numbers ("1") or as floats ("1.0"), whichever matches more of `labels`: a target widened
+    to float by missing values still meets the model's integer labels.
+
+    Args:
+        values: the labels (targets or predictions).
+        labels: the spellings to match, e.g. `probability_labels(predictions)`.
+
+    Returns:
+        A series of strings (missing values read "nan"), with a fresh 0..n-1 index.
+    """
+    series = pd.Series(values).reset_index(drop=True)
+    best = series.astype(object).map(str)
+    known = set(labels)
+    if not known or pd.api.types.is_bool_dtype(series.dtype):
+        return best
+    if not pd.api.types.is_numeric_dtype(series.dtype):
+        return best
+    numbers = series.astype("float64")
+    spellings = [numbers.map(str)]
+    finite = numbers.dropna()
+    if np.isfinite(finite).all() and (finite == np.round(finite)).all():
+        spellings.append(numbers.map(lambda x: str(int(x)) if np.isfinite(x) else str(x)))
+    for spelling in spellings:
+        if spelling.isin(known).sum() > best.isin(known).sum():
+            best = spelling
+    return best
+
+
 def confusion(targets: pd.Series, predicted: pd.Series, labels: list[T.Any]) -> list[list[int]]:
     """The confusion matrix, rows = true label, columns = predicted label, in label order."""
-    matrix = skm.confusion_matrix(targets.astype(str), predicted.astype(str), labels=labels)
+    labels = [str(label) for label in labels]
+    matrix = skm.confusion_matrix(
+        as_labels(targets, labels), as_labels(predicted, labels), labels=labels
+    )
     return matrix.astype(int).tolist()
 
 
 def roc(targets: pd.Series, scores: np.ndarray, positive: T.Any) -> dict[str, list[float]]:
     """The ROC curve of one class against the rest, thinned to at most 200 points."""
-    fpr, tpr, thresholds = skm.roc_curve(targets.astype(str) == str(positive), scores)
+    positive = str(positive)
+    fpr, tpr, thresholds = skm.roc_curve(as_labels(targets, [positive]) == positive, scores)
     keep = np.unique(np.linspace(0, len(fpr) - 1, num=min(200, len(fpr))).astype(int))
     thresholds = np.where(np.isfinite(thresholds), thresholds, 1.0)
     return {

@@ -32,6 +32,9 @@ BIKE_NUMERICAL = [
 BIKE_CATEGORICAL = ["season", "weathersit"]
 BIKE_TARGET = "cnt"
 PROBABILITY_PREFIX = "probability_"
+# At most this many one-hot columns per categorical feature: the rarest categories share one
+# "infrequent" column, so that an identifier-like column cannot blow the memory up.
+MAX_CATEGORIES = 100
 
 
 class Model(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
@@ -40,9 +43,15 @@ class Model(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     The preprocessor travels inside the registered model, so inference applies exactly the
     preprocessing that training fitted (one-hot categories, scaling).
 
+    Both feature lists may be left empty, meaning "infer them from the data" (see
+    `features.infer`): the training job fills them in before it calls `build`.
+
     Args:
-        numerical: numeric feature columns (missing values allowed).
-        categorical: categorical feature columns, one-hot encoded (unknown categories ignored).
+        numerical: numeric and boolean feature columns (missing values allowed).
+        categorical: categorical feature columns, one-hot encoded: missing values (NaN, None)
+            make a category of their own, the rarest categories beyond `MAX_CATEGORIES` share
+            an "infrequent" one, and categories unseen in training count as infrequent (all
+            zeros when no category was rare).
         params: keyword arguments for the estimator.
     """
 
@@ -53,9 +62,7 @@ class Model(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     params: dict[str, T.Any] = pdt.Field(default_factory=dict)
 
     @pdt.model_validator(mode="after")
-    def _has_features(self) -> Model:
-        if not self.numerical and not self.categorical:
-            raise ValueError("a model needs at least one numerical or categorical feature")
+    def _features_do_not_overlap(self) -> Model:
         overlap = set(self.numerical) & set(self.categorical)
         if overlap:
             raise ValueError(f"columns both numerical and categorical: {sorted(overlap)}")
@@ -97,12 +104,29 @@ class Model(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         return "passthrough"
 
     def build(self) -> pipeline.Pipeline:
-        """Build the unfitted sklearn Pipeline(preprocessor, estimator)."""
+        """Build the unfitted sklearn Pipeline(preprocessor, estimator).
+
+        Categorical columns may hold text, numbers (codes) and missing values; run the data
+        through `schemas.normalize` first, which turns pd.NA into NaN and text mixed with
+        numbers into text, as one-hot encoding needs.
+
+        Raises:
+            ValueError: the model has no feature yet (neither numerical nor categorical).
+        """
+        if not self.numerical and not self.categorical:
+            raise ValueError(
+                f"{self.KIND} has no feature to build on: name numerical or categorical "
+                "columns, or infer them from the data first (components.core.features.infer)"
+            )
         transformers = []
         if self.numerical:
             transformers.append(("num", self.scaler(), self.numerical))
         if self.categorical:
-            encoder = preprocessing.OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+            encoder = preprocessing.OneHotEncoder(
+                handle_unknown="infrequent_if_exist",
+                max_categories=MAX_CATEGORIES,
+                sparse_output=False,
+            )
             transformers.append(("cat", encoder, self.categorical))
         preprocessor = compose.ColumnTransformer(transformers, verbose_feature_names_out=True)
         return pipeline.Pipeline([("preprocessor", preprocessor), ("estimator", self.estimator())])
@@ -115,6 +139,7 @@ class HistGradientBoostingRegressorModel(Model, frozen=True):
     TASK: T.ClassVar[Task] = "regression"
 
     def estimator(self) -> BaseEstimator:
+        """The regressor, seeded for repeatable fits."""
         return ensemble.HistGradientBoostingRegressor(**{"random_state": 42, **self.params})
 
 
@@ -125,6 +150,7 @@ class HistGradientBoostingClassifierModel(Model, frozen=True):
     TASK: T.ClassVar[Task] = "classification"
 
     def estimator(self) -> BaseEstimator:
+        """The classifier, seeded for repeatable fits."""
         return ensemble.HistGradientBoostingClassifier(**{"random_state": 42, **self.params})
 
 
@@ -135,11 +161,13 @@ class RidgeModel(Model, frozen=True):
     TASK: T.ClassVar[Task] = "regression"
 
     def scaler(self) -> T.Any:
+        """Fill missing numbers with the median, then standardise."""
         return pipeline.make_pipeline(
             impute.SimpleImputer(strategy="median"), preprocessing.StandardScaler()
         )
 
     def estimator(self) -> BaseEstimator:
+        """The ridge regressor."""
         return linear_model.Ridge(**self.params)
 
 
@@ -150,6 +178,7 @@ class LogisticRegressionModel(RidgeModel, frozen=True):
     TASK: T.ClassVar[Task] = "classification"
 
     def estimator(self) -> BaseEstimator:
+        """The logistic regression, with room to converge."""
         return linear_model.LogisticRegression(**{"max_iter": 1000, **self.params})
 
 
@@ -159,6 +188,22 @@ ModelKind = (
     | RidgeModel
     | LogisticRegressionModel
 )
+# Each model KIND and the task it serves.
+TASKS: dict[str, Task] = {
+    kind.model_fields["KIND"].default: kind.TASK for kind in T.get_args(ModelKind)
+}
+
+
+def model_task(kind: str) -> Task:
+    """The task a model KIND serves: "regression" or "classification".
+
+    Raises:
+        ValueError: the kind is unknown; the message lists the allowed kinds.
+    """
+    if kind not in TASKS:
+        allowed = ", ".join(f"{name} ({task})" for name, task in TASKS.items())
+        raise ValueError(f"unknown model kind '{kind}'; allowed: {allowed}")
+    return TASKS[kind]
 
 
 def task_of(model: T.Any) -> Task:

@@ -18,6 +18,8 @@ matplotlib.use("Agg")  # no display in a pod
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from components.core import results  # noqa: E402
+
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 24px; color: #1f2328; }
 h1 { font-size: 22px; } h2 { font-size: 17px; margin-top: 28px; }
@@ -81,20 +83,40 @@ def contributions_chart(row: pd.Series, prefix: str = "shap_", top: int = 12) ->
     return figure_uri(figure)
 
 
-def explanations_page(
-    model: str, importances: pd.DataFrame, samples: pd.DataFrame, explainer: str
-) -> str:
+def explanations_page(result: results.ExplanationsResult) -> str:
     """The explanations report: global importance, then the first samples' contributions."""
+    model = result.model_ref.describe()
     sections = [
-        f"<p>Model <b>{html.escape(model)}</b>, explained with {html.escape(explainer)} "
-        f"(first {len(samples)} explained rows shown below).</p>",
+        f"<p>Model <b>{html.escape(model)}</b>, explained with {html.escape(result.explainer)} "
+        f"on {result.samples} rows (the first {len(result.preview)} shown below).</p>",
+        *warnings_html(result.warnings),
         "<h2>Model explanations</h2>",
-        image(importance_chart(importances), "feature importance"),
-        table(importances.head(30)),
+        image(importance_chart(result.importances), "feature importance"),
+        table(result.importances.head(30)),
         "<h2>Sample explanations</h2>",
     ]
-    sections += [image(contributions_chart(row), "sample") for _, row in samples.head(3).iterrows()]
+    sections += [
+        image(contributions_chart(row), "sample") for _, row in result.preview.head(3).iterrows()
+    ]
     return page(f"Explanations: {model}", sections)
+
+
+def explanations_summary(result: results.ExplanationsResult) -> str:
+    """The explain step's Markdown summary."""
+    facts = {
+        "model": result.model_ref.describe(),
+        "explainer": result.explainer,
+        "samples": result.samples,
+        "top features": ", ".join(map(str, result.importances["feature"].head(5))),
+        "seconds": f"{result.seconds:.1f}",
+        "warnings": "; ".join(result.warnings) or "none",
+    }
+    return markdown_summary("Explanations", facts)
+
+
+def warnings_html(warnings: T.Sequence[str]) -> list[str]:
+    """Warnings as highlighted paragraphs."""
+    return [f'<p class="failed">Warning: {html.escape(w)}</p>' for w in warnings]
 
 
 def confusion_chart(labels: list[str], matrix: list[list[int]]) -> str:
@@ -138,26 +160,88 @@ def residuals_chart(targets: pd.Series, predictions: pd.Series) -> str:
     return figure_uri(figure)
 
 
-def evaluation_page(
-    model: str,
-    passed: bool,
-    reasons: list[str],
-    scores: dict[str, float],
-    champion_scores: dict[str, float],
-    charts: list[str],
-) -> str:
+def evaluation_charts(result: results.EvaluationResult) -> list[str]:
+    """Confusion matrix and ROC for a classifier; predicted against actual for a regressor."""
+    if result.curves is not None:
+        curves = result.curves
+        return [
+            confusion_chart(curves.labels, curves.confusion_matrix),
+            roc_chart(curves.roc, curves.roc_positive),
+        ]
+    return [residuals_chart(result.targets, result.predicted)]
+
+
+def evaluation_page(result: results.EvaluationResult) -> str:
     """The evaluation report: the verdict, metrics beside the Champion's, and charts."""
     verdict = (
         '<p class="passed">Passed: may be promoted.</p>'
-        if passed
-        else '<p class="failed">Failed: ' + html.escape("; ".join(reasons)) + "</p>"
+        if result.passed
+        else '<p class="failed">Failed: ' + html.escape("; ".join(result.reasons)) + "</p>"
     )
+    scores, champion_scores = result.scores, result.champion_scores
     metrics = pd.DataFrame({"metric": list(scores), "candidate": list(scores.values())})
     if champion_scores:  # no column of blanks before the first Champion exists
         metrics["champion"] = [champion_scores.get(name, float("nan")) for name in scores]
-    sections = [verdict, "<h2>Metrics</h2>", table(metrics), "<h2>Charts</h2>"]
-    sections += [image(uri, "chart") for uri in charts]
-    return page(f"Evaluation: {model}", sections)
+    compared = (
+        f"Compared with the Champion {result.champion_ref.describe()}."
+        if result.champion_ref
+        else "No Champion yet: nothing to compare with."
+    )
+    sections = [verdict, f"<p>{html.escape(compared)}</p>", "<h2>Metrics</h2>", table(metrics)]
+    sections += ["<h2>Charts</h2>", *(image(uri, "chart") for uri in evaluation_charts(result))]
+    return page(f"Evaluation: {result.candidate_ref.describe()}", sections)
+
+
+def evaluation_summary(result: results.EvaluationResult) -> str:
+    """The evaluate step's Markdown summary."""
+    facts = {
+        "model": result.candidate_ref.describe(),
+        "passed": result.passed,
+        "champion": result.champion_ref.describe() if result.champion_ref else "none",
+        "rows": result.rows,
+        **{key: f"{value:.4g}" for key, value in result.scores.items()},
+        "reasons": "; ".join(result.reasons) or "-",
+    }
+    return markdown_summary("Evaluation", facts)
+
+
+def training_summary(result: results.TrainingResult) -> str:
+    """The train step's Markdown summary."""
+    facts = {
+        "model": result.model_ref.describe(),
+        "kind": result.model_kind,
+        "task": result.task,
+        "features": f"{len(result.numerical)} numerical, {len(result.categorical)} categorical",
+        "rows in": result.rows,
+        "rows held out": result.test_rows,
+        **{name: f"{value:.4g}" for name, value in result.scores.items()},
+        "seconds": f"{result.seconds:.1f}",
+    }
+    return markdown_summary("Training", facts)
+
+
+def promotion_summary(result: results.PromotionResult) -> str:
+    """The promote step's Markdown summary."""
+    facts = {
+        "model": result.model_ref.name,
+        result.alias: f"v{result.model_ref.version}",
+        "previous": f"v{result.previous}" if result.previous else "none",
+    }
+    return markdown_summary("Promotion", facts)
+
+
+def inference_summary(result: results.InferenceResult) -> str:
+    """The predict step's Markdown summary."""
+    facts = {
+        "model": result.model_ref.describe(),
+        "rows in": result.rows_in,
+        "rows out": result.rows,
+        "columns out": result.columns,
+        "seconds": f"{result.seconds:.1f}",
+        "rows per second": f"{result.rows / max(result.seconds, 1e-9):,.0f}",
+        "warnings": "; ".join(result.warnings) or "none",
+    }
+    return markdown_summary("Predictions", facts)
 
 
 def markdown_summary(title: str, facts: T.Mapping[str, T.Any]) -> str:

@@ -5,15 +5,19 @@ from __future__ import annotations
 import collections
 import dataclasses
 import importlib
+import numbers
 import os
 import typing as T
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
 from mlflow.models.signature import ModelSignature
 from mlflow.types import DataType
 from mlflow.types.schema import ColSpec
+
+from components import demo
 
 # Which pandas dtype kinds satisfy each MLflow column type. Integers are accepted where the
 # model expects doubles because `conform` widens them losslessly before predicting.
@@ -67,17 +71,98 @@ def is_nullable_integer(series: pd.Series) -> bool:
 
 
 def normalize(frame: pd.DataFrame) -> pd.DataFrame:
-    """Widen nullable integer columns that hold missing values to float64.
+    """Give each column a dtype that the model and its MLflow signature both accept.
 
-    MLflow infers `long` for such columns and then rejects their own missing values; as float64
-    the missing values become NaN, which the model and the signature both accept.
+    Applied alike to training data and to inference batches, so that a model meets at
+    inference the types it was trained and signed with:
+
+    - nullable integers with missing values become float64 (NaN): MLflow infers `long` for
+      them and then rejects their own missing values;
+    - nullable floats become float64, nullable booleans become bool, or float64 (1.0, 0.0,
+      NaN) when they hold missing values; pyarrow-backed numbers and booleans likewise;
+    - categories and string extension dtypes (`str`, `string`, pyarrow strings) become object
+      columns of strings;
+    - object columns: numbers only become numeric, booleans only become booleans as above,
+      strings mixed with numbers become strings; other objects (dicts, bytes, dates) are left
+      for the checks to report.
+
+    Missing values in text columns become NaN, whatever marked them (None, NaN, pd.NA). A frame
+    that needs no change is returned as is.
     """
-    widen = {
-        name: "float64"
-        for name, series in frame.items()
-        if is_nullable_integer(series) and series.isna().any()
-    }
-    return frame.astype(widen) if widen else frame
+    changed = {}
+    for position, (_, series) in enumerate(frame.items()):
+        normalized = _normalize_column(series)
+        if normalized is not series:
+            changed[position] = normalized
+    if not changed:
+        return frame
+    frame = frame.copy(deep=False)
+    for position, normalized in changed.items():
+        frame.isetitem(position, normalized)
+    return frame
+
+
+def _normalize_column(series: pd.Series) -> pd.Series:
+    """One column normalized (see `normalize`), or the very same series when already fine."""
+    dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return _as_text(series)
+    if isinstance(dtype, pd.StringDtype) or (
+        isinstance(dtype, pd.ArrowDtype) and _is_arrow_text(dtype.pyarrow_dtype)
+    ):
+        return series.astype(object).where(series.notna(), np.nan)
+    if is_nullable_integer(series):
+        return series.astype("float64") if series.isna().any() else series
+    if isinstance(dtype, pd.BooleanDtype) or _is_arrow(dtype, "is_boolean"):
+        return series.astype("float64") if series.isna().any() else series.astype(bool)
+    if isinstance(dtype, pd.Float32Dtype | pd.Float64Dtype) or _is_arrow(dtype, "is_floating"):
+        return series.astype("float64")
+    if _is_arrow(dtype, "is_integer"):
+        return series.astype("float64" if series.isna().any() else "int64")
+    if pd.api.types.is_object_dtype(dtype):
+        return _normalize_objects(series)
+    return series
+
+
+def _normalize_objects(series: pd.Series) -> pd.Series:
+    kind = pd.api.types.infer_dtype(series, skipna=True)
+    if kind == "string":
+        missing = series.isna()
+        return series.where(~missing, np.nan) if missing.any() else series
+    if kind in ("integer", "floating", "mixed-integer-float", "decimal"):
+        return _normalize_column(pd.to_numeric(series))
+    if kind == "boolean":
+        return _normalize_column(series.astype("boolean"))
+    if kind in ("mixed", "mixed-integer"):
+        values = series.dropna()
+        if all(_is_number(value) for value in values):
+            return _normalize_column(pd.to_numeric(series))  # Decimal beside int, say
+        if all(isinstance(value, str | bool | np.bool_ | numbers.Number) for value in values):
+            return _as_text(series)
+    return series
+
+
+def _is_number(value: T.Any) -> bool:
+    return isinstance(value, numbers.Number) and not isinstance(value, bool | np.bool_)
+
+
+def _as_text(series: pd.Series) -> pd.Series:
+    """Non-missing values as strings, missing ones as NaN, in an object column."""
+    values = series.astype(object)
+    return values.map(str).where(values.notna(), np.nan).astype(object)
+
+
+def _is_arrow_text(dtype: pyarrow.DataType) -> bool:
+    return (
+        pyarrow.types.is_string(dtype)
+        or pyarrow.types.is_large_string(dtype)
+        or (hasattr(pyarrow.types, "is_string_view") and pyarrow.types.is_string_view(dtype))
+    )
+
+
+def _is_arrow(dtype: T.Any, test: str) -> bool:
+    """Whether a pyarrow-backed dtype passes one of `pyarrow.types`' tests (is_integer...)."""
+    return isinstance(dtype, pd.ArrowDtype) and getattr(pyarrow.types, test)(dtype.pyarrow_dtype)
 
 
 def check_signature(frame: pd.DataFrame, signature: ModelSignature | None) -> list[Violation]:
@@ -123,8 +208,32 @@ def conform(frame: pd.DataFrame, signature: ModelSignature | None) -> pd.DataFra
     return normalize(frame.astype(casts) if casts else frame)
 
 
+def needed_columns(
+    available: T.Sequence[str], signature: ModelSignature | None, extra: T.Iterable[str]
+) -> list[str] | None:
+    """The input columns a job must read: the signature's, plus extra ones, in file order.
+
+    Reading only these keeps memory and time down on wide inputs. Columns absent from the file
+    are left for the validator to report. None (read everything) without a named signature.
+
+    Args:
+        available: the input's columns.
+        signature: the model's signature.
+        extra: other columns the job needs (pass-through, schema).
+    """
+    if signature is None or signature.inputs is None or not signature.inputs.has_input_names():
+        return None
+    wanted = {*signature.inputs.input_names(), *extra}
+    return [name for name in available if name in wanted]
+
+
 def load_schema(source: str) -> pa.DataFrameSchema:
-    """Load a pandera schema from a YAML file or from a Python object path `module:NAME`."""
+    """Load a pandera schema from a YAML file (path or `demo://`) or a Python object `module:NAME`.
+
+    Args:
+        source: where the schema is.
+    """
+    source = demo.resolve(source)
     if os.path.exists(source) or source.endswith((".yaml", ".yml")):
         # pandera parses a path that does not exist as YAML text: check the file first.
         if not os.path.isfile(source):
@@ -194,6 +303,8 @@ class Validator:
 
     def check(self, frame: pd.DataFrame) -> bool:
         """Check one batch; return True when it breaks no rule."""
+        # Checked as the model will see it: nullable types and pyarrow strings normalised.
+        frame = normalize(frame)
         violations = check_signature(frame, self.signature) + check_schema(frame, self.schema)
         violations += [
             Violation(name, "missing, named as a pass-through column", len(frame))

@@ -30,3 +30,32 @@ def log_metrics(artifact: T.Any, scores: T.Mapping[str, float], prefix: str = ""
     """Log scalar metrics on a Metrics artifact (shown in the Kubeflow UI)."""
     for name, value in scores.items():
         artifact.log_metric(prefix + name, float(value))
+
+
+# Metadata key of a Dataset artifact that only points at data stored elsewhere (see docs/data.md).
+EXTERNAL_URI = "external_uri"
+
+
+def input_location(data: str, dataset: T.Any | None) -> str:
+    """Where a step reads its input: the `data` path or URI, or a connected Dataset artifact.
+
+    A Dataset artifact is read from its local path (KFP's launcher has copied it into the pod),
+    unless its metadata names an `external_uri`: then the data is streamed from there, and the
+    artifact itself is only a small pointer.
+
+    Args:
+        data: a path or URI given as a parameter ("" when none).
+        dataset: the Dataset artifact connected to the step, or None.
+
+    Raises:
+        ValueError: both or neither were given.
+    """
+    if dataset is not None and data:
+        raise ValueError(
+            f"give the input either as data ({data!r}) or as a Dataset artifact, not both"
+        )
+    if dataset is not None:
+        return str(dataset.metadata.get(EXTERNAL_URI) or dataset.path)
+    if not data:
+        raise ValueError("no input: set data (a path or URI) or connect a Dataset artifact")
+    return data

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import abc
+import codecs
+import collections
 import contextlib
+import csv
+import io
 import logging
 import os
+import re
+import reprlib
 import typing as T
 import uuid
 
@@ -16,6 +22,8 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pydantic as pdt
+
+from components import demo
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +38,13 @@ def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
     """Return the pyarrow filesystem and the path within it for a local path or a URI.
 
     Local paths need no scheme; s3://, gs://, hdfs:// and file:// go through pyarrow's own
-    filesystems, so credentials come from the usual environment variables.
+    filesystems, so credentials come from the usual environment variables; demo:// names a
+    bundled demo file.
     """
+    try:
+        uri = demo.resolve(uri)
+    except FileNotFoundError as error:
+        raise DatasetError(str(error)) from None
     if "://" in uri:
         return pafs.FileSystem.from_uri(uri)
     return pafs.LocalFileSystem(), os.path.abspath(uri)
@@ -52,6 +65,10 @@ def to_table(data: Data) -> pa.Table:
 class Reader(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     """Read a dataset (one file or a directory of files) as a stream of record batches.
 
+    Opening the dataset checks every file's columns before a row is read: names must be unique
+    and the files of a directory must agree on names and types, so a file that lacks a column is
+    refused instead of read as nulls. Parquet files are checked from their footers only.
+
     Args:
         path: a local path or a URI that pyarrow opens (s3://, gs://, file://).
         batch_size: the most rows in one batch; bounds the memory a job needs.
@@ -68,15 +85,65 @@ class Reader(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         """The pyarrow dataset format of the files."""
 
     def dataset(self) -> pads.Dataset:
-        """Open the dataset lazily; fail with a DatasetError naming the path."""
+        """Open the dataset lazily and check its files' columns.
+
+        Returns:
+            The dataset, with the first file's schema.
+
+        Raises:
+            DatasetError: the input is missing or unreadable, or its columns are refused; the
+                message names the path or the file.
+        """
         filesystem, path = resolve(self.path)
         try:
             info = filesystem.get_file_info(path)
             if info.type == pafs.FileType.NotFound:
                 raise DatasetError(f"input not found: {self.path}")
-            return pads.dataset(path, filesystem=filesystem, format=self.format())
+            # An explicit schema skips pyarrow's inspection of the first file: inspect() reads
+            # each file's schema itself, and pyarrow's would refuse duplicate names vaguely.
+            dataset = pads.dataset(
+                path, filesystem=filesystem, format=self.format(), schema=pa.schema([])
+            )
+            return dataset.replace_schema(self.inspect(dataset))
         except (pa.ArrowException, OSError) as error:
             raise DatasetError(f"cannot open {self.KIND} input {self.path}: {error}") from error
+
+    def inspect(self, dataset: pads.Dataset) -> pa.Schema:
+        """Check each file's columns against the first file's; hidden files are not listed.
+
+        Args:
+            dataset: the dataset whose files (fragments) are checked.
+
+        Returns:
+            The first file's schema (an empty schema for an empty directory).
+
+        Raises:
+            DatasetError: a file repeats a column name, or differs from the first file.
+        """
+        first: pads.Fragment | None = None
+        expected = pa.schema([])
+        for fragment in dataset.get_fragments():
+            schema = self.file_schema(fragment)
+            _refuse_duplicates(fragment.path, schema.names)
+            if first is None:
+                first, expected = fragment, schema
+            elif differences := _differences(expected, schema):
+                raise DatasetError(
+                    f"{self.KIND} input {self.path}: the files disagree on their columns; "
+                    f"{fragment.path} differs from {first.path}: {'; '.join(differences)}"
+                )
+        return expected
+
+    def file_schema(self, fragment: pads.Fragment) -> pa.Schema:
+        """Read one file's own schema (for Parquet, from its footer only).
+
+        Args:
+            fragment: the file.
+
+        Returns:
+            The columns and types that the file holds.
+        """
+        return fragment.physical_schema
 
     def schema(self) -> pa.Schema:
         """The schema of the columns that the reader returns."""
@@ -95,8 +162,12 @@ class Reader(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         Fragments are scanned one at a time: pyarrow's scan of a whole dataset reads ahead of a
         slow consumer (a model predicting) by up to a gigabyte, so memory would grow with the
         input instead of staying bounded by batch_size.
+
+        Raises:
+            DatasetError: the dataset cannot be opened, or a file fails while it is read.
         """
         dataset = self.dataset()
+        fragment = None
         try:
             for fragment in self.fragments(dataset):
                 for batch in fragment.to_batches(
@@ -104,8 +175,20 @@ class Reader(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
                 ):
                     if batch.num_rows:
                         yield batch
-        except (pa.ArrowException, OSError) as error:
-            raise DatasetError(f"cannot read {self.KIND} input {self.path}: {error}") from error
+        except (pa.ArrowException, OSError, UnicodeError) as error:
+            raise self.read_error(fragment, error) from error
+
+    def read_error(self, fragment: pads.Fragment | None, error: Exception) -> DatasetError:
+        """Explain an error raised while a file is scanned.
+
+        Args:
+            fragment: the file (or the part of it) being scanned; None before the first.
+            error: what pyarrow raised.
+
+        Returns:
+            The error to raise instead.
+        """
+        return DatasetError(f"cannot read {self.KIND} input {self.path}: {error}")
 
     def frames(self) -> T.Iterator[pd.DataFrame]:
         """Yield the batches as pandas DataFrames."""
@@ -120,38 +203,234 @@ class Reader(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         return pa.Table.from_batches(batches).to_pandas()
 
 
+def _refuse_duplicates(file: str, names: T.Sequence[str]) -> None:
+    """Raise when a column name repeats: a by-name selection could not tell them apart."""
+    counts = collections.Counter(names)
+    if repeated := [name for name, count in counts.items() if count > 1]:
+        raise DatasetError(
+            f"{file}: duplicated column name(s) {_quoted(repeated)}; each column needs its own name"
+        )
+
+
+def _differences(expected: pa.Schema, found: pa.Schema) -> list[str]:
+    """Describe how a file's columns differ from the first file's (empty when they agree).
+
+    Order does not matter: columns are matched by name. Types must be equal, but for two
+    harmless cases that pyarrow casts exactly: a column of nulls only (type null, as pandas
+    writes an empty object column) and the 64-bit offset variants of strings and bytes
+    (large_string, as pandas 3 writes, against string, as Spark writes).
+    """
+    wanted = dict(zip(expected.names, expected.types, strict=True))
+    given = dict(zip(found.names, found.types, strict=True))
+    differences = []
+    if missing := [name for name in wanted if name not in given]:
+        differences.append(f"missing column(s) {_quoted(missing)}")
+    if extra := [name for name in given if name not in wanted]:
+        differences.append(f"extra column(s) {_quoted(extra)}")
+    for name, kind in given.items():
+        if name in wanted and not _same_type(wanted[name], kind):
+            differences.append(f"column {name!r} is {kind}, not {wanted[name]}")
+    return differences
+
+
+def _same_type(expected: pa.DataType, found: pa.DataType) -> bool:
+    """Whether a file's column type reads as the expected one (see _differences)."""
+    if pa.types.is_null(found):
+        return True
+    return _LARGE.get(expected, expected) == _LARGE.get(found, found)
+
+
+# The 64-bit offset types, as their 32-bit offset equivalents.
+_LARGE = {pa.large_string(): pa.string(), pa.large_binary(): pa.binary()}
+
+
+def _quoted(names: T.Iterable[str]) -> str:
+    """List column names as 'a', 'b'."""
+    return ", ".join(repr(name) for name in names)
+
+
 class ParquetReader(Reader, frozen=True):
     """Read Parquet: one file, or a directory (hive partitions included) of files."""
 
     KIND: T.Literal["ParquetReader"] = "ParquetReader"
 
     def format(self) -> pads.FileFormat:
+        """Parquet, read with pyarrow's defaults."""
         return pads.ParquetFileFormat()
 
     def fragments(self, dataset: pads.Dataset) -> T.Iterator[pads.Fragment]:
-        # One row group at a time: a whole file's scan pre-buffers and reads its row groups ahead.
+        """The row groups of each file, one at a time.
+
+        A whole file's scan pre-buffers and reads its row groups ahead of the consumer.
+        """
         for fragment in dataset.get_fragments():
             yield from fragment.split_by_row_group()
 
 
 class CSVReader(Reader, frozen=True):
-    """Read CSV with a header row; column types are inferred by pyarrow."""
+    """Read CSV with a header row; column types are inferred by pyarrow.
+
+    Text must decode with the encoding: bytes that do not are refused with the column and row,
+    rather than read as a binary column whose raw bytes would be written out again.
+
+    Args:
+        delimiter: the one character between values.
+        encoding: the files' text encoding (a Python codec name, e.g. "latin-1").
+    """
 
     KIND: T.Literal["CSVReader"] = "CSVReader"
-    delimiter: str = ","
+    delimiter: str = pdt.Field(default=",", min_length=1, max_length=1)
+    encoding: str = "utf-8"
+
+    @pdt.field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str) -> str:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise ValueError(f"unknown encoding {encoding!r}") from None
+        return encoding
 
     def format(self) -> pads.FileFormat:
-        return pads.CsvFileFormat(parse_options=pacsv.ParseOptions(delimiter=self.delimiter))
+        """CSV with the reader's delimiter and encoding."""
+        return pads.CsvFileFormat(
+            read_options=self.read_options(), parse_options=self.parse_options()
+        )
 
+    def read_options(self) -> pacsv.ReadOptions:
+        """The CSV read options: the encoding (pyarrow transcodes the text to UTF-8)."""
+        return pacsv.ReadOptions(encoding=self.encoding)
+
+    def parse_options(self) -> pacsv.ParseOptions:
+        """The CSV parse options: the delimiter."""
+        return pacsv.ParseOptions(delimiter=self.delimiter)
+
+    def file_schema(self, fragment: pads.Fragment) -> pa.Schema:
+        """Infer one file's schema from its first block and refuse what it would misread.
+
+        Args:
+            fragment: the CSV file.
+
+        Returns:
+            The inferred columns and types.
+
+        Raises:
+            DatasetError: the header repeats a name, looks split by another delimiter, or a
+                column holds bytes that the encoding does not decode.
+        """
+        try:
+            schema = fragment.physical_schema
+        except pa.ArrowInvalid:
+            # pyarrow refuses a repeated header name before giving any schema.
+            _refuse_duplicates(fragment.path, self.header(fragment))
+            raise
+        except UnicodeDecodeError as error:
+            # Transcoding from a non-UTF-8 encoding fails in Python's codec, not in pyarrow.
+            raise DatasetError(self._undecodable(fragment.path, None, None)) from error
+        self._refuse_one_column(fragment.path, schema.names)
+        self._refuse_binary(fragment, schema)
+        return schema
+
+    def header(self, fragment: pads.Fragment) -> list[str]:
+        """Parse the header row with Python's csv module, from the file's first bytes.
+
+        Args:
+            fragment: the CSV file.
+
+        Returns:
+            The column names, as written.
+        """
+        with fragment.filesystem.open_input_stream(fragment.path) as stream:
+            head = stream.read(_HEADER_BYTES)
+        text = head.decode(self.encoding, errors="replace")
+        return next(csv.reader(io.StringIO(text), delimiter=self.delimiter), [])
+
+    def _refuse_one_column(self, file: str, names: list[str]) -> None:
+        # One column named "a;b;c" is a file split by another character, not a real column.
+        if len(names) != 1:
+            return
+        found = [sep for sep in _OTHER_DELIMITERS if sep != self.delimiter and sep in names[0]]
+        if found:
+            separator = max(found, key=names[0].count)
+            raise DatasetError(
+                f"{file}: the header parses as one column {names[0]!r} with delimiter "
+                f"{self.delimiter!r}; it looks separated by {separator!r}: "
+                f"set delimiter={separator!r}"
+            )
+
+    def _refuse_binary(self, fragment: pads.Fragment, schema: pa.Schema) -> None:
+        # pyarrow infers binary for a text column whose first block does not decode.
+        binary = [field.name for field in schema if pa.types.is_binary(field.type)]
+        if binary:
+            row = self._first_undecodable(fragment, binary[0])
+            raise DatasetError(self._undecodable(fragment.path, binary[0], row))
+
+    def _first_undecodable(self, fragment: pads.Fragment, column: str) -> int | None:
+        # The bad value lies in the first block, where pyarrow inferred binary: only that block
+        # of that one column is read, as the streaming reader's first batch.
+        options = pacsv.ConvertOptions(include_columns=[column], column_types={column: pa.binary()})
+        with fragment.filesystem.open_input_stream(fragment.path) as stream:
+            reader = pacsv.open_csv(
+                stream,
+                read_options=self.read_options(),
+                parse_options=self.parse_options(),
+                convert_options=options,
+            )
+            batch = next(iter(reader), None)
+        values = batch.column(0).to_pylist() if batch is not None else []
+        for row, value in enumerate(values, start=1):
+            if value is not None and not _decodes(value):
+                return row
+        return None
+
+    def _undecodable(self, file: str, column: str | None, row: int | None) -> str:
+        where = f"column {column!r}" if column else "the file"
+        at = f" at data row {row}" if row else ""
+        return (
+            f"{file}: {where} is not valid {self.encoding} text{at}; set the encoding option to "
+            "the file's encoding, e.g. encoding='latin-1'"
+        )
+
+    def read_error(self, fragment: pads.Fragment | None, error: Exception) -> DatasetError:
+        """Name the column and row of bytes that pyarrow found invalid after the first block.
+
+        Args:
+            fragment: the CSV file being scanned; None before the first.
+            error: what pyarrow raised.
+
+        Returns:
+            The error to raise instead.
+        """
+        if fragment is not None and isinstance(error, UnicodeDecodeError):
+            return DatasetError(self._undecodable(fragment.path, None, None))
+        message = str(error)
+        if fragment is None or "invalid UTF8" not in message:
+            return super().read_error(fragment, error)
+        # pyarrow's message: "In CSV column #1: Row #200002: ..."; rows count the header.
+        column = re.search(r"column #(\d+)", message)
+        row = re.search(r"Row #(\d+)", message)
+        names = fragment.physical_schema.names
+        name = names[int(column[1])] if column and int(column[1]) < len(names) else None
+        return DatasetError(
+            self._undecodable(fragment.path, name, int(row[1]) - 1 if row else None)
+        )
+
+
+def _decodes(value: bytes) -> bool:
+    """Whether bytes are valid UTF-8 (what pyarrow's string columns hold)."""
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+# Separators that a file split by something else shows inside its single header name.
+_OTHER_DELIMITERS = (";", "\t", "|", ",")
+# The header row is parsed from at most this many bytes: pyarrow's own first block.
+_HEADER_BYTES = 1 << 20
 
 ReaderKind = ParquetReader | CSVReader
-
-
-def reader_for(path: str, **options: T.Any) -> ReaderKind:
-    """Pick the reader from the path's extension (Parquet unless it ends in .csv)."""
-    if path.lower().rstrip("/").endswith(".csv"):
-        return CSVReader(path=path, **options)
-    return ParquetReader(path=path, **options)
 
 
 # %% WRITERS
@@ -271,6 +550,7 @@ class ParquetWriter(Writer, frozen=True):
     compression: str = "zstd"
 
     def sink(self, stream, schema) -> Sink:
+        """A Parquet writer with the configured compression."""
         return _TableSink(schema, pq.ParquetWriter(stream, schema, compression=self.compression))
 
 
@@ -280,14 +560,138 @@ class CSVWriter(Writer, frozen=True):
     KIND: T.Literal["CSVWriter"] = "CSVWriter"
 
     def sink(self, stream, schema) -> Sink:
+        """A CSV writer that writes the header with the first batch."""
         return _TableSink(schema, pacsv.CSVWriter(stream, schema))
 
 
 WriterKind = ParquetWriter | CSVWriter
 
 
-def writer_for(path: str) -> WriterKind:
-    """Pick the writer from the path's extension (Parquet unless it ends in .csv)."""
-    if path.lower().endswith(".csv"):
-        return CSVWriter(path=path)
-    return ParquetWriter(path=path)
+# %% CONFIGURATION
+
+
+def _kinds(union: T.Any) -> tuple[str, ...]:
+    """The KIND names of the classes in a union, in its order."""
+    return tuple(kind.model_fields["KIND"].default for kind in T.get_args(union))
+
+
+READER_KINDS: tuple[str, ...] = _kinds(ReaderKind)
+WRITER_KINDS: tuple[str, ...] = _kinds(WriterKind)
+
+# Built once: a TypeAdapter compiles its validator when it is created.
+_READERS = pdt.TypeAdapter(T.Annotated[ReaderKind, pdt.Field(discriminator="KIND")])
+_WRITERS = pdt.TypeAdapter(T.Annotated[WriterKind, pdt.Field(discriminator="KIND")])
+
+
+def is_csv(path: str) -> bool:
+    """Whether a path or URI names CSV by its extension.
+
+    Args:
+        path: a local path or a URI; a URI's options after "?" are not part of its name.
+
+    Returns:
+        True when the name ends in .csv (any case, trailing "/" ignored).
+    """
+    if "://" in path:
+        path = path.split("?", 1)[0]
+    return path.lower().rstrip("/").endswith(".csv")
+
+
+def reader_config(
+    path: str, options: T.Mapping[str, T.Any] | None = None, **overrides: T.Any
+) -> dict[str, T.Any]:
+    """The configuration of a reader, as a job's configuration file would hold it.
+
+    Args:
+        path: the input path or URI.
+        options: reader options; a KIND here picks the reader.
+        **overrides: options that win over those in options.
+
+    Returns:
+        A plain dict with KIND (CSVReader for a .csv path, else ParquetReader, unless given),
+        path and the options.
+    """
+    default = "CSVReader" if is_csv(path) else "ParquetReader"
+    return _config(default, path, options, overrides)
+
+
+def writer_config(
+    path: str, options: T.Mapping[str, T.Any] | None = None, **overrides: T.Any
+) -> dict[str, T.Any]:
+    """The configuration of a writer, as a job's configuration file would hold it.
+
+    Args:
+        path: the output path or URI.
+        options: writer options; a KIND here picks the writer.
+        **overrides: options that win over those in options.
+
+    Returns:
+        A plain dict with KIND (CSVWriter for a .csv path, else ParquetWriter, unless given),
+        path and the options.
+    """
+    default = "CSVWriter" if is_csv(path) else "ParquetWriter"
+    return _config(default, path, options, overrides)
+
+
+def _config(
+    default: str, path: str, options: T.Mapping[str, T.Any] | None, overrides: T.Mapping
+) -> dict[str, T.Any]:
+    """Merge: the default KIND, then options, then overrides; the path argument wins."""
+    return {"KIND": default, **(options or {}), **overrides, "path": path}
+
+
+def reader_for(path: str, **options: T.Any) -> ReaderKind:
+    """Build a reader from its configuration (see reader_config).
+
+    Args:
+        path: the input path or URI.
+        **options: reader options, KIND included (else chosen by the path's extension).
+
+    Returns:
+        The reader.
+
+    Raises:
+        DatasetError: the KIND is unknown (the message lists the allowed ones), or an option
+            is invalid (the message names it and the rule).
+    """
+    return _build("reader", _READERS, READER_KINDS, reader_config(path, options))
+
+
+def writer_for(path: str, **options: T.Any) -> WriterKind:
+    """Build a writer from its configuration (see writer_config).
+
+    Args:
+        path: the output path or URI.
+        **options: writer options, KIND included (else chosen by the path's extension).
+
+    Returns:
+        The writer.
+
+    Raises:
+        DatasetError: the KIND is unknown (the message lists the allowed ones), or an option
+            is invalid (the message names it and the rule).
+    """
+    return _build("writer", _WRITERS, WRITER_KINDS, writer_config(path, options))
+
+
+def _build(role: str, adapter: pdt.TypeAdapter, kinds: tuple[str, ...], config: dict) -> T.Any:
+    """Validate a configuration into a reader or a writer, or raise a one-line DatasetError."""
+    kind = config.get("KIND")
+    # Checked here, not read from pydantic's union_tag_invalid error, so the message is ours.
+    if kind not in kinds:
+        raise DatasetError(f"unknown {role} KIND {kind!r}; allowed: {', '.join(kinds)}")
+    try:
+        return adapter.validate_python(config)
+    except pdt.ValidationError as error:
+        # "from None": the message says it all; pydantic's chained multi-line dump would not.
+        raise DatasetError(f"invalid {kind} for {config['path']}: {_problems(error)}") from None
+
+
+def _problems(error: pdt.ValidationError) -> str:
+    """Pydantic's errors on one line: "batch_size: Input should be greater than 0 (got 0)"."""
+    problems = []
+    for problem in error.errors(include_url=False):
+        field = ".".join(str(part) for part in problem["loc"][1:]) or "options"  # [0]: the KIND
+        got = "" if problem["type"] == "missing" else f" (got {reprlib.repr(problem['input'])})"
+        problems.append(f"{field}: {problem['msg']}{got}")
+    return "; ".join(problems)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import abc
-import dataclasses
 import logging
 import typing as T
 
@@ -16,6 +15,7 @@ from mlflow.models.signature import ModelSignature
 from mlflow.tracking import MlflowClient
 
 from components.core import models, schemas
+from components.core.results import ModelRef
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +29,17 @@ TRUSTED_TYPES: tuple[str, ...] = (
 ARTIFACT_PATH = "model"
 
 
+# Tags put on an evaluated model version; promotion reads PASSED_TAG.
+PASSED_TAG = "evaluation.passed"
+METRIC_TAG = "evaluation.{}"
+
+
 class RegistryError(LookupError):
     """A model, version or alias cannot be found; the message lists what does exist."""
+
+
+class UnsignedModelError(ValueError):
+    """A model without an input signature, whose inputs therefore cannot be checked."""
 
 
 def is_version(alias_or_version: str | int) -> bool:
@@ -60,22 +69,6 @@ def latest_version(client: MlflowClient, name: str) -> int:
     return int(versions[0].version)
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelRef:
-    """A resolved model: where to load it from, and which registered version it is."""
-
-    uri: str
-    name: str | None = None
-    version: int | None = None
-    run_id: str | None = None
-
-    def describe(self) -> str:
-        """A short human label, e.g. `bike-sharing v3`."""
-        if self.name and self.version:
-            return f"{self.name} v{self.version}"
-        return self.uri
-
-
 # %% FINDERS
 
 
@@ -98,10 +91,11 @@ class RegistryFinder(Finder, frozen=True):
     """
 
     KIND: T.Literal["RegistryFinder"] = "RegistryFinder"
-    name: str = "bike-sharing"
+    name: str = pdt.Field(min_length=1)
     alias_or_version: str | int = "Champion"
 
     def find(self, client: MlflowClient) -> ModelRef:
+        """Resolve the alias or version to a concrete version."""
         try:
             if is_version(self.alias_or_version):
                 found = client.get_model_version(self.name, str(int(self.alias_or_version)))
@@ -142,31 +136,46 @@ class RegistryFinder(Finder, frozen=True):
 class BestRunFinder(Finder, frozen=True):
     """The model logged by the best run of an experiment for one metric.
 
+    The training job logs its holdout metrics as `test_<metric>` (test_rmse, test_r2, test_mae;
+    test_f1_macro, test_accuracy, test_roc_auc, test_log_loss for classifiers).
+
     Args:
-        experiment_name: the experiment whose runs are compared.
-        metric: the metric to rank runs by (e.g. "rmse").
+        experiment_name: the experiment whose runs are compared; the job's own when None.
+        metric: the metric to rank runs by.
         mode: "min" when lower is better, "max" when higher is better.
     """
 
     KIND: T.Literal["BestRunFinder"] = "BestRunFinder"
-    experiment_name: str = "bike-sharing"
-    metric: str = "rmse"
+    experiment_name: str | None = None
+    metric: str = "test_rmse"
     mode: T.Literal["min", "max"] = "min"
 
     def find(self, client: MlflowClient) -> ModelRef:
-        experiment = client.get_experiment_by_name(self.experiment_name)
+        """Rank the experiment's runs by the metric and return the best run's logged model."""
+        if self.experiment_name is None:
+            experiment = client.get_experiment(mlflow.tracking.fluent._get_experiment_id())
+        else:
+            experiment = client.get_experiment_by_name(self.experiment_name)
         if experiment is None:
-            raise RegistryError(f"no experiment named '{self.experiment_name}'")
+            names = sorted(e.name for e in client.search_experiments(max_results=50))
+            raise RegistryError(
+                f"no experiment named '{self.experiment_name}'; experiments: {', '.join(names)}"
+            )
         order = "ASC" if self.mode == "min" else "DESC"
         runs = client.search_runs(
             [experiment.experiment_id],
-            filter_string=f"metrics.{self.metric} > -1e308",
-            order_by=[f"metrics.{self.metric} {order}"],
+            filter_string=f"metrics.`{self.metric}` > -1e308",
+            order_by=[f"metrics.`{self.metric}` {order}"],
             max_results=1,
         )
         if not runs:
+            logged = sorted(
+                {m for r in client.search_runs([experiment.experiment_id], max_results=20)
+                 for m in r.data.metrics}
+            )  # fmt: skip
             raise RegistryError(
-                f"no run of experiment '{self.experiment_name}' has the metric '{self.metric}'"
+                f"no run of experiment '{experiment.name}' has the metric '{self.metric}'; "
+                f"metrics logged there: {', '.join(logged) or 'none'}"
             )
         run = runs[0]
         logged = mlflow.search_logged_models(
@@ -179,20 +188,57 @@ class BestRunFinder(Finder, frozen=True):
         logger.info(
             "best run %s: %s=%s", run.info.run_id, self.metric, run.data.metrics[self.metric]
         )
+        # Name the registered version when the run's model was registered, for people and tags.
+        versions = client.search_model_versions(f"run_id = '{run.info.run_id}'")
+        if versions:
+            version = versions[0]
+            return ModelRef(
+                uri=uri_for(version.name, int(version.version)),
+                name=version.name,
+                version=int(version.version),
+                run_id=run.info.run_id,
+            )
         return ModelRef(uri=logged[0].model_uri, run_id=run.info.run_id)
 
 
 class UriFinder(Finder, frozen=True):
-    """A model at a plain MLflow URI (models:/, runs:/, a path)."""
+    """A model at a plain MLflow URI (models:/, runs:/, a path).
+
+    Args:
+        uri: the model's URI.
+    """
 
     KIND: T.Literal["UriFinder"] = "UriFinder"
     uri: str
 
     def find(self, client: MlflowClient) -> ModelRef:
+        """Return the URI as it is."""
         return ModelRef(uri=self.uri)
 
 
 FinderKind = RegistryFinder | BestRunFinder | UriFinder
+FINDER_KINDS = ("RegistryFinder", "BestRunFinder", "UriFinder")
+
+
+def finder_config(
+    finder: T.Mapping[str, T.Any] | None, model_name: str, alias_or_version: str | int
+) -> dict[str, T.Any]:
+    """The finder a step uses, as a config with a KIND.
+
+    A config with a KIND is used as it is (e.g. `{"KIND": "BestRunFinder", "metric":
+    "test_r2", "mode": "max"}`); without one, it refines the registered model's alias or version
+    named by the step's `model_name` and `alias_or_version`.
+
+    Args:
+        finder: the user's finder config, if any.
+        model_name: the registered model name.
+        alias_or_version: an alias or a version number.
+    """
+    finder = dict(finder or {})
+    if "KIND" in finder:
+        return finder
+    defaults = {"KIND": "RegistryFinder", "name": model_name, "alias_or_version": alias_or_version}
+    return {**defaults, **finder}
 
 
 # %% LOADERS
@@ -216,6 +262,7 @@ class PyfuncPredictor(Predictor):
         self.signature = model.metadata.signature
 
     def predict(self, inputs: pd.DataFrame) -> pd.DataFrame:
+        """Predict through pyfunc: the model's own output, as a `prediction` column if bare."""
         outputs = self.model.predict(schemas.conform(inputs, self.signature))
         if isinstance(outputs, pd.DataFrame):
             return outputs.reset_index(drop=True)
@@ -229,6 +276,7 @@ class SklearnPredictor(Predictor):
         self.model, self.signature = model, signature
 
     def predict(self, inputs: pd.DataFrame) -> pd.DataFrame:
+        """Predict natively: `prediction`, plus one probability column per class."""
         return models.predict_frame(self.model, schemas.conform(inputs, self.signature))
 
 
@@ -248,6 +296,7 @@ class PyfuncLoader(Loader, frozen=True):
     KIND: T.Literal["PyfuncLoader"] = "PyfuncLoader"
 
     def load(self, uri: str) -> Predictor:
+        """Load the pyfunc flavour."""
         return PyfuncPredictor(mlflow.pyfunc.load_model(uri))
 
 
@@ -257,12 +306,59 @@ class SklearnLoader(Loader, frozen=True):
     KIND: T.Literal["SklearnLoader"] = "SklearnLoader"
 
     def load(self, uri: str) -> Predictor:
-        model = mlflow.sklearn.load_model(uri)
+        """Load the sklearn flavour, with the signature recorded beside it."""
         info = mlflow.models.get_model_info(uri)
-        return SklearnPredictor(model, info.signature)
+        if mlflow.sklearn.FLAVOR_NAME not in info.flavors:
+            raise RegistryError(
+                f"{uri} has no sklearn flavour (flavours: {', '.join(sorted(info.flavors))}); "
+                "explanations need a scikit-learn model"
+            )
+        return SklearnPredictor(mlflow.sklearn.load_model(uri), info.signature)
 
 
-LoaderKind = PyfuncLoader | SklearnLoader
+class FlavorLoader(Loader, frozen=True):
+    """Load the richest flavour a model has.
+
+    Native sklearn when the model was logged with it (prediction plus one probability column per
+    class), the generic pyfunc flavour otherwise (any MLflow model).
+    """
+
+    KIND: T.Literal["FlavorLoader"] = "FlavorLoader"
+
+    def load(self, uri: str) -> Predictor:
+        """Load the sklearn flavour when present, else pyfunc."""
+        flavors = mlflow.models.get_model_info(uri).flavors
+        native = mlflow.sklearn.FLAVOR_NAME in flavors
+        return (SklearnLoader() if native else PyfuncLoader()).load(uri)
+
+
+LoaderKind = FlavorLoader | PyfuncLoader | SklearnLoader
+
+
+def check_signature(ref: ModelRef, predictor: Predictor, allow_unsigned: bool) -> list[str]:
+    """Refuse a model without an input signature unless the user opted in.
+
+    Without a signature nothing checks the inputs' columns and types: wrong data would be
+    predicted silently. With `allow_unsigned` the job goes on and says so.
+
+    Returns:
+        The warnings to pass on to the log and the alert ([] for a signed model).
+
+    Raises:
+        UnsignedModelError: the model has no input signature and the user did not opt in.
+    """
+    signature = predictor.signature
+    if signature is not None and signature.inputs is not None:
+        return []
+    if not allow_unsigned:
+        raise UnsignedModelError(
+            f"{ref.describe()} has no input signature, so its inputs cannot be checked; "
+            "register it with a signature (mlflow.models.infer_signature), or set "
+            "allow_unsigned=true to predict without input validation"
+        )
+    warning = f"{ref.describe()} has no input signature: its inputs were not validated"
+    logger.warning(warning)
+    return [warning]
 
 
 # %% SAVERS
@@ -299,6 +395,7 @@ class SklearnSaver(Saver, frozen=True):
     trusted_types: tuple[str, ...] = TRUSTED_TYPES
 
     def save(self, model, name, signature, input_example) -> ModelRef:
+        """Check the model's types, then log it in skops format and register a version."""
         untrusted = set(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
         unknown = sorted(untrusted - set(self.trusted_types))
         if unknown:

@@ -10,13 +10,33 @@ import mlflow
 import pydantic as pdt
 from mlflow.tracking import MlflowClient
 
-# The embedded default: a project-local store, used when MLFLOW_TRACKING_URI is not set.
-LOCAL_STORE = pathlib.Path(".mlflow")
+APP_NAME = "kfp-model-lifecycle"
 
 
-def local_tracking_uri(store: pathlib.Path = LOCAL_STORE) -> str:
-    """The sqlite tracking URI of a local MLflow store folder."""
-    return f"sqlite:///{(store / 'mlflow.db').absolute()}"
+def lifecycle_home() -> pathlib.Path:
+    """Where local runs keep their MLflow store and outputs, whatever the working directory.
+
+    `$LIFECYCLE_HOME` when set, else `$XDG_DATA_HOME/kfp-model-lifecycle`, where XDG_DATA_HOME
+    defaults to `~/.local/share` (and, as the XDG spec says, a relative value is ignored).
+    """
+    home = os.environ.get("LIFECYCLE_HOME")
+    if home:
+        return pathlib.Path(home).expanduser().absolute()
+    data = pathlib.Path(os.environ.get("XDG_DATA_HOME") or "~/.local/share").expanduser()
+    if not data.is_absolute():
+        data = pathlib.Path("~/.local/share").expanduser()
+    return data / APP_NAME
+
+
+def local_store() -> pathlib.Path:
+    """The local MLflow store folder: `lifecycle_home()/mlflow` (mlflow.db and artifacts/)."""
+    return lifecycle_home() / "mlflow"
+
+
+def local_tracking_uri(store: pathlib.Path | None = None) -> str:
+    """The sqlite tracking URI of a local MLflow store folder (default: local_store())."""
+    folder = local_store() if store is None else store
+    return f"sqlite:///{(folder / 'mlflow.db').absolute()}"
 
 
 def default_tracking_uri() -> str:
@@ -34,6 +54,7 @@ class LoggerService(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     level: str = "INFO"
 
     def start(self) -> None:
+        """Set the log level and format, and quiet the chattiest libraries."""
         logging.basicConfig(
             level=self.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
@@ -53,7 +74,7 @@ class MlflowService(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
 
     tracking_uri: str = pdt.Field(default_factory=default_tracking_uri)
     registry_uri: str | None = None
-    experiment_name: str = "bike-sharing"
+    experiment_name: str = "model-lifecycle"
 
     def start(self) -> None:
         """Point the MLflow client at the configured stores and experiment."""

@@ -8,15 +8,11 @@ import typing as T
 import mlflow
 import pydantic as pdt
 
-from components.core import metrics, models, schemas
+from components.core import metrics, models, results, schemas
 from components.io import datasets, registries
 from components.jobs import base
 
 logger = logging.getLogger(__name__)
-
-# Tags put on the evaluated model version; the promotion job reads PASSED_TAG.
-PASSED_TAG = "evaluation.passed"
-METRIC_TAG = "evaluation.{}"
 
 
 class EvaluationJob(base.Job, frozen=True):
@@ -32,31 +28,35 @@ class EvaluationJob(base.Job, frozen=True):
         model_name: the registered model name.
         alias_or_version: the version (or alias) to evaluate.
         champion_alias: the alias of the model in production, compared against.
-        thresholds: metric -> limit, in each metric's own direction (rmse <= 80, r2 >= 0.8).
+        thresholds: metric -> limit, in each metric's own direction (rmse <= 80, r2 >= 0.8);
+            None applies the task's defaults (`metrics.DEFAULT_THRESHOLDS`).
         tolerance: how much worse than the Champion a candidate may be, relative (0.02 = 2%).
         loader: how models are loaded (native sklearn, for class probabilities).
     """
 
     KIND: T.Literal["EvaluationJob"] = "EvaluationJob"
     inputs: datasets.ReaderKind = pdt.Field(..., discriminator="KIND")
-    target: str = models.BIKE_TARGET
-    model_name: str = "bike-sharing"
+    target: str = pdt.Field(min_length=1)
+    model_name: str = pdt.Field(min_length=1)
     alias_or_version: str | int = "latest"
     champion_alias: str = "Champion"
-    thresholds: dict[str, float] = pdt.Field(default_factory=dict)
+    thresholds: dict[str, float] | None = None
     tolerance: float = pdt.Field(default=0.0, ge=0.0)
     loader: registries.SklearnLoader = registries.SklearnLoader()
 
     @pdt.field_validator("thresholds")
     @classmethod
-    def _known_metrics(cls, thresholds: dict[str, float]) -> dict[str, float]:
+    def _known_metrics(cls, thresholds: dict[str, float] | None) -> dict[str, float] | None:
+        if thresholds is None:
+            return None
         unknown = sorted(set(thresholds) - set(metrics.DIRECTIONS))
         if unknown:
             known = ", ".join(sorted(metrics.DIRECTIONS))
             raise ValueError(f"unknown metrics in thresholds: {unknown}; known: {known}")
         return thresholds
 
-    def run(self) -> base.Locals:
+    def run(self) -> results.EvaluationResult:
+        """Score the candidate and the Champion on the holdout, decide, and record the verdict."""
         client = self.mlflow_service.client()
         # Read the held-out rows.
         data = schemas.normalize(self.inputs.read())
@@ -72,6 +72,10 @@ class EvaluationJob(base.Job, frozen=True):
         candidate = self.loader.load(candidate_ref.uri)
         predictions = candidate.predict(data)
         task = models.task_of(candidate.model)
+        thresholds = (
+            metrics.DEFAULT_THRESHOLDS[task] if self.thresholds is None else self.thresholds
+        )
+        metrics.check_thresholds(task, thresholds)
         scores = metrics.score(task, targets, predictions)
         logger.info("%s: %s", candidate_ref.describe(), scores)
         # Compare with the Champion, when there is one other than the candidate.
@@ -83,7 +87,7 @@ class EvaluationJob(base.Job, frozen=True):
         # Decide, with a reason for every failed check.
         reasons = [
             f"{name}={scores[name]:.4g} does not meet the threshold {limit:g}"
-            for name, limit in self.thresholds.items()
+            for name, limit in thresholds.items()
             if not metrics.meets(name, scores.get(name, float("nan")), limit)
         ]
         primary = metrics.PRIMARY[task]
@@ -96,14 +100,17 @@ class EvaluationJob(base.Job, frozen=True):
             )
         passed = not reasons
         # Classification details for the confusion matrix and the ROC curve.
-        curves = self._curves(task, targets, predictions) if task == "classification" else {}
+        curves = self._curves(targets, predictions) if task == "classification" else None
         # Record the verdict on the version, and the metrics in a run.
         client.set_model_version_tag(
-            self.model_name, str(candidate_ref.version), PASSED_TAG, str(passed).lower()
+            self.model_name, str(candidate_ref.version), registries.PASSED_TAG, str(passed).lower()
         )
         for name, value in scores.items():
             client.set_model_version_tag(
-                self.model_name, str(candidate_ref.version), METRIC_TAG.format(name), f"{value:.6g}"
+                self.model_name,
+                str(candidate_ref.version),
+                registries.METRIC_TAG.format(name),
+                f"{value:.6g}",
             )
         mlflow.set_tags(
             {
@@ -122,7 +129,20 @@ class EvaluationJob(base.Job, frozen=True):
             fields={k: round(v, 4) for k, v in scores.items()},
             status="SUCCEEDED",
         )
-        return locals()
+        return results.EvaluationResult(
+            candidate_ref=candidate_ref,
+            champion_ref=champion_ref,
+            task=task,
+            passed=passed,
+            reasons=reasons,
+            thresholds=thresholds,
+            scores=scores,
+            champion_scores=champion_scores,
+            rows=len(data),
+            curves=curves,
+            targets=targets,
+            predicted=predictions[models.PREDICTION],
+        )
 
     def _finder(self, alias_or_version: str | int) -> registries.RegistryFinder:
         if alias_or_version == "latest":
@@ -140,14 +160,14 @@ class EvaluationJob(base.Job, frozen=True):
         return None if champion_ref.version == candidate_ref.version else champion_ref
 
     @staticmethod
-    def _curves(task, targets, predictions) -> dict[str, T.Any]:
+    def _curves(targets, predictions) -> results.Curves:
         labels = [str(label) for label in metrics.probability_labels(predictions)]
         positive = labels[-1]
-        return {
-            "labels": labels,
-            "confusion_matrix": metrics.confusion(targets, predictions[models.PREDICTION], labels),
-            "roc_positive": positive,
-            "roc": metrics.roc(
+        return results.Curves(
+            labels=labels,
+            confusion_matrix=metrics.confusion(targets, predictions[models.PREDICTION], labels),
+            roc_positive=positive,
+            roc=metrics.roc(
                 targets, predictions[models.probability_column(positive)].to_numpy(), positive
             ),
-        }
+        )

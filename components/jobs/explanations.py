@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pydantic as pdt
 
-from components.core import explainers, schemas
+from components.core import explainers, results, schemas
 from components.io import datasets, registries
-from components.jobs import base, inference
+from components.jobs import base
 
 logger = logging.getLogger(__name__)
 
@@ -31,11 +31,12 @@ class ExplanationsJob(base.Job, frozen=True):
         samples_explanations: where the sample explanations go: one row per sample (and class,
             for a multiclass model) with `output`, `base_value` and one `shap_<feature>` column
             per feature; base_value + the sum of the row's SHAP values = the model's raw output.
-        finder: which model: by default the registered model's Champion alias.
+        finder: which model: a registered alias or version, the best run of an experiment, a URI.
         loader: the native sklearn loader (explanations need the fitted pipeline).
         explainer: force an explainer; by default chosen from the final estimator.
         input_schema: a pandera schema (YAML file or `module:NAME`) with domain rules.
         passthrough: input columns copied beside the sample explanations (ids).
+        allow_unsigned: explain a model that has no signature (inputs then go unchecked).
         max_samples: the most samples explained.
         background_samples: rows kept as the reference distribution (linear and permutation).
     """
@@ -44,21 +45,23 @@ class ExplanationsJob(base.Job, frozen=True):
     inputs_samples: datasets.ReaderKind = pdt.Field(..., discriminator="KIND")
     models_explanations: datasets.WriterKind = pdt.Field(..., discriminator="KIND")
     samples_explanations: datasets.WriterKind = pdt.Field(..., discriminator="KIND")
-    finder: registries.FinderKind = pdt.Field(
-        default_factory=registries.RegistryFinder, discriminator="KIND"
-    )
+    finder: registries.FinderKind = pdt.Field(..., discriminator="KIND")
     loader: registries.SklearnLoader = registries.SklearnLoader()
     explainer: explainers.ExplainerKind | None = pdt.Field(default=None, discriminator="KIND")
     input_schema: str | None = None
     passthrough: list[str] = pdt.Field(default_factory=list)
     max_samples: int = pdt.Field(default=1000, gt=0)
     background_samples: int = pdt.Field(default=100, gt=0)
+    allow_unsigned: bool = False
 
-    def run(self) -> base.Locals:
+    def run(self) -> results.ExplanationsResult:
+        """Find and load the native model, explain the samples, then the model."""
         started = time.perf_counter()
         # Find and load the native model.
         model_ref = self.finder.find(self.mlflow_service.client())
         predictor = self.loader.load(model_ref.uri)
+        warnings = registries.check_signature(model_ref, predictor, self.allow_unsigned)
+        self.warn(warnings)
         model = predictor.model
         explainer = self.explainer or explainers.explainer_for(model)
         logger.info("explaining %s with %s", model_ref.describe(), explainer.KIND)
@@ -66,7 +69,9 @@ class ExplanationsJob(base.Job, frozen=True):
         extra = [*self.passthrough, *(schema.columns if schema else [])]
         reader = self.inputs_samples.model_copy(
             update={
-                "columns": inference.needed_columns(self.inputs_samples, predictor, extra),
+                "columns": schemas.needed_columns(
+                    self.inputs_samples.schema().names, predictor.signature, extra
+                ),
                 "batch_size": min(self.inputs_samples.batch_size, self.max_samples),
             }
         )
@@ -109,4 +114,12 @@ class ExplanationsJob(base.Job, frozen=True):
             message=f"Explained {samples} samples of {model_ref.describe()}; top features: {top}.",
             fields={"samples": samples, "features": len(importances), "explainer": explainer.KIND},
         )
-        return locals()
+        return results.ExplanationsResult(
+            model_ref=model_ref,
+            explainer=explainer.KIND,
+            samples=samples,
+            importances=importances,
+            preview=preview,
+            seconds=seconds,
+            warnings=warnings,
+        )

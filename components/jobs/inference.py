@@ -10,26 +10,11 @@ import mlflow
 import pandas as pd
 import pydantic as pdt
 
-from components.core import schemas
+from components.core import models, results, schemas
 from components.io import datasets, registries
 from components.jobs import base
 
 logger = logging.getLogger(__name__)
-
-
-def needed_columns(
-    reader: datasets.Reader, predictor: registries.Predictor, extra: T.Iterable[str]
-) -> list[str] | None:
-    """The input columns a job must read: the signature's, plus extra ones, in file order.
-
-    Reading only these keeps memory and time down on wide inputs. Columns absent from the file
-    are left for the validator to report.
-    """
-    signature = predictor.signature
-    if signature is None or not signature.inputs.has_input_names():
-        return None
-    wanted = {*signature.inputs.input_names(), *extra}
-    return [name for name in reader.schema().names if name in wanted]
 
 
 class InferenceJob(base.Job, frozen=True):
@@ -38,49 +23,56 @@ class InferenceJob(base.Job, frozen=True):
     Args:
         inputs: the rows to predict; read in batches of `inputs.batch_size` rows.
         outputs: where predictions go (pass-through columns, `prediction`, class probabilities).
-        finder: which model: by default the registered model's Champion alias.
-        loader: how the model is loaded (pyfunc by default; sklearn adds class probabilities).
+        finder: which model: a registered alias or version, the best run of an experiment, a URI.
+        loader: how the model is loaded; by default its richest flavour (native sklearn gives
+            class probabilities, any other MLflow model loads through pyfunc).
         input_schema: a pandera schema (YAML file or `module:NAME`) with domain rules.
         passthrough: input columns copied beside the predictions (ids, timestamps) for joins.
+        probabilities: add one probability column per class (classifiers that have them).
+        allow_unsigned: predict with a model that has no signature (inputs then go unchecked).
     """
 
     KIND: T.Literal["InferenceJob"] = "InferenceJob"
     inputs: datasets.ReaderKind = pdt.Field(..., discriminator="KIND")
     outputs: datasets.WriterKind = pdt.Field(..., discriminator="KIND")
-    finder: registries.FinderKind = pdt.Field(
-        default_factory=registries.RegistryFinder, discriminator="KIND"
-    )
+    finder: registries.FinderKind = pdt.Field(..., discriminator="KIND")
     loader: registries.LoaderKind = pdt.Field(
-        default_factory=registries.PyfuncLoader, discriminator="KIND"
+        default_factory=registries.FlavorLoader, discriminator="KIND"
     )
     input_schema: str | None = None
     passthrough: list[str] = pdt.Field(default_factory=list)
+    probabilities: bool = True
+    allow_unsigned: bool = False
 
-    def run(self) -> base.Locals:
+    def run(self) -> results.InferenceResult:
+        """Find and load the model, then validate, predict and write batch by batch."""
         started = time.perf_counter()
         # Find the model (alias resolved to a version) and load it.
         model_ref = self.finder.find(self.mlflow_service.client())
         logger.info("predicting with %s", model_ref.describe())
         predictor = self.loader.load(model_ref.uri)
+        warnings = registries.check_signature(model_ref, predictor, self.allow_unsigned)
+        self.warn(warnings)
         schema = schemas.load_schema(self.input_schema) if self.input_schema else None
         # Read only the columns the model, the schema and the pass-through need.
         extra = [*self.passthrough, *(schema.columns if schema else [])]
-        reader = self.inputs.model_copy(
-            update={"columns": needed_columns(self.inputs, predictor, extra)}
-        )
+        columns = schemas.needed_columns(self.inputs.schema().names, predictor.signature, extra)
+        reader = self.inputs.model_copy(update={"columns": columns})
         validator = schemas.Validator(predictor.signature, schema, self.passthrough)
         # Validate, predict and write batch by batch; the output appears only if all succeed.
-        rows = 0
+        rows, width = 0, 0
         with self.outputs.open() as sink:
             for frame in reader.frames():
                 if not validator.check(frame) or validator.counts:
                     continue  # keep checking the rest, to report every broken rule at once
                 predictions = predictor.predict(frame)
+                if not self.probabilities:
+                    predictions = predictions[[models.PREDICTION]]
                 kept = frame[self.passthrough].reset_index(drop=True)
-                sink.write(pd.concat([kept, predictions], axis=1))
-                rows += len(frame)
+                output = pd.concat([kept, predictions], axis=1)
+                sink.write(output)
+                rows, width = rows + len(frame), output.shape[1]
             validator.raise_for_violations()
-        columns = len(self.passthrough) + len(predictions.columns)
         seconds = time.perf_counter() - started
         logger.info("predicted %d rows in %.1fs", rows, seconds)
         mlflow.set_tags({"model_name": model_ref.name, "model_version": model_ref.version})
@@ -88,7 +80,16 @@ class InferenceJob(base.Job, frozen=True):
         # Tell people the shape of the output.
         self.alerter.notify(
             title=f"{self.KIND} succeeded",
-            message=f"Predicted {rows} rows with {model_ref.describe()}.",
-            fields={"shape": f"({rows}, {columns})", "output": self.outputs.path},
+            message=f"Predicted {rows} rows with {model_ref.describe()}."
+            + "".join(f"\nWarning: {warning}" for warning in warnings),
+            fields={"shape": f"({rows}, {width})", "output": self.outputs.path},
         )
-        return locals()
+        return results.InferenceResult(
+            model_ref=model_ref,
+            rows_in=validator.rows,
+            rows=rows,
+            columns=width,
+            output=self.outputs.path,
+            seconds=seconds,
+            warnings=warnings,
+        )

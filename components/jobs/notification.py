@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import typing as T
 
+from components.core import results
 from components.jobs import base
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,8 @@ class NotificationJob(base.Job, frozen=True):
     error: str = ""
     ui_base_url: str = ""
 
-    def run(self) -> base.Locals:
+    def run(self) -> results.NotificationResult:
+        """Gather the steps' records, then send one alert."""
         # Gather what each step recorded.
         steps = self._steps()
         # A retried step records one run per attempt: report each step once, its last attempt.
@@ -62,6 +64,9 @@ class NotificationJob(base.Job, frozen=True):
             message += f"\nFailed step {step['task']}: {step['error']}"
         if not failed and self.error:
             message += f"\n{self.error}"
+        for step in last.values():
+            if step["warning"]:
+                message += f"\nWarning from {step['task']}: {step['warning']}"
         for step in steps:
             if step.get("model"):
                 fields["model"] = step["model"]
@@ -72,14 +77,17 @@ class NotificationJob(base.Job, frozen=True):
         if self.ui_base_url and self.run_id:
             link = f"{self.ui_base_url.rstrip('/')}/#/runs/details/{self.run_id}"
         status = "SUCCEEDED" if self.state == "SUCCEEDED" else "FAILED"
+        title = f"{self.pipeline}: {self.state}"
         delivered = self.alerter.notify(
-            title=f"{self.pipeline}: {self.state}",
+            title=title,
             message=message,
             fields=fields,
             status=status if self.state != "CANCELED" else "CANCELED",
             link=link,
         )
-        return locals()
+        return results.NotificationResult(
+            title=title, message=message, fields=fields, delivered=delivered
+        )
 
     def _steps(self) -> list[dict[str, T.Any]]:
         """The steps' MLflow runs for this pipeline run, oldest first; [] when unreachable."""
@@ -104,6 +112,7 @@ class NotificationJob(base.Job, frozen=True):
                 "kind": run.data.tags.get(base.JOB_TAG, "?"),
                 "status": run.info.status,
                 "error": run.data.tags.get(base.ERROR_TAG, ""),
+                "warning": run.data.tags.get(base.WARNING_TAG, ""),
                 "model": _model(run.data.tags),
                 "metrics": run.data.metrics,
             }

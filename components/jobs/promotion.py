@@ -6,9 +6,11 @@ import logging
 import typing as T
 
 import mlflow
+import pydantic as pdt
 
+from components.core import results
 from components.io import registries
-from components.jobs import base, evaluation
+from components.jobs import base
 
 logger = logging.getLogger(__name__)
 
@@ -30,11 +32,12 @@ class PromotionJob(base.Job, frozen=True):
     """
 
     KIND: T.Literal["PromotionJob"] = "PromotionJob"
-    model_name: str = "bike-sharing"
+    model_name: str = pdt.Field(min_length=1)
     alias: str = "Champion"
     version: int | None = None
 
-    def run(self) -> base.Locals:
+    def run(self) -> results.PromotionResult:
+        """Check the version's verdict, then move the alias to it."""
         client = self.mlflow_service.client()
         # Pick the version: the given one, or the newest.
         version = self.version or registries.latest_version(client, self.model_name)
@@ -43,7 +46,7 @@ class PromotionJob(base.Job, frozen=True):
         )
         # Refuse a version that failed its evaluation.
         tags = client.get_model_version(self.model_name, str(version)).tags
-        verdict = tags.get(evaluation.PASSED_TAG)
+        verdict = tags.get(registries.PASSED_TAG)
         if verdict == "false":
             scores = {k: v for k, v in tags.items() if k.startswith("evaluation.")}
             raise PromotionError(
@@ -66,4 +69,6 @@ class PromotionJob(base.Job, frozen=True):
             message=f"{self.model_name}@{self.alias} is now v{version}.",
             fields={"previous": f"v{previous}" if previous else "none", "version": version},
         )
-        return locals()
+        return results.PromotionResult(
+            model_ref=model_ref, alias=self.alias, previous=int(previous) if previous else None
+        )

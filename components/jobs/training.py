@@ -1,7 +1,8 @@
-"""Training job: fit the template model, sign it, and register it as a new version."""
+"""Training job: fit a model on any tabular data, sign it, and register it as a new version."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import typing as T
@@ -9,7 +10,7 @@ import typing as T
 import mlflow
 import pydantic as pdt
 
-from components.core import metrics, models, schemas
+from components.core import features, metrics, models, results, schemas
 from components.io import datasets, registries
 from components.jobs import base
 from components.utils import signers, splitters
@@ -17,21 +18,22 @@ from components.utils import signers, splitters
 logger = logging.getLogger(__name__)
 
 
-def default_model() -> models.ModelKind:
-    """The demo model: gradient-boosted trees on the bike sharing features."""
-    return models.HistGradientBoostingRegressorModel(
-        numerical=models.BIKE_NUMERICAL, categorical=models.BIKE_CATEGORICAL
-    )
-
-
 class TrainingJob(base.Job, frozen=True):
     """Train a model on a dataset and register it in MLflow with its signature.
+
+    Features come from the data: numeric and boolean columns are numerical, text and categories
+    categorical, unless `features`, `categorical` and `exclude` say otherwise. The task follows
+    from the model kind, and a target that does not fit it is refused before fitting.
 
     Args:
         inputs: the training data (features and target).
         target: the column to predict.
-        model: the template model (preprocessor + estimator) to fit.
+        model: the model kind (preprocessor + estimator) and its parameters.
         model_name: the registered model name; each training adds a version.
+        features: the candidate feature columns (all columns but the target when None).
+        categorical: columns to treat as categories even if numeric (codes).
+        exclude: columns never used as features (ids, timestamps, leaks of the target).
+        time_column: a time column: the holdout is then the latest rows, not a random draw.
         splitter: how rows are held out for evaluation.
         signer: how the model signature is generated.
         saver: how the model is logged and registered.
@@ -40,52 +42,84 @@ class TrainingJob(base.Job, frozen=True):
 
     KIND: T.Literal["TrainingJob"] = "TrainingJob"
     inputs: datasets.ReaderKind = pdt.Field(..., discriminator="KIND")
-    target: str = models.BIKE_TARGET
-    model: models.ModelKind = pdt.Field(default_factory=default_model, discriminator="KIND")
-    model_name: str = "bike-sharing"
+    target: str = pdt.Field(min_length=1)
+    model: models.ModelKind = pdt.Field(
+        default_factory=models.HistGradientBoostingRegressorModel, discriminator="KIND"
+    )
+    model_name: str = pdt.Field(min_length=1)
+    features: list[str] | None = None
+    categorical: list[str] | None = None
+    exclude: list[str] = pdt.Field(default_factory=list)
+    time_column: str | None = None
     splitter: splitters.SplitterKind = splitters.TrainTestSplitter()
     signer: signers.SignerKind = signers.InferSigner()
     saver: registries.SaverKind = registries.SklearnSaver()
     holdout: datasets.WriterKind | None = pdt.Field(default=None, discriminator="KIND")
 
-    def run(self) -> base.Locals:
+    def run(self) -> results.TrainingResult:
+        """Read, infer the features, split, fit, score, sign, register, keep the holdout."""
         started = time.perf_counter()
-        # Read the training data and check that the model's columns are there.
+        # Read the training data and find the target.
         data = schemas.normalize(self.inputs.read())
-        missing = [c for c in [*self.model.features, self.target] if c not in data.columns]
-        if missing:
-            raise schemas.ValidationError(
-                [schemas.Violation(c, "missing, needed for training", len(data)) for c in missing],
-                len(data),
+        if self.target not in data.columns:
+            raise features.FeatureError(
+                f"target column '{self.target}' is not in the data; columns: "
+                + ", ".join(map(str, data.columns))
             )
         unlabeled = int(data[self.target].isna().sum())
         if unlabeled:
             logger.warning("dropping %d rows without a value in '%s'", unlabeled, self.target)
             data = data[data[self.target].notna()].reset_index(drop=True)
-        # Hold rows out for evaluation.
-        train, test = self.splitter.split(data)
+        # Infer the features from the column types, and check the target suits the task.
+        found = features.infer(
+            data, self.target, self.features, self.categorical, self.exclude, self.time_column
+        )
+        task = self.model.TASK
+        data[self.target] = features.check_target(task, data[self.target], self.target)
+        model = type(self.model)(
+            numerical=found.numerical, categorical=found.categorical, params=self.model.params
+        )
+        logger.info(
+            "%s on %d numerical and %d categorical features",
+            model.KIND,
+            len(found.numerical),
+            len(found.categorical),
+        )
+        # Hold rows out for evaluation: the latest when time-ordered, stratified for classes.
+        splitter = self.splitter.model_copy(
+            update={
+                "time_column": self.time_column,
+                "stratify": self.target if task == "classification" else None,
+            }
+        )
+        train, test = splitter.split(data)
         logger.info("training on %d rows, holding out %d", len(train), len(test))
         # Fit the preprocessor and the estimator together.
-        pipeline = self.model.build()
-        pipeline.fit(train[self.model.features], train[self.target])
+        pipeline = model.build()
+        pipeline.fit(train[found.columns], train[self.target])
         # Score on the held-out rows.
-        test_predictions = models.predict_frame(pipeline, test[self.model.features])
-        scores = metrics.score(self.model.TASK, test[self.target], test_predictions)
+        test_predictions = models.predict_frame(pipeline, test[found.columns])
+        scores = metrics.score(task, test[self.target], test_predictions)
         logger.info("holdout metrics: %s", scores)
         # Sign the model with its inputs and outputs.
-        example = train[self.model.features].head(5)
-        signature = self.signer.sign(train[self.model.features], pipeline.predict(example))
+        example = train[found.columns].head(5)
+        signature = self.signer.sign(train[found.columns], pipeline.predict(example))
         # Log parameters and metrics, then register a new version.
         mlflow.log_params(
             {
-                "model_kind": self.model.KIND,
+                "model_kind": model.KIND,
                 "target": self.target,
-                "numerical": ",".join(self.model.numerical),
-                "categorical": ",".join(self.model.categorical),
+                "numerical_features": len(found.numerical),
+                "categorical_features": len(found.categorical),
                 "train_rows": len(train),
                 "test_rows": len(test),
-                **{f"param_{k}": v for k, v in self.model.params.items()},
+                **{f"param_{k}": v for k, v in model.params.items()},
             }
+        )
+        # Feature names can be many and long: a file, not params with a length limit.
+        mlflow.log_text(
+            json.dumps({"numerical": found.numerical, "categorical": found.categorical}, indent=2),
+            "features.json",
         )
         mlflow.log_metrics({f"test_{name}": value for name, value in scores.items()})
         model_ref = self.saver.save(pipeline, self.model_name, signature, example)
@@ -95,10 +129,21 @@ class TrainingJob(base.Job, frozen=True):
         if self.holdout is not None:
             self.holdout.write(test)
         # Tell people which version exists now.
-        seconds = time.perf_counter() - started
+        result = results.TrainingResult(
+            model_ref=model_ref,
+            model_kind=model.KIND,
+            task=task,
+            numerical=found.numerical,
+            categorical=found.categorical,
+            rows=len(data),
+            train_rows=len(train),
+            test_rows=len(test),
+            scores=scores,
+            seconds=time.perf_counter() - started,
+        )
         self.alerter.notify(
             title=f"{self.KIND} succeeded",
-            message=f"Registered {model_ref.describe()} ({self.model.KIND}).",
+            message=f"Registered {model_ref.describe()} ({model.KIND}).",
             fields={"rows": len(data), **{k: round(v, 4) for k, v in scores.items()}},
         )
-        return locals()
+        return result

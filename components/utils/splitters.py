@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import abc
+import logging
 import typing as T
 
 import numpy as np
 import pandas as pd
 import pydantic as pdt
+from sklearn import model_selection
+
+logger = logging.getLogger(__name__)
 
 
 class Splitter(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
@@ -23,29 +27,124 @@ class Splitter(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid")
 class TrainTestSplitter(Splitter, frozen=True):
     """Hold out a fraction of the rows.
 
+    With `time_column`, the rows are ordered by it (a stable sort) and the latest ones held
+    out, as time-ordered data needs. Otherwise the holdout is drawn at random, stratified on
+    the `stratify` column when given (the target, for a classifier) and when the classes allow
+    it; `shuffle=False` keeps the last rows in file order instead.
+
     Args:
         test_size: the fraction of rows held out, in (0, 1).
-        shuffle: draw the holdout at random; False keeps the last rows (time-ordered data).
+        shuffle: draw the holdout at random; False holds out the last rows in file order.
+        stratify: a column whose classes keep their proportions in both parts (random draws
+            only); the holdout is also checked for classes it misses.
+        time_column: a column that orders the rows in time: the latest rows are held out.
         random_state: seed for the shuffle.
     """
 
     KIND: T.Literal["TrainTestSplitter"] = "TrainTestSplitter"
     test_size: float = pdt.Field(default=0.2, gt=0.0, lt=1.0)
-    shuffle: bool = False
+    shuffle: bool = True
+    stratify: str | None = None
+    time_column: str | None = None
     random_state: int = 42
 
     def split(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Return (train, test), each with a fresh 0..n-1 index.
+
+        Raises:
+            ValueError: a named column is missing, the time column has missing values, or
+                the frame is too small to keep a row on each side.
+        """
+        for role, name in (("time_column", self.time_column), ("stratify", self.stratify)):
+            if name is not None and name not in frame.columns:
+                raise ValueError(
+                    f"cannot split on {role} '{name}': no such column; "
+                    f"columns: {', '.join(map(str, frame.columns))}"
+                )
         n_test = int(round(len(frame) * self.test_size))
         if n_test < 1 or n_test >= len(frame):
             raise ValueError(
                 f"cannot hold out {self.test_size:.0%} of {len(frame)} rows: "
                 "need at least one row on each side"
             )
-        order = np.arange(len(frame))
-        if self.shuffle:
+        if self.time_column is not None:
+            train, test = self._by_time(frame, n_test)
+        elif not self.shuffle:
+            order = np.arange(len(frame))
+            train, test = order[:-n_test], order[-n_test:]
+        elif self.stratify is not None:
+            train, test = self._stratified(frame, n_test)
+        else:
             order = np.random.default_rng(self.random_state).permutation(len(frame))
-        train, test = order[:-n_test], order[-n_test:]
-        return frame.iloc[train].reset_index(drop=True), frame.iloc[test].reset_index(drop=True)
+            train, test = order[:-n_test], order[-n_test:]
+        train_rows = frame.iloc[train].reset_index(drop=True)
+        test_rows = frame.iloc[test].reset_index(drop=True)
+        if self.stratify is not None:
+            self._warn_missing_classes(train_rows[self.stratify], test_rows[self.stratify])
+        return train_rows, test_rows
+
+    def _by_time(self, frame: pd.DataFrame, n_test: int) -> tuple[np.ndarray, np.ndarray]:
+        times = frame[self.time_column]
+        missing = int(times.isna().sum())
+        if missing:
+            raise ValueError(
+                f"cannot order rows by time_column '{self.time_column}': {missing} rows have "
+                "no value; fill or drop them first"
+            )
+        order = times.reset_index(drop=True).sort_values(kind="stable").index.to_numpy()
+        return order[:-n_test], order[-n_test:]
+
+    def _stratified(self, frame: pd.DataFrame, n_test: int) -> tuple[np.ndarray, np.ndarray]:
+        classes = frame[self.stratify].astype(object).map(str)  # one type, NaN as a class
+        counts = classes.value_counts()
+        n_train = len(frame) - n_test
+        reason = None
+        if counts.min() < 2:
+            single = counts[counts < 2].index.tolist()
+            shown = ", ".join(repr(c) for c in single[:5]) + (" ..." if len(single) > 5 else "")
+            reason = f"class(es) {shown} of '{self.stratify}' have a single row"
+        elif len(counts) > min(n_test, n_train):
+            reason = (
+                f"'{self.stratify}' has {len(counts)} classes, more than the {n_test} held-out "
+                f"and {n_train} training rows can each cover"
+            )
+        if reason is None:
+            try:
+                return model_selection.train_test_split(
+                    np.arange(len(frame)),
+                    test_size=n_test,
+                    random_state=self.random_state,
+                    shuffle=True,
+                    stratify=classes.to_numpy(),
+                )
+            except ValueError as error:
+                reason = str(error)
+        logger.warning(
+            "cannot stratify the holdout on '%s' (%s): holding out a plain random %d rows",
+            self.stratify,
+            reason,
+            n_test,
+        )
+        order = np.random.default_rng(self.random_state).permutation(len(frame))
+        return order[:-n_test], order[-n_test:]
+
+    def _warn_missing_classes(self, train: pd.Series, test: pd.Series) -> None:
+        absent = sorted(set(train.dropna().unique()) - set(test.dropna().unique()), key=str)
+        if absent:
+            shown = ", ".join(repr(_plain(c)) for c in absent[:10])
+            more = f" and {len(absent) - 10} more" if len(absent) > 10 else ""
+            logger.warning(
+                "the holdout has no row of class(es) %s%s of '%s' (present in training): "
+                "their metrics are not evaluated",
+                shown,
+                more,
+                self.stratify,
+            )
+
+
+def _plain(value: T.Any) -> T.Any:
+    """A numpy scalar as its Python value, so that messages read 3 rather than np.int64(3)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 SplitterKind = TrainTestSplitter

@@ -118,3 +118,126 @@ def test_confusion_and_roc():
     assert curve["fpr"][0] == 0.0 and curve["fpr"][-1] == 1.0
     assert curve["tpr"][-1] == 1.0
     assert all(np.isfinite(curve["thresholds"]))
+
+
+# %% LABELS OF ANY TYPE
+
+
+def frame_of(predicted: list, probabilities: dict) -> pd.DataFrame:
+    """A `predict_frame` output: the prediction, then one probability column per label."""
+    columns = {models.probability_column(label): p for label, p in probabilities.items()}
+    return pd.DataFrame({models.PREDICTION: predicted, **columns})
+
+
+BINARY = {0: [0.9, 0.2, 0.6, 0.7], 1: [0.1, 0.8, 0.4, 0.3]}
+
+
+@pytest.mark.parametrize(
+    "targets",
+    [
+        pd.Series([0, 1, 1, 0]),
+        pd.Series([0.0, 1.0, 1.0, 0.0]),  # an Int64 target widened by missing values
+        pd.Series([0, 1, 1, 0], dtype="Int64"),
+    ],
+    ids=["int64", "float64", "Int64"],
+)
+def test_binary_integer_labels_get_every_metric(targets):
+    predictions = frame_of(np.array([0, 1, 0, 0]), BINARY)
+    scores = metrics.score("classification", targets, predictions)
+    assert set(scores) == set(metrics.TASK_METRICS["classification"])
+    assert scores["accuracy"] == pytest.approx(0.75)
+    assert scores["roc_auc"] == pytest.approx(1.0)
+    assert scores["log_loss"] == pytest.approx(-np.mean(np.log([0.9, 0.8, 0.4, 0.7])))
+
+
+def test_boolean_labels_get_every_metric():
+    predictions = frame_of(
+        np.array([False, True, False, False]),
+        dict(zip([False, True], BINARY.values(), strict=True)),
+    )
+    scores = metrics.score("classification", pd.Series([False, True, True, False]), predictions)
+    assert scores["roc_auc"] == pytest.approx(1.0)
+    assert scores["accuracy"] == pytest.approx(0.75)
+    assert "log_loss" in scores
+
+
+def test_multiclass_integer_labels_in_numeric_not_text_order():
+    # Labels 1, 2, 10: the model orders them as numbers, text would order them 1, 10, 2.
+    targets = pd.Series([1, 10, 2, 1])
+    predictions = frame_of(
+        np.array([1, 10, 1, 1]),
+        {1: [0.8, 0.1, 0.5, 0.7], 2: [0.1, 0.1, 0.4, 0.1], 10: [0.1, 0.8, 0.1, 0.2]},
+    )
+    scores = metrics.score("classification", targets, predictions)
+    assert scores["accuracy"] == pytest.approx(0.75)
+    assert scores["f1_macro"] == pytest.approx((0.8 + 0 + 1) / 3)
+    assert scores["log_loss"] == pytest.approx(-np.mean(np.log([0.8, 0.8, 0.4, 0.7])))
+    text = metrics.score(
+        "classification",
+        targets.map({1: "a", 2: "b", 10: "c"}),
+        predictions.rename(
+            columns={
+                "probability_1": "probability_a",
+                "probability_2": "probability_b",
+                "probability_10": "probability_c",
+            }
+        ).assign(prediction=["a", "c", "a", "a"]),
+    )
+    assert scores == pytest.approx(text)
+
+
+def test_multiclass_roc_auc_averages_the_classes_present():
+    targets = pd.Series([0, 1, 1, 0])  # class 2 is absent from this holdout
+    predictions = frame_of(
+        np.array([0, 1, 0, 0]),
+        {0: [0.7, 0.1, 0.5, 0.6], 1: [0.2, 0.8, 0.4, 0.3], 2: [0.1, 0.1, 0.1, 0.1]},
+    )
+    scores = metrics.score("classification", targets, predictions)
+    assert scores["roc_auc"] == pytest.approx(1.0)
+    assert scores["log_loss"] == pytest.approx(-np.mean(np.log([0.7, 0.8, 0.4, 0.6])))
+
+
+def test_labels_unknown_to_the_model_skip_probability_metrics():
+    predictions = frame_of(np.array([0, 1]), {0: [0.9, 0.2], 1: [0.1, 0.8]})
+    scores = metrics.score("classification", pd.Series([0, 5]), predictions)
+    assert set(scores) == {"accuracy", "f1_macro"}
+
+
+def test_confusion_and_roc_with_integer_labels():
+    targets = pd.Series([0.0, 1.0, 1.0, 0.0])
+    predicted = pd.Series([0, 1, 0, 0])
+    labels = metrics.probability_labels(frame_of(predicted, BINARY))
+    assert labels == ["0", "1"]
+    assert metrics.confusion(targets, predicted, labels) == [[2, 0], [1, 1]]
+    assert metrics.confusion(pd.Series([0, 1, 1, 0]), predicted, [0, 1]) == [[2, 0], [1, 1]]
+    curve = metrics.roc(pd.Series([0, 1, 1, 0]), np.array([0.1, 0.9, 0.8, 0.3]), 1)
+    assert curve["tpr"][-1] == 1.0 and curve["fpr"][0] == 0.0
+    assert curve == metrics.roc(targets, np.array([0.1, 0.9, 0.8, 0.3]), "1")
+
+
+# %% THRESHOLDS
+
+
+def test_task_metrics_and_default_thresholds():
+    assert metrics.TASK_METRICS == {
+        "regression": ("rmse", "mae", "r2"),
+        "classification": ("accuracy", "f1_macro", "roc_auc", "log_loss"),
+    }
+    assert metrics.DEFAULT_THRESHOLDS == {"regression": {"r2": 0.0}, "classification": {}}
+    for task, thresholds in metrics.DEFAULT_THRESHOLDS.items():
+        metrics.check_thresholds(task, thresholds)
+
+
+def test_check_thresholds_refuses_metrics_of_the_other_task():
+    metrics.check_thresholds("classification", {"f1_macro": 0.6, "roc_auc": 0.7})
+    metrics.check_thresholds("regression", {"rmse": 80.0})
+    with pytest.raises(
+        ValueError,
+        match="threshold on 'r2' does not apply to a classification model; its metrics: "
+        "accuracy, f1_macro, roc_auc, log_loss",
+    ):
+        metrics.check_thresholds("classification", {"r2": 0.0})
+    with pytest.raises(
+        ValueError, match="thresholds on 'accuracy', 'mape' do not apply to a regression model"
+    ):
+        metrics.check_thresholds("regression", {"accuracy": 0.5, "mape": 0.1})

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import typing as T
+
 import numpy as np
 import pandas as pd
 import pydantic as pdt
 import pytest
+import skops.io
 from sklearn.pipeline import Pipeline
 
-from components.core import models
+from components.core import features, metrics, models, schemas
+from components.io import registries
 
 FEATURES = dict(numerical=models.BIKE_NUMERICAL, categorical=models.BIKE_CATEGORICAL)
 LABELS = ["high", "low", "medium"]
@@ -94,13 +98,27 @@ def test_preprocessing_travels_with_the_model(data):
     assert np.isfinite(pipeline.predict(odd)).all()
 
 
-def test_model_needs_features_that_do_not_overlap():
-    with pytest.raises(pdt.ValidationError, match="at least one numerical or categorical"):
-        models.RidgeModel()
+def test_model_features_may_be_left_to_inference_but_must_not_overlap():
+    model = models.RidgeModel()
+    assert model.features == []
+    with pytest.raises(ValueError, match="Ridge has no feature to build on: name numerical or"):
+        model.build()
     with pytest.raises(pdt.ValidationError, match=r"both numerical and categorical: \['hr'\]"):
         models.RidgeModel(numerical=["hr", "temp"], categorical=["hr"])
     model = models.RidgeModel(numerical=["temp"], categorical=["season"])
     assert model.features == ["temp", "season"]
+
+
+def test_model_task_by_kind():
+    assert models.TASKS == {
+        "HistGradientBoostingRegressor": "regression",
+        "HistGradientBoostingClassifier": "classification",
+        "Ridge": "regression",
+        "LogisticRegression": "classification",
+    }
+    assert models.model_task("LogisticRegression") == "classification"
+    with pytest.raises(ValueError, match=r"unknown model kind 'XGB'; allowed: Hist.*\(regress"):
+        models.model_task("XGB")
 
 
 def test_params_reach_the_estimator():
@@ -108,3 +126,100 @@ def test_params_reach_the_estimator():
     estimator = model.estimator()
     assert estimator.max_iter == 3 and estimator.random_state == 42
     assert models.LogisticRegressionModel(numerical=["temp"]).estimator().max_iter == 1000
+
+
+# %% ANY DATA
+
+
+@pytest.fixture(scope="module")
+def messy() -> pd.DataFrame:
+    """Awkward names, text with holes, numeric NaN, booleans, codes: as any data set has."""
+    rng = np.random.default_rng(0)
+    n = 90
+    frame = pd.DataFrame(
+        {
+            "temp ratio": rng.normal(size=n),
+            "wind.speed": rng.integers(0, 30, size=n),
+            "température": rng.normal(20, 5, size=n),
+            "holiday": rng.random(n) > 0.8,
+            "visits": pd.array(rng.integers(0, 5, size=n), dtype="Int64"),
+            "member": pd.array(rng.random(n) > 0.5, dtype="boolean"),
+            "city name": pd.Series(rng.choice(["Paris", "Lyon", "Nice"], size=n), dtype=object),
+            "weather": pd.Categorical(rng.choice(["sun", "rain", "snow"], size=n)),
+            "plan": pd.array(rng.choice(["a", "b"], size=n), dtype="string[pyarrow]"),
+            "mixed": pd.Series(rng.choice(["a", "1", "2.5"], size=n), dtype=object),
+            "code": rng.integers(1, 4, size=n),
+        }
+    )
+    frame.loc[::7, "temp ratio"] = np.nan
+    frame.loc[::9, "visits"] = pd.NA
+    frame.loc[::11, "member"] = pd.NA
+    frame.loc[::5, "weather"] = np.nan
+    frame.loc[::6, "plan"] = pd.NA
+    frame.loc[::4, "city name"] = None
+    frame.loc[1::4, "mixed"] = 1  # numbers among the text
+    y = frame["temp ratio"].fillna(0) * 3 + frame["wind.speed"] * 0.1
+    return frame.assign(y=y, classes=pd.qcut(y, 3, labels=False), busy=y > y.median())
+
+
+KINDS_AND_TARGETS = [
+    (kind, target)
+    for kind in T.get_args(models.ModelKind)
+    for target in (["y"] if kind.TASK == "regression" else ["classes", "busy"])
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "target"), KINDS_AND_TARGETS, ids=[f"{k.__name__}-{t}" for k, t in KINDS_AND_TARGETS]
+)
+def test_every_kind_fits_and_predicts_any_data(messy, kind, target):
+    task = kind.TASK
+    data = schemas.normalize(messy)
+    found = features.infer(data, target, exclude=["y", "classes", "busy"], categorical=["code"])
+    assert found.numerical == [
+        "temp ratio", "wind.speed", "température", "holiday", "visits", "member"
+    ]  # fmt: skip
+    assert found.categorical == ["city name", "weather", "plan", "mixed", "code"]
+    params = {"max_iter": 20} if kind.__name__.startswith("Hist") else {}
+    model = kind(numerical=found.numerical, categorical=found.categorical, params=params)
+    labels = features.check_target(task, data[target], target)
+    pipeline = model.build().fit(data[found.columns], labels)
+    # Batches with unseen categories and every kind of missing value, once normalized.
+    batch = messy[found.columns].head(5).copy()
+    batch["city name"] = ["Berlin", None, np.nan, pd.NA, "Paris"]
+    batch["plan"] = pd.array(["z", None, "a", "b", None], dtype="string[pyarrow]")
+    batch["temp ratio"] = np.nan
+    predictions = models.predict_frame(pipeline, schemas.normalize(batch))
+    assert len(predictions) == 5
+    if task == "regression":
+        assert np.isfinite(predictions[models.PREDICTION]).all()
+    else:
+        classes = sorted(pd.unique(labels))
+        expected = [models.probability_column(c) for c in classes]
+        assert list(predictions.columns) == [models.PREDICTION, *expected]
+        assert set(predictions[models.PREDICTION]) <= set(classes)
+        scores = metrics.score(task, labels, models.predict_frame(pipeline, data[found.columns]))
+        assert set(scores) == {"accuracy", "f1_macro", "roc_auc", "log_loss"}
+    # The model saves with skops, holding no type beyond those the registry trusts.
+    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
+    assert set(untrusted) <= set(registries.TRUSTED_TYPES)
+    loaded = skops.io.loads(skops.io.dumps(pipeline), trusted=untrusted)
+    pd.testing.assert_frame_equal(
+        models.predict_frame(loaded, schemas.normalize(batch)), predictions
+    )
+
+
+def test_rare_categories_share_one_column():
+    rows = 400
+    frame = pd.DataFrame({"user": [f"u{i % 300}" for i in range(rows)], "x": np.arange(rows) % 7})
+    model = models.HistGradientBoostingRegressorModel(
+        numerical=["x"], categorical=["user"], params={"max_iter": 5}
+    )
+    pipeline = model.build().fit(frame, np.arange(rows, dtype=float))
+    names = list(pipeline[:-1].get_feature_names_out())
+    assert len(names) == 1 + models.MAX_CATEGORIES
+    assert "cat__user_infrequent_sklearn" in names
+    unseen = pd.DataFrame({"user": ["never seen"], "x": [1]})
+    assert np.isfinite(pipeline.predict(unseen)).all()
+    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
+    assert set(untrusted) <= set(registries.TRUSTED_TYPES)

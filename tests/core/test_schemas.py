@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import decimal
+
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
 import pytest
 from mlflow.models import infer_signature
 from mlflow.models.signature import ModelSignature
+from mlflow.models.utils import _enforce_schema
 from mlflow.types import ColSpec, DataType, Schema
 
 from components.core import models, schemas
@@ -211,3 +215,93 @@ def test_normalize_widens_only_nullable_integers_with_missing_values():
         "plain": "int64",
     }
     assert schemas.conform(frame, None)["holes"].dtype == "float64"
+
+
+def awkward_frame() -> pd.DataFrame:
+    """Nullable, categorical, pyarrow and object columns with holes, under awkward names."""
+    return pd.DataFrame(
+        {
+            "visits count": pd.array([1, None, 3, 4], dtype="Int64"),
+            "member.flag": pd.array([True, None, False, True], dtype="boolean"),
+            "always": pd.array([True, False, False, True], dtype="boolean"),
+            "météo": pd.Categorical(["sun", None, "rain", "sun"]),
+            "code": pd.Categorical([3, 1, None, 3]),
+            "plan": pd.array(["a", None, "b", "a"], dtype="string[pyarrow]"),
+            "zone": pd.Series(["n", None, "s", "n"], dtype=pd.ArrowDtype(pyarrow.string())),
+            "score": pd.Series([1, None, 2, 3], dtype=pd.ArrowDtype(pyarrow.int64())),
+            "ratio": pd.array([0.5, None, 1.5, 2.0], dtype="Float64"),
+            "city": pd.Series(["Paris", None, pd.NA, np.nan], dtype=object),
+            "mixed": pd.Series(["a", 1, 2.5, None], dtype=object),
+            "amount": pd.Series([decimal.Decimal("1.5"), None, 2, 3], dtype=object),
+            "opt-in": pd.Series([True, None, False, True], dtype=object),
+            "wind.speed": [1, 2, 3, 4],
+        }
+    )
+
+
+def test_normalize_gives_every_column_a_type_the_model_and_mlflow_accept():
+    normalized = schemas.normalize(awkward_frame())
+    assert normalized.dtypes.astype(str).to_dict() == {
+        "visits count": "float64",
+        "member.flag": "float64",
+        "always": "bool",
+        "météo": "object",
+        "code": "object",
+        "plan": "object",
+        "zone": "object",
+        "score": "float64",
+        "ratio": "float64",
+        "city": "object",
+        "mixed": "object",
+        "amount": "float64",
+        "opt-in": "float64",
+        "wind.speed": "int64",
+    }
+    assert normalized["member.flag"].tolist()[::2] == [1.0, 0.0]
+    assert np.isnan(normalized.loc[1, "member.flag"])
+    # Text columns hold strings, and NaN for every kind of missing value.
+    assert normalized["code"].tolist()[:2] == ["3", "1"]
+    assert normalized["mixed"].tolist()[:3] == ["a", "1", "2.5"]
+    for name in ["météo", "code", "plan", "zone", "city", "mixed"]:
+        missing = [value for value in normalized[name] if not isinstance(value, str)]
+        assert missing and all(isinstance(v, float) and np.isnan(v) for v in missing), name
+
+
+def test_normalize_returns_a_clean_frame_as_is(rows):
+    assert schemas.normalize(rows) is rows
+    text = pd.DataFrame({"city": pd.Series(["Paris", "Lyon"], dtype=object)})
+    assert schemas.normalize(text) is text
+
+
+def test_normalize_leaves_objects_it_cannot_type_for_the_checks():
+    frame = pd.DataFrame({"payload": [{"a": 1}, None], "blob": [b"x", b"y"]})
+    assert schemas.normalize(frame) is frame
+
+
+def test_a_signature_of_normalized_data_accepts_normalized_batches():
+    frame = awkward_frame()
+    signature = infer_signature(schemas.normalize(frame))
+    assert signature.inputs.has_input_names()
+    types = {spec.name: spec.type for spec in signature.inputs.inputs}
+    assert types == {
+        "visits count": DataType.double,
+        "member.flag": DataType.double,
+        "always": DataType.boolean,
+        "météo": DataType.string,
+        "code": DataType.string,
+        "plan": DataType.string,
+        "zone": DataType.string,
+        "score": DataType.double,
+        "ratio": DataType.double,
+        "city": DataType.string,
+        "mixed": DataType.string,
+        "amount": DataType.double,
+        "opt-in": DataType.double,
+        "wind.speed": DataType.long,
+    }
+    # A later batch, with missing values elsewhere, passes both our checks and MLflow's.
+    batch = frame.iloc[[3, 1, 0]].reset_index(drop=True)
+    conformed = schemas.conform(batch, signature)
+    assert schemas.check_signature(conformed, signature) == []
+    enforced = _enforce_schema(conformed, signature.inputs)
+    assert list(enforced.columns) == list(frame.columns)

@@ -2,7 +2,7 @@
 
 `build_image` follows images/Dockerfile step by step: the build context its allow-list lets
 through, `pip wheel --no-deps`, a fresh venv with the wheel and its dependencies, the import
-check, then the runtime layout (the venv, `data/` under the WORKDIR `home/app`, PATH with the
+check, then the runtime layout (the venv, the WORKDIR `home/app`, PATH with the
 venv first). `run_step` does what KFP's driver and launcher do for one task of a compiled
 pipeline: it builds the ExecutorInput JSON from the component's compiled interface, sets the
 environment the platform spec asks for (ConfigMaps, Secrets), replaces `{{$}}` in the executor's
@@ -73,7 +73,7 @@ def build_image(root: pathlib.Path) -> Image:
         root: an empty folder standing for the image's filesystem.
 
     Returns:
-        The image: /opt/venv, /home/app (with data/) and the wheel that was installed.
+        The image: /opt/venv, /home/app and the wheel that was installed.
     """
     # ---- build stage: RUN python -m venv /opt/venv
     venv = root / "opt" / "venv"
@@ -101,9 +101,9 @@ def build_image(root: pathlib.Path) -> Image:
     _run([*pip_install, str(wheel)], cwd=src, env=env, timeout=1200)
     imports = "import components, pipelines, kfp, mlflow"
     _run([str(venv / "bin" / "python"), "-c", imports], cwd=root, env=env, timeout=300)
-    # ---- runtime stage: COPY data/ /home/app/data/ and WORKDIR /home/app
+    # ---- runtime stage: WORKDIR /home/app (the demo data ships inside the wheel)
     workdir = root / "home" / "app"
-    shutil.copytree(ROOT / "data", workdir / "data", ignore=IGNORED)
+    workdir.mkdir(parents=True)
     tmp = root / "tmp"
     tmp.mkdir()
     return Image(venv=venv, workdir=workdir, wheel=wheel, src=src, tmp=tmp)

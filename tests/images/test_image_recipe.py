@@ -154,13 +154,12 @@ def test_the_replay_follows_the_dockerfile():
         "&& /opt/venv/bin/pip install --no-cache-dir /wheels/*.whl \\",
         '&& /opt/venv/bin/python -c "import components, pipelines, kfp, mlflow"',
         "COPY --from=build /opt/venv /opt/venv",
-        "COPY data/ /home/app/data/",
         "ENV PATH=/opt/venv/bin:$PATH \\",
         "WORKDIR /home/app",
     ):
         assert line in text, f"images/Dockerfile no longer has {line!r}: update tests/images/pod.py"
     copied = re.findall(r"^COPY (?!--from)(.+) \S+$", text, flags=re.MULTILINE)
-    assert copied == ["pyproject.toml README.md", "components/", "pipelines/", "data/"]
+    assert copied == ["pyproject.toml README.md", "components/", "pipelines/"]
 
 
 def test_every_compiled_step_runs_the_image_with_no_pip_at_start(image, pipeline):

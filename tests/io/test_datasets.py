@@ -6,6 +6,8 @@ import math
 import pathlib
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from components.io import datasets
@@ -192,3 +194,241 @@ def test_writer_casts_later_batches_to_the_first_schema(tmp_path):
     restored = pd.read_parquet(target)
     assert restored["x"].dtype == "float64"
     assert restored["x"].tolist() == [1.5, 2.5, 3.0, 4.0]
+
+
+# %% WHAT USERS HAVE: ENCODINGS, DELIMITERS, DUPLICATES, FOLDERS
+
+
+def write_latin1(path: pathlib.Path, lines: list[str]) -> pathlib.Path:
+    path.write_bytes("\n".join(lines).encode("latin-1"))
+    return path
+
+
+def test_csv_reader_decodes_latin1_with_the_encoding_option(tmp_path):
+    source = write_latin1(tmp_path / "cities.csv", ["id,city,note", "1,Bern,ok", "2,Zürich,café"])
+    frame = datasets.CSVReader(path=str(source), encoding="latin-1").read()
+    assert frame["city"].tolist() == ["Bern", "Zürich"]
+    assert frame["note"].tolist() == ["ok", "café"]
+
+
+def test_csv_reader_refuses_undecodable_bytes_in_the_first_block(tmp_path):
+    # pyarrow would infer a binary column and its raw bytes would be written out again.
+    source = write_latin1(tmp_path / "cities.csv", ["id,city", "1,Bern", "2,Zürich", "3,Genf"])
+    reader = datasets.CSVReader(path=str(source))
+    with pytest.raises(datasets.DatasetError) as caught:
+        reader.dataset()
+    message = str(caught.value)
+    assert message == (
+        f"{source}: column 'city' is not valid utf-8 text at data row 2; set the encoding "
+        "option to the file's encoding, e.g. encoding='latin-1'"
+    )
+    with pytest.raises(datasets.DatasetError, match="data row 2"):
+        next(reader.batches())
+
+
+def test_csv_reader_refuses_undecodable_bytes_found_only_while_scanning(tmp_path):
+    # Beyond pyarrow's first block (1 MiB) the column is already inferred as text: the bad bytes
+    # surface during the scan, as pyarrow's "invalid UTF8" error, and are explained the same way.
+    rows = 200_000
+    lines = ["id,city"] + [f"{i},Bern" for i in range(rows)] + [f"{rows},Zürich"]
+    source = write_latin1(tmp_path / "late.csv", lines)
+    reader = datasets.CSVReader(path=str(source), batch_size=50_000)
+    assert reader.dataset().schema.field("city").type == "string"
+    with pytest.raises(datasets.DatasetError) as caught:
+        for _ in reader.batches():
+            pass
+    message = str(caught.value)
+    assert message.startswith(f"{source}: column 'city' is not valid utf-8 text")
+    assert f"at data row {rows + 1};" in message
+    assert "encoding='latin-1'" in message
+    frame = datasets.CSVReader(path=str(source), encoding="latin-1").read()
+    assert frame["city"].iloc[-1] == "Zürich"
+
+
+def test_csv_reader_refuses_text_that_its_encoding_cannot_transcode(tmp_path):
+    source = write_latin1(tmp_path / "cities.csv", ["id,city", "1,Zürich"])
+    with pytest.raises(datasets.DatasetError, match="the file is not valid ascii text") as caught:
+        datasets.CSVReader(path=str(source), encoding="ascii").read()
+    assert str(source) in str(caught.value)
+
+
+def test_parquet_binary_columns_are_read_as_they_are(tmp_path):
+    source = tmp_path / "blobs.parquet"
+    pd.DataFrame({"id": [1, 2], "blob": [b"\xfc\x00\xff", b"ok"]}).to_parquet(source)
+    frame = datasets.ParquetReader(path=str(source)).read()
+    assert frame["blob"].tolist() == [b"\xfc\x00\xff", b"ok"]
+
+
+@pytest.mark.parametrize(
+    ("separator", "shown"),
+    [(";", "';'"), ("\t", "'\\t'"), ("|", "'|'")],
+    ids=["semi", "tab", "pipe"],
+)
+def test_csv_reader_hints_at_the_delimiter_of_a_one_column_header(tmp_path, separator, shown):
+    source = tmp_path / "export.csv"
+    source.write_text(separator.join(["a", "b", "c"]) + "\n" + separator.join("123") + "\n")
+    with pytest.raises(datasets.DatasetError) as caught:
+        datasets.CSVReader(path=str(source)).dataset()
+    message = str(caught.value)
+    assert message.startswith(f"{source}: the header parses as one column")
+    assert message.endswith(f"looks separated by {shown}: set delimiter={shown}")
+    frame = datasets.CSVReader(path=str(source), delimiter=separator).read()
+    assert list(frame.columns) == ["a", "b", "c"]
+
+
+def test_csv_reader_refuses_duplicate_column_names(tmp_path):
+    source = tmp_path / "dup.csv"
+    source.write_text("id,a,b,a,b,c\n1,2,3,4,5,6\n")
+    with pytest.raises(datasets.DatasetError) as caught:
+        datasets.CSVReader(path=str(source)).dataset()
+    assert str(caught.value) == (
+        f"{source}: duplicated column name(s) 'a', 'b'; each column needs its own name"
+    )
+
+
+def test_parquet_reader_refuses_duplicate_column_names(tmp_path):
+    source = tmp_path / "dup.parquet"
+    pq.write_table(pa.table([pa.array([1]), pa.array([2]), pa.array([3])], ["x", "y", "x"]), source)
+    with pytest.raises(datasets.DatasetError, match=r"duplicated column name\(s\) 'x';") as caught:
+        list(datasets.ParquetReader(path=str(source)).batches())
+    assert str(source) in str(caught.value)
+
+
+def part(directory: pathlib.Path, name: str, columns: dict) -> pathlib.Path:
+    """Write one file of a folder, Parquet or CSV by its name."""
+    directory.mkdir(exist_ok=True)
+    path = directory / name
+    frame = pd.DataFrame(columns)
+    if name.endswith(".csv"):
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False)
+    return path
+
+
+def test_folder_of_agreeing_files_streams_and_ignores_hidden_files(tmp_path):
+    folder = tmp_path / "parts"
+    for i in range(3):
+        part(folder, f"part-{i}.parquet", {"id": [3 * i, 3 * i + 1, 3 * i + 2], "x": [0.5] * 3})
+    # Hidden files (as Spark and half-written outputs leave) disagree, and are not read.
+    part(folder, ".part-9.parquet", {"other": ["a"]})
+    part(folder, "_SUCCESS", {"other": ["a"]})
+    reader = datasets.ParquetReader(path=str(folder), batch_size=2)
+    batches = list(reader.batches())
+    assert max(batch.num_rows for batch in batches) == 2
+    assert sorted(reader.read()["id"]) == list(range(9))
+
+
+def test_folder_of_csv_files_streams(tmp_path):
+    folder = tmp_path / "csv"
+    part(folder, "a.csv", {"id": [1, 2], "name": ["x", "y"]})
+    part(folder, "b.csv", {"name": ["z"], "id": [3]})  # the order of columns does not matter
+    frame = datasets.CSVReader(path=str(folder)).read()
+    assert sorted(frame["id"]) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "csv"])
+def test_folder_refuses_a_file_that_lacks_a_column(tmp_path, suffix):
+    # Read against the first file's schema, the missing column would silently become nulls.
+    folder = tmp_path / "parts"
+    first = part(folder, f"a.{suffix}", {"id": [1], "temp": [0.5], "hum": [0.1]})
+    other = part(folder, f"b.{suffix}", {"id": [2], "hum": [0.2], "wind": [3.0]})
+    reader = datasets.reader_for(
+        str(folder), KIND="CSVReader" if suffix == "csv" else "ParquetReader"
+    )
+    batches = reader.batches()
+    with pytest.raises(datasets.DatasetError) as caught:
+        next(batches)  # refused on opening: not one batch comes out first
+    assert str(caught.value) == (
+        f"{reader.KIND} input {folder}: the files disagree on their columns; {other} differs "
+        f"from {first}: missing column(s) 'temp'; extra column(s) 'wind'"
+    )
+
+
+def test_folder_refuses_a_file_whose_column_has_another_type(tmp_path):
+    folder = tmp_path / "parts"
+    first = part(folder, "a.parquet", {"id": [1], "hr": [3], "name": ["a"]})
+    other = part(folder, "b.parquet", {"id": [2], "hr": ["three"], "name": ["b"]})
+    # Strings with 32-bit offsets (as Spark writes) read as pandas' large strings: no difference.
+    pq.write_table(
+        pa.table({"id": [3], "hr": [4], "name": pa.array(["c"], pa.string())}), folder / "c.parquet"
+    )
+    with pytest.raises(datasets.DatasetError) as caught:
+        datasets.ParquetReader(path=str(folder)).schema()
+    message = str(caught.value)
+    assert message.endswith(f"{other} differs from {first}: column 'hr' is large_string, not int64")
+    other.unlink()
+    assert sorted(datasets.ParquetReader(path=str(folder)).read()["name"]) == ["a", "c"]
+
+
+def test_parquet_checks_read_the_footer_only(tmp_path):
+    # Data pages overwritten, footer intact: opening (the checks) succeeds, scanning fails.
+    source = tmp_path / "data.parquet"
+    pd.DataFrame({"x": range(10_000)}).to_parquet(source, compression=None)
+    raw = bytearray(source.read_bytes())
+    footer = int.from_bytes(raw[-8:-4], "little") + 8
+    raw[4 : len(raw) - footer] = b"\xff" * (len(raw) - footer - 4)
+    source.write_bytes(bytes(raw))
+    reader = datasets.ParquetReader(path=str(source))
+    assert reader.dataset().schema.names == ["x"]
+    with pytest.raises(datasets.DatasetError, match="cannot read ParquetReader input"):
+        list(reader.batches())
+
+
+# %% CONFIGURATION
+
+
+def test_reader_config_picks_the_kind_by_extension_unless_given():
+    assert datasets.reader_config("in/rows.CSV") == {"KIND": "CSVReader", "path": "in/rows.CSV"}
+    assert datasets.reader_config("in/rows.parquet", {"batch_size": 10}, columns=["a"]) == {
+        "KIND": "ParquetReader",
+        "batch_size": 10,
+        "columns": ["a"],
+        "path": "in/rows.parquet",
+    }
+    # A URI's options after "?" are not its extension.
+    assert datasets.reader_config("s3://b/k.csv?endpoint_override=h:1")["KIND"] == "CSVReader"
+    assert datasets.reader_config("rows.csv", {"KIND": "ParquetReader"})["KIND"] == "ParquetReader"
+    assert datasets.writer_config("out/p.csv")["KIND"] == "CSVWriter"
+    assert datasets.writer_config("out/p", {"compression": "snappy"}) == {
+        "KIND": "ParquetWriter",
+        "compression": "snappy",
+        "path": "out/p",
+    }
+    assert datasets.READER_KINDS == ("ParquetReader", "CSVReader")
+    assert datasets.WRITER_KINDS == ("ParquetWriter", "CSVWriter")
+
+
+def test_reader_for_builds_an_explicit_kind(tmp_path):
+    source = tmp_path / "export.txt"
+    source.write_text("a;b\n1;x\n")
+    reader = datasets.reader_for(str(source), KIND="CSVReader", delimiter=";", batch_size=5)
+    assert reader == datasets.CSVReader(path=str(source), delimiter=";", batch_size=5)
+    assert reader.read()["b"].tolist() == ["x"]
+    writer = datasets.writer_for(str(tmp_path / "out.bin"), KIND="CSVWriter")
+    assert isinstance(writer, datasets.CSVWriter)
+    assert datasets.writer_for("o.parquet", compression="snappy").compression == "snappy"
+
+
+def test_reader_for_an_unknown_kind_lists_the_allowed_ones():
+    with pytest.raises(datasets.DatasetError) as caught:
+        datasets.reader_for("x.parquet", KIND="Foo")
+    assert str(caught.value) == "unknown reader KIND 'Foo'; allowed: ParquetReader, CSVReader"
+    with pytest.raises(datasets.DatasetError, match="allowed: ParquetWriter, CSVWriter"):
+        datasets.writer_for("x.parquet", KIND="ParquetReader")
+
+
+def test_reader_for_invalid_options_give_one_readable_line():
+    with pytest.raises(datasets.DatasetError) as caught:
+        datasets.reader_for("x.parquet", batch_size=0)
+    message = str(caught.value)
+    assert message == (
+        "invalid ParquetReader for x.parquet: batch_size: Input should be greater than 0 (got 0)"
+    )
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    with pytest.raises(datasets.DatasetError) as caught:
+        datasets.reader_for("x.csv", encoding="no-such-codec", colour="red")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "encoding: Value error, unknown encoding 'no-such-codec'" in message
+    assert "colour: Extra inputs are not permitted" in message

@@ -91,3 +91,22 @@ def test_missing_s3_object_names_the_uri(s3):
     endpoint, _, _ = s3
     with pytest.raises(datasets.DatasetError, match="input not found: s3://bike/nope.parquet"):
         list(datasets.ParquetReader(path=uri(endpoint, "nope.parquet")).batches())
+
+
+def test_csv_checks_on_s3_read_the_objects_through_pyarrow(s3):
+    endpoint, client, bucket = s3
+    client.put_object(
+        Bucket=bucket, Key="csv/latin.csv", Body="id,city\n1,Zürich\n".encode("latin-1")
+    )
+    client.put_object(Bucket=bucket, Key="csv/dup.csv", Body=b"a,a\n1,2\n")
+    with pytest.raises(
+        datasets.DatasetError, match="column 'city' is not valid utf-8 text at data row 1"
+    ):
+        datasets.reader_for(uri(endpoint, "csv/latin.csv")).dataset()
+    reader = datasets.reader_for(uri(endpoint, "csv/latin.csv"), encoding="latin-1")
+    assert isinstance(reader, datasets.CSVReader)
+    assert reader.read()["city"].tolist() == ["Zürich"]
+    with pytest.raises(
+        datasets.DatasetError, match=r"bike/csv/dup.csv: duplicated column name\(s\) 'a'"
+    ):
+        datasets.CSVReader(path=uri(endpoint, "csv/dup.csv")).dataset()

@@ -119,7 +119,8 @@ def test_best_run_finder_picks_the_run_by_metric_direction(registry, mode, best)
     )
     ref = finder.find(registry["client"])
     assert ref.run_id == registry["runs"][best]
-    assert ref.uri.startswith("models:/m-")  # the logged model, registered or not
+    # The best run's model was registered: the version is named, for people and tags.
+    assert ref == registry["refs"][best]
     predictor = registries.SklearnLoader().load(ref.uri)
     expected = registries.SklearnLoader().load(registry["refs"][best].uri)
     pd.testing.assert_frame_equal(
@@ -129,10 +130,31 @@ def test_best_run_finder_picks_the_run_by_metric_direction(registry, mode, best)
 
 def test_best_run_finder_errors(registry):
     client = registry["client"]
-    with pytest.raises(registries.RegistryError, match="has the metric 'mae'"):
+    with pytest.raises(registries.RegistryError, match="has the metric 'mae'; metrics logged"):
         registries.BestRunFinder(experiment_name=registry["experiment"], metric="mae").find(client)
     with pytest.raises(registries.RegistryError, match="no experiment named 'nowhere-"):
         registries.BestRunFinder(experiment_name=f"nowhere-{uuid.uuid4().hex}").find(client)
+
+
+def test_best_run_finder_of_an_unregistered_run_gives_its_logged_model(registry):
+    """A run that logged a model without registering it: the logged model's own URI."""
+    import mlflow.sklearn
+
+    client = registry["client"]
+    experiment = client.get_experiment_by_name(registry["experiment"])
+    with mlflow.start_run(experiment_id=experiment.experiment_id) as run:
+        native = registries.SklearnLoader().load(registry["refs"][0].uri).model
+        mlflow.sklearn.log_model(
+            native, name="model", serialization_format="skops",
+            skops_trusted_types=list(registries.TRUSTED_TYPES),
+        )  # fmt: skip
+        mlflow.log_metric("unregistered_score", 1.0)  # only this run has it
+    finder = registries.BestRunFinder(
+        experiment_name=registry["experiment"], metric="unregistered_score"
+    )
+    ref = finder.find(client)
+    assert ref.run_id == run.info.run_id and ref.name is None
+    assert ref.uri.startswith("models:/m-")
 
 
 def test_uri_finder_passes_the_uri_through(registry):

@@ -407,3 +407,120 @@ def test_an_unknown_pipeline_is_an_error_before_any_change(
 
     assert "unknown pipeline 'missing'" in capsys.readouterr().err
     assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        (
+            {"mesage": "predict"},
+            "schedule 'nightly-inference': unknown parameter 'mesage' for pipeline tiny; "
+            "did you mean: message? (parameters: message, repeat)",
+        ),
+        (
+            {"repeat": "twice"},
+            "schedule 'nightly-inference': parameter 'repeat' is NUMBER_INTEGER and expects an "
+            "integer; got 'twice'",
+        ),
+        (
+            {"message": ["a", "list"]},
+            "schedule 'nightly-inference': parameter 'message' is STRING",
+        ),
+    ],
+    ids=["unknown-key", "wrong-type", "list-for-string"],
+)
+@pytest.mark.parametrize("dry_run", [False, True], ids=["sync", "dry-run"])
+def test_bad_parameters_are_an_error_before_any_change(
+    server: FakeKfpApiServer,
+    compiled: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    parameters: dict[str, Any],
+    message: str,
+    dry_run: bool,
+) -> None:
+    path = write_schedules(tmp_path / "s.yaml", [{**NIGHTLY, "parameters": parameters}, WEEKLY])
+
+    assert sync(server, compiled, path, *(["--dry-run"] if dry_run else [])) == 2
+
+    assert message in capsys.readouterr().err
+    assert server.requests == []
+
+
+def write_config(path: Path, document: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def test_a_config_file_is_merged_under_the_inline_parameters(
+    server: FakeKfpApiServer, compiled: Path, tmp_path: Path
+) -> None:
+    # Relative to the schedules file, not to the working directory.
+    write_config(
+        tmp_path / "deploy" / "configs" / "nightly.yaml",
+        {"pipeline": "tiny", "parameters": {"message": "from-config", "repeat": 4}},
+    )
+    nightly = {**NIGHTLY, "config": "configs/nightly.yaml", "parameters": {"message": 7}}
+    path = write_schedules(tmp_path / "deploy" / "s.yaml", [nightly])
+
+    assert sync(server, compiled, path) == 0
+
+    [run] = owned(server).values()
+    # Inline wins over the config; a YAML scalar for a str parameter becomes its text.
+    assert run["runtime_config"]["parameters"] == {"message": "7", "repeat": 4}
+
+
+def test_a_changed_config_file_replaces_the_recurring_run(
+    server: FakeKfpApiServer,
+    compiled: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = write_config(tmp_path / "nightly.yaml", {"parameters": {"repeat": 2}})
+    nightly = {**NIGHTLY, "config": "nightly.yaml", "parameters": {}}
+    path = write_schedules(tmp_path / "s.yaml", [nightly])
+    assert sync(server, compiled, path) == 0
+    old_id = owned(server)["nightly-inference"]["recurring_run_id"]
+    assert sync(server, compiled, path) == 0
+    assert owned(server)["nightly-inference"]["recurring_run_id"] == old_id
+    capsys.readouterr()
+
+    write_config(config, {"parameters": {"repeat": 3}})
+    assert sync(server, compiled, path) == 0
+
+    assert f"replaces {old_id}" in capsys.readouterr().out
+    [run] = owned(server).values()
+    assert run["runtime_config"]["parameters"] == {"repeat": 3}
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (None, "cannot read config"),
+        ({"pipeline": "training"}, "config is for pipeline 'training', not 'tiny'"),
+        ({"params": {"repeat": 2}}, "unknown key 'params' in config; allowed keys: pipeline"),
+        ({"parameters": {"repeat": "x"}}, "parameter 'repeat' is NUMBER_INTEGER"),
+        ({"parameters": {"mesage": "x"}}, "did you mean: message?"),
+    ],
+    ids=["missing", "other-pipeline", "unknown-top-key", "wrong-type", "unknown-key"],
+)
+def test_a_bad_config_file_is_an_error_before_any_change(
+    server: FakeKfpApiServer,
+    compiled: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    config: dict[str, Any] | None,
+    message: str,
+) -> None:
+    if config is not None:
+        write_config(tmp_path / "nightly.yaml", config)
+    nightly = {**NIGHTLY, "config": "nightly.yaml", "parameters": {}}
+    path = write_schedules(tmp_path / "s.yaml", [nightly, WEEKLY])
+
+    assert sync(server, compiled, path, "--dry-run") == 2
+
+    err = capsys.readouterr().err
+    assert "schedule 'nightly-inference'" in err
+    assert message in err
+    assert server.requests == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pandas as pd
 import pydantic as pdt
 import pytest
@@ -14,13 +16,82 @@ def frame(bike) -> pd.DataFrame:
     return bike.head(1000)
 
 
-def test_default_split_holds_out_the_last_rows_in_order(frame):
+def test_default_split_is_a_seeded_random_draw(frame):
     train, test = splitters.TrainTestSplitter().split(frame)
     assert (len(train), len(test)) == (800, 200)
-    # Time-ordered data: the holdout is the most recent rows, never a random draw.
+    assert set(train["instant"]).isdisjoint(test["instant"])
+    assert test["instant"].tolist() != frame["instant"].iloc[800:].tolist()
+    assert list(train.index) == list(range(800)) and list(test.index) == list(range(200))
+    pd.testing.assert_frame_equal(test, splitters.TrainTestSplitter().split(frame)[1])
+
+
+def test_unshuffled_split_holds_out_the_last_rows_in_file_order(frame):
+    train, test = splitters.TrainTestSplitter(shuffle=False).split(frame)
     assert train["instant"].tolist() == frame["instant"].iloc[:800].tolist()
     assert test["instant"].tolist() == frame["instant"].iloc[800:].tolist()
-    assert list(train.index) == list(range(800)) and list(test.index) == list(range(200))
+
+
+def test_time_split_holds_out_the_latest_rows_whatever_the_file_order(frame):
+    when = pd.Timestamp("2024-01-01", tz="Europe/Paris") + pd.to_timedelta(frame["instant"], "h")
+    scrambled = frame.assign(**{"ride time": when}).sample(frac=1.0, random_state=3)
+    splitter = splitters.TrainTestSplitter(time_column="ride time", stratify="season")
+    train, test = splitter.split(scrambled)
+    assert train["instant"].tolist() == frame["instant"].iloc[:800].tolist()
+    assert test["instant"].tolist() == frame["instant"].iloc[800:].tolist()
+
+
+def test_time_split_is_stable_for_equal_times():
+    frame = pd.DataFrame({"day": [2, 1, 2, 1, 2], "row": [0, 1, 2, 3, 4]})
+    train, test = splitters.TrainTestSplitter(test_size=0.4, time_column="day").split(frame)
+    assert train["row"].tolist() == [1, 3, 0] and test["row"].tolist() == [2, 4]
+
+
+def test_time_split_refuses_missing_times():
+    frame = pd.DataFrame({"day": [1.0, None, 3.0, 4.0, 5.0]})
+    with pytest.raises(ValueError, match="time_column 'day': 1 rows have no value"):
+        splitters.TrainTestSplitter(time_column="day").split(frame)
+
+
+def test_stratified_split_keeps_the_class_proportions():
+    frame = pd.DataFrame({"label": ["a"] * 90 + ["b"] * 10, "row": range(100)})
+    splitter = splitters.TrainTestSplitter(stratify="label")
+    train, test = splitter.split(frame)
+    assert test["label"].value_counts().to_dict() == {"a": 18, "b": 2}
+    assert set(train["row"]) | set(test["row"]) == set(range(100))
+    pd.testing.assert_frame_equal(test, splitter.split(frame)[1])
+
+
+def test_stratified_split_falls_back_with_a_warning(caplog):
+    frame = pd.DataFrame({"label": [0] * 9 + [1] * 9 + [7], "row": range(19)})
+    with caplog.at_level(logging.WARNING):
+        train, test = splitters.TrainTestSplitter(stratify="label").split(frame)
+    assert (len(train), len(test)) == (15, 4)
+    assert (
+        "cannot stratify the holdout on 'label' (class(es) '7' of 'label' have a single row)"
+        in caplog.text
+    )
+    assert "holding out a plain random 4 rows" in caplog.text
+
+
+def test_stratified_split_falls_back_when_classes_outnumber_the_holdout(caplog):
+    frame = pd.DataFrame({"label": list("abcdef") * 2})
+    with caplog.at_level(logging.WARNING):
+        splitters.TrainTestSplitter(stratify="label").split(frame)
+    assert "'label' has 6 classes, more than the 2 held-out and 10 training rows" in caplog.text
+    assert "the holdout has no row of class(es)" in caplog.text
+
+
+def test_a_holdout_missing_classes_is_reported(caplog):
+    frame = pd.DataFrame({"label": [1] * 8 + [2, 3]})
+    with caplog.at_level(logging.WARNING):
+        splitters.TrainTestSplitter(shuffle=False, stratify="label").split(frame)
+    assert "the holdout has no row of class(es) 1 of 'label' (present in training)" in caplog.text
+
+
+@pytest.mark.parametrize("role", ["stratify", "time_column"])
+def test_split_names_a_missing_column(frame, role):
+    with pytest.raises(ValueError, match=f"cannot split on {role} 'nope': no such column"):
+        splitters.TrainTestSplitter(**{role: "nope"}).split(frame)
 
 
 def test_shuffled_split_is_disjoint_complete_and_seeded(frame):

@@ -1,0 +1,161 @@
+"""Results: what each job returns, small and typed, for components, reports and tests."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing as T
+
+import pandas as pd
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelRef:
+    """A resolved model: where to load it from, and which registered version it is."""
+
+    uri: str
+    name: str | None = None
+    version: int | None = None
+    run_id: str | None = None
+
+    def describe(self) -> str:
+        """A short human label, e.g. `bike-sharing v3`."""
+        if self.name and self.version:
+            return f"{self.name} v{self.version}"
+        return self.uri
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingResult:
+    """A trained and registered version.
+
+    Attributes:
+        model_ref: the registered version.
+        model_kind: the model's KIND.
+        task: regression or classification.
+        numerical: the numeric features, as inferred or given.
+        categorical: the categorical features, as inferred or given.
+        rows: labelled rows read.
+        train_rows: rows fitted on.
+        test_rows: rows held out.
+        scores: holdout metrics.
+        seconds: wall time.
+    """
+
+    model_ref: ModelRef
+    model_kind: str
+    task: str
+    numerical: list[str]
+    categorical: list[str]
+    rows: int
+    train_rows: int
+    test_rows: int
+    scores: dict[str, float]
+    seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Curves:
+    """A classifier's confusion matrix and the ROC curve of one class against the rest."""
+
+    labels: list[str]
+    confusion_matrix: list[list[int]]
+    roc_positive: str
+    roc: dict[str, list[float]]
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationResult:
+    """The verdict on a candidate version.
+
+    Attributes:
+        candidate_ref: the evaluated version.
+        champion_ref: the Champion it was compared with, if any.
+        task: regression or classification.
+        passed: whether it may be promoted.
+        reasons: why not, one line per failed check.
+        thresholds: the thresholds applied.
+        scores: the candidate's holdout metrics.
+        champion_scores: the Champion's metrics on the same rows ({} without a Champion).
+        rows: holdout rows.
+        curves: confusion matrix and ROC (classifiers only).
+        targets: the holdout's true values (for the regression chart).
+        predicted: the candidate's predictions of them.
+    """
+
+    candidate_ref: ModelRef
+    champion_ref: ModelRef | None
+    task: str
+    passed: bool
+    reasons: list[str]
+    thresholds: dict[str, float]
+    scores: dict[str, float]
+    champion_scores: dict[str, float]
+    rows: int
+    curves: Curves | None
+    targets: pd.Series
+    predicted: pd.Series
+
+
+@dataclasses.dataclass(frozen=True)
+class PromotionResult:
+    """An alias moved to a version."""
+
+    model_ref: ModelRef
+    alias: str
+    previous: int | None
+
+
+@dataclasses.dataclass(frozen=True)
+class InferenceResult:
+    """Predictions written.
+
+    Attributes:
+        model_ref: the version that predicted.
+        rows_in: input rows checked.
+        rows: rows predicted and written.
+        columns: output columns.
+        output: where the predictions went.
+        seconds: wall time.
+        warnings: what the user should know (e.g. predicting without a signature).
+    """
+
+    model_ref: ModelRef
+    rows_in: int
+    rows: int
+    columns: int
+    output: str
+    seconds: float
+    warnings: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExplanationsResult:
+    """Explanations written.
+
+    Attributes:
+        model_ref: the version explained.
+        explainer: the explainer's KIND.
+        samples: rows explained.
+        importances: one row per feature: importance (mean |SHAP|) and rank.
+        preview: the first explained rows (for the report).
+        seconds: wall time.
+        warnings: what the user should know.
+    """
+
+    model_ref: ModelRef
+    explainer: str
+    samples: int
+    importances: pd.DataFrame
+    preview: pd.DataFrame
+    seconds: float
+    warnings: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class NotificationResult:
+    """The pipeline's alert."""
+
+    title: str
+    message: str
+    fields: dict[str, T.Any]
+    delivered: bool

@@ -1,0 +1,517 @@
+"""Pipeline parameters: read them from a pipeline spec, convert and validate the values given.
+
+One place for `run --local`, `submit` and `schedule sync`: the parameters always come from the
+pipeline's own spec (the in-memory pipeline or its compiled YAML), never from a list kept here.
+Values arrive as text from the command line (`--param KEY=VALUE`) or typed from YAML (a config
+file, the schedules file); `coerce` turns both into the type the spec declares.
+
+A config file is YAML with two optional keys:
+
+    pipeline: inference            # the pipeline it is for; must match the one named
+    parameters:                    # values by parameter name; `--param` overrides them
+      model_name: bike-sharing
+      batch_size: 65536
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import math
+import sys
+import textwrap
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipelines.kfp_client import UsageError
+
+STRING = "STRING"
+NUMBER_INTEGER = "NUMBER_INTEGER"
+NUMBER_DOUBLE = "NUMBER_DOUBLE"
+BOOLEAN = "BOOLEAN"
+LIST = "LIST"
+STRUCT = "STRUCT"
+CONFIG_KEYS = ("pipeline", "parameters")
+_TRUE = frozenset({"true", "1", "yes"})
+_FALSE = frozenset({"false", "0", "no"})
+# What a value of each type looks like, when the parameter's default cannot show it.
+_EXAMPLES: dict[str, Any] = {
+    STRING: "text",
+    NUMBER_INTEGER: 3,
+    NUMBER_DOUBLE: 0.5,
+    BOOLEAN: True,
+    LIST: ["a", "b"],
+    STRUCT: {"key": "value"},
+}
+_EXPECTS = {
+    STRING: "a string",
+    NUMBER_INTEGER: "an integer",
+    NUMBER_DOUBLE: "a number",
+    BOOLEAN: "true or false",
+    LIST: "a list (a JSON array on the command line)",
+    STRUCT: "a mapping (a JSON object on the command line)",
+}
+
+
+class ParameterError(UsageError):
+    """A parameter value, name or config file the pipeline does not accept; says which."""
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One input parameter of a pipeline, as its spec declares it.
+
+    Attributes:
+        name: the parameter name.
+        type: KFP IR parameterType: STRING, NUMBER_INTEGER, NUMBER_DOUBLE, BOOLEAN, LIST, STRUCT.
+        default: the default value (already of the declared type), None when there is none.
+        description: the description from the pipeline's docstring, "" when there is none.
+        optional: whether the spec marks it optional (it has a default, or accepts None).
+    """
+
+    name: str
+    type: str
+    default: Any = None
+    description: str = ""
+    optional: bool = False
+
+    @property
+    def required(self) -> bool:
+        """Whether a value must be given: no default and not optional."""
+        return self.default is None and not self.optional
+
+    def example(self) -> str:
+        """A valid `KEY=VALUE` for this parameter, from its default when that shows one."""
+        value = self.default
+        if value is None or value == "" or value == [] or value == {}:
+            value = _EXAMPLES.get(self.type, "value")
+        return f"{self.name}={format_value(value)}"
+
+
+@dataclass(frozen=True)
+class Config:
+    """A parameters config file.
+
+    Attributes:
+        pipeline: the pipeline the file is for, None when it does not say.
+        parameters: values by parameter name, as YAML typed them.
+    """
+
+    pipeline: str | None
+    parameters: dict[str, Any]
+
+
+def format_value(value: Any) -> str:
+    """Write a value as it would be given on the command line (JSON for all but text)."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def from_spec(spec: Mapping[str, Any]) -> dict[str, Parameter]:
+    """Read the input parameters of a compiled pipeline spec.
+
+    Args:
+        spec: the pipeline spec as a dict (its `root.inputDefinitions.parameters`).
+
+    Returns:
+        The parameters by name, in name order.
+    """
+    root = spec.get("root") or {}
+    declared = (root.get("inputDefinitions") or {}).get("parameters") or {}
+    parameters = {}
+    for name in sorted(declared):
+        entry = declared[name] or {}
+        kind = str(entry.get("parameterType", STRING))
+        parameter = Parameter(
+            name=name,
+            type=kind,
+            default=entry.get("defaultValue"),
+            description=str(entry.get("description") or "").strip(),
+            optional=bool(entry.get("isOptional", False)),
+        )
+        if parameter.default is not None:
+            try:  # NUMBER_INTEGER defaults are stored as doubles (131072.0)
+                default = coerce(parameter, parameter.default)
+            except ParameterError:
+                default = parameter.default
+            parameter = Parameter(name, kind, default, parameter.description, parameter.optional)
+        parameters[name] = parameter
+    return parameters
+
+
+def of_pipeline(name: str) -> dict[str, Parameter]:
+    """Read the parameters of a pipeline built in memory, as `run --local` runs it.
+
+    Raises:
+        UsageError: no pipeline has this name.
+    """
+    from google.protobuf import json_format
+
+    from pipelines import compilation
+
+    if name not in compilation.NAMES:
+        raise UsageError(
+            f"unknown pipeline {name!r}{_suggest(name, compilation.NAMES)}; "
+            f"pipelines: {', '.join(compilation.NAMES)}"
+        )
+    pipeline = compilation.build(name, gpu=False, retries=False)
+    return from_spec(json_format.MessageToDict(pipeline.pipeline_spec))
+
+
+def of_file(path: Path) -> dict[str, Parameter]:
+    """Read the parameters of a compiled pipeline YAML (its first document is the spec).
+
+    Raises:
+        ParameterError: the file cannot be read or holds no pipeline spec.
+    """
+    try:
+        spec = next(yaml.safe_load_all(Path(path).read_text()), None)
+    except (OSError, yaml.YAMLError) as error:
+        message = f"{path}: cannot read compiled pipeline: {_one_line(error)}"
+        raise ParameterError(message) from error
+    if not isinstance(spec, dict) or not isinstance(spec.get("root"), dict):
+        raise ParameterError(f"{path}: not a compiled pipeline (no root in its first document)")
+    return from_spec(spec)
+
+
+def coerce(param: Parameter, value: Any) -> Any:
+    """Convert a value to the parameter's declared type.
+
+    Text (from the command line) is parsed by the type; typed values (from YAML) are checked.
+    A STRING parameter keeps text as it is (`1` stays "1") and takes a YAML scalar as its text.
+
+    Args:
+        param: the parameter.
+        value: the value given.
+
+    Returns:
+        The value of the declared type.
+
+    Raises:
+        ParameterError: the value does not fit the type; names the parameter, its type, the
+            value given and a valid example.
+    """
+    if value is None:
+        if param.optional and param.default is None:
+            return None  # declared Optional[...] = None
+        raise _wrong(param, value)
+    convert = _CONVERTERS.get(param.type)
+    if convert is None:
+        return value  # a type this module does not know: KFP will judge
+    try:
+        return convert(value)
+    except (TypeError, ValueError) as error:
+        raise _wrong(param, value) from error
+
+
+def _to_string(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return str(value)
+    raise TypeError(value)
+
+
+def _to_integer(value: Any) -> int:
+    if isinstance(value, bool):
+        raise TypeError(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        return int(value.strip())
+    raise TypeError(value)
+
+
+def _to_double(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError(value)
+    number = float(value.strip() if isinstance(value, str) else value)
+    if not math.isfinite(number):
+        raise ValueError(value)
+    return number
+
+
+def _to_boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    raise ValueError(value)
+
+
+def _json_of(kind: type) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        if isinstance(value, str):
+            value = json.loads(value)
+        if not isinstance(value, kind):
+            raise TypeError(value)
+        return value
+
+    return convert
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    STRING: _to_string,
+    NUMBER_INTEGER: _to_integer,
+    NUMBER_DOUBLE: _to_double,
+    BOOLEAN: _to_boolean,
+    LIST: _json_of(list),
+    STRUCT: _json_of(dict),
+}
+
+
+def _wrong(param: Parameter, value: Any) -> ParameterError:
+    expects = _EXPECTS.get(param.type, param.type)
+    return ParameterError(
+        f"parameter {param.name!r} is {param.type} and expects {expects}; "
+        f"got {value!r} (e.g. {param.example()})"
+    )
+
+
+def validate(
+    pipeline: str, values: Mapping[str, Any], parameters: Mapping[str, Parameter]
+) -> dict[str, Any]:
+    """Check names and types of the values given for a pipeline; convert them.
+
+    Args:
+        pipeline: the pipeline name, for messages.
+        values: parameter values by name (text or typed).
+        parameters: the pipeline's parameters (from_spec, of_pipeline, of_file).
+
+    Returns:
+        The values converted to their declared types (only those given).
+
+    Raises:
+        ParameterError: an unknown name (with close matches), a value of the wrong type, or a
+            required parameter missing.
+    """
+    unknown = [key for key in values if key not in parameters]
+    if unknown:
+        names = ", ".join(parameters) or "none"
+        if len(unknown) == 1:
+            raise ParameterError(
+                f"unknown parameter {unknown[0]!r} for pipeline {pipeline}"
+                f"{_suggest(unknown[0], parameters)} (parameters: {names})"
+            )
+        found = ", ".join(f"{key!r}{_suggest(key, parameters, '')}" for key in unknown)
+        raise ParameterError(
+            f"unknown parameters {found} for pipeline {pipeline} (parameters: {names})"
+        )
+    missing = [name for name, param in parameters.items() if param.required and name not in values]
+    if missing:
+        needed = ", ".join(f"{name} ({parameters[name].type})" for name in missing)
+        raise ParameterError(f"pipeline {pipeline} needs a value for: {needed}")
+    return {key: coerce(parameters[key], value) for key, value in values.items()}
+
+
+def _suggest(key: str, choices: Any, lead: str = ";") -> str:
+    """`; did you mean: a, b?` for close matches of a mistyped name, else ''."""
+    close = difflib.get_close_matches(key, list(choices), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    text = f"did you mean: {', '.join(close)}?"
+    return f"{lead} {text}" if lead else f" ({text})"
+
+
+def load_config(path: Path) -> Config:
+    """Read a parameters config file: a YAML mapping with `pipeline:` and `parameters:`.
+
+    Raises:
+        ParameterError: the file is unreadable, not YAML, not a mapping, has another top-level
+            key, or a key of the wrong type; the message names the file.
+    """
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ParameterError(f"{path}: cannot read config: {_one_line(error)}") from error
+    allowed = ", ".join(CONFIG_KEYS)
+    if not isinstance(data, dict):
+        raise ParameterError(f"{path}: a config file is a YAML mapping with keys: {allowed}")
+    extra = [str(key) for key in data if key not in CONFIG_KEYS]
+    if extra:
+        raise ParameterError(
+            f"{path}: unknown key {', '.join(map(repr, extra))} in config; allowed keys: {allowed}"
+        )
+    pipeline = data.get("pipeline")
+    if pipeline is not None and not isinstance(pipeline, str):
+        raise ParameterError(f"{path}: 'pipeline' must be a pipeline name, got {pipeline!r}")
+    parameters = data.get("parameters")
+    if parameters is None:
+        parameters = {}
+    if not isinstance(parameters, dict):
+        raise ParameterError(
+            f"{path}: 'parameters' must be a mapping of name: value, got {parameters!r}"
+        )
+    bad = [key for key in parameters if not isinstance(key, str)]
+    if bad:
+        raise ParameterError(f"{path}: parameter names must be text, got {bad[0]!r}")
+    return Config(pipeline=pipeline, parameters=dict(parameters))
+
+
+def check_pipeline(config: Config, pipeline: str, path: Path | str) -> None:
+    """Make sure a config file that names a pipeline names this one.
+
+    Raises:
+        ParameterError: the config is for another pipeline.
+    """
+    if config.pipeline is not None and config.pipeline != pipeline:
+        raise ParameterError(
+            f"{path}: config is for pipeline {config.pipeline!r}, not {pipeline!r}"
+        )
+
+
+def merge(config_params: Mapping[str, Any], cli_params: Mapping[str, Any]) -> dict[str, Any]:
+    """Combine config values with command-line values; the command line wins."""
+    return {**config_params, **cli_params}
+
+
+def resolve(
+    pipeline: str,
+    parameters: Mapping[str, Parameter],
+    config_path: Path | None = None,
+    cli_params: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The values to run a pipeline with: a config file's, overridden by `--param`, validated.
+
+    Args:
+        pipeline: the pipeline name given on the command line.
+        parameters: its parameters.
+        config_path: a config file, or None.
+        cli_params: `--param` values (text), or None.
+
+    Returns:
+        The validated, converted values.
+
+    Raises:
+        ParameterError: a bad config file, a config for another pipeline, or a bad value.
+    """
+    config = Config(None, {})
+    if config_path is not None:
+        config = load_config(config_path)
+        check_pipeline(config, pipeline, config_path)
+    return validate(pipeline, merge(config.parameters, cli_params or {}), parameters)
+
+
+def describe(pipeline: str, parameters: Mapping[str, Parameter]) -> str:
+    """The parameter list that `run NAME --help` and `submit NAME --help` print."""
+    if not parameters:
+        return f"pipeline {pipeline} has no parameters\n"
+    lines = [f"parameters of pipeline {pipeline} (set with --param KEY=VALUE or --config):"]
+    width = max(len(name) for name in parameters)
+    for name, param in parameters.items():
+        if param.required:
+            default = "required"
+        elif param.default is None:
+            default = "default: none"
+        else:
+            default = f"default: {format_value(param.default) or repr('')}"
+        lines.append(f"  {name:<{width}}  {param.type:<14}  {default}")
+        if param.description:
+            indent = " " * (width + 4)
+            text = " ".join(param.description.split())
+            lines.extend(textwrap.wrap(text, 100, initial_indent=indent, subsequent_indent=indent))
+    return "\n".join(lines) + "\n"
+
+
+def parse_param(text: str) -> tuple[str, str]:
+    """Split `KEY=VALUE`; VALUE stays text until `coerce` converts it by the declared type.
+
+    Raises:
+        argparse.ArgumentTypeError: no `=` or an empty key.
+    """
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), raw
+
+
+class CollectParams(argparse.Action):
+    """Gather repeated --param KEY=VALUE into one dict; a key given twice is an error."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # noqa: D102
+        params = dict(getattr(namespace, self.dest) or {})
+        key, value = values
+        if key in params:
+            parser.error(f"{option_string} {key} given twice")
+        params[key] = value
+        setattr(namespace, self.dest, params)
+
+
+class PipelineHelp(argparse.Action):
+    """`-h/--help` that also lists the named pipeline's parameters with types and defaults.
+
+    Args:
+        option_strings: the option names.
+        lookup: namespace -> (pipeline name, its parameters); may raise UsageError.
+        dest: unused (help stores nothing).
+        help: the option's help text.
+    """
+
+    def __init__(
+        self,
+        option_strings: list[str],
+        lookup: Callable[[argparse.Namespace], tuple[str, Mapping[str, Parameter]]],
+        dest: str = argparse.SUPPRESS,
+        help: str = "show this help and the pipeline's parameters, then exit",
+    ):
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, help=help)
+        self.lookup = lookup
+
+    def __call__(self, parser, namespace, values, option_string=None):  # noqa: D102
+        text = parser.format_help()
+        if getattr(namespace, "name", None) is None:
+            text += "\nName the pipeline before --help to list its parameters.\n"
+        else:
+            try:
+                text += "\n" + describe(*self.lookup(namespace))
+            except UsageError as error:
+                text += f"\nerror: {error}\n"
+        sys.stdout.write(text)
+        parser.exit()
+
+
+def add_arguments(
+    parser: argparse.ArgumentParser,
+    lookup: Callable[[argparse.Namespace], tuple[str, Mapping[str, Parameter]]],
+) -> None:
+    """Add `--config FILE`, `--param KEY=VALUE` and a parameter-listing `-h/--help`.
+
+    Args:
+        parser: a sub-command parser made with add_help=False, whose positional is `name`.
+        lookup: namespace -> (pipeline name, its parameters), for --help.
+    """
+    parser.add_argument("-h", "--help", action=PipelineHelp, lookup=lookup)
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="YAML file with `pipeline: NAME` (optional) and `parameters: {KEY: VALUE}`",
+    )
+    parser.add_argument(
+        "--param",
+        dest="params",
+        metavar="KEY=VALUE",
+        type=parse_param,
+        action=CollectParams,
+        default={},
+        help="pipeline parameter, converted to its declared type; overrides --config (repeatable)",
+    )
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
