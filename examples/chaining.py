@@ -11,7 +11,6 @@ Run both here with kfp.local (local MLflow store, no cluster):
 On a cluster, compile them instead (`kfp.compiler.Compiler().compile(prepared, "p.yaml")`).
 """
 
-from __future__ import annotations
 
 import pathlib
 

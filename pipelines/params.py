@@ -315,7 +315,50 @@ def validate(
     if missing:
         needed = ", ".join(f"{name} ({parameters[name].type})" for name in missing)
         raise ParameterError(f"pipeline {pipeline} needs a value for: {needed}")
-    return {key: coerce(parameters[key], value) for key, value in values.items()}
+    converted = {key: coerce(parameters[key], value) for key, value in values.items()}
+    check_strategies(pipeline, converted, parameters)
+    return converted
+
+
+def check_strategies(
+    pipeline: str, values: Mapping[str, Any], parameters: Mapping[str, Parameter]
+) -> None:
+    """Check the parameters that choose a strategy by KIND, so that a typo fails before any step.
+
+    `model_kind`, `finder`, `reader` and `writer` are built as their steps will build them; an
+    unknown KIND or option is refused with the allowed values listed.
+
+    Args:
+        pipeline: the pipeline name, for messages.
+        values: the converted values given.
+        parameters: the pipeline's parameters (for the defaults of the values not given).
+    """
+    from components.core import models
+    from components.io import datasets, registries
+
+    def value(name: str) -> Any:
+        if name in values:
+            return values[name]
+        return parameters[name].default if name in parameters else None
+
+    checks: dict[str, Callable[[Any], Any]] = {
+        "model_kind": models.model_task,
+        "finder": lambda finder: registries.build_finder(
+            registries.finder_config(
+                finder, value("model_name") or "", value("alias_or_version") or "Champion"
+            )
+        ),
+        "reader": lambda options: datasets.reader_for("input", **(options or {})),
+        "writer": lambda options: datasets.writer_for("output", **(options or {})),
+    }
+    for name, check in checks.items():
+        if name in parameters and (name in values or name == "finder"):
+            try:
+                check(value(name))
+            except ValueError as error:
+                raise ParameterError(
+                    f"parameter {name!r} of pipeline {pipeline}: {error}"
+                ) from None
 
 
 def _suggest(key: str, choices: Any, lead: str = ";") -> str:

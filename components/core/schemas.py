@@ -185,9 +185,18 @@ def check_signature(frame: pd.DataFrame, signature: ModelSignature | None) -> li
             bad = int(series.notna().sum())
             if bad:
                 violations.append(
-                    Violation(spec.name, f"type {spec.type.name} expected, got {series.dtype}", bad)
+                    Violation(
+                        spec.name, f"type {spec.type.name} expected, got {_dtype(series)}", bad
+                    )
                 )
     return violations
+
+
+def _dtype(series: pd.Series) -> str:
+    """A column's type as a person reads it: `str` for text held in object columns."""
+    if series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) == "string":
+        return "str"
+    return str(series.dtype)
 
 
 def conform(frame: pd.DataFrame, signature: ModelSignature | None) -> pd.DataFrame:

@@ -327,7 +327,14 @@ class CSVReader(Reader, frozen=True):
         except UnicodeDecodeError as error:
             # Transcoding from a non-UTF-8 encoding fails in Python's codec, not in pyarrow.
             raise DatasetError(self._undecodable(fragment.path, None, None)) from error
-        self._refuse_one_column(fragment.path, schema.names)
+        try:
+            names = schema.names
+        except UnicodeDecodeError as error:
+            # pyarrow keeps undecodable header bytes as they are; Python cannot name them.
+            raise DatasetError(
+                self._undecodable(fragment.path, None, None, "header row")
+            ) from error
+        self._refuse_one_column(fragment.path, names)
         self._refuse_binary(fragment, schema)
         return schema
 
@@ -383,8 +390,10 @@ class CSVReader(Reader, frozen=True):
                 return row
         return None
 
-    def _undecodable(self, file: str, column: str | None, row: int | None) -> str:
-        where = f"column {column!r}" if column else "the file"
+    def _undecodable(
+        self, file: str, column: str | None, row: int | None, part: str = "file"
+    ) -> str:
+        where = f"column {column!r}" if column else f"the {part}"
         at = f" at data row {row}" if row else ""
         return (
             f"{file}: {where} is not valid {self.encoding} text{at}; set the encoding option to "

@@ -91,8 +91,18 @@ class RegistryFinder(Finder, frozen=True):
     """
 
     KIND: T.Literal["RegistryFinder"] = "RegistryFinder"
-    name: str = pdt.Field(min_length=1)
+    name: str
     alias_or_version: str | int = "Champion"
+
+    @pdt.field_validator("name")
+    @classmethod
+    def _named(cls, name: str) -> str:
+        if not name:
+            raise ValueError(
+                "no model named: set model_name to the registered model, or give a finder of "
+                "another KIND (BestRunFinder, UriFinder)"
+            )
+        return name
 
     def find(self, client: MlflowClient) -> ModelRef:
         """Resolve the alias or version to a concrete version."""
@@ -218,6 +228,25 @@ class UriFinder(Finder, frozen=True):
 
 FinderKind = RegistryFinder | BestRunFinder | UriFinder
 FINDER_KINDS = ("RegistryFinder", "BestRunFinder", "UriFinder")
+_FINDER = pdt.TypeAdapter(T.Annotated[FinderKind, pdt.Field(discriminator="KIND")])
+
+
+def build_finder(config: T.Mapping[str, T.Any]) -> FinderKind:
+    """Build a finder from a config with a KIND; a bad KIND or option is one clear ValueError.
+
+    Args:
+        config: e.g. {"KIND": "BestRunFinder", "metric": "test_r2", "mode": "max"}.
+    """
+    kind = config.get("KIND")
+    if kind not in FINDER_KINDS:
+        raise ValueError(f"unknown finder KIND {kind!r}; allowed: {', '.join(FINDER_KINDS)}")
+    try:
+        return _FINDER.validate_python(dict(config))
+    except pdt.ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'][1:])) or 'finder'}: {e['msg']}" for e in error.errors()
+        )
+        raise ValueError(f"invalid {kind}: {problems}") from None
 
 
 def finder_config(

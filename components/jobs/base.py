@@ -98,7 +98,9 @@ def describe_errors(kind: str, error: pdt.ValidationError) -> str:
     """One readable line per invalid field, e.g. `inputs.batch_size: must be > 0 (got 0)`."""
     lines = []
     for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "settings"
+        # Field names are snake_case; CamelCase parts are union tags (the KIND) pydantic adds.
+        parts = [str(part) for part in item["loc"] if not str(part)[:1].isupper()]
+        where = ".".join(parts) or "settings"
         given = item.get("input")
         shown = "" if isinstance(given, dict) else f" (got {given!r})"
         lines.append(f"{where}: {item['msg']}{shown}")

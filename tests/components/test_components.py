@@ -65,3 +65,20 @@ def test_descriptions_are_the_docstring_lines(name, tmp_path):
         parameter = key.rsplit("/", 1)[1]
         description = " ".join(definition["description"].split())
         assert f"{parameter}: {description}" in docstring, (name, key)
+
+
+@pytest.mark.parametrize("name", list(components.COMPONENTS))
+def test_experiment_defaults_to_the_shared_one(name, tmp_path):
+    found = interface(compiled_spec(name, tmp_path))
+    assert found["inputDefinitions/parameters/experiment"]["defaultValue"] == "model-lifecycle"
+
+
+@pytest.mark.parametrize("name", ["train", "predict", "explain"])
+def test_input_is_a_location_or_a_dataset_artifact(name, tmp_path):
+    """Either `data` (a path or URI) or a connected `dataset`: both are optional."""
+    found = interface(compiled_spec(name, tmp_path))
+    data = found["inputDefinitions/parameters/data"]
+    assert data["parameterType"] == "STRING" and data["defaultValue"] == ""
+    dataset = found["inputDefinitions/artifacts/dataset"]
+    assert dataset["artifactType"]["schemaTitle"] == "system.Dataset"
+    assert dataset["isOptional"] is True

@@ -196,14 +196,17 @@ def reports(mlflow_server, tmp_path_factory) -> dict[str, pathlib.Path]:
         model = dsl.Model(uri=str(folder / "model"))
         holdout = dsl.Dataset(uri=str(folder / "holdout"))
         [version] = train.python_func(
-            data=str(data), holdout=holdout, model=model,
+            target="cnt", model_name=name, data=str(data), holdout=holdout, model=model,
             metrics=dsl.Metrics(uri=str(folder / "train-metrics")),
             summary=dsl.Markdown(uri=str(folder / "train-summary")),
-            model_name=name, model_params={"max_iter": 30}, experiment=name,
+            model_params={"max_iter": 30},
+            exclude=["instant", "dteday", "casual", "registered"],
+            categorical=["season", "weathersit"], experiment=name,
         )  # fmt: skip
+        assert version == 1
         evaluation = dsl.HTML(uri=str(folder / "evaluation"))
         passed = evaluate.python_func(
-            holdout=holdout, model=model,
+            target="cnt", holdout=holdout, model=model,
             metrics=dsl.Metrics(uri=str(folder / "evaluate-metrics")),
             classification_metrics=dsl.ClassificationMetrics(uri=str(folder / "classification")),
             report=evaluation, summary=dsl.Markdown(uri=str(folder / "evaluate-summary")),

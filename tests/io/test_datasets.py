@@ -432,3 +432,14 @@ def test_reader_for_invalid_options_give_one_readable_line():
     assert "\n" not in message
     assert "encoding: Value error, unknown encoding 'no-such-codec'" in message
     assert "colour: Extra inputs are not permitted" in message
+
+
+def test_csv_header_not_valid_in_the_encoding_is_named(tmp_path):
+    path = tmp_path / "latin-header.csv"
+    pd.DataFrame({"région": ["Süd"], "x": [1]}).to_csv(path, index=False, encoding="latin-1")
+    with pytest.raises(datasets.DatasetError) as caught:
+        datasets.reader_for(str(path)).schema()
+    assert "the header row is not valid utf-8 text" in str(caught.value)
+    assert "encoding='latin-1'" in str(caught.value)
+    read = datasets.reader_for(str(path), encoding="latin-1").read()
+    assert list(read.columns) == ["région", "x"] and read["région"].tolist() == ["Süd"]

@@ -14,9 +14,25 @@ from components.core import explainers, models, schemas
 from components.io import alerts, registries, services
 from components.jobs import base
 
-FEATURES = dict(numerical=models.BIKE_NUMERICAL, categorical=models.BIKE_CATEGORICAL)
+# The bike data's identifiers, date and the two counts that add up to `cnt`: never features.
+BIKE_EXCLUDE = ["instant", "dteday", "casual", "registered"]
+# The classification targets that `with_demand` adds: a leak of `cnt` when not the target.
+CLASS_TARGETS = ["demand", "busy"]
+# The columns the models use, as a signature lists them: numerical, then categorical.
 COLUMNS = [*models.BIKE_NUMERICAL, *models.BIKE_CATEGORICAL]
 DEMAND_LABELS = ["high", "low", "medium"]
+
+
+def features(target: str = models.BIKE_TARGET) -> dict[str, T.Any]:
+    """The TrainingJob fields that give the demo features (`COLUMNS`) for a target.
+
+    Every other count and class target is excluded: each is a leak of the others.
+    """
+    leaks = [name for name in [models.BIKE_TARGET, *CLASS_TARGETS] if name != target]
+    return {
+        "exclude": [*BIKE_EXCLUDE, *leaks],
+        "categorical": list(models.BIKE_CATEGORICAL),
+    }
 
 
 def unique(prefix: str) -> str:
@@ -34,7 +50,7 @@ def settings(tracking_uri: str, experiment: str) -> dict[str, T.Any]:
     }
 
 
-def run(job: base.Job) -> base.Locals:
+def run(job: base.Job) -> T.Any:
     """Run a job as a component does: inside its context, so that failures are alerted."""
     with job:
         return job.run()
@@ -54,6 +70,11 @@ def listing(directory: pathlib.Path) -> list[str]:
 def native_model(name: str, version: int) -> T.Any:
     """The registered sklearn pipeline, loaded without the jobs' code."""
     return mlflow.sklearn.load_model(registries.uri_for(name, version))
+
+
+def signature_of(name: str, version: int) -> T.Any:
+    """The registered version's MLflow signature, read without the jobs' code."""
+    return mlflow.models.get_model_info(registries.uri_for(name, version)).signature
 
 
 def assert_additive(

@@ -15,12 +15,12 @@ import typing as T
 import pandas as pd
 import pytest
 
-from components.core import models, schemas
+from components.core import features, models, schemas
 from components.io import alerts, datasets, registries
 from components.jobs import explanations, inference, promotion, training
 from tests.conftest import BIKE_SCHEMA
 from tests.io.slack_server import SlackWebhookServer
-from tests.jobs.helpers import FEATURES, listing, run, settings, unique
+from tests.jobs.helpers import BIKE_EXCLUDE, listing, run, settings, unique
 
 pytestmark = pytest.mark.integration
 
@@ -43,8 +43,11 @@ def registered(mlflow_server, bike, tmp_path_factory) -> Registered:
     run(
         training.TrainingJob(
             inputs=datasets.ParquetReader(path=str(source)),
-            model=models.HistGradientBoostingRegressorModel(**FEATURES, params={"max_iter": 10}),
+            target="cnt",
+            model=models.HistGradientBoostingRegressorModel(params={"max_iter": 10}),
             model_name=name,
+            exclude=BIKE_EXCLUDE,
+            categorical=models.BIKE_CATEGORICAL,
             **common,
         )
     )
@@ -203,14 +206,18 @@ def test_training_without_the_target_writes_no_holdout(tracking, registered, row
     holdout.mkdir()
     job = training.TrainingJob(
         inputs=datasets.ParquetReader(path=write(rows.drop(columns=["cnt"]), tmp_path)),
-        model=models.HistGradientBoostingRegressorModel(**FEATURES, params={"max_iter": 10}),
+        target="cnt",
+        model=models.HistGradientBoostingRegressorModel(params={"max_iter": 10}),
         model_name=registered.name,
+        exclude=BIKE_EXCLUDE,
+        categorical=models.BIKE_CATEGORICAL,
         holdout=datasets.ParquetWriter(path=str(holdout / "holdout.parquet")),
         **registered.common,
     )
-    with pytest.raises(schemas.ValidationError) as caught:
+    with pytest.raises(features.FeatureError) as caught:
         run(job)
-    assert f"column 'cnt': missing, needed for training ({ROWS} rows)" in str(caught.value)
+    columns = ", ".join(rows.drop(columns=["cnt"]).columns)
+    assert str(caught.value) == f"target column 'cnt' is not in the data; columns: {columns}"
     assert listing(holdout) == []
     client = registered.common["mlflow_service"].client()
     assert registries.latest_version(client, registered.name) == 1  # nothing registered

@@ -17,20 +17,22 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from components.core import explainers, models
+from components.core import explainers, models, results
 from components.io import datasets, registries
 from components.jobs import evaluation, explanations, inference, promotion, training
+from components.utils import splitters
 from tests.conftest import BIKE_SCHEMA
 from tests.jobs.helpers import (
     COLUMNS,
     DEMAND_LABELS,
-    FEATURES,
     assert_additive,
+    features,
     listing,
     native_model,
     raw_outputs,
     run,
     settings,
+    signature_of,
     unique,
     with_demand,
 )
@@ -46,13 +48,14 @@ class Lifecycle:
 
     task: str
     name: str
+    target: str
     common: dict[str, T.Any]
     client: MlflowClient
-    trained: dict[str, T.Any] = dataclasses.field(default_factory=dict)
-    evaluated: dict[str, T.Any] = dataclasses.field(default_factory=dict)
-    promoted: dict[str, T.Any] = dataclasses.field(default_factory=dict)
-    worse: dict[str, T.Any] = dataclasses.field(default_factory=dict)
-    worse_evaluated: dict[str, T.Any] = dataclasses.field(default_factory=dict)
+    trained: results.TrainingResult | None = None
+    evaluated: results.EvaluationResult | None = None
+    promoted: results.PromotionResult | None = None
+    worse: results.TrainingResult | None = None
+    worse_evaluated: results.EvaluationResult | None = None
     refusal: Exception | None = None
     aliases_after_refusal: dict[str, str] = dataclasses.field(default_factory=dict)
     holdout: pathlib.Path | None = None
@@ -87,22 +90,23 @@ def lifecycle(request, mlflow_server, files, tmp_path_factory) -> Lifecycle:
     name = unique(f"jobs-{request.param}")
     common = settings(mlflow_server, unique("jobs"))
     holdout = tmp_path_factory.mktemp(request.param) / "holdout.parquet"
-    state = Lifecycle(request.param, name, common, common["mlflow_service"].client())
+    state = Lifecycle(request.param, name, target, common, common["mlflow_service"].client())
     state.holdout = holdout
 
-    def train(params: dict[str, T.Any]) -> dict[str, T.Any]:
+    def train(params: dict[str, T.Any]) -> results.TrainingResult:
         return run(
             training.TrainingJob(
                 inputs=datasets.ParquetReader(path=str(files["training"])),
                 target=target,
-                model=kind(**FEATURES, params=params),
+                model=kind(params=params),
                 model_name=name,
                 holdout=datasets.ParquetWriter(path=str(holdout)),
+                **features(target),
                 **common,
             )
         )
 
-    def evaluate() -> dict[str, T.Any]:
+    def evaluate() -> results.EvaluationResult:
         job = evaluation.EvaluationJob(
             inputs=datasets.ParquetReader(path=str(holdout)),
             target=target,
@@ -128,48 +132,77 @@ def lifecycle(request, mlflow_server, files, tmp_path_factory) -> Lifecycle:
 # %% TRAIN, EVALUATE, PROMOTE
 
 
-def test_training_registers_increasing_versions(lifecycle, bike):
-    assert lifecycle.trained["model_ref"].version == 1
-    assert lifecycle.worse["model_ref"].version == 2
+def test_training_registers_increasing_versions(tracking, lifecycle, files, bike):
+    trained = lifecycle.trained
+    assert trained.model_ref.version == 1
+    assert lifecycle.worse.model_ref.version == 2
     assert registries.latest_version(lifecycle.client, lifecycle.name) == 2
-    assert lifecycle.trained["model_ref"].uri == f"models:/{lifecycle.name}/1"
+    assert trained.model_ref.uri == f"models:/{lifecycle.name}/1"
+    assert trained.model_ref.name == lifecycle.name
+    assert trained.task == ("regression" if lifecycle.task == "regressor" else "classification")
+    # The features inferred from the data, less the excluded columns, are the demo's features.
+    assert trained.numerical == models.BIKE_NUMERICAL
+    assert trained.categorical == models.BIKE_CATEGORICAL
+    assert trained.rows == len(bike)
+    assert trained.test_rows == round(len(bike) * 0.2)
+    assert trained.train_rows == len(bike) - trained.test_rows
+    assert signature_of(lifecycle.name, 1).inputs.input_names() == COLUMNS
+    # The holdout is a seeded random draw over the whole file (stratified on a classifier's
+    # target), not its last rows: the same rows as the splitter draws, each row once.
+    data = pd.read_parquet(files["training"])
     holdout = pd.read_parquet(lifecycle.holdout)
-    assert len(holdout) == round(len(bike) * 0.2)
-    signature = lifecycle.trained["signature"]
-    assert signature.inputs.input_names() == COLUMNS
+    assert len(holdout) == trained.test_rows
+    assert holdout["instant"].is_unique
+    assert set(holdout["instant"]) <= set(data["instant"])
+    assert set(holdout["instant"]) != set(data["instant"].tail(len(holdout)))
+    stratify = lifecycle.target if lifecycle.task == "classifier" else None
+    _, expected = splitters.TrainTestSplitter(stratify=stratify).split(data)
+    assert holdout["instant"].tolist() == expected["instant"].tolist()
+    if stratify:
+        # Each class keeps its share of the rows in the holdout, to within a row.
+        share = data[stratify].value_counts() * 0.2
+        held = holdout[stratify].value_counts().reindex(share.index, fill_value=0)
+        assert ((held - share).abs() <= 1).all(), (held, share)
 
 
 def test_evaluation_tags_the_verdict_on_the_version(lifecycle):
     client, name = lifecycle.client, lifecycle.name
     good = client.get_model_version(name, "1").tags
     bad = client.get_model_version(name, "2").tags
-    assert good[evaluation.PASSED_TAG] == "true"
-    assert bad[evaluation.PASSED_TAG] == "false"
+    assert good[registries.PASSED_TAG] == "true"
+    assert bad[registries.PASSED_TAG] == "false"
     primary = "rmse" if lifecycle.task == "regressor" else "f1_macro"
-    assert float(good[f"evaluation.{primary}"]) == pytest.approx(
-        lifecycle.evaluated["scores"][primary], rel=1e-5
+    assert float(good[registries.METRIC_TAG.format(primary)]) == pytest.approx(
+        lifecycle.evaluated.scores[primary], rel=1e-5
     )
     # The first version had no Champion to beat; the second lost to it.
-    assert lifecycle.evaluated["champion_ref"] is None
-    assert lifecycle.evaluated["passed"] is True and lifecycle.evaluated["reasons"] == []
-    assert lifecycle.worse_evaluated["champion_ref"].version == 1
-    assert lifecycle.worse_evaluated["passed"] is False
-    reasons = "; ".join(lifecycle.worse_evaluated["reasons"])
+    assert lifecycle.evaluated.candidate_ref.version == 1
+    assert lifecycle.evaluated.champion_ref is None
+    assert lifecycle.evaluated.champion_scores == {}
+    assert lifecycle.evaluated.passed is True and lifecycle.evaluated.reasons == []
+    assert lifecycle.evaluated.rows == len(pd.read_parquet(lifecycle.holdout))
+    assert lifecycle.worse_evaluated.candidate_ref.version == 2
+    assert lifecycle.worse_evaluated.champion_ref.version == 1
+    assert lifecycle.worse_evaluated.passed is False
+    reasons = "; ".join(lifecycle.worse_evaluated.reasons)
     assert f"is worse than the Champion {name} v1" in reasons
     assert reasons.startswith(primary) or f"; {primary}=" in reasons
     if lifecycle.task == "classifier":
         # The details behind the verdict: the confusion matrix and a ROC curve.
-        curves = lifecycle.evaluated["curves"]
-        assert curves["labels"] == DEMAND_LABELS
-        matrix = np.asarray(curves["confusion_matrix"])
+        curves = lifecycle.evaluated.curves
+        assert curves.labels == DEMAND_LABELS
+        matrix = np.asarray(curves.confusion_matrix)
         assert matrix.shape == (3, 3)
         assert matrix.sum() == len(pd.read_parquet(lifecycle.holdout))
-        assert curves["roc"]["tpr"][-1] == 1.0
+        assert curves.roc["tpr"][-1] == 1.0
+    else:
+        assert lifecycle.evaluated.curves is None
 
 
 def test_promotion_moves_the_alias_and_refuses_a_failed_version(lifecycle):
-    assert lifecycle.promoted["version"] == 1
-    assert lifecycle.promoted["previous"] is None
+    assert lifecycle.promoted.model_ref.version == 1
+    assert lifecycle.promoted.alias == "Champion"
+    assert lifecycle.promoted.previous is None
     assert isinstance(lifecycle.refusal, promotion.PromotionError)
     message = str(lifecycle.refusal)
     assert f"refusing to set 'Champion' to {lifecycle.name} v2: it failed its evaluation" in message
@@ -204,9 +237,10 @@ def test_inference_by_alias_and_by_version(
     )
     done = run(job)
     # The alias is resolved to a concrete version, recorded by the job.
-    assert done["model_ref"].version == version
-    assert done["model_ref"].uri == f"models:/{lifecycle.name}/{version}"
-    assert done["rows"] == BATCH_ROWS
+    assert done.model_ref.version == version
+    assert done.model_ref.uri == f"models:/{lifecycle.name}/{version}"
+    assert done.rows == BATCH_ROWS
+    assert done.warnings == []
     assert listing(tmp_path) == ["predictions.parquet"]
     predictions = pd.read_parquet(output)
     assert len(predictions) == BATCH_ROWS
@@ -246,10 +280,17 @@ def test_inference_writes_csv_and_reads_csv(tracking, lifecycle, batch, tmp_path
             **lifecycle.common,
         )
     )
-    assert done["rows"] == 250
+    assert done.rows == 250
     assert listing(output.parent) == ["predictions.csv"]
     predictions = datasets.CSVReader(path=str(output)).read()
-    assert predictions.columns.tolist() == ["instant", "prediction"]
+    # The default loader is the native sklearn flavour: a classifier's probabilities come too.
+    probabilities = [f"probability_{label}" for label in DEMAND_LABELS]
+    if lifecycle.task == "regressor":
+        assert predictions.columns.tolist() == ["instant", "prediction"]
+    else:
+        assert predictions.columns.tolist() == ["instant", "prediction", *probabilities]
+        np.testing.assert_allclose(predictions[probabilities].sum(axis=1), 1.0, rtol=1e-9)
+    assert done.columns == predictions.shape[1]
     assert predictions["instant"].tolist() == batch["instant"].head(250).tolist()
 
 
@@ -270,9 +311,9 @@ def test_explanations_add_up_to_the_raw_output(tracking, lifecycle, files, batch
         **lifecycle.common,
     )
     done = run(job)
-    assert done["explainer"].KIND == "TreeExplainer"
-    assert done["model_ref"].version == 1
-    assert done["samples"] == 60
+    assert done.explainer == "TreeExplainer"
+    assert done.model_ref.version == 1
+    assert done.samples == 60
     assert listing(tmp_path) == ["models.parquet", "samples.parquet"]
     model = native_model(lifecycle.name, 1)
     names = [str(name) for name in model[:-1].get_feature_names_out()]
@@ -287,7 +328,7 @@ def test_explanations_add_up_to_the_raw_output(tracking, lifecycle, files, batch
     assert len(samples) == 60 * len(outputs)
     assert samples["output"].tolist() == outputs * 60
     assert samples["instant"].unique().tolist() == batch["instant"].head(60).tolist()
-    signature = done["predictor"].signature
+    signature = signature_of(lifecycle.name, 1)
     assert_additive(samples, batch, raw_outputs(model, batch, signature))
     # Model explanations: one row per preprocessed feature, ranked by mean |SHAP|.
     importances = pd.read_parquet(models_path)
@@ -300,6 +341,7 @@ def test_explanations_add_up_to_the_raw_output(tracking, lifecycle, files, batch
     np.testing.assert_allclose(
         importances["importance"], mean_abs[importances["feature"]].to_numpy(), rtol=1e-9
     )
+    pd.testing.assert_frame_equal(done.importances, importances)
 
 
 def test_permutation_explanations_add_up_to_the_model_output(
@@ -319,7 +361,7 @@ def test_permutation_explanations_add_up_to_the_model_output(
             **lifecycle.common,
         )
     )
-    assert done["explainer"].KIND == "PermutationExplainer"
+    assert done.explainer == "PermutationExplainer"
     samples = pd.read_parquet(samples_path)
     # Permutation SHAP explains the raw input columns, against predict / predict_proba.
     assert [c for c in samples.columns if c.startswith("shap_")] == [f"shap_{c}" for c in COLUMNS]
@@ -345,13 +387,16 @@ def test_binary_classifier_lifecycle(tracking, files, batch, tmp_path):
         training.TrainingJob(
             inputs=datasets.ParquetReader(path=str(files["training"])),
             target="busy",
-            model=models.HistGradientBoostingClassifierModel(**FEATURES, params={"max_iter": 30}),
+            model=models.HistGradientBoostingClassifierModel(params={"max_iter": 30}),
             model_name=name,
             holdout=datasets.ParquetWriter(path=str(holdout)),
+            **features("busy"),
             **common,
         )
     )
-    assert trained["model_ref"].version == 1
+    assert trained.model_ref.version == 1
+    assert trained.task == "classification"
+    assert set(trained.scores) == {"accuracy", "f1_macro", "roc_auc", "log_loss"}
     evaluated = run(
         evaluation.EvaluationJob(
             inputs=datasets.ParquetReader(path=str(holdout)),
@@ -361,8 +406,8 @@ def test_binary_classifier_lifecycle(tracking, files, batch, tmp_path):
             **common,
         )
     )
-    assert evaluated["passed"] is True
-    assert set(evaluated["scores"]) == {"accuracy", "f1_macro", "roc_auc", "log_loss"}
+    assert evaluated.passed is True
+    assert set(evaluated.scores) == {"accuracy", "f1_macro", "roc_auc", "log_loss"}
     run(promotion.PromotionJob(model_name=name, **common))
     predicted = tmp_path / "predictions.parquet"
     run(
@@ -401,7 +446,8 @@ def test_binary_classifier_lifecycle(tracking, files, batch, tmp_path):
     assert samples["output"].unique().tolist() == ["yes"]
     assert len(samples) == 50
     model = native_model(name, 1)
-    assert_additive(samples, batch, raw_outputs(model, batch, done["predictor"].signature))
+    assert done.model_ref.version == 1
+    assert_additive(samples, batch, raw_outputs(model, batch, signature_of(name, 1)))
 
 
 def test_linear_model_is_explained_with_linear_shap(tracking, files, batch, tmp_path):
@@ -410,12 +456,16 @@ def test_linear_model_is_explained_with_linear_shap(tracking, files, batch, tmp_
     trained = run(
         training.TrainingJob(
             inputs=datasets.ParquetReader(path=str(files["training"])),
-            model=models.RidgeModel(**FEATURES),
+            target="cnt",
+            model=models.RidgeModel(),
             model_name=name,
+            **features("cnt"),
             **common,
         )
     )
-    assert trained["model_ref"].version == 1
+    assert trained.model_ref.version == 1
+    assert trained.numerical == models.BIKE_NUMERICAL
+    assert trained.categorical == models.BIKE_CATEGORICAL
     samples_path = tmp_path / "samples.parquet"
     done = run(
         explanations.ExplanationsJob(
@@ -429,10 +479,10 @@ def test_linear_model_is_explained_with_linear_shap(tracking, files, batch, tmp_
             **common,
         )
     )
-    assert done["explainer"].KIND == "LinearExplainer"
+    assert done.explainer == "LinearExplainer"
     samples = pd.read_parquet(samples_path)
     assert len(samples) == 100
     model = native_model(name, 1)
-    assert_additive(samples, batch, raw_outputs(model, batch, done["predictor"].signature))
+    assert_additive(samples, batch, raw_outputs(model, batch, signature_of(name, 1)))
     names = [str(n) for n in model[:-1].get_feature_names_out()]
     assert len(pd.read_parquet(tmp_path / "models.parquet")) == len(names)
