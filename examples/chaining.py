@@ -11,7 +11,6 @@ Run both here with kfp.local (local MLflow store, no cluster):
 On a cluster, compile them instead (`kfp.compiler.Compiler().compile(prepared, "p.yaml")`).
 """
 
-
 import pathlib
 
 from kfp import components, dsl
@@ -25,19 +24,19 @@ COMPILED = pathlib.Path(__file__).resolve().parents[1] / "pipelines" / "compiled
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def prepare(source: str, rows: int, table: Output[Dataset]):
-    """A team's own step: select rows and add a feature, then hand a Dataset on.
+    """A team's own step: pick the rows to learn from, then hand a Dataset on.
 
     Args:
         source: the raw table (a path, a URI or demo://).
         rows: how many rows to keep.
-        table: the prepared rows, as Parquet.
+        table: the prepared rows, as Parquet (no extension: the readers default to Parquet).
     """
     import pandas as pd
 
     from components import demo
 
-    frame = pd.read_parquet(demo.resolve(source)).head(rows)
-    frame["temp x humidity"] = frame["temp"] * frame["hum"]  # an awkward name on purpose
+    frame = pd.read_parquet(demo.resolve(source))
+    frame = frame[frame["weathersit"] < 4].head(rows)  # drop the rare storms, keep the rest
     frame.to_parquet(table.path, index=False)
 
 

@@ -88,7 +88,7 @@ kind-e2e: ## Submit the lifecycle pipeline to kind, wait for it, assert MLflow h
 	  until $(PY) -c "import socket; socket.create_connection(('127.0.0.1', $$port), 1)" 2>/dev/null; do \
 	    n=$$((n + 1)); [ $$n -lt 30 ] || { echo "make kind-e2e: port-forward to $$port did not come up" >&2; exit 1; }; sleep 1; done; \
 	done; \
-	$(PY) -m pipelines submit lifecycle --host http://127.0.0.1:$(KFP_PORT) --wait $(E2E_ARGS); \
+	$(PY) -m pipelines submit lifecycle --host http://127.0.0.1:$(KFP_PORT) --config confs/bike-sharing.yaml --wait $(E2E_ARGS); \
 	MLFLOW_TRACKING_URI=http://127.0.0.1:$(MLFLOW_PORT) $(PY) -c "import mlflow; v = mlflow.MlflowClient().get_model_version_by_alias('$(MODEL_NAME)', 'Champion'); print(f'Champion: $(MODEL_NAME) version {v.version} (run {v.run_id})')"
 
 kind-down: ## Delete the kind cluster (KIND_CLUSTER)

@@ -108,9 +108,11 @@ class TreeExplainer(Explainer, frozen=True):
 
     @classmethod
     def supports(cls, estimator):
+        """Tree ensembles that Tree SHAP explains exactly."""
         return isinstance(estimator, TREE_ESTIMATORS)
 
     def explain(self, model, inputs, background):
+        """Tree SHAP of the preprocessed features (the background is not needed)."""
         preprocessor, estimator = model[:-1], model[-1]
         features = np.asarray(preprocessor.transform(inputs), dtype=float)
         explanation = shap.TreeExplainer(estimator)(features, check_additivity=False)
@@ -126,9 +128,11 @@ class LinearExplainer(Explainer, frozen=True):
 
     @classmethod
     def supports(cls, estimator):
+        """Linear models: a coefficient per feature and an intercept."""
         return hasattr(estimator, "coef_") and hasattr(estimator, "intercept_")
 
     def explain(self, model, inputs, background):
+        """Linear SHAP of the preprocessed features against the background's means."""
         preprocessor, estimator = model[:-1], model[-1]
         reference = np.asarray(preprocessor.transform(background), dtype=float)
         features = np.asarray(preprocessor.transform(inputs), dtype=float)
@@ -151,9 +155,11 @@ class PermutationExplainer(Explainer, frozen=True):
 
     @classmethod
     def supports(cls, estimator):
+        """Any model: permutation SHAP only calls predict."""
         return True
 
     def explain(self, model, inputs, background):
+        """Permutation SHAP of the raw input columns, with a bounded number of evaluations."""
         columns = list(inputs.columns)
         classify = is_classifier(model)
 
@@ -183,8 +189,14 @@ def explainer_for(model: Pipeline) -> Explainer:
 
 
 def raw_output(model: Pipeline, inputs: pd.DataFrame) -> np.ndarray:
-    """What the tree and linear explainers explain, as (samples, outputs): the regression value,
-    or a classifier's margin (decision function)."""
+    """What the tree and linear explainers explain, as (samples, outputs).
+
+    The regression value, or a classifier's margin (decision function).
+
+    Args:
+        model: the fitted pipeline.
+        inputs: the rows.
+    """
     if is_classifier(model):
         margin = np.asarray(model.decision_function(inputs), dtype=float)
     else:

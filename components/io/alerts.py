@@ -58,6 +58,7 @@ class ConsoleAlerter(Alerter, frozen=True):
     KIND: T.Literal["ConsoleAlerter"] = "ConsoleAlerter"
 
     def notify(self, title, message, fields=None, status="SUCCEEDED", link=None) -> bool:
+        """Log the alert: an error for a failure, information otherwise."""
         facts = ", ".join(f"{key}={value}" for key, value in (fields or {}).items())
         level = logging.ERROR if status == "FAILED" else logging.INFO
         logger.log(
@@ -121,6 +122,7 @@ class SlackAlerter(Alerter, frozen=True):
     channel_hint: str | None = None
 
     def notify(self, title, message, fields=None, status="SUCCEEDED", link=None) -> bool:
+        """Post the alert to the webhook, retrying what may pass; log it when there is none."""
         url = os.environ.get(self.webhook_url_env, "").strip()
         if not url:
             _log_no_webhook(self.webhook_url_env)

@@ -54,6 +54,7 @@ class InferSigner(Signer, frozen=True):
     KIND: T.Literal["InferSigner"] = "InferSigner"
 
     def sign(self, inputs: pd.DataFrame, outputs: T.Any) -> ModelSignature:
+        """Infer the signature; refuse one that MLflow could only type as `Any`."""
         columns = ", ".join(f"{name}: {dtype}" for name, dtype in inputs.dtypes.items())
         try:
             signature = infer_signature(model_input=schemas.normalize(inputs), model_output=outputs)

@@ -92,10 +92,13 @@ def run_step(pipeline, image, tasks, config_maps, component, arguments, secrets=
 
 @pytest.fixture(scope="module")
 def trained(pipeline, image, tasks, config_maps) -> pod.StepRun:
-    """The `train` step, with the pipeline's default data path (resolved from the WORKDIR)."""
-    defaults = _root_defaults(pipeline)
+    """The `train` step on the demo data, found inside the installed wheel (demo://)."""
     arguments = {
-        "data": defaults["data"],
+        "data": "demo://bike-sharing/hour.parquet",
+        "target": "cnt",
+        "exclude": ["instant", "dteday", "casual", "registered"],
+        "categorical": ["season", "weathersit"],
+        "time_column": "instant",
         "model_name": MODEL,
         "model_params": {"max_iter": 50},
         "experiment": EXPERIMENT,
@@ -118,24 +121,17 @@ def promoted(pipeline, image, tasks, config_maps, trained) -> pod.StepRun:
 
 @pytest.fixture(scope="module")
 def predicted(pipeline, image, tasks, config_maps, promoted) -> pod.StepRun:
-    """The `predict` step on the Champion, with the pipeline's default inputs."""
-    defaults = _root_defaults(pipeline)
+    """The `predict` step on the Champion, with the demo's schema and pass-through columns."""
     arguments = {
-        "data": defaults["inference_data"],
-        "input_schema": defaults["input_schema"],
-        "passthrough": defaults["passthrough"],
+        "data": "demo://bike-sharing/hour.parquet",
+        "input_schema": "demo://bike-sharing/schema.yaml",
+        "passthrough": ["instant", "dteday"],
         "batch_size": 5000,
         "model_name": MODEL,
         "experiment": EXPERIMENT,
         "run_id": RUN_ID,
     }
     return run_step(pipeline, image, tasks, config_maps, "predict", arguments)
-
-
-def _root_defaults(pipeline) -> dict:
-    spec, _ = pipeline
-    parameters = spec["root"]["inputDefinitions"]["parameters"]
-    return {name: p["defaultValue"] for name, p in parameters.items() if "defaultValue" in p}
 
 
 # %% THE RECIPE
@@ -234,7 +230,7 @@ def test_predict_writes_the_predictions_and_the_summary(predicted, trained):
     assert metadata["rows"] == len(bike) and metadata["model"] == f"{MODEL} v{version}"
     summary = predicted.path("summary").read_text()
     assert summary.startswith("## Predictions")
-    assert f"| model | {MODEL} v{version} (asked for Champion) |" in summary
+    assert f"| model | {MODEL} v{version} |" in summary
     assert f"| rows out | {len(bike)} |" in summary
 
 

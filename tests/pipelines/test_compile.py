@@ -266,3 +266,14 @@ def test_component_modules_import_only_kfp_and_the_standard_library():
         assert process.returncode == 0, module
         loaded[module] = json.loads(out)
     assert loaded == {module: [] for module in processes}
+
+
+@pytest.mark.parametrize("pipeline", compilation.NAMES)
+def test_every_pipeline_parameter_has_a_description_for_the_ui(pipeline):
+    """The Kubeflow UI shows these beside each parameter (from the pipelines' docstrings)."""
+    spec = yaml.safe_load_all((compilation.COMPILED / f"{pipeline}.yaml").read_text())
+    parameters = next(spec)["root"]["inputDefinitions"]["parameters"]
+    undescribed = [name for name, p in parameters.items() if not p.get("description")]
+    assert not undescribed, f"{pipeline}: no description for {undescribed}"
+    for required in ("data", "model_name"):
+        assert required in parameters

@@ -524,3 +524,17 @@ def test_a_bad_config_file_is_an_error_before_any_change(
     assert "schedule 'nightly-inference'" in err
     assert message in err
     assert server.requests == []
+
+
+def test_the_committed_schedules_validate_against_the_committed_pipelines() -> None:
+    """manifests/schedules/schedules.yaml names parameters the compiled pipelines accept."""
+    from pipelines.compilation import COMPILED
+    from pipelines.schedules import DEFAULT_FILE, resolve_parameters
+
+    root = Path(__file__).resolve().parents[2]
+    config = load_schedule_file(root / DEFAULT_FILE)
+    files = {s.pipeline: COMPILED / f"{s.pipeline}.yaml" for s in config.schedules}
+    resolved = resolve_parameters(config, files)
+    assert {s.name for s in resolved.schedules} == {"nightly-inference", "weekly-training"}
+    weekly = next(s for s in resolved.schedules if s.name == "weekly-training")
+    assert weekly.parameters["target"] == "cnt"
