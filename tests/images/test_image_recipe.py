@@ -37,7 +37,7 @@ from tests.io.slack_server import SlackWebhookServer
 pytestmark = [pytest.mark.image, pytest.mark.integration]
 
 ROOT = pod.ROOT
-BIKE = ROOT / "data" / "bike-sharing" / "hour.parquet"
+BIKE = ROOT / "components" / "demo" / "bike-sharing" / "hour.parquet"
 # A model and experiment of this module's own on the session's MLflow server.
 MODEL = "image-recipe-bike"
 EXPERIMENT = "image-recipe"
