@@ -13,6 +13,7 @@ import shutil
 import sys
 import typing as T
 
+from components.utils import secrets
 from pipelines.kfp_client import guarded
 
 
@@ -158,7 +159,8 @@ def run_command(args: argparse.Namespace) -> int:
     ok, run_dir = run_local(args.name, values, args.root)
     print(f"\nPipeline {args.name} {'SUCCEEDED' if ok else 'FAILED'}; outputs in {run_dir}")
     print_outputs(run_dir)
-    uri = os.environ["MLFLOW_TRACKING_URI"]
+    # Shown, never with its credentials: this output ends up in terminals and CI logs.
+    uri = secrets.redact(os.environ["MLFLOW_TRACKING_URI"])
     model = values.get("model_name", getattr(parameters.get("model_name"), "default", None))
     models = f"Models > {model}" if model else "Models"
     print(f"\nMLflow store: {uri}")

@@ -33,44 +33,54 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class MlflowServer:
+    """A real `mlflow server` process (sqlite backend, served artifacts) on 127.0.0.1."""
+
+    def __init__(self, store: pathlib.Path):
+        port = free_port()
+        mlflow = shutil.which("mlflow", path=os.path.dirname(sys.executable)) or "mlflow"
+        command = [
+            mlflow, "server",
+            "--host", "127.0.0.1",
+            "--port", str(port),
+            "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
+            "--artifacts-destination", str(store / "artifacts"),
+            "--serve-artifacts",
+            "--workers", "1",
+        ]  # fmt: skip
+        self.store, self.url = store, f"http://127.0.0.1:{port}"
+        self.log = open(store / "server.log", "wb")  # noqa: SIM115 - closed by stop()
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                log_text = (store / "server.log").read_text()
+                raise RuntimeError(f"mlflow server did not start:\n{log_text}")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL)."""
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory) -> str:
     """Start `mlflow server` (sqlite backend, served artifacts) and yield its URL."""
-    store = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    mlflow = shutil.which("mlflow", path=os.path.dirname(sys.executable)) or "mlflow"
-    command = [
-        mlflow, "server",
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
-        "--artifacts-destination", str(store / "artifacts"),
-        "--serve-artifacts",
-        "--workers", "1",
-    ]  # fmt: skip
-    log = open(store / "server.log", "wb")  # noqa: SIM115 - closed at teardown
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            log_text = (store / "server.log").read_text()
-            raise RuntimeError(f"mlflow server did not start:\n{log_text}")
-        time.sleep(0.5)
-    yield url
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ import urllib.parse
 import pydantic as pdt
 from slack_sdk.webhook import WebhookClient
 
+from components.utils import secrets
+
 logger = logging.getLogger(__name__)
 
 Status = T.Literal["SUCCEEDED", "FAILED", "RUNNING", "CANCELED"]
@@ -216,7 +218,8 @@ class SlackAlerter(Alerter, frozen=True):
                 if response.status_code == 200 and response.body == "ok":
                     logger.info("Slack alert %r delivered", title)
                     return True
-                outcome = f"HTTP {response.status_code} {response.body!r}"
+                # An answer is the other side's text: a few hundred characters are enough.
+                outcome = f"HTTP {response.status_code} {secrets.clip(repr(response.body))}"
                 retryable = response.status_code == 429 or response.status_code >= 500
                 if not retryable:
                     logger.error("Slack alert %r not delivered: %s (not retried)", title, outcome)

@@ -484,6 +484,7 @@ class Writer(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         parent, name = os.path.split(path.rstrip("/"))
         if isinstance(filesystem, pafs.LocalFileSystem):
             filesystem.create_dir(parent, recursive=True)
+        _remove_stale_temporaries(filesystem, parent, name)
         temporary = f"{parent}/.{name}.tmp-{uuid.uuid4().hex[:8]}"
         lazy = _LazySink(self, filesystem, temporary)
         try:
@@ -499,6 +500,24 @@ class Writer(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         """Write all the data at once."""
         with self.open() as sink:
             sink.write(data)
+
+
+def _remove_stale_temporaries(filesystem: pafs.FileSystem, parent: str, name: str) -> None:
+    """Delete what an earlier writer of the same output left when it was killed mid-write.
+
+    A SIGKILL or an OOM kill skips the cleanup of `open`; a retried step writes to the same
+    place, so the next write clears those hidden `.NAME.tmp-*` files.
+    """
+    prefix = f".{name}.tmp-"
+    try:
+        entries = filesystem.get_file_info(pafs.FileSelector(parent, allow_not_found=True))
+    except (OSError, pa.ArrowException):
+        return  # listing is a courtesy: never fail a write for it
+    for entry in entries:
+        if entry.base_name.startswith(prefix) and entry.type == pafs.FileType.File:
+            with contextlib.suppress(OSError, pa.ArrowException):
+                filesystem.delete_file(entry.path)
+                logger.info("removed a stale temporary file %s", entry.path)
 
 
 class _LazySink(Sink):

@@ -10,6 +10,28 @@ import mlflow
 import pydantic as pdt
 from mlflow.tracking import MlflowClient
 
+from components.utils import secrets
+
+# MLflow's client retries an unreachable server for many minutes by default. Bounded here, so a
+# step fails within about 50 s of MLflow going away (3 attempts of at most 15 s, 1 + 2 s apart),
+# with its cause; an explicit value in the environment still wins.
+HTTP_LIMITS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+    # MLflow writes "View run ... at: <tracking URI>" to stdout, credentials and all; the jobs
+    # log their run themselves, redacted.
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}
+for _name, _value in HTTP_LIMITS.items():
+    os.environ.setdefault(_name, _value)
+
+
+class MlflowUnavailableError(ConnectionError):
+    """MLflow could not be used; the message names the server (no credentials) and the step."""
+
+
 APP_NAME = "kfp-model-lifecycle"
 
 
@@ -61,6 +83,8 @@ class LoggerService(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         # MLflow and alembic are chatty at INFO; keep the job's own story readable.
         for noisy in ("alembic", "mlflow.store", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+        # Credentials inside URIs (MLFLOW_TRACKING_URI, webhooks) never reach a log line.
+        secrets.install_log_redaction()
 
 
 class MlflowService(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
@@ -88,6 +112,22 @@ class MlflowService(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
             location = (store / "artifacts").absolute().as_uri() if store else None
             mlflow.create_experiment(self.experiment_name, artifact_location=location)
         mlflow.set_experiment(self.experiment_name)
+
+    def server(self) -> str:
+        """The tracking server or store, credentials masked, for messages."""
+        return secrets.redact(self.tracking_uri)
+
+    def unavailable(self, step: str, error: BaseException) -> MlflowUnavailableError:
+        """The error to raise when MLflow failed a step: the server, the step, the cause.
+
+        Args:
+            step: the step (or job) that needed MLflow.
+            error: what the MLflow client raised.
+        """
+        cause = secrets.redact(f"{type(error).__name__}: {error}")
+        return MlflowUnavailableError(
+            f"cannot use MLflow at {self.server()} in step {step}: {secrets.clip(cause, 600)}"
+        )
 
     def local_store(self) -> pathlib.Path | None:
         """The folder of a local sqlite store, or None for a server."""

@@ -9,8 +9,11 @@ import typing as T
 
 import mlflow
 import pydantic as pdt
+import requests
+from mlflow.exceptions import MlflowException
 
 from components.io import alerts, services
+from components.utils import secrets
 
 Result = T.TypeVar("Result")
 
@@ -22,6 +25,9 @@ WARNING_TAG = "job.warning"
 PIPELINE_RUN_TAG = "kfp.run_id"
 
 logger = logging.getLogger(__name__)
+
+# Errors of the MLflow client: their text quotes the tracking URI (credentials included).
+MLFLOW_ERRORS = (MlflowException, requests.RequestException)
 
 
 class Job(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
@@ -55,8 +61,17 @@ class Job(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         self.logger_service.start()
         logger.info("[START] %s", self.KIND)
         if self.RECORDS_RUN:
-            self.mlflow_service.start()
-            mlflow.start_run(run_name=self.KIND, tags={JOB_TAG: self.KIND, **self.run_tags})
+            try:
+                self.mlflow_service.start()
+                run = mlflow.start_run(
+                    run_name=self.KIND, tags={JOB_TAG: self.KIND, **self.run_tags}
+                )
+                logger.info("MLflow run %s at %s", run.info.run_id, self.mlflow_service.server())
+            except Exception as error:
+                # __exit__ does not run when __enter__ fails: report here, with the cause.
+                failure = self.mlflow_service.unavailable(self.step, error)
+                self._report(failure)
+                raise failure from None
         return self
 
     def __exit__(
@@ -65,20 +80,43 @@ class Job(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         exc_value: BaseException | None,
         traceback: types.TracebackType | None,
     ) -> T.Literal[False]:
+        # The original error is logged and alerted first: recording it in MLflow may fail too
+        # (MLflow may be the cause), and that must never hide it. MLflow's own errors quote
+        # the tracking URI, credentials included: they are replaced by a redacted one.
+        error = exc_value
+        if isinstance(exc_value, MLFLOW_ERRORS):
+            error = self.mlflow_service.unavailable(self.step, exc_value)
+        if error is not None:
+            self._report(error)
         if self.RECORDS_RUN and mlflow.active_run() is not None:
-            if exc_value is not None:
-                mlflow.set_tag(ERROR_TAG, f"{type(exc_value).__name__}: {exc_value}"[:5000])
-            mlflow.end_run("FAILED" if exc_value is not None else "FINISHED")
-        if exc_value is not None:
-            logger.error("[FAILED] %s: %s", self.KIND, exc_value)
-            self.alerter.notify(
-                title=f"{self.KIND} failed",
-                message=f"{type(exc_value).__name__}: {exc_value}",
-                status="FAILED",
-            )
-        else:
+            try:
+                if error is not None:
+                    text = secrets.redact(f"{type(error).__name__}: {error}")
+                    mlflow.set_tag(ERROR_TAG, text[:5000])
+                mlflow.end_run("FAILED" if error is not None else "FINISHED")
+            except Exception as recording:
+                _forget_active_run()
+                failure = self.mlflow_service.unavailable(self.step, recording)
+                if error is None:
+                    self._report(failure)
+                    raise failure from None
+                logger.warning("the failure could not be recorded in MLflow: %s", failure)
+        if error is None:
             logger.info("[END] %s", self.KIND)
+        elif error is not exc_value:
+            raise error from None
         return False
+
+    @property
+    def step(self) -> str:
+        """The pipeline step running the job (its KIND outside a pipeline)."""
+        return self.run_tags.get("kfp.task", self.KIND)
+
+    def _report(self, error: BaseException) -> None:
+        """Log and alert a failure, credentials masked."""
+        text = secrets.redact(f"{type(error).__name__}: {error}")
+        logger.error("[FAILED] %s: %s", self.KIND, secrets.redact(str(error)))
+        self.alerter.notify(title=f"{self.KIND} failed", message=text, status="FAILED")
 
     @abc.abstractmethod
     def run(self) -> T.Any:
@@ -88,6 +126,13 @@ class Job(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         """Record warnings on the job's MLflow run, where the pipeline's alert finds them."""
         if warnings and self.RECORDS_RUN and mlflow.active_run() is not None:
             mlflow.set_tag(WARNING_TAG, "; ".join(warnings)[:5000])
+
+
+def _forget_active_run() -> None:
+    """Drop the run MLflow could not end, so this process starts clean (tests, notebooks)."""
+    stack = mlflow.tracking.fluent._active_run_stack.get()
+    if stack:
+        stack.pop()
 
 
 class SettingsError(ValueError):
@@ -172,15 +217,16 @@ def _record_failure(
     """Report a job that could not even be built, as `Job.__exit__` reports one that failed."""
     kind = _kind(job_class)
     services.LoggerService().start()
-    logger.error("[FAILED] %s: %s", kind, failure)
+    text = secrets.redact(str(failure))
+    logger.error("[FAILED] %s: %s", kind, text)
     alerter = settings.get("alerter") or alerts.ConsoleAlerter()
-    alerter.notify(title=f"{kind} failed", message=f"{failure}", status="FAILED")
+    alerter.notify(title=f"{kind} failed", message=text, status="FAILED")
     if not job_class.RECORDS_RUN:
         return
     try:  # the error is what matters: an unreachable MLflow must not hide it
         service = settings.get("mlflow_service") or services.MlflowService()
         service.start()
-        tags = {JOB_TAG: kind, ERROR_TAG: f"SettingsError: {failure}"[:5000]}
+        tags = {JOB_TAG: kind, ERROR_TAG: f"SettingsError: {text}"[:5000]}
         mlflow.start_run(run_name=kind, tags={**tags, **settings.get("run_tags", {})})
         mlflow.end_run("FAILED")
     except Exception as error:

@@ -443,3 +443,18 @@ def test_csv_header_not_valid_in_the_encoding_is_named(tmp_path):
     assert "encoding='latin-1'" in str(caught.value)
     read = datasets.reader_for(str(path), encoding="latin-1").read()
     assert list(read.columns) == ["région", "x"] and read["région"].tolist() == ["Süd"]
+
+
+def test_a_write_removes_what_a_killed_writer_left_behind(tmp_path):
+    """A SIGKILLed step leaves its hidden temporary file; its retry's write clears it."""
+    stale = tmp_path / ".predictions.parquet.tmp-deadbeef"
+    stale.write_bytes(b"half a file")
+    other = tmp_path / ".other.parquet.tmp-deadbeef"  # another output's: not ours to remove
+    other.write_bytes(b"x")
+    datasets.ParquetWriter(path=str(tmp_path / "predictions.parquet")).write(
+        pd.DataFrame({"a": [1, 2]})
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".other.parquet.tmp-deadbeef",
+        "predictions.parquet",
+    ]

@@ -1,0 +1,122 @@
+"""Failures keep their cause, in bounded time, and never show credentials.
+
+Against the session's real MLflow server, reached with credentials in its URI (the server has no
+authentication and ignores them), and against a port where nothing listens (MLflow down).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from components.io import alerts, datasets, registries, services
+from components.jobs import base
+from components.jobs.inference import InferenceJob
+from tests.conftest import MlflowServer, free_port
+from tests.jobs.helpers import listing, unique
+
+pytestmark = pytest.mark.integration
+
+SECRET = "s3cret-pa55"
+
+
+def with_credentials(url: str) -> str:
+    return url.replace("http://", f"http://alice:{SECRET}@")
+
+
+@pytest.fixture
+def logs(caplog):
+    """Every log record of the job (the redaction filter sits on the root handlers)."""
+    logging.getLogger().addHandler(caplog.handler)
+    caplog.set_level(logging.INFO)
+    yield caplog
+    logging.getLogger().removeHandler(caplog.handler)
+
+
+def job(tracking_uri: str, tmp_path, experiment: str, **fields) -> InferenceJob:
+    data = tmp_path / "in.parquet"
+    pd.DataFrame({"x": [1.0, 2.0]}).to_parquet(data)
+    return InferenceJob(
+        inputs=datasets.ParquetReader(path=str(data)),
+        outputs=datasets.ParquetWriter(path=str(tmp_path / "out" / "predictions.parquet")),
+        finder=registries.RegistryFinder(name=f"no-such-{experiment}"),
+        mlflow_service=services.MlflowService(
+            tracking_uri=tracking_uri, experiment_name=experiment
+        ),
+        alerter=alerts.ConsoleAlerter(),
+        run_tags={"kfp.task": "predict", base.PIPELINE_RUN_TAG: "run-1"},
+        **fields,
+    )
+
+
+def test_mlflow_down_before_a_step_fails_it_in_bounded_time_with_its_cause(tmp_path, logs, capfd):
+    down = with_credentials(f"http://127.0.0.1:{free_port()}")
+    started = time.monotonic()
+    with (
+        pytest.raises(services.MlflowUnavailableError) as caught,
+        job(down, tmp_path, unique("down")) as failing,
+    ):
+        failing.run()
+    seconds = time.monotonic() - started
+    assert seconds < 60, f"took {seconds:.0f}s"
+    message = str(caught.value)
+    assert message.startswith("cannot use MLflow at http://alice:***@127.0.0.1:")
+    assert "in step predict" in message
+    # Logged and alerted with the cause; nowhere the password.
+    assert "[FAILED] InferenceJob: cannot use MLflow at http://alice:***@" in logs.text
+    assert "[FAILED] InferenceJob failed: MlflowUnavailableError" in logs.text
+    out = capfd.readouterr()
+    assert SECRET not in logs.text + out.out + out.err + message
+    assert listing(tmp_path) == ["in.parquet"]
+
+
+def test_a_failure_is_recorded_without_credentials(mlflow_server, tmp_path, logs, capfd):
+    experiment = unique("redacted")
+    with (
+        pytest.raises(registries.RegistryError),
+        job(with_credentials(mlflow_server), tmp_path, experiment) as failing,
+    ):
+        failing.run()
+    out = capfd.readouterr()
+    assert SECRET not in logs.text + out.out + out.err
+    assert "MLflow run " in logs.text and "at http://alice:***@127.0.0.1" in logs.text
+    client = MlflowClient(mlflow_server)
+    found = client.get_experiment_by_name(experiment)
+    [run] = client.search_runs([found.experiment_id])
+    assert run.info.status == "FAILED"
+    assert run.data.tags[base.ERROR_TAG].startswith("RegistryError: no registered model named")
+    assert all(SECRET not in value for value in run.data.tags.values())
+
+
+def test_mlflow_killed_during_a_step_fails_it_in_bounded_time_with_its_cause(
+    tmp_path, tmp_path_factory, logs
+):
+    """A throwaway real server answers the job's start, then dies: the step fails with the
+    cause, in bounded time, and recording the failure in MLflow (impossible now) hides nothing."""
+    server = MlflowServer(tmp_path_factory.mktemp("doomed-mlflow"))
+    try:
+        doomed = job(with_credentials(server.url), tmp_path, unique("killed"))
+        with doomed:
+            server.stop()  # between the job's start and its first registry call
+            started = time.monotonic()
+            with pytest.raises(Exception) as caught:
+                doomed.run()
+            raise caught.value
+    except Exception as error:  # noqa: BLE001 - the job's own error, checked below
+        seconds = time.monotonic() - started
+        text = logs.text
+        failed = text.index("[FAILED] InferenceJob: ")
+        assert failed < text.index("the failure could not be recorded in MLflow")
+        assert seconds < 60, f"took {seconds:.0f}s"
+        assert SECRET not in text + str(error)
+        assert "cannot use MLflow at http://alice:***@127.0.0.1" in text
+        assert isinstance(error, services.MlflowUnavailableError)
+    else:
+        pytest.fail("the job succeeded without MLflow")
+    finally:
+        if server.process.poll() is None:
+            server.stop()
