@@ -15,8 +15,6 @@ from mlflow.exceptions import MlflowException
 from components.io import alerts, services
 from components.utils import secrets
 
-Result = T.TypeVar("Result")
-
 # Tags of the MLflow run that each job records; the notify job reads them back to tell Slack
 # which job failed and why, or what the pipeline produced.
 JOB_TAG = "job.kind"

@@ -7,41 +7,20 @@ exact path that `run --local` prints in headless Chromium.
 
 from __future__ import annotations
 
-import os
 import pathlib
-import shutil
 import subprocess
 
 import pytest
 
 from pipelines import local
+from tests.components.test_report_browser import CHROMIUM_FLAGS, chromium
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 PAGE = (
     "<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title></head>"
     "<body><h1 id='heading'>{title} heading</h1><p>ok</p></body></html>"
 )
-
-
-def chromium() -> str:
-    """The Chromium executable; a failure on CI, where .ci/run installs it, else a skip."""
-    for name in ("chromium", "chromium-browser", "/usr/bin/chromium"):
-        found = shutil.which(name)
-        if found:
-            return found
-    if os.environ.get("CI"):
-        pytest.fail("Chromium is not installed, and CI is set: .ci/run installs it (apt chromium)")
-    pytest.skip("Chromium is not installed (Debian package `chromium`); CI installs it")
 
 
 def dump_dom(path: pathlib.Path, profile: pathlib.Path) -> str:
