@@ -8,6 +8,7 @@ import collections
 import contextlib
 import csv
 import io
+import json
 import logging
 import os
 import re
@@ -460,6 +461,11 @@ class Sink(abc.ABC):
 class Writer(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     """Write a dataset to one file, atomically: a temporary name first, renamed on success.
 
+    A write may carry key-value metadata (text keys and values, e.g. the lineage of the rows,
+    see `components.core.lineage`), known before the first batch. Each kind keeps it where its
+    format allows, and `read_metadata` reads it back: Parquet in the file's own schema metadata,
+    CSV in a JSON sidecar file (see each kind).
+
     Args:
         path: the output file, a local path or a URI that pyarrow opens.
     """
@@ -469,37 +475,99 @@ class Writer(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
 
     @abc.abstractmethod
     def sink(self, stream: T.Any, schema: pa.Schema) -> Sink:
-        """Open a format-specific sink over an output stream."""
+        """Open a format-specific sink over an output stream.
+
+        Args:
+            stream: the temporary file's output stream.
+            schema: the first batch's schema; its metadata holds the write's metadata.
+        """
+
+    @abc.abstractmethod
+    def read_metadata(self) -> dict[str, str]:
+        """The metadata that the last write to the path carried ({} when it carried none).
+
+        Raises:
+            DatasetError: the output cannot be read.
+        """
 
     @contextlib.contextmanager
-    def open(self) -> T.Iterator[Sink]:
+    def open(self, metadata: T.Mapping[str, str] | None = None) -> T.Iterator[Sink]:
         """Open the output; on any error the temporary file is removed and nothing is published.
 
+        Args:
+            metadata: key-value pairs kept with the output (see the kind for where).
+
+        Raises:
+            DatasetError: a metadata key or value is not text, or a key is one that the
+                Parquet format or pandas reserve; raised before anything is written.
+
         Example:
-            with writer.open() as sink:
+            with writer.open(metadata={"lineage.model_name": "bikes"}) as sink:
                 for batch in batches:
                     sink.write(batch)
         """
+        metadata = _checked_metadata(self.path, metadata)
         filesystem, path = resolve(self.path)
         parent, name = os.path.split(path.rstrip("/"))
         if isinstance(filesystem, pafs.LocalFileSystem):
             filesystem.create_dir(parent, recursive=True)
         _remove_stale_temporaries(filesystem, parent, name)
-        temporary = f"{parent}/.{name}.tmp-{uuid.uuid4().hex[:8]}"
-        lazy = _LazySink(self, filesystem, temporary)
+        temporary = _temporary_name(parent, name)
+        lazy = _LazySink(self, filesystem, temporary, metadata)
         try:
             yield lazy
             lazy.close()
-            filesystem.move(temporary, path)
+            self.publish(filesystem, temporary, path, metadata)
         except BaseException:
             lazy.abort()
             raise
         logger.info("wrote %s rows to %s", lazy.rows, self.path)
 
-    def write(self, data: Data) -> None:
-        """Write all the data at once."""
-        with self.open() as sink:
+    def publish(
+        self, filesystem: pafs.FileSystem, temporary: str, path: str, metadata: dict[str, str]
+    ) -> None:
+        """Move the complete temporary file to its final name.
+
+        Args:
+            filesystem: where both files are.
+            temporary: the complete temporary file.
+            path: the final name, within the filesystem.
+            metadata: the write's metadata (already inside the file for formats that hold it).
+        """
+        filesystem.move(temporary, path)
+
+    def write(self, data: Data, metadata: T.Mapping[str, str] | None = None) -> None:
+        """Write all the data at once, with optional metadata (see `open`)."""
+        with self.open(metadata) as sink:
             sink.write(data)
+
+
+# Schema metadata keys that pyarrow and pandas write and read themselves: a write's metadata
+# must not replace them, or the file would no longer read back as the same frame.
+_RESERVED_KEY = re.compile(r"pandas|ARROW:.*")
+
+
+def _checked_metadata(path: str, metadata: T.Mapping[str, str] | None) -> dict[str, str]:
+    """A plain dict of text keys and values, or a DatasetError naming the first bad pair."""
+    checked = {}
+    for key, value in (metadata or {}).items():
+        if not isinstance(key, str) or not key or not isinstance(value, str):
+            raise DatasetError(
+                f"metadata for {path}: keys and values must be text and keys non-empty; "
+                f"got {key!r}: {reprlib.repr(value)}"
+            )
+        if _RESERVED_KEY.fullmatch(key):
+            raise DatasetError(
+                f"metadata for {path}: the key {key!r} is reserved by pyarrow and pandas; "
+                "choose a namespaced key, e.g. 'lineage.model_name'"
+            )
+        checked[key] = value
+    return checked
+
+
+def _temporary_name(parent: str, name: str) -> str:
+    """A hidden name beside the output, unique to this write (see _remove_stale_temporaries)."""
+    return f"{parent}/.{name}.tmp-{uuid.uuid4().hex[:8]}"
 
 
 def _remove_stale_temporaries(filesystem: pafs.FileSystem, parent: str, name: str) -> None:
@@ -523,8 +591,15 @@ def _remove_stale_temporaries(filesystem: pafs.FileSystem, parent: str, name: st
 class _LazySink(Sink):
     """Defer opening the file until the first batch gives the schema."""
 
-    def __init__(self, writer: Writer, filesystem: pafs.FileSystem, temporary: str):
+    def __init__(
+        self,
+        writer: Writer,
+        filesystem: pafs.FileSystem,
+        temporary: str,
+        metadata: dict[str, str],
+    ):
         self.writer, self.filesystem, self.temporary = writer, filesystem, temporary
+        self.metadata = metadata
         self.stream: T.Any = None
         self.inner: Sink | None = None
         self.rows = 0
@@ -533,7 +608,11 @@ class _LazySink(Sink):
         table = to_table(data)
         if self.inner is None:
             self.stream = self.filesystem.open_output_stream(self.temporary)
-            self.inner = self.writer.sink(self.stream, table.schema)
+            # Added to, not replacing, the batch's own metadata: pandas' (dtypes, index) stays.
+            schema = table.schema.with_metadata(
+                {**(table.schema.metadata or {}), **_encoded(self.metadata)}
+            )
+            self.inner = self.writer.sink(self.stream, schema)
         self.inner.write(table)
         self.rows += table.num_rows
 
@@ -555,6 +634,11 @@ class _LazySink(Sink):
             self.filesystem.delete_file(self.temporary)
 
 
+def _encoded(metadata: dict[str, str]) -> dict[bytes, bytes]:
+    """Metadata as the UTF-8 bytes that Arrow schemas hold."""
+    return {key.encode(): value.encode() for key, value in metadata.items()}
+
+
 class _TableSink(Sink):
     """Cast each table to the first batch's schema and hand it to a pyarrow table writer."""
 
@@ -572,7 +656,12 @@ class _TableSink(Sink):
 
 
 class ParquetWriter(Writer, frozen=True):
-    """Write one Parquet file, batch by batch."""
+    """Write one Parquet file, batch by batch.
+
+    The write's metadata goes into the file's key-value metadata (the footer, beside pandas'
+    own), where any Parquet tool shows it: `pyarrow.parquet.read_schema(path).metadata`,
+    DuckDB's `parquet_kv_metadata(path)`, `parquet-tools meta`.
+    """
 
     KIND: T.Literal["ParquetWriter"] = "ParquetWriter"
     compression: str = "zstd"
@@ -581,15 +670,76 @@ class ParquetWriter(Writer, frozen=True):
         """A Parquet writer with the configured compression."""
         return _TableSink(schema, pq.ParquetWriter(stream, schema, compression=self.compression))
 
+    def read_metadata(self) -> dict[str, str]:
+        """The file's key-value metadata, without the keys that pyarrow and pandas keep."""
+        filesystem, path = resolve(self.path)
+        try:
+            metadata = pq.read_schema(path, filesystem=filesystem).metadata or {}
+        except (pa.ArrowException, OSError) as error:
+            raise DatasetError(f"cannot read the metadata of {self.path}: {error}") from error
+        decoded = {key.decode(): value.decode() for key, value in metadata.items()}
+        return {key: value for key, value in decoded.items() if not _RESERVED_KEY.fullmatch(key)}
+
 
 class CSVWriter(Writer, frozen=True):
-    """Write one CSV file with a header row, batch by batch."""
+    """Write one CSV file with a header row, batch by batch.
+
+    CSV has no place for metadata: a write that carries some also writes it, as one JSON object,
+    to a sidecar file `_<name>.metadata.json` beside the output (`sidecar`). The leading `_`
+    follows the Hadoop convention (`_SUCCESS`, `_common_metadata`) that pyarrow and Spark follow
+    too: a reader of the folder skips the sidecar instead of parsing it as data.
+
+    The sidecar always describes the file beside it: a write removes the previous write's
+    sidecar before it publishes the new file, and publishes its own sidecar right after. A
+    failure between the two leaves the new file without a sidecar, never with a wrong one.
+    """
 
     KIND: T.Literal["CSVWriter"] = "CSVWriter"
 
     def sink(self, stream, schema) -> Sink:
         """A CSV writer that writes the header with the first batch."""
         return _TableSink(schema, pacsv.CSVWriter(stream, schema))
+
+    def sidecar(self) -> str:
+        """The path (or URI) of the metadata sidecar file beside the output."""
+        location, query = self.path, ""
+        if "://" in location:  # a URI's options ("?region=...") stay at its end
+            location, mark, options = location.partition("?")
+            query = mark + options
+        parent, slash, name = location.rstrip("/").rpartition("/")
+        return f"{parent}{slash}_{name}.metadata.json{query}"
+
+    def publish(self, filesystem, temporary, path, metadata) -> None:
+        """Write the sidecar's temporary file, then publish the output, then the sidecar."""
+        _, sidecar = resolve(self.sidecar())
+        parent, name = os.path.split(sidecar)
+        _remove_stale_temporaries(filesystem, parent, name)
+        staged = _temporary_name(parent, name) if metadata else None
+        try:
+            if staged is not None:
+                with filesystem.open_output_stream(staged) as stream:
+                    stream.write(json.dumps(metadata, indent=2, sort_keys=True).encode())
+            if filesystem.get_file_info(sidecar).type == pafs.FileType.File:
+                filesystem.delete_file(sidecar)
+            filesystem.move(temporary, path)
+            if staged is not None:
+                filesystem.move(staged, sidecar)
+        except BaseException:
+            if staged is not None:
+                with contextlib.suppress(OSError, pa.ArrowException):
+                    filesystem.delete_file(staged)
+            raise
+
+    def read_metadata(self) -> dict[str, str]:
+        """The sidecar's key-value pairs ({} when the last write carried no metadata)."""
+        filesystem, path = resolve(self.sidecar())
+        try:
+            if filesystem.get_file_info(path).type == pafs.FileType.NotFound:
+                return {}
+            with filesystem.open_input_stream(path) as stream:
+                return json.loads(stream.read().decode())
+        except (pa.ArrowException, OSError, ValueError) as error:
+            raise DatasetError(f"cannot read the metadata of {self.path}: {error}") from error
 
 
 WriterKind = ParquetWriter | CSVWriter

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import pathlib
 
@@ -194,6 +195,106 @@ def test_writer_casts_later_batches_to_the_first_schema(tmp_path):
     restored = pd.read_parquet(target)
     assert restored["x"].dtype == "float64"
     assert restored["x"].tolist() == [1.5, 2.5, 3.0, 4.0]
+
+
+# %% METADATA: KEY-VALUE PAIRS CARRIED WITH AN OUTPUT (E.G. ITS LINEAGE)
+
+METADATA = {"lineage.model_name": "bikes", "lineage.model_version": "3", "note": 'é, "x"'}
+
+
+@pytest.mark.parametrize("as_uri", [False, True], ids=["path", "file-uri"])
+def test_parquet_metadata_is_in_the_schema_beside_pandas_own(frame, tmp_path, as_uri):
+    target = tmp_path / "out.parquet"
+    writer = datasets.ParquetWriter(path=target.as_uri() if as_uri else str(target))
+    with writer.open(metadata=METADATA) as sink:
+        sink.write(frame.iloc[:300])
+        sink.write(pa.RecordBatch.from_pandas(frame.iloc[300:], preserve_index=False))
+    assert listing(tmp_path) == ["out.parquet"]  # nothing beside the file: it holds it all
+    stored = pq.read_schema(target).metadata
+    assert {key: stored[key.encode()].decode() for key in METADATA} == METADATA
+    assert b"pandas" in stored, "pandas' own metadata (dtypes, index) must stay"
+    assert writer.read_metadata() == METADATA
+    # Every reader still sees the same frame.
+    pd.testing.assert_frame_equal(datasets.reader_for(str(target)).read(), frame)
+    pd.testing.assert_frame_equal(pd.read_parquet(target), frame)
+
+
+def test_parquet_without_metadata_reads_back_none(frame, tmp_path):
+    writer = datasets.ParquetWriter(path=str(tmp_path / "out.parquet"))
+    writer.write(frame.head(5))
+    assert writer.read_metadata() == {}
+
+
+def test_csv_metadata_goes_to_a_sidecar_that_folder_readers_skip(frame, tmp_path):
+    target = tmp_path / "out.csv"
+    writer = datasets.CSVWriter(path=str(target))
+    writer.write(frame, metadata=METADATA)
+    assert listing(tmp_path) == ["_out.csv.metadata.json", "out.csv"]
+    assert writer.sidecar() == str(tmp_path / "_out.csv.metadata.json")
+    assert json.loads((tmp_path / "_out.csv.metadata.json").read_text()) == METADATA
+    assert writer.read_metadata() == METADATA
+    # The CSV itself is unchanged, and a reader of the folder does not take the sidecar as data.
+    single = datasets.CSVReader(path=str(target)).read()
+    folder = datasets.CSVReader(path=str(tmp_path)).read()
+    pd.testing.assert_frame_equal(folder, single)
+    assert len(single) == len(frame)
+
+
+def test_csv_rewrite_replaces_or_removes_the_previous_sidecar(frame, tmp_path):
+    writer = datasets.CSVWriter(path=str(tmp_path / "out.csv"))
+    writer.write(frame.head(5), metadata=METADATA)
+    writer.write(frame.head(6), metadata={"lineage.model_version": "4"})
+    assert writer.read_metadata() == {"lineage.model_version": "4"}
+    # A write without metadata leaves no sidecar describing rows that are gone.
+    writer.write(frame.head(7))
+    assert listing(tmp_path) == ["out.csv"]
+    assert writer.read_metadata() == {}
+
+
+@pytest.mark.parametrize("name", ["out.parquet", "out.csv"])
+def test_a_failed_write_with_metadata_keeps_the_previous_output_and_metadata(frame, tmp_path, name):
+    writer = datasets.writer_for(str(tmp_path / name))
+    writer.write(frame.head(5), metadata={"lineage.model_version": "1"})
+    before = listing(tmp_path)
+    with pytest.raises(RuntimeError, match="boom"), writer.open(metadata=METADATA) as sink:
+        sink.write(frame.head(10))
+        raise RuntimeError("boom")
+    assert listing(tmp_path) == before
+    assert writer.read_metadata() == {"lineage.model_version": "1"}
+    assert len(datasets.reader_for(str(tmp_path / name)).read()) == 5
+
+
+@pytest.mark.parametrize("name", ["out.parquet", "out.csv"])
+def test_a_failed_first_write_with_metadata_leaves_nothing(frame, tmp_path, name):
+    writer = datasets.writer_for(str(tmp_path / name))
+    with pytest.raises(RuntimeError, match="boom"), writer.open(metadata=METADATA) as sink:
+        sink.write(frame.head(10))
+        raise RuntimeError("boom")
+    assert listing(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("metadata", "message"),
+    [
+        ({"pandas": "{}"}, "the key 'pandas' is reserved"),
+        ({"ARROW:schema": "x"}, "the key 'ARROW:schema' is reserved"),
+        ({"lineage.model_version": 3}, "keys and values must be text"),
+        ({"": "x"}, "keys non-empty"),
+    ],
+)
+@pytest.mark.parametrize("name", ["out.parquet", "out.csv"])
+def test_invalid_metadata_is_refused_before_anything_is_written(tmp_path, name, metadata, message):
+    writer = datasets.writer_for(str(tmp_path / name))
+    with pytest.raises(datasets.DatasetError, match=message) as caught:
+        writer.write(pd.DataFrame({"a": [1]}), metadata=metadata)
+    assert str(tmp_path / name) in str(caught.value)
+    assert listing(tmp_path) == []
+
+
+def test_csv_sidecar_of_a_uri_keeps_its_options():
+    writer = datasets.CSVWriter(path="s3://bucket/out/predictions.csv?region=eu-west-1")
+    assert writer.sidecar() == "s3://bucket/out/_predictions.csv.metadata.json?region=eu-west-1"
+    assert datasets.CSVWriter(path="out.csv").sidecar() == "_out.csv.metadata.json"
 
 
 # %% WHAT USERS HAVE: ENCODINGS, DELIMITERS, DUPLICATES, FOLDERS
