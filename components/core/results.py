@@ -7,6 +7,8 @@ import typing as T
 
 import pandas as pd
 
+from components.core.lineage import Lineage
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelRef:
@@ -117,6 +119,7 @@ class InferenceResult:
         output: where the predictions went.
         seconds: wall time.
         warnings: what the user should know (e.g. predicting without a signature).
+        lineage: where the predictions came from, as written into their metadata.
     """
 
     model_ref: ModelRef
@@ -126,6 +129,7 @@ class InferenceResult:
     output: str
     seconds: float
     warnings: list[str] = dataclasses.field(default_factory=list)
+    lineage: Lineage | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,6 +144,7 @@ class ExplanationsResult:
         preview: the first explained rows (for the report).
         seconds: wall time.
         warnings: what the user should know.
+        lineage: where the explanations came from, as written into both files' metadata.
     """
 
     model_ref: ModelRef
@@ -149,6 +154,7 @@ class ExplanationsResult:
     preview: pd.DataFrame
     seconds: float
     warnings: list[str] = dataclasses.field(default_factory=list)
+    lineage: Lineage | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 import pydantic as pdt
 
-from components.core import explainers, results, schemas
+from components.core import explainers, lineage, results, schemas
 from components.io import datasets, registries
 from components.jobs import base
+from components.utils import secrets
 
 logger = logging.getLogger(__name__)
 
@@ -76,12 +77,14 @@ class ExplanationsJob(base.Job, frozen=True):
             }
         )
         validator = schemas.Validator(predictor.signature, schema, self.passthrough)
+        # Both outputs carry their lineage (model, runs, input) so that they can be traced back.
+        origin = self.lineage_of(model_ref)
         # Explain the samples batch by batch, summing |SHAP| for the model explanations.
         background: pd.DataFrame | None = None
         preview: pd.DataFrame | None = None  # the first explained rows, for reports
         total_abs: np.ndarray | None = None
         samples = 0
-        with self.samples_explanations.open() as sink:
+        with self.samples_explanations.open(metadata=origin.metadata()) as sink:
             for frame in reader.frames():
                 if samples >= self.max_samples:
                     break
@@ -104,9 +107,18 @@ class ExplanationsJob(base.Job, frozen=True):
             importances = explainers.importances(
                 (total_abs / samples)[None, :, :], explained.features
             )
-            self.models_explanations.write(importances)
+            self.models_explanations.write(importances, metadata=origin.metadata())
         seconds = time.perf_counter() - started
-        mlflow.set_tags({"model_name": model_ref.name, "model_version": model_ref.version})
+        mlflow.set_tags(
+            {
+                "model_name": model_ref.name,
+                "model_version": model_ref.version,
+                "model_uri": origin.model_uri,
+                "inputs_samples": origin.inputs,
+                "models_explanations": secrets.redact(self.models_explanations.path),
+                "samples_explanations": secrets.redact(self.samples_explanations.path),
+            }
+        )
         mlflow.log_metrics({"samples_explained": samples, "seconds": seconds})
         top = ", ".join(importances["feature"].head(3))
         self.alerter.notify(
@@ -122,4 +134,18 @@ class ExplanationsJob(base.Job, frozen=True):
             preview=preview,
             seconds=seconds,
             warnings=warnings,
+            lineage=origin,
+        )
+
+    def lineage_of(self, model_ref: results.ModelRef) -> lineage.Lineage:
+        """Where the explanations come from: the model, this job's runs, the samples."""
+        run = mlflow.active_run()
+        return lineage.of_job(
+            self.KIND,
+            model_ref,
+            self.inputs_samples.path,
+            mlflow_run_id=run.info.run_id if run else "",
+            mlflow_experiment_id=run.info.experiment_id if run else "",
+            tracking_uri=self.mlflow_service.tracking_uri,
+            run_tags=self.run_tags,
         )

@@ -10,9 +10,10 @@ import mlflow
 import pandas as pd
 import pydantic as pdt
 
-from components.core import models, results, schemas
+from components.core import lineage, models, results, schemas
 from components.io import datasets, registries
 from components.jobs import base
+from components.utils import secrets
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +60,11 @@ class InferenceJob(base.Job, frozen=True):
         columns = schemas.needed_columns(self.inputs.schema().names, predictor.signature, extra)
         reader = self.inputs.model_copy(update={"columns": columns})
         validator = schemas.Validator(predictor.signature, schema, self.passthrough)
-        # Validate, predict and write batch by batch; the output appears only if all succeed.
+        # Validate, predict and write batch by batch; the output appears only if all succeed,
+        # carrying its lineage (model, runs, input) so that the file can be traced back.
+        origin = self.lineage_of(model_ref)
         rows, width = 0, 0
-        with self.outputs.open() as sink:
+        with self.outputs.open(metadata=origin.metadata()) as sink:
             for frame in reader.frames():
                 if not validator.check(frame) or validator.counts:
                     continue  # keep checking the rest, to report every broken rule at once
@@ -75,7 +78,15 @@ class InferenceJob(base.Job, frozen=True):
             validator.raise_for_violations()
         seconds = time.perf_counter() - started
         logger.info("predicted %d rows in %.1fs", rows, seconds)
-        mlflow.set_tags({"model_name": model_ref.name, "model_version": model_ref.version})
+        mlflow.set_tags(
+            {
+                "model_name": model_ref.name,
+                "model_version": model_ref.version,
+                "model_uri": origin.model_uri,
+                "inputs": origin.inputs,
+                "outputs": secrets.redact(self.outputs.path),
+            }
+        )
         mlflow.log_metrics({"rows_predicted": rows, "seconds": seconds})
         # Tell people the shape of the output.
         self.alerter.notify(
@@ -92,4 +103,18 @@ class InferenceJob(base.Job, frozen=True):
             output=self.outputs.path,
             seconds=seconds,
             warnings=warnings,
+            lineage=origin,
+        )
+
+    def lineage_of(self, model_ref: results.ModelRef) -> lineage.Lineage:
+        """Where the predictions come from: the model, this job's runs, the input."""
+        run = mlflow.active_run()
+        return lineage.of_job(
+            self.KIND,
+            model_ref,
+            self.inputs.path,
+            mlflow_run_id=run.info.run_id if run else "",
+            mlflow_experiment_id=run.info.experiment_id if run else "",
+            tracking_uri=self.mlflow_service.tracking_uri,
+            run_tags=self.run_tags,
         )
