@@ -1,7 +1,9 @@
 """Component `promote`: point the Champion alias at a version that passed its evaluation."""
 
+from typing import Optional
+
 from kfp import dsl
-from kfp.dsl import Markdown, Output
+from kfp.dsl import Dataset, Input, Markdown, Output
 
 from components.image import IMAGE
 
@@ -11,24 +13,34 @@ def promote(
     model_name: str,
     version: int,
     summary: Output[Markdown],
+    holdout: Optional[Input[Dataset]] = None,
+    target: str = "",
+    tolerance: float = 0.0,
     alias: str = "Champion",
     experiment: str = "model-lifecycle",
     run_id: str = "",
 ) -> str:
-    """Set the alias (Champion) of a registered model to a version.
+    """Set the alias (Champion) of a registered model to a version, if it beats the Champion.
 
-    A version that failed its evaluation is refused.
+    A version that failed its evaluation is refused. The alias moves only while it points at the
+    Champion the version was evaluated against; when another version was promoted meanwhile, the
+    two are compared again on the held-out rows, and the better one stays Champion.
 
     Args:
         model_name: Registered model name in MLflow.
         version: Model version to promote (from the train step).
+        holdout: Held-out rows with the target column (from the train step), to compare the
+            version with a Champion promoted since its evaluation.
+        target: Column the model predicts (with holdout).
+        tolerance: How much worse than the Champion the version may be, relative (0.02 = 2%).
         alias: Alias to move.
         experiment: MLflow experiment of the promotion run.
         run_id: Pipeline run id, recorded on the MLflow run (set by the pipeline).
 
     Returns:
         summary: Run summary.
-        Output: The alias URI now served, e.g. models:/bike-sharing@Champion.
+        Output: The version the alias serves now ("3"): this version, or the Champion that
+            beat it; the lifecycle predicts with it.
     """
     from components.core import reports
     from components.io import artifacts
@@ -41,6 +53,9 @@ def promote(
         model_name=model_name,
         alias=alias,
         version=int(version),
+        inputs={"KIND": "ParquetReader", "path": holdout.path} if holdout else None,
+        target=target or None,
+        tolerance=float(tolerance),
     )
     artifacts.write_text(summary, reports.promotion_summary(result))
-    return f"models:/{model_name}@{alias}"
+    return str(result.served_ref.version)

@@ -87,18 +87,21 @@ def build(settings: Settings) -> GraphComponent:
                 experiment=experiment,
             )  # fmt: skip
             inference = dict(
-                data=inference_data, model_name=model_name, alias_or_version="Champion",
-                finder=finder, reader=reader, writer=writer, batch_size=batch_size,
+                data=inference_data, model_name=model_name, finder=finder, reader=reader,
+                writer=writer, batch_size=batch_size,
                 passthrough=passthrough, input_schema=input_schema, probabilities=probabilities,
                 allow_unsigned=allow_unsigned, max_samples=max_samples, experiment=experiment,
             )  # fmt: skip
-            # Predict after the promotion when the new version passed; with the standing
-            # Champion otherwise.
+            # Predict with the version the promotion serves (the new one, or a Champion
+            # promoted meanwhile that beat it) when the new version passed; with the Champion
+            # the evaluation read otherwise. Never with whatever the alias points to later.
             with dsl.If(evaluate.outputs["Output"] == True, name="passed"):  # noqa: E712
-                promote = add_promotion(settings, train, model_name, experiment)
-                predict, _ = add_inference(settings, **inference)
-                predict.after(promote)
+                promote = add_promotion(
+                    settings, train, model_name=model_name, target=target, tolerance=tolerance,
+                    experiment=experiment,
+                )  # fmt: skip
+                add_inference(settings, alias_or_version=promote.outputs["Output"], **inference)
             with dsl.Else(name="not-passed"):
-                add_inference(settings, **inference)
+                add_inference(settings, alias_or_version=evaluate.outputs["champion"], **inference)
 
     return lifecycle

@@ -48,20 +48,24 @@ def add_training(settings: Settings, **params) -> tuple[PipelineTask, PipelineTa
     return train, evaluate
 
 
-def add_promotion(
-    settings: Settings, train: PipelineTask, model_name: str, experiment: str
-) -> PipelineTask:
+def add_promotion(settings: Settings, train: PipelineTask, **params) -> PipelineTask:
     """Add promote of the trained version to Champion (call it inside `dsl.If(passed)`).
+
+    Its output is the version served after it: the trained one, or a Champion promoted
+    meanwhile (by another run) that the trained one does not beat on its held-out rows.
 
     Args:
         settings: the cluster settings of the step.
         train: the train task whose version is promoted.
-        model_name: the registered model name.
-        experiment: the MLflow experiment of the promotion run.
+        **params: the pipeline's `model_name`, `target`, `tolerance` and `experiment`.
     """
+    experiment = params["experiment"]
     promote = c.promote(
-        model_name=model_name,
+        model_name=params["model_name"],
         version=train.outputs["version"],
+        holdout=train.outputs["holdout"],
+        target=params["target"],
+        tolerance=params["tolerance"],
         alias="Champion",
         experiment=experiment,
         run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
@@ -149,6 +153,9 @@ def build(settings: Settings) -> GraphComponent:
             # `passed` is evaluate's return value ("Output"): kfp.local (2.17) resolves no other
             # output name in a condition without an Else branch; a cluster resolves any.
             with dsl.If(evaluate.outputs["Output"] == True, name="passed"):  # noqa: E712
-                add_promotion(settings, train, model_name, experiment)
+                add_promotion(
+                    settings, train, model_name=model_name, target=target, tolerance=tolerance,
+                    experiment=experiment,
+                )  # fmt: skip
 
     return training

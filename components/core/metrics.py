@@ -185,3 +185,28 @@ def at_least_as_good(metric: str, candidate: float, incumbent: float, tolerance:
     if DIRECTIONS[metric] == "min":
         return candidate <= incumbent + slack
     return candidate >= incumbent - slack
+
+
+def worse_than_champion(
+    task: models.Task,
+    scores: dict[str, float],
+    champion_scores: dict[str, float],
+    champion: str,
+    tolerance: float,
+) -> str | None:
+    """Why a candidate loses to the Champion on the task's primary metric, or None if it does not.
+
+    Args:
+        task: regression or classification.
+        scores: the candidate's metrics.
+        champion_scores: the Champion's metrics on the same rows.
+        champion: how to name the Champion in the reason (e.g. "bike-sharing v3").
+        tolerance: how much worse the candidate may be, relative (0.02 = 2%).
+    """
+    primary = PRIMARY[task]
+    if at_least_as_good(primary, scores[primary], champion_scores[primary], tolerance):
+        return None
+    return (
+        f"{primary}={scores[primary]:.4g} is worse than the Champion {champion} "
+        f"({champion_scores[primary]:.4g})"
+    )

@@ -222,11 +222,16 @@ def training_summary(result: results.TrainingResult) -> str:
 
 def promotion_summary(result: results.PromotionResult) -> str:
     """The promote step's Markdown summary."""
+    served = result.served_ref or result.model_ref
     facts = {
         "model": result.model_ref.name,
-        result.alias: f"v{result.model_ref.version}",
+        "candidate": f"v{result.model_ref.version}",
+        result.alias: f"v{served.version}",
+        "promoted": "yes" if result.promoted else "no",
         "previous": f"v{result.previous}" if result.previous else "none",
     }
+    if result.reason:
+        facts["why not"] = result.reason
     return markdown_summary("Promotion", facts)
 
 

@@ -100,11 +100,25 @@ class EvaluationResult:
 
 @dataclasses.dataclass(frozen=True)
 class PromotionResult:
-    """An alias moved to a version."""
+    """The outcome of a promotion: which version the alias serves now.
+
+    Attributes:
+        model_ref: the candidate version.
+        alias: the alias.
+        previous: the version the alias pointed to before the candidate (None: none, or the
+            alias was not moved).
+        served_ref: the version the alias points to now: the candidate, or a Champion promoted
+            meanwhile that the candidate did not beat.
+        promoted: whether the candidate is served.
+        reason: why the candidate is not served (None when it is).
+    """
 
     model_ref: ModelRef
     alias: str
     previous: int | None
+    served_ref: ModelRef | None = None
+    promoted: bool = True
+    reason: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,9 +173,18 @@ class ExplanationsResult:
 
 @dataclasses.dataclass(frozen=True)
 class NotificationResult:
-    """The pipeline's alert."""
+    """The pipeline's alert.
+
+    Attributes:
+        title: the alert's headline.
+        message: its text.
+        fields: its key facts.
+        delivered: whether it reached its destination.
+        closed: the MLflow runs left RUNNING by steps that died, now ended FAILED.
+    """
 
     title: str
     message: str
     fields: dict[str, T.Any]
     delivered: bool
+    closed: list[str] = dataclasses.field(default_factory=list)

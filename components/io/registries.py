@@ -29,9 +29,16 @@ TRUSTED_TYPES: tuple[str, ...] = (
 ARTIFACT_PATH = "model"
 
 
-# Tags put on an evaluated model version; promotion reads PASSED_TAG.
+# Tags put on an evaluated model version; promotion reads PASSED_TAG, and CHAMPION_TAG (the
+# Champion version it was compared with, or "none") to move the alias only if it is still there.
 PASSED_TAG = "evaluation.passed"
 METRIC_TAG = "evaluation.{}"
+CHAMPION_TAG = "evaluation.champion_version"
+CHAMPION_METRIC_TAG = "evaluation.champion.{}"
+NO_CHAMPION = "none"
+# Tags put on a version when it is registered by a pipeline step: the KFP run and task that
+# registered it, so that a retry of the same task finds it instead of registering another.
+TASK_TAGS = ("kfp.run_id", "kfp.task")
 
 
 class RegistryError(LookupError):
@@ -67,6 +74,42 @@ def latest_version(client: MlflowClient, name: str) -> int:
     if not versions:
         raise RegistryError(f"registered model '{name}' has no versions")
     return int(versions[0].version)
+
+
+def task_tags(run_tags: T.Mapping[str, str]) -> dict[str, str]:
+    """The tags that identify the pipeline task registering a version ({} outside a pipeline)."""
+    if not all(run_tags.get(key) for key in TASK_TAGS):
+        return {}
+    return {key: run_tags[key] for key in TASK_TAGS}
+
+
+def task_version(client: MlflowClient, name: str, tags: T.Mapping[str, str]) -> ModelRef | None:
+    """The version an earlier attempt of the same pipeline task registered, if any.
+
+    A retried step runs again with the same KFP run id and task name: finding its version makes
+    the retry leave the registry as one attempt would.
+
+    Args:
+        client: the registry client.
+        name: the registered model name.
+        tags: `task_tags` of the step ({} finds nothing).
+    """
+    if not tags:
+        return None
+    query = " and ".join([f"name='{name}'", *(f"tags.`{k}` = '{v}'" for k, v in tags.items())])
+    try:
+        found = client.search_model_versions(query, order_by=["version_number ASC"])
+    except MlflowException:  # no such model yet
+        return None
+    if not found:
+        return None
+    version = found[0]
+    return ModelRef(
+        uri=uri_for(name, int(version.version)),
+        name=name,
+        version=int(version.version),
+        run_id=version.run_id,
+    )
 
 
 # %% FINDERS
@@ -409,8 +452,17 @@ class Saver(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         name: str,
         signature: ModelSignature,
         input_example: pd.DataFrame,
+        tags: T.Mapping[str, str] | None = None,
     ) -> ModelRef:
-        """Log and register the model; return the new version's reference."""
+        """Log and register the model; return the new version's reference.
+
+        Args:
+            model: the fitted model.
+            name: the registered model name.
+            signature: its inputs and outputs.
+            input_example: a few input rows, stored with the model.
+            tags: tags of the new version, set as it is created (never missing on it).
+        """
 
 
 class SklearnSaver(Saver, frozen=True):
@@ -423,7 +475,7 @@ class SklearnSaver(Saver, frozen=True):
     KIND: T.Literal["SklearnSaver"] = "SklearnSaver"
     trusted_types: tuple[str, ...] = TRUSTED_TYPES
 
-    def save(self, model, name, signature, input_example) -> ModelRef:
+    def save(self, model, name, signature, input_example, tags=None) -> ModelRef:
         """Check the model's types, then log it in skops format and register a version."""
         untrusted = set(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
         unknown = sorted(untrusted - set(self.trusted_types))
@@ -441,12 +493,13 @@ class SklearnSaver(Saver, frozen=True):
             skops_trusted_types=sorted(untrusted),
             # Stated, not inferred: inference reloads the model in a subprocess (seconds).
             pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
-            registered_model_name=name,
         )
+        # Registered with its tags in one call: a version is never seen without them.
+        version = mlflow.register_model(info.model_uri, name, tags=dict(tags or {}))
         return ModelRef(
-            uri=uri_for(name, info.registered_model_version),
+            uri=uri_for(name, version.version),
             name=name,
-            version=int(info.registered_model_version),
+            version=int(version.version),
             run_id=info.run_id,
         )
 

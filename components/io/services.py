@@ -5,9 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import pathlib
+import sys
+import types
+import typing as T
 
 import mlflow
 import pydantic as pdt
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from components.utils import secrets
@@ -33,6 +37,14 @@ class MlflowUnavailableError(ConnectionError):
 
 
 APP_NAME = "kfp-model-lifecycle"
+
+# Set in every step by KFP's MLflow plugin, when a deployment turns it on: the task's run.
+PARENT_RUN_VARIABLE = "MLFLOW_RUN_ID"
+
+
+def parent_run_id() -> str | None:
+    """The run of KFP's MLflow plugin for this step, if the plugin is on."""
+    return os.environ.get(PARENT_RUN_VARIABLE) or None
 
 
 def lifecycle_home() -> pathlib.Path:
@@ -66,25 +78,122 @@ def default_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or local_tracking_uri()
 
 
+# kfp.local keeps no log of its steps, and a step that is killed, or that fails before MLflow
+# can record it, leaves the exit step nothing else to say why: each step then also writes its log
+# to this file, beside its outputs, where the exit step reads it (see components.io.runs).
+STEP_LOG_VARIABLE = "LIFECYCLE_STEP_LOG"
+STEP_LOG = "step.log"  # the name local runs give it
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def kfp_task_folder() -> pathlib.Path | None:
+    """The folder of the KFP task this process runs, or None outside a KFP task.
+
+    KFP's executor derives it from the task's own output paths before the component's body runs:
+    under kfp.local it is `<pipeline_root>/<run>/<task>`, beside the task's outputs.
+    """
+    import warnings
+
+    from kfp import dsl
+
+    try:
+        with warnings.catch_warnings():
+            # On a cluster, KFP warns that it has no task folder to give: None says so here.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            uri = dsl.get_uri("")
+    except RuntimeError:  # not inside a KFP task
+        return None
+    # Remote URIs (gs://, s3://, minio://) and a cluster's scratch folder are no place for it.
+    return pathlib.Path(uri) if uri.startswith("/") else None
+
+
+class StepLogHandler(logging.FileHandler):
+    """The log file of a step; a process has at most one (see LoggerService.file)."""
+
+
 class LoggerService(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     """Configure the standard logging once for a job.
 
     Args:
         level: the log level name (DEBUG, INFO, WARNING, ERROR).
+        file: a file that also receives the log (credentials masked), and the last line of an
+            uncaught exception. A relative path is taken inside the folder of the KFP task
+            running the job, and ignored outside one. Default: $LIFECYCLE_STEP_LOG, which local
+            runs set to `step.log`, so that the exit step can tell why a step died.
     """
 
     level: str = "INFO"
+    file: str = ""
 
     def start(self) -> None:
-        """Set the log level and format, and quiet the chattiest libraries."""
-        logging.basicConfig(
-            level=self.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        """Set the log level and format, open the log file if any, quiet the chattiest libraries."""
+        logging.basicConfig(level=self.level, format=LOG_FORMAT)
         # MLflow and alembic are chatty at INFO; keep the job's own story readable.
         for noisy in ("alembic", "mlflow.store", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+        self._start_file()
         # Credentials inside URIs (MLFLOW_TRACKING_URI, webhooks) never reach a log line.
         secrets.install_log_redaction()
+
+    def log_file(self) -> pathlib.Path | None:
+        """Where the log is also written, or None."""
+        name = self.file or os.environ.get(STEP_LOG_VARIABLE, "")
+        if not name:
+            return None
+        path = pathlib.Path(name).expanduser()
+        if path.is_absolute():
+            return path
+        folder = kfp_task_folder()
+        return folder / path if folder is not None else None
+
+    def _start_file(self) -> None:
+        """Also log to `log_file()`, in place of the file an earlier job of this process used."""
+        path = self.log_file()
+        root = logging.getLogger()
+        for handler in [h for h in root.handlers if isinstance(h, StepLogHandler)]:
+            if path is not None and handler.baseFilename == str(path.absolute()):
+                return
+            root.removeHandler(handler)
+            handler.close()
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handler = StepLogHandler(path, encoding="utf-8")
+        except OSError as error:  # the log file helps the alert; it must never fail the job
+            logging.getLogger(__name__).warning("cannot write the log to %s: %s", path, error)
+            return
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler.setLevel(self.level)
+        root.addHandler(handler)
+        if not getattr(sys.excepthook, "logs_to_step_log", False):
+            sys.excepthook = _logging_excepthook(sys.excepthook)
+
+
+def _logging_excepthook(previous: T.Callable[..., T.Any]) -> T.Callable[..., T.Any]:
+    """An excepthook that writes an uncaught exception's line to the step log, then as before.
+
+    A component can also fail outside its job (writing its artifacts once the job is done);
+    Python prints that traceback to the console only, which kfp.local does not keep.
+    """
+
+    def hook(
+        kind: type[BaseException],
+        error: BaseException,
+        traceback: types.TracebackType | None,
+    ) -> None:
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, StepLogHandler):
+                message = "[FAILED] %s: %s"
+                args = (kind.__name__, error)
+                record = logging.LogRecord(
+                    "uncaught", logging.ERROR, __file__, 0, message, args, None
+                )
+                handler.handle(record)  # through its redacting filter
+        previous(kind, error, traceback)
+
+    hook.logs_to_step_log = True  # type: ignore[attr-defined]
+    return hook
 
 
 class MlflowService(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
@@ -101,17 +210,64 @@ class MlflowService(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     experiment_name: str = "model-lifecycle"
 
     def start(self) -> None:
-        """Point the MLflow client at the configured stores and experiment."""
+        """Point the MLflow client at the configured stores and experiment.
+
+        The experiment is the deployment's when it sets one (see `experiment_id`), else
+        `experiment_name`, created on first use.
+        """
         store = self.local_store()
         if store is not None:
             store.mkdir(parents=True, exist_ok=True)
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.registry_uri or self.tracking_uri)
-        if mlflow.get_experiment_by_name(self.experiment_name) is None:
-            # A local store keeps its artifacts beside its database, not in the working directory.
-            location = (store / "artifacts").absolute().as_uri() if store else None
-            mlflow.create_experiment(self.experiment_name, artifact_location=location)
-        mlflow.set_experiment(self.experiment_name)
+        mlflow.set_experiment(experiment_id=self.experiment_id(self.client()))
+
+    def experiment_id(self, client: MlflowClient) -> str:
+        """The experiment the jobs record their runs in.
+
+        KFP's MLflow plugin gives every step `MLFLOW_RUN_ID` (its run for the task) and the
+        experiment of the pipeline run; when it is on, the jobs record in that experiment, as
+        nested runs of the plugin's run, so that MLflow never refuses to start their runs and the
+        exit step finds them. `MLFLOW_EXPERIMENT_ID` or `MLFLOW_EXPERIMENT_NAME` alone (the
+        plugin's experiment, or a user's) also win over `experiment_name`.
+        """
+        parent = parent_run_id()
+        if parent:
+            return client.get_run(parent).info.experiment_id
+        if os.environ.get("MLFLOW_EXPERIMENT_ID"):
+            return os.environ["MLFLOW_EXPERIMENT_ID"]
+        name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or self.experiment_name
+        experiment = client.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        # A local store keeps its artifacts beside its database, not in the working directory.
+        store = self.local_store()
+        location = (store / "artifacts").absolute().as_uri() if store else None
+        try:
+            return client.create_experiment(name, artifact_location=location)
+        except MlflowException:  # created by a concurrent step in the meantime
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+            return experiment.experiment_id
+
+    def start_run(self, run_name: str, tags: dict[str, str]) -> mlflow.ActiveRun:
+        """Start the job's run: nested under the KFP MLflow plugin's run when there is one.
+
+        MLflow would resume the run named by `MLFLOW_RUN_ID` instead of starting one (and
+        refuse when the experiments differ); the job's own run, nested, keeps its own status
+        and error while the plugin's run stays the plugin's to end.
+
+        Args:
+            run_name: the run's name (the job's KIND).
+            tags: the run's tags.
+        """
+        parent = os.environ.pop(PARENT_RUN_VARIABLE, None)
+        try:
+            return mlflow.start_run(run_name=run_name, tags=tags, parent_run_id=parent or None)
+        finally:
+            if parent is not None:
+                os.environ[PARENT_RUN_VARIABLE] = parent
 
     def server(self) -> str:
         """The tracking server or store, credentials masked, for messages."""

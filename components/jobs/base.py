@@ -61,8 +61,8 @@ class Job(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         if self.RECORDS_RUN:
             try:
                 self.mlflow_service.start()
-                run = mlflow.start_run(
-                    run_name=self.KIND, tags={JOB_TAG: self.KIND, **self.run_tags}
+                run = self.mlflow_service.start_run(
+                    self.KIND, {JOB_TAG: self.KIND, **self.run_tags}
                 )
                 logger.info("MLflow run %s at %s", run.info.run_id, self.mlflow_service.server())
             except Exception as error:
@@ -225,7 +225,7 @@ def _record_failure(
         service = settings.get("mlflow_service") or services.MlflowService()
         service.start()
         tags = {JOB_TAG: kind, ERROR_TAG: f"SettingsError: {text}"[:5000]}
-        mlflow.start_run(run_name=kind, tags={**tags, **settings.get("run_tags", {})})
+        service.start_run(kind, {**tags, **settings.get("run_tags", {})})
         mlflow.end_run("FAILED")
     except Exception as error:
         logger.warning("cannot record the failure in MLflow: %s", error)

@@ -90,28 +90,30 @@ class EvaluationJob(base.Job, frozen=True):
             for name, limit in thresholds.items()
             if not metrics.meets(name, scores.get(name, float("nan")), limit)
         ]
-        primary = metrics.PRIMARY[task]
-        if champion_scores and not metrics.at_least_as_good(
-            primary, scores[primary], champion_scores[primary], self.tolerance
-        ):
-            reasons.append(
-                f"{primary}={scores[primary]:.4g} is worse than the Champion "
-                f"{champion_ref.describe()} ({champion_scores[primary]:.4g})"
+        if champion_ref is not None:
+            worse = metrics.worse_than_champion(
+                task, scores, champion_scores, champion_ref.describe(), self.tolerance
             )
+            reasons.extend([worse] if worse else [])
         passed = not reasons
         # Classification details for the confusion matrix and the ROC curve.
         curves = self._curves(targets, predictions) if task == "classification" else None
-        # Record the verdict on the version, and the metrics in a run.
-        client.set_model_version_tag(
-            self.model_name, str(candidate_ref.version), registries.PASSED_TAG, str(passed).lower()
-        )
-        for name, value in scores.items():
-            client.set_model_version_tag(
-                self.model_name,
-                str(candidate_ref.version),
-                registries.METRIC_TAG.format(name),
-                f"{value:.6g}",
-            )
+        # Record the verdict on the version, with the Champion it beat (promotion moves the
+        # alias only if it still points there), and the metrics in a run. Tags are overwritten:
+        # evaluating again records the latest comparison.
+        verdict = {
+            **{registries.METRIC_TAG.format(k): f"{v:.6g}" for k, v in scores.items()},
+            **{
+                registries.CHAMPION_METRIC_TAG.format(k): f"{v:.6g}"
+                for k, v in champion_scores.items()
+            },
+            registries.CHAMPION_TAG: str(champion_ref.version)
+            if champion_ref
+            else registries.NO_CHAMPION,
+            registries.PASSED_TAG: str(passed).lower(),  # last: the verdict is read first
+        }
+        for key, value in verdict.items():
+            client.set_model_version_tag(self.model_name, str(candidate_ref.version), key, value)
         mlflow.set_tags(
             {
                 "model_name": self.model_name,

@@ -6,14 +6,17 @@ import json
 import logging
 import time
 import typing as T
+import warnings
 
 import mlflow
+import mlflow.data
 import pydantic as pdt
+from mlflow.exceptions import MlflowException
 
 from components.core import features, metrics, models, results, schemas
 from components.io import datasets, registries
 from components.jobs import base
-from components.utils import signers, splitters
+from components.utils import secrets, signers, splitters
 
 logger = logging.getLogger(__name__)
 
@@ -122,12 +125,14 @@ class TrainingJob(base.Job, frozen=True):
             "features.json",
         )
         mlflow.log_metrics({f"test_{name}": value for name, value in scores.items()})
-        model_ref = self.saver.save(pipeline, self.model_name, signature, example)
-        mlflow.set_tags({"model_name": self.model_name, "model_version": model_ref.version})
-        logger.info("registered %s from run %s", model_ref.describe(), model_ref.run_id)
-        # Keep the held-out rows for the evaluation job.
+        self._log_input(data)
+        # Keep the held-out rows for the evaluation job, before registering: a failure here
+        # must not leave a version behind.
         if self.holdout is not None:
             self.holdout.write(test)
+        # Register last; a retry of the same pipeline task keeps the version it registered.
+        model_ref = self._register(pipeline, signature, example)
+        mlflow.set_tags({"model_name": self.model_name, "model_version": model_ref.version})
         # Tell people which version exists now.
         result = results.TrainingResult(
             model_ref=model_ref,
@@ -147,3 +152,36 @@ class TrainingJob(base.Job, frozen=True):
             fields={"rows": len(data), **{k: round(v, 4) for k, v in scores.items()}},
         )
         return result
+
+    def _register(self, pipeline, signature, example) -> results.ModelRef:
+        """Register a new version, or find the one an earlier attempt of this task registered."""
+        tags = registries.task_tags(self.run_tags)
+        client = self.mlflow_service.client()
+        earlier = registries.task_version(client, self.model_name, tags)
+        if earlier is not None:
+            logger.warning(
+                "keeping %s, registered by an earlier attempt of task %s of run %s",
+                earlier.describe(),
+                tags["kfp.task"],
+                tags["kfp.run_id"],
+            )
+            return earlier
+        model_ref = self.saver.save(pipeline, self.model_name, signature, example, tags=tags)
+        logger.info("registered %s from run %s", model_ref.describe(), model_ref.run_id)
+        return model_ref
+
+    def _log_input(self, data) -> None:
+        """Record the training data on the run: its location and digest (MLflow's dataset)."""
+        location = secrets.redact(str(self.inputs.path))
+        name = location.rstrip("/").rsplit("/", 1)[-1]
+        with warnings.catch_warnings():  # "can be interpreted in multiple ways": a local path
+            warnings.simplefilter("ignore", UserWarning)
+            try:
+                dataset = mlflow.data.from_pandas(
+                    data, source=location, targets=self.target, name=name
+                )
+            except MlflowException:  # a scheme MLflow has no source for (demo://): a tag says it
+                dataset = mlflow.data.from_pandas(data, targets=self.target, name=name)
+        mlflow.log_input(dataset, context="training")
+        mlflow.set_tag("training.data", location)
+        logger.info("training data %s (digest %s)", location, dataset.digest)

@@ -210,7 +210,7 @@ def reports(mlflow_server, tmp_path_factory) -> dict[str, pathlib.Path]:
             metrics=dsl.Metrics(uri=str(folder / "evaluate-metrics")),
             classification_metrics=dsl.ClassificationMetrics(uri=str(folder / "classification")),
             report=evaluation, summary=dsl.Markdown(uri=str(folder / "evaluate-summary")),
-            thresholds={"r2": 0.5}, experiment=name,
+            champion=str(folder / "champion"), thresholds={"r2": 0.5}, experiment=name,
         )  # fmt: skip
         assert passed is True
         promote.python_func(
