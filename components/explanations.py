@@ -75,6 +75,9 @@ def explain(
         max_samples=int(max_samples),  # integers may arrive as JSON floats (1000.0)
         allow_unsigned=allow_unsigned,
     )
+    if result.lineage is not None:  # also shown in the Kubeflow UI beside the artifacts
+        models_explanations.metadata.update(result.lineage.metadata())
+        samples_explanations.metadata.update(result.lineage.metadata())
     artifacts.write_text(report, reports.explanations_page(result))
     artifacts.write_text(summary, reports.explanations_summary(result))
     return result.model_ref.version or 0

@@ -80,5 +80,7 @@ def predict(
         allow_unsigned=allow_unsigned,
     )
     predictions.metadata.update({"rows": result.rows, "model": result.model_ref.describe()})
+    if result.lineage is not None:  # also shown in the Kubeflow UI beside the artifact
+        predictions.metadata.update(result.lineage.metadata())
     artifacts.write_text(summary, reports.inference_summary(result))
     return (result.rows, result.model_ref.version or 0)

@@ -281,7 +281,8 @@ def test_inference_writes_csv_and_reads_csv(tracking, lifecycle, batch, tmp_path
         )
     )
     assert done.rows == 250
-    assert listing(output.parent) == ["predictions.csv"]
+    # CSV carries no metadata: the lineage is in a sidecar that folder readers skip.
+    assert listing(output.parent) == ["_predictions.csv.metadata.json", "predictions.csv"]
     predictions = datasets.CSVReader(path=str(output)).read()
     # The default loader is the native sklearn flavour: a classifier's probabilities come too.
     probabilities = [f"probability_{label}" for label in DEMAND_LABELS]
