@@ -35,11 +35,14 @@ class Settings(pdt.BaseModel, frozen=True, extra="forbid"):
         gpu_node_label: node selector label key and value of the GPU node pool.
         accelerator_type: the resource name of the accelerator.
         accelerator_limit: how many accelerators predict and explain ask for.
-        mlflow_config_map: ConfigMap whose MLFLOW_TRACKING_URI every step reads.
+        mlflow_config_map: the run ConfigMap: every step reads its MLFLOW_TRACKING_URI, the
+            notify step its KFP_UI_BASE_URL (the link to the run in alerts).
         mlflow_credentials_secret: Secret with MLFLOW_TRACKING_USERNAME / _PASSWORD (optional).
         slack_secret: Secret whose SLACK_WEBHOOK_URL the notify step reads.
         retries: retries of the steps where a retry is safe (never promote).
         resources: requests and limits per step.
+        timeouts: seconds each step's pod may run (per attempt) before Kubernetes stops it, so
+            that a hung step fails, reaches the alert and frees the run.
     """
 
     gpu: bool = True
@@ -59,11 +62,34 @@ class Settings(pdt.BaseModel, frozen=True, extra="forbid"):
         "notify": Resources(cpu_request="100m", cpu_limit="500m", memory_request="256Mi",
                             memory_limit="512Mi"),
     }  # fmt: skip
+    # Generous for the demo data, bounded for any: raise them for big data, never drop them.
+    # MLflow calls are bounded (about 50 s each), so promote and notify need minutes at most.
+    timeouts: dict[str, int] = {
+        "train": 4 * 3600,
+        "evaluate": 3600,
+        "promote": 600,
+        "predict": 4 * 3600,
+        "explain": 4 * 3600,
+        "notify": 600,
+    }
 
     GPU_STEPS: T.ClassVar[tuple[str, ...]] = ("predict", "explain")
 
+    @pdt.model_validator(mode="after")
+    def _every_step_has_a_timeout(self) -> Settings:
+        problems = []
+        if missing := sorted(set(self.resources) - set(self.timeouts)):
+            problems.append(f"no timeout for {', '.join(missing)}")
+        if unknown := sorted(set(self.timeouts) - set(self.resources)):
+            problems.append(f"timeouts for unknown steps {', '.join(unknown)}")
+        if not_positive := sorted(step for step, s in self.timeouts.items() if s <= 0):
+            problems.append(f"timeouts must be > 0 seconds: {', '.join(not_positive)}")
+        if problems:
+            raise ValueError(f"{'; '.join(problems)} (steps: {', '.join(self.resources)})")
+        return self
+
     def configure(self, task: PipelineTask, step: str, display_name: str) -> PipelineTask:
-        """Apply the step's name, resources, retries, environment and scheduling to a task."""
+        """Apply the step's name, resources, timeout, retries, environment and scheduling."""
         task.set_display_name(display_name)
         # Steps write to MLflow (versions, aliases, runs): a cached step would skip that.
         task.set_caching_options(enable_caching=False)
@@ -74,6 +100,9 @@ class Settings(pdt.BaseModel, frozen=True, extra="forbid"):
         # OpenMP (scikit-learn's trees) sizes its pool by the node's cores, not the pod's limit;
         # more threads than the CPU limit only make the step slower under CFS throttling.
         task.set_env_variable("OMP_NUM_THREADS", str(resources.threads()))
+        # The pod's activeDeadlineSeconds: a hung step is stopped (each retry gets its own
+        # deadline), fails, and the exit handler's notify step still tells people why.
+        kubernetes.set_timeout(task, self.timeouts[step])
         if self.retries.get(step):
             task.set_retry(num_retries=self.retries[step], backoff_duration="30s", backoff_factor=2)
         kubernetes.use_config_map_as_env(
@@ -91,6 +120,11 @@ class Settings(pdt.BaseModel, frozen=True, extra="forbid"):
         if step == "notify":
             kubernetes.use_secret_as_env(
                 task, self.slack_secret, {"SLACK_WEBHOOK_URL": "SLACK_WEBHOOK_URL"}, optional=True
+            )
+            # Optional: without it (a ConfigMap applied before the key existed) the alert only
+            # lacks the link to the run, which is no reason to lose the alert.
+            kubernetes.use_config_map_as_env(
+                task, self.mlflow_config_map, {"KFP_UI_BASE_URL": "KFP_UI_BASE_URL"}, optional=True
             )
         if self.gpu and step in self.GPU_STEPS:
             task.set_accelerator_type(self.accelerator_type)

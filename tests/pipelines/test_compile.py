@@ -131,21 +131,47 @@ def test_environment_from_config_map_and_secrets(gpu, gpu_compiled, cpu_compiled
     assert set(settings) == set(spec["deploymentSpec"]["executors"])
     for name, executor in spec["deploymentSpec"]["executors"].items():
         config = settings[name]
-        mlflow = [
-            c for c in config.get("configMapAsEnv", []) if c["configMapName"] == "mlflow-config"
-        ]
-        assert len(mlflow) == 1, name
-        assert {"configMapKey": "MLFLOW_TRACKING_URI", "envVar": "MLFLOW_TRACKING_URI"} in (
-            mlflow[0]["keyToEnv"]
-        ), name
+        # ConfigMap key -> optional, for the keys read from the run ConfigMap.
+        run_config = {
+            item["configMapKey"]: source.get("optional", False)
+            for source in config.get("configMapAsEnv", [])
+            if source["configMapName"] == "mlflow-config"
+            for item in source["keyToEnv"]
+        }
+        assert run_config.get("MLFLOW_TRACKING_URI") is False, f"{name}: tracking URI required"
         slack = [s for s in config.get("secretAsEnv", []) if s["secretName"] == "slack-webhook"]
         if step_of(executor) == "notify":
             assert len(slack) == 1, name
             assert slack[0]["keyToEnv"] == [
                 {"envVar": "SLACK_WEBHOOK_URL", "secretKey": "SLACK_WEBHOOK_URL"}
             ]
+            # The link to the run in the alert; optional: a missing key must not cost the alert.
+            assert run_config.get("KFP_UI_BASE_URL") is True, f"{name}: no optional UI URL"
         else:
             assert not slack, f"{name} should not see the Slack webhook"
+            assert "KFP_UI_BASE_URL" not in run_config, name
+
+
+@pytest.mark.parametrize("gpu", [True, False])
+def test_every_step_has_its_timeout(gpu, gpu_compiled, cpu_compiled):
+    """Each step's pod has an activeDeadlineSeconds: a hung step cannot hold the run forever."""
+    spec, platform = gpu_compiled if gpu else cpu_compiled
+    settings = platform_executors(platform)
+    timeouts = Settings().timeouts
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        deadline = settings[name].get("activeDeadlineSeconds")
+        assert deadline is not None, f"{name}: no timeout"
+        assert int(deadline) == timeouts[step_of(executor)] > 0, name
+
+
+def test_settings_refuse_a_step_without_a_timeout():
+    with pytest.raises(ValueError, match="no timeout for notify") as caught:
+        Settings(timeouts={step: 60 for step in Settings().resources if step != "notify"})
+    assert "steps: train, evaluate" in str(caught.value)
+    with pytest.raises(ValueError, match="timeouts must be > 0 seconds: train"):
+        Settings(timeouts={**Settings().timeouts, "train": 0})
+    with pytest.raises(ValueError, match="timeouts for unknown steps trian"):
+        Settings(timeouts={**Settings().timeouts, "trian": 60})
 
 
 def test_tasks_have_display_names_retries_and_no_cache(gpu_compiled):
@@ -205,7 +231,8 @@ def test_compiled_files_are_fresh(tmp_path):
 def test_compiling_twice_gives_the_same_bytes(tmp_path):
     first = compilation.compile_all(tmp_path / "a", tmp_path / "am")
     second = compilation.compile_all(tmp_path / "b", tmp_path / "bm")
-    assert len(first) == len(second) == 2 * len(compilation.NAMES) + 1
+    # An IR file and a manifest per pipeline, the images configuration, the kustomization.
+    assert len(first) == len(second) == 2 * len(compilation.NAMES) + 2
     for a, b in zip(first, second, strict=True):
         assert a.name == b.name
         assert a.read_bytes() == b.read_bytes(), f"{a.name} differs between two compilations"
@@ -244,6 +271,33 @@ def test_committed_manifests_hold_a_loadable_pipeline_version(pipeline, tmp_path
 def test_kustomization_lists_every_manifest():
     kustomization = yaml.safe_load((compilation.MANIFESTS / "kustomization.yaml").read_text())
     assert kustomization["resources"] == [f"{name}.yaml" for name in compilation.NAMES]
+    assert kustomization["configurations"] == [compilation.IMAGES_CONFIGURATION]
+
+
+def test_images_configuration_names_every_step_image():
+    """The overlays' `images:` reach each executor's image through this configuration."""
+    configuration = yaml.safe_load(
+        (compilation.MANIFESTS / compilation.IMAGES_CONFIGURATION).read_text()
+    )
+    paths = set()
+    for entry in configuration["images"]:
+        assert (entry["group"], entry["kind"]) == ("pipelines.kubeflow.org", "PipelineVersion")
+        paths.add(entry["path"])
+    wanted = set()
+    for pipeline in compilation.NAMES:
+        documents = yaml.safe_load_all((compilation.MANIFESTS / f"{pipeline}.yaml").read_text())
+        [version] = [document for document in documents if document["kind"] == "PipelineVersion"]
+        for label, executor in version["spec"]["pipelineSpec"]["deploymentSpec"][
+            "executors"
+        ].items():
+            path = compilation.EXECUTOR_IMAGE_PATH.format(executor=label)
+            # The path leads to the image, as kustomize walks it.
+            node = version
+            for key in path.split("/"):
+                node = node[key]
+            assert node == executor["container"]["image"] == IMAGE, path
+            wanted.add(path)
+    assert paths == wanted
 
 
 def test_component_modules_import_only_kfp_and_the_standard_library():
