@@ -5,8 +5,11 @@ A cluster cannot run here, so nothing is applied: every kustomization is rendere
 Each built-in object validates against the Kubernetes 1.31 schemas in strict mode (an unknown
 field fails); the KFP custom resources, which those schemas do not know, are listed explicitly
 and checked for their identity instead. On top of that: Secrets carry no value, every pod runs
-non-root with CPU and memory requests and limits, the kind overlay uses the locally loaded image
-and asks for no GPU, production pulls from a registry. The Dockerfile goes through hadolint.
+non-root with CPU and memory requests and limits, every image of an overlay (the pipeline steps
+inside the PipelineVersion objects included) is the one its `images:` sets, the kind overlay
+uses the locally loaded image and asks for no GPU, MLflow runs one sqlite writer on kind and
+several workers on PostgreSQL in production, and the alerts' link to the Kubeflow UI is set per
+overlay. The Dockerfile goes through hadolint.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +59,21 @@ DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 LOCAL_IMAGE = f"kfp-model-lifecycle:{PROJECT['version']}"
 REGISTRY_IMAGE = f"ghcr.io/example/kfp-model-lifecycle:{PROJECT['version']}"
+# The project image each overlay's `images:` sets, for every container and pipeline step.
+OVERLAY_IMAGES = {"kind": LOCAL_IMAGE, "production": REGISTRY_IMAGE}
+# Third-party images an overlay may run besides, each pinned to an exact release. A new one
+# is added here knowingly; an image that is neither fails the test.
+THIRD_PARTY_IMAGES: dict[str, set[str]] = {
+    "kind": set(),
+    "production": {"docker.io/library/postgres:17.6-bookworm"},
+}
+# Anything that reads like a reference to the project image, in any string of any object.
+PROJECT_IMAGE_REFERENCE = re.compile(r"[\w.:/-]*kfp-model-lifecycle[:@][\w.:@-]+")
+UI_BASE_URLS = {
+    "base": "",
+    "kind": "http://localhost:8080",
+    "production": "https://kubeflow.example.com/pipeline",
+}
 
 
 def _kubectl() -> str:
@@ -246,18 +266,195 @@ def test_kind_overlay_asks_for_no_gpu() -> None:
 def test_production_pulls_the_image_from_a_registry() -> None:
     images = _images(render("production"))
     assert images, "the production overlay runs no container"
-    wrong = {where: image for where, image in images.items() if image[0] != REGISTRY_IMAGE}
+    third_party = THIRD_PARTY_IMAGES["production"]
+    wrong = {
+        where: image
+        for where, image in images.items()
+        if image[0] != REGISTRY_IMAGE and image[0] not in third_party
+    }
     assert not wrong, f"production must run {REGISTRY_IMAGE}, not: {wrong}"
 
 
-@pytest.mark.parametrize("name", ("base", *OVERLAYS))
-def test_mlflow_stays_a_single_sqlite_writer(name: str) -> None:
-    deployment = _one(render(name), "Deployment", "mlflow")
+def walk(node: Any, path: str = "") -> Iterator[tuple[str, Any, Any]]:
+    """(path, key, value) of every mapping entry and list item, at any depth."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield f"{path}.{key}", key, value
+            yield from walk(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield f"{path}[{index}]", None, value
+            yield from walk(value, f"{path}[{index}]")
+
+
+def image_problems(objects: list[dict[str, Any]], project: str, third_party: set[str]) -> list[str]:
+    """Every `image` field and every string naming the project image that is not as expected.
+
+    Expected: an `image` is the project image or one of the listed third-party images; any
+    other string that references the project image (a step image in a spec, an argument)
+    references exactly `project`.
+    """
+    problems = []
+    for obj in objects:
+        for path, key, value in walk(obj):
+            where = f"{ident(obj)} {path}"
+            if key == "image":
+                if value != project and value not in third_party:
+                    problems.append(f"{where}: image {value!r}")
+            elif isinstance(value, str):
+                wrong = set(PROJECT_IMAGE_REFERENCE.findall(value)) - {project}
+                if wrong:
+                    problems.append(f"{where}: mentions {sorted(wrong)}")
+    return problems
+
+
+def _overlay_sets(overlay: str) -> dict[str, str]:
+    """The overlay's `images:` entries as name -> the reference it writes (name[:tag])."""
+    kustomization = yaml.safe_load(
+        (ROOT / KUSTOMIZATIONS[overlay] / "kustomization.yaml").read_text()
+    )
+    references = {}
+    for entry in kustomization.get("images", []):
+        reference = entry.get("newName", entry["name"])
+        if "newTag" in entry:
+            reference += f":{entry['newTag']}"
+        if "digest" in entry:
+            reference += f"@{entry['digest']}"
+        references[entry["name"]] = reference
+    return references
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_image_at_any_depth_is_the_one_the_overlay_sets(overlay: str) -> None:
+    """Pod templates and the steps inside the PipelineVersion objects alike."""
+    project = OVERLAY_IMAGES[overlay]
+    assert _overlay_sets(overlay).get("kfp-model-lifecycle") == project, (
+        f"{KUSTOMIZATIONS[overlay]}: `images:` must set kfp-model-lifecycle to {project}"
+    )
+    objects = render(overlay)
+    steps = sum(
+        len(obj["spec"]["pipelineSpec"]["deploymentSpec"]["executors"])
+        for obj in objects
+        if obj["kind"] == "PipelineVersion"
+    )
+    assert steps, f"{overlay} renders no pipeline step: nothing to check inside the pipelines"
+    problems = image_problems(objects, project, THIRD_PARTY_IMAGES[overlay])
+    assert not problems, f"{overlay} must run {project} (or a listed third-party image):\n" + (
+        "\n".join(problems)
+    )
+    for image in THIRD_PARTY_IMAGES[overlay]:
+        # An exact release (x.y), never a floating or missing tag.
+        assert re.search(r":[a-z-]*\d+\.\d+[\w.-]*$", image), f"{image} is not pinned"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_overlays_images_setting_reaches_every_image(overlay: str, tmp_path: Path) -> None:
+    """Re-set the overlay's image on top of it: no field may keep the old one.
+
+    On kind the base already names the image the overlay sets, so only this shows that the
+    overlay's `images:` (with the PipelineVersion configuration) reaches every field.
+    """
+    probe_name, probe_tag = "probe.invalid/reaches-every-image", "probe"
+    overlay_dir = os.path.relpath(ROOT / KUSTOMIZATIONS[overlay], tmp_path)  # must be relative
+    image = {"name": OVERLAY_IMAGES[overlay].rsplit(":", 1)[0], "newName": probe_name}
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump({"resources": [overlay_dir], "images": [{**image, "newTag": probe_tag}]})
+    )
+    result = subprocess.run(
+        [_kubectl(), "kustomize", str(tmp_path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, f"kubectl kustomize on top of {overlay} failed:\n{result.stderr}"
+    objects = [obj for obj in yaml.safe_load_all(result.stdout) if obj is not None]
+    problems = image_problems(objects, f"{probe_name}:{probe_tag}", THIRD_PARTY_IMAGES[overlay])
+    assert not problems, f"fields that `images:` does not reach in {overlay}:\n" + (
+        "\n".join(problems)
+    )
+
+
+@pytest.mark.parametrize("name", ("base", "kind"))
+def test_mlflow_on_sqlite_runs_a_single_writer(name: str) -> None:
+    objects = render(name)
+    deployment = _one(objects, "Deployment", "mlflow")
     assert deployment["spec"]["replicas"] == 1, "sqlite takes one writer: one replica"
     assert deployment["spec"]["strategy"]["type"] == "Recreate", "no two servers on one db file"
     command = deployment["spec"]["template"]["spec"]["containers"][0]["command"]
     assert "--backend-store-uri=sqlite:////mlflow/mlflow.db" in command
-    assert not any(obj["kind"] == "PodDisruptionBudget" for obj in render(name))
+    workers = [arg for arg in command if arg.startswith("--workers")]
+    assert workers == ["--workers=1"], f"two workers on one sqlite file lock it: {workers}"
+    assert not [obj for obj in objects if obj["kind"] in ("StatefulSet", "PodDisruptionBudget")]
+
+
+def test_production_mlflow_runs_on_postgresql_with_several_workers() -> None:
+    objects = render("production")
+    deployment = _one(objects, "Deployment", "mlflow")
+    # Served artifacts stay on a ReadWriteOnce volume: still one replica, never two at once.
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    assert not [obj for obj in objects if obj["kind"] == "PodDisruptionBudget"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    command = container["command"]
+    workers = [int(arg.split("=", 1)[1]) for arg in command if arg.startswith("--workers=")]
+    assert len(workers) == 1 and workers[0] > 1, f"PostgreSQL takes several workers: {command}"
+    [backend] = [arg for arg in command if arg.startswith("--backend-store-uri=")]
+    uri = urllib.parse.urlsplit(backend.split("=", 1)[1])
+    # psycopg2, which the image has: a bare postgresql:// means psycopg 3 to SQLAlchemy 2.1.
+    assert uri.scheme == "postgresql+psycopg2", backend
+    # The password is the Secret's, expanded by the kubelet: never written in a manifest.
+    assert uri.password == "$(POSTGRES_PASSWORD)", backend
+    [password] = [env for env in container["env"] if env["name"] == "POSTGRES_PASSWORD"]
+    secret_ref = password["valueFrom"]["secretKeyRef"]
+    secret = _one(objects, "Secret", secret_ref["name"])
+    assert secret_ref["key"] in secret["metadata"]["annotations"]["kfp-model-lifecycle/keys"]
+    # The URI names the headless Service of the StatefulSet, its port, user and database.
+    service = _one(objects, "Service", uri.hostname)
+    assert service["spec"]["clusterIP"] == "None", "a StatefulSet's Service is headless"
+    assert uri.port == service["spec"]["ports"][0]["port"]
+    statefulset = _one(objects, "StatefulSet", service["metadata"]["name"])
+    assert statefulset["spec"]["serviceName"] == service["metadata"]["name"]
+    assert statefulset["spec"]["replicas"] == 1
+    pod = statefulset["spec"]["template"]
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    postgres = pod["spec"]["containers"][0]
+    env = {item["name"]: item for item in postgres["env"]}
+    assert env["POSTGRES_USER"]["value"] == uri.username
+    assert env["POSTGRES_DB"]["value"] == uri.path.lstrip("/")
+    assert env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"] == secret_ref
+    # The data lives on the StatefulSet's own claim, where PGDATA points.
+    [claim] = statefulset["spec"]["volumeClaimTemplates"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert claim["spec"]["resources"]["requests"]["storage"]
+    mounts = {mount["name"]: mount["mountPath"] for mount in postgres["volumeMounts"]}
+    assert Path(env["PGDATA"]["value"]).is_relative_to(mounts[claim["metadata"]["name"]])
+    # The server runs from the project image: its dependencies must hold PostgreSQL's driver.
+    assert container["image"] == REGISTRY_IMAGE
+    dependencies = [re.split(r"[<>=!~\[ ]", dep, maxsplit=1)[0] for dep in PROJECT["dependencies"]]
+    assert "psycopg2-binary" in dependencies, "MLflow needs psycopg2 to reach PostgreSQL"
+
+
+@pytest.mark.parametrize("name", UI_BASE_URLS)
+def test_alerts_link_to_the_kubeflow_ui_of_each_overlay(name: str) -> None:
+    objects = render(name)
+    config_map = _one(objects, "ConfigMap", "mlflow-config")
+    assert config_map["data"]["KFP_UI_BASE_URL"] == UI_BASE_URLS[name]
+    # The notify step of every pipeline reads the key from that very ConfigMap.
+    notify = [
+        executor
+        for obj in objects
+        if obj["kind"] == "PipelineVersion"
+        for label, executor in dig(
+            obj, ("spec", "platformSpec", "platforms", "kubernetes", "deploymentSpec", "executors")
+        ).items()
+        if label.startswith("exec-notify")
+    ]
+    assert notify, f"{name} renders no notify step"
+    for executor in notify:
+        keys = {
+            item["configMapKey"]
+            for source in executor.get("configMapAsEnv", [])
+            if source["configMapName"] == config_map["metadata"]["name"]
+            for item in source["keyToEnv"]
+        }
+        assert "KFP_UI_BASE_URL" in keys, executor
 
 
 @pytest.mark.parametrize("name", ("base", *OVERLAYS))
