@@ -34,19 +34,25 @@ def free_port() -> int:
 
 
 class MlflowServer:
-    """A real `mlflow server` process (sqlite backend, served artifacts) on 127.0.0.1."""
+    """A real `mlflow server` process (served artifacts) on 127.0.0.1.
 
-    def __init__(self, store: pathlib.Path):
+    Args:
+        store: folder of the artifacts and the server's log (and of the sqlite database).
+        backend_store_uri: the backend store (default: a sqlite file in `store`).
+        workers: server processes; sqlite takes one writer, a database server takes more.
+    """
+
+    def __init__(self, store: pathlib.Path, backend_store_uri: str | None = None, workers: int = 1):
         port = free_port()
         mlflow = shutil.which("mlflow", path=os.path.dirname(sys.executable)) or "mlflow"
         command = [
             mlflow, "server",
             "--host", "127.0.0.1",
             "--port", str(port),
-            "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
+            "--backend-store-uri", backend_store_uri or f"sqlite:///{store / 'mlflow.db'}",
             "--artifacts-destination", str(store / "artifacts"),
             "--serve-artifacts",
-            "--workers", "1",
+            "--workers", str(workers),
         ]  # fmt: skip
         self.store, self.url = store, f"http://127.0.0.1:{port}"
         self.log = open(store / "server.log", "wb")  # noqa: SIM115 - closed by stop()
