@@ -13,6 +13,7 @@ import mlflow
 import pydantic as pdt
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from components.utils import secrets
 
@@ -220,10 +221,10 @@ class MlflowService(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
             store.mkdir(parents=True, exist_ok=True)
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.registry_uri or self.tracking_uri)
-        mlflow.set_experiment(experiment_id=self.experiment_id(self.client()))
+        mlflow.set_experiment(experiment_id=self.experiment_id(self.client(), create=True))
 
-    def experiment_id(self, client: MlflowClient) -> str:
-        """The experiment the jobs record their runs in.
+    def experiment_id(self, client: MlflowClient, create: bool = True) -> str | None:
+        """The experiment the jobs record their runs in (None: not created yet, `create` off).
 
         KFP's MLflow plugin gives every step `MLFLOW_RUN_ID` (its run for the task) and the
         experiment of the pipeline run; when it is on, the jobs record in that experiment, as
@@ -240,6 +241,8 @@ class MlflowService(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         experiment = client.get_experiment_by_name(name)
         if experiment is not None:
             return experiment.experiment_id
+        if not create:
+            return None
         # A local store keeps its artifacts beside its database, not in the working directory.
         store = self.local_store()
         location = (store / "artifacts").absolute().as_uri() if store else None
@@ -266,8 +269,21 @@ class MlflowService(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         try:
             return mlflow.start_run(run_name=run_name, tags=tags, parent_run_id=parent or None)
         finally:
-            if parent is not None:
-                os.environ[PARENT_RUN_VARIABLE] = parent
+            _restore_parent(parent)
+
+    @staticmethod
+    def end_run(status: str) -> None:
+        """End the job's run; the plugin's `MLFLOW_RUN_ID`, which MLflow unsets, is put back.
+
+        Args:
+            status: FINISHED or FAILED.
+        """
+        run = mlflow.active_run()
+        parent = run.data.tags.get(MLFLOW_PARENT_RUN_ID) if run is not None else None
+        try:
+            mlflow.end_run(status)
+        finally:
+            _restore_parent(parent)
 
     def server(self) -> str:
         """The tracking server or store, credentials masked, for messages."""
@@ -296,3 +312,8 @@ class MlflowService(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         return MlflowClient(
             tracking_uri=self.tracking_uri, registry_uri=self.registry_uri or self.tracking_uri
         )
+
+
+def _restore_parent(parent: str | None) -> None:
+    if parent is not None:
+        os.environ[PARENT_RUN_VARIABLE] = parent

@@ -91,7 +91,7 @@ class Job(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
                 if error is not None:
                     text = secrets.redact(f"{type(error).__name__}: {error}")
                     mlflow.set_tag(ERROR_TAG, text[:5000])
-                mlflow.end_run("FAILED" if error is not None else "FINISHED")
+                self.mlflow_service.end_run("FAILED" if error is not None else "FINISHED")
             except Exception as recording:
                 _forget_active_run()
                 failure = self.mlflow_service.unavailable(self.step, recording)
@@ -226,7 +226,7 @@ def _record_failure(
         service.start()
         tags = {JOB_TAG: kind, ERROR_TAG: f"SettingsError: {text}"[:5000]}
         service.start_run(kind, {**tags, **settings.get("run_tags", {})})
-        mlflow.end_run("FAILED")
+        service.end_run("FAILED")
     except Exception as error:
         logger.warning("cannot record the failure in MLflow: %s", error)
 

@@ -99,7 +99,7 @@ def build_image(root: pathlib.Path) -> Image:
     [wheel] = wheels.glob("*.whl")
     pip_install = [str(venv / "bin" / "pip"), "install", "--no-cache-dir", "--quiet"]
     _run([*pip_install, str(wheel)], cwd=src, env=env, timeout=1200)
-    imports = "import components, pipelines, kfp, mlflow"
+    imports = "import components, pipelines, kfp, mlflow, psycopg2"
     _run([str(venv / "bin" / "python"), "-c", imports], cwd=root, env=env, timeout=300)
     # ---- runtime stage: WORKDIR /home/app (the demo data ships inside the wheel)
     workdir = root / "home" / "app"
@@ -202,6 +202,8 @@ class Step:
                     raise LookupError(f"{self.name} needs {key} {name!r}, which is not given")
                 for item in source.get("keyToEnv", []):
                     value_key = item.get("configMapKey") or item.get("secretKey")
+                    if value_key not in data and source.get("optional"):
+                        continue  # Kubernetes leaves the variable unset
                     env[item["envVar"]] = data[value_key]
         return env
 
