@@ -39,7 +39,9 @@ class Settings(pdt.BaseModel, frozen=True, extra="forbid"):
             notify step its KFP_UI_BASE_URL (the link to the run in alerts).
         mlflow_credentials_secret: Secret with MLFLOW_TRACKING_USERNAME / _PASSWORD (optional).
         slack_secret: Secret whose SLACK_WEBHOOK_URL the notify step reads.
-        retries: retries of the steps where a retry is safe (never promote).
+        retries: retries per step; every step may be retried: a retry of the same task
+            leaves the registry as one attempt would (train keeps its version, promote
+            compares and sets).
         resources: requests and limits per step.
         timeouts: seconds each step's pod may run (per attempt) before Kubernetes stops it, so
             that a hung step fails, reaches the alert and frees the run.
@@ -52,7 +54,9 @@ class Settings(pdt.BaseModel, frozen=True, extra="forbid"):
     mlflow_config_map: str = "mlflow-config"
     mlflow_credentials_secret: str = "mlflow-credentials"
     slack_secret: str = "slack-webhook"
-    retries: dict[str, int] = {"train": 1, "evaluate": 2, "predict": 2, "explain": 2, "notify": 3}
+    retries: dict[str, int] = {
+        "train": 1, "evaluate": 2, "promote": 2, "predict": 2, "explain": 2, "notify": 3,
+    }  # fmt: skip
     resources: dict[str, Resources] = {
         "train": Resources(cpu_request="1", cpu_limit="4", memory_limit="8Gi"),
         "evaluate": Resources(),

@@ -221,7 +221,14 @@ class MlflowService(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
             store.mkdir(parents=True, exist_ok=True)
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.registry_uri or self.tracking_uri)
+        given = os.environ.get("MLFLOW_EXPERIMENT_ID")
         mlflow.set_experiment(experiment_id=self.experiment_id(self.client(), create=True))
+        # set_experiment also exports MLFLOW_EXPERIMENT_ID, which the next job of this process
+        # and every subprocess (kfp.local's steps) would take for the deployment's: put it back.
+        if given is None:
+            os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+        else:
+            os.environ["MLFLOW_EXPERIMENT_ID"] = given
 
     def experiment_id(self, client: MlflowClient, create: bool = True) -> str | None:
         """The experiment the jobs record their runs in (None: not created yet, `create` off).

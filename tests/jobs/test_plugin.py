@@ -124,3 +124,6 @@ def test_without_the_plugin_the_jobs_record_in_their_own_experiment(
         job_run.info.run_id
     )
     assert registries.latest_version(client, name) == 1
+    # MLflow exports the active experiment; the next job (or kfp.local step) must not take it
+    # for the deployment's.
+    assert "MLFLOW_EXPERIMENT_ID" not in os.environ
