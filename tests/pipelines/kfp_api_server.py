@@ -2,10 +2,11 @@
 
 It stands in for a Kubeflow Pipelines API server because none can run on this machine (no
 Kubernetes cluster, no KFP backend). It implements only the endpoints that `submit` and
-`schedule sync` reach through kfp.Client, keeps its state in memory, and answers in the JSON
-shapes kfp_server_api deserialises. It is strict where the real server is (duplicate pipeline
-and version names, unknown ids, max_concurrency range) so that client mistakes show up as
-HTTP errors, as they would against a cluster. Runs finish in a scripted state.
+`schedule sync` reach through kfp.Client, and the run (with its task details) that the exit
+step's ClusterTaskReader reads; it keeps its state in memory, and answers in the JSON shapes
+kfp_server_api deserialises. It is strict where the real server is (duplicate pipeline and
+version names, unknown ids, max_concurrency range) so that client mistakes show up as HTTP
+errors, as they would against a cluster. Runs finish in a scripted state.
 """
 
 import json
@@ -234,6 +235,31 @@ class FakeKfpApiServer:
             "storage_state": "AVAILABLE",
             "state": "PENDING",
             "created_at": _now(),
+        }
+        self.runs[run["run_id"]] = run
+        self._run_polls[run["run_id"]] = 0
+        return run
+
+    def add_finished_run(
+        self, state: str, task_details: list[dict[str, Any]], run_id: str | None = None
+    ) -> dict[str, Any]:
+        """Record a run that already ended, with the task details the API shows for it.
+
+        Args:
+            state: the run's final state.
+            task_details: `run_details.task_details` as the v2beta1 API answers them:
+                display_name, task_id, state, error {code, message}, pod_name, child_tasks
+                [{task_id or pod_name}].
+            run_id: the run's id (default: a new one).
+        """
+        run = {
+            "run_id": run_id or _new_id(),
+            "display_name": "finished",
+            "storage_state": "AVAILABLE",
+            "state": state,
+            "created_at": _now(),
+            "finished_at": _now(),
+            "run_details": {"task_details": task_details},
         }
         self.runs[run["run_id"]] = run
         self._run_polls[run["run_id"]] = 0
@@ -491,6 +517,41 @@ _ROUTES = [
     ("POST", f"/recurringruns/{_ID}:disable", _Handler.disable_recurring_run),
     ("DELETE", f"/recurringruns/{_ID}", _Handler.delete_recurring_run),
 ]
+
+
+def failed_step_details(step: str, pod: str, error: str = "") -> list[dict[str, Any]]:
+    """The task details of a run whose `step` failed in `pod`, in the v2beta1 API's shape.
+
+    The run's root DAG and the exit handler's DAG fail with the step and list it among their
+    children; the exit task (notify) is still running, as it is while it reads them.
+
+    Args:
+        step: the failed task's name.
+        pod: the pod it ran in.
+        error: the error KFP recorded for it, if any.
+    """
+    return [
+        {
+            "task_id": "root",
+            "display_name": "pipeline-x7k2p",
+            "state": "FAILED",
+            "child_tasks": [{"task_id": "exit-handler"}, {"task_id": "notify"}],
+        },
+        {
+            "task_id": "exit-handler",
+            "display_name": "exit-handler-1",
+            "state": "FAILED",
+            "child_tasks": [{"task_id": step}],
+        },
+        {
+            "task_id": step,
+            "display_name": step,
+            "state": "FAILED",
+            "error": {"code": 2, "message": error} if error else None,
+            "child_tasks": [{"pod_name": pod}],
+        },
+        {"task_id": "notify", "display_name": "notify", "state": "RUNNING", "child_tasks": []},
+    ]
 
 
 def compile_tiny_pipeline(path: Path, greeting: str = "hello") -> Path:
