@@ -15,6 +15,10 @@ def notify(
 ) -> bool:
     """Send the pipeline's final alert to Slack (SLACK_WEBHOOK_URL), or to the log when unset.
 
+    A step that died before recording its outcome in MLflow (killed, out of memory, MLflow
+    unreachable) is named with the cause found in its log or its pod's status, and its MLflow
+    run, left RUNNING, is ended FAILED.
+
     Args:
         status: Final status of the pipeline's steps (set by KFP).
         pipeline: Pipeline name shown in the alert.
@@ -27,7 +31,7 @@ def notify(
     """
     import os
 
-    from components.io import alerts, services
+    from components.io import alerts, runs, services
     from components.jobs.notification import NotificationJob
 
     job = NotificationJob(
@@ -38,6 +42,8 @@ def notify(
         ui_base_url=ui_base_url or os.environ.get("KFP_UI_BASE_URL", ""),
         mlflow_service=services.MlflowService(experiment_name=experiment),
         alerter=alerts.default_alerter(),
+        # The run's folder under kfp.local, the KFP and Kubernetes APIs on a cluster.
+        tasks=runs.default_reader(status.pipeline_job_resource_name, run_id),
     )
     with job:
         result = job.run()

@@ -48,6 +48,9 @@ def run_local(
 
     # Every step runs in a subprocess that inherits this environment, so they share one store.
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri or services.default_tracking_uri()
+    # kfp.local keeps no logs: each step writes its own beside its outputs, where the exit step
+    # reads why a step died before it could record its outcome in MLflow.
+    os.environ.setdefault(services.STEP_LOG_VARIABLE, services.STEP_LOG)
     pipeline_root = ((root or default_root()) / "pipeline-root").absolute()
     before = set(pipeline_root.glob("*")) if pipeline_root.exists() else set()
     # No venv and no pip: the steps use this environment, as pods use the project image.

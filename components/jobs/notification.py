@@ -5,8 +5,12 @@ from __future__ import annotations
 import logging
 import typing as T
 
+import pydantic as pdt
+
 from components.core import results
+from components.io import runs
 from components.jobs import base
+from components.utils import secrets
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +32,10 @@ class NotificationJob(base.Job, frozen=True):
     """Alert how a pipeline run ended: the failed step and its error, or the key outputs.
 
     The facts come from the MLflow runs that the pipeline's steps recorded with the pipeline run
-    id; when MLflow cannot be reached, the alert still goes out with what KFP reported.
+    id. A step that died before it could record its outcome (killed, out of memory, MLflow
+    unreachable) is found by `tasks`, with the cause the orchestrator kept (its log, its pod's
+    status); its MLflow run, left RUNNING, is ended FAILED. When nothing can be read, the alert
+    still goes out with what KFP reported.
 
     Args:
         pipeline: the pipeline's name.
@@ -36,6 +43,7 @@ class NotificationJob(base.Job, frozen=True):
         state: the final state KFP reported (SUCCEEDED, FAILED, CANCELED...).
         error: the error KFP reported, if any.
         ui_base_url: the Kubeflow UI's base URL, for a link to the run.
+        tasks: where to read which tasks failed and why, besides MLflow.
     """
 
     KIND: T.Literal["NotificationJob"] = "NotificationJob"
@@ -45,14 +53,27 @@ class NotificationJob(base.Job, frozen=True):
     state: str = "SUCCEEDED"
     error: str = ""
     ui_base_url: str = ""
+    tasks: runs.TaskReaderKind = pdt.Field(default_factory=runs.NoTaskReader, discriminator="KIND")
 
     def run(self) -> results.NotificationResult:
         """Gather the steps' records, then send one alert."""
         # Gather what each step recorded.
         steps = self._steps()
+        # Ask the orchestrator which tasks failed: some died before they could record it.
+        died = {}
+        if self.state != "SUCCEEDED":
+            died = {failure.task: failure.cause for failure in self.tasks.failures()}
+        # The pipeline is over: a run still RUNNING belongs to a step that died. End it FAILED.
+        closed = self._close_abandoned(steps, died)
         # A retried step records one run per attempt: report each step once, its last attempt.
         last = {step["task"]: step for step in steps}
         failed = [step for step in last.values() if step["status"] == "FAILED"]
+        # A task that failed with no FAILED record of its own: its cause is the orchestrator's.
+        failed += [
+            {"task": task, "kind": "", "error": cause}
+            for task, cause in died.items()
+            if last.get(task, {}).get("status") != "FAILED"
+        ]
         # Say which step failed and why, or what the run produced.
         fields: dict[str, T.Any] = {"run": self.run_id or "-"}
         if self.state == "SUCCEEDED":
@@ -60,7 +81,8 @@ class NotificationJob(base.Job, frozen=True):
         else:
             message = f"Pipeline {self.pipeline} ended {self.state}."
         for step in failed:
-            fields["failed step"] = f"{step['task']} ({step['kind']})"
+            kind = f" ({step['kind']})" if step["kind"] else ""
+            fields["failed step"] = f"{step['task']}{kind}"
             message += f"\nFailed step {step['task']}: {step['error']}"
         if not failed and self.error:
             message += f"\n{self.error}"
@@ -86,7 +108,7 @@ class NotificationJob(base.Job, frozen=True):
             link=link,
         )
         return results.NotificationResult(
-            title=title, message=message, fields=fields, delivered=delivered
+            title=title, message=message, fields=fields, delivered=delivered, closed=closed
         )
 
     def _steps(self) -> list[dict[str, T.Any]]:
@@ -108,6 +130,7 @@ class NotificationJob(base.Job, frozen=True):
             return []
         return [
             {
+                "run_id": run.info.run_id,
                 "task": run.data.tags.get("kfp.task", "?"),
                 "kind": run.data.tags.get(base.JOB_TAG, "?"),
                 "status": run.info.status,
@@ -118,6 +141,31 @@ class NotificationJob(base.Job, frozen=True):
             }
             for run in runs
         ]
+
+    def _close_abandoned(self, steps: list[dict[str, T.Any]], died: dict[str, str]) -> list[str]:
+        """End FAILED the runs left RUNNING, with why when known; return their run ids.
+
+        The exit step runs once every other step has ended, so a RUNNING run is one whose step
+        was killed, or lost its pod, before it could end it. Each closed step is updated in
+        place, so that the alert reports it as failed.
+        """
+        abandoned = [step for step in steps if step["status"] == "RUNNING"]
+        if not abandoned:
+            return []
+        closed = []
+        try:
+            client = self.mlflow_service.client()
+            for step in abandoned:
+                cause = died.get(step["task"], "killed, or its pod lost, with no cause left")
+                cause = secrets.redact(cause)
+                tag = f"step {step['task']} ended without recording its outcome: {cause}"
+                client.set_tag(step["run_id"], base.ERROR_TAG, tag[:5000])
+                client.set_terminated(step["run_id"], status="FAILED")
+                step.update(status="FAILED", error=cause)
+                closed.append(step["run_id"])
+        except Exception as error:  # the alert matters more than the cleanup
+            logger.warning("cannot end the abandoned MLflow runs: %s", secrets.redact(str(error)))
+        return closed
 
 
 def _model(tags: dict[str, str]) -> str | None:
