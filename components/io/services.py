@@ -236,14 +236,13 @@ class MlflowService(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         KFP's MLflow plugin gives every step `MLFLOW_RUN_ID` (its run for the task) and the
         experiment of the pipeline run; when it is on, the jobs record in that experiment, as
         nested runs of the plugin's run, so that MLflow never refuses to start their runs and the
-        exit step finds them. `MLFLOW_EXPERIMENT_ID` or `MLFLOW_EXPERIMENT_NAME` alone (the
-        plugin's experiment, or a user's) also win over `experiment_name`.
+        exit step finds them. `MLFLOW_EXPERIMENT_NAME` alone (the deployment's experiment) also
+        wins over `experiment_name`; `MLFLOW_EXPERIMENT_ID` alone does not, because MLflow
+        itself exports it whenever any code of the process sets an experiment.
         """
         parent = parent_run_id()
         if parent:
             return client.get_run(parent).info.experiment_id
-        if os.environ.get("MLFLOW_EXPERIMENT_ID"):
-            return os.environ["MLFLOW_EXPERIMENT_ID"]
         name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or self.experiment_name
         experiment = client.get_experiment_by_name(name)
         if experiment is not None:

@@ -117,11 +117,12 @@ class NotificationJob(base.Job, frozen=True):
             return []
         try:
             client = self.mlflow_service.client()
-            experiment = client.get_experiment_by_name(self.mlflow_service.experiment_name)
+            # The steps' experiment: KFP's MLflow plugin's when it is on, else the pipeline's.
+            experiment = self.mlflow_service.experiment_id(client, create=False)
             if experiment is None:
                 return []
             runs = client.search_runs(
-                [experiment.experiment_id],
+                [experiment],
                 filter_string=f"tags.`{base.PIPELINE_RUN_TAG}` = '{self.run_id}'",
                 order_by=["attributes.start_time ASC"],
             )

@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from components.io import datasets, registries
 from components.jobs import base, training
+from components.jobs.notification import NotificationJob
 from tests.jobs.helpers import features, run, settings, unique, with_demand
 
 pytestmark = pytest.mark.integration
@@ -93,9 +94,16 @@ def test_with_the_plugin_a_failed_job_records_its_error_on_its_nested_run(
     assert job_run.data.tags["mlflow.parentRunId"] == parent
     assert "no-such-column" in job_run.data.tags[base.ERROR_TAG]
     assert client.get_run(parent).info.status == "RUNNING"
+    # The exit step (with the plugin's variables too) finds the step in the plugin's experiment.
+    alert = NotificationJob(
+        pipeline="training", run_id="run-plugin", state="FAILED", **common
+    ).run()
+    assert "Failed step train: FeatureError: target column 'no-such-column'" in alert.message
 
 
-def test_the_plugins_experiment_alone_is_where_the_jobs_record(mlflow_server, data, monkeypatch):
+def test_the_deployments_experiment_name_alone_is_where_the_jobs_record(
+    mlflow_server, data, monkeypatch
+):
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
     experiment_name = unique("kfp-plugin-name")

@@ -584,3 +584,32 @@ def _one(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
     found = [obj for obj in objects if obj["kind"] == kind and obj["metadata"]["name"] == name]
     assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
     return found[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "run_namespace", "account"),
+    [("base", "ml-lifecycle", "default-editor"), ("kind", "kubeflow", "pipeline-runner")],
+)
+def test_the_exit_step_may_read_the_failed_steps_pods(
+    name: str, run_namespace: str, account: str
+) -> None:
+    """Where KFP runs the pods, their account may read pods, their logs and the run: no more."""
+    objects = render(name)
+    role = _one(objects, "Role", "run-failure-reader")
+    binding = _one(objects, "RoleBinding", "run-failure-reader")
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == run_namespace
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account, "namespace": run_namespace}
+    ]
+    granted = {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    assert granted == {
+        ("", "pods", "get"),
+        ("", "pods/log", "get"),
+        ("pipelines.kubeflow.org", "runs", "get"),
+    }
