@@ -187,7 +187,7 @@ def test_tasks_have_display_names_retries_and_no_cache(gpu_compiled):
         assert task.get("cachingOptions", {}).get("enableCache", False) is False, task_name
         retry = task.get("retryPolicy", {}).get("maxRetryCount", 0)
         # Every step is safe to retry, promote included (it compares and sets the alias).
-        assert retry >= 1, f"{task_name}: no retries"
+        assert retry == Settings().retries[step] >= 1, f"{task_name}: {retry} retries"
     for task_name, task in all_tasks(spec).items():
         if not task_name.startswith("condition-branches-"):  # KFP's unnamed If/Else group
             assert task["taskInfo"]["name"] not in ("", task_name), f"{task_name}: no name"
