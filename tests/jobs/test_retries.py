@@ -130,9 +130,7 @@ def test_train_evaluate_and_promote_retried_after_their_side_effects(
     assert versions(client, name) == [1, 2]
 
 
-def test_a_training_that_fails_before_registering_leaves_no_version(
-    mlflow_server, data, tmp_path
-):
+def test_a_training_that_fails_before_registering_leaves_no_version(mlflow_server, data, tmp_path):
     name, common = unique("retry"), settings(mlflow_server, unique("retry"))
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
