@@ -201,7 +201,8 @@ def test_training_registers_a_version_and_promotes_it(trained, mlflow_server):
     assert client.get_model_version_by_alias(trained.model_name, "Champion").version == "1"
     assert trained.returned("train") == {"version": 1}
     # No Champion to compare with: evaluate says so (the alias), promote serves the new version.
-    assert trained.returned("evaluate") == {"Output": True, "champion": "Champion"}
+    assert trained.returned("evaluate") == {"Output": True}
+    assert trained.output("evaluate", "champion").read_text() == "Champion"
     assert trained.returned("promote") == {"Output": "1"}
     assert "Passed" in trained.output("evaluate", "report").read_text()
 
@@ -335,3 +336,40 @@ def test_notify_job_delivers_the_failure_through_slack_answers(
         assert request.body == received[0].body
     assert_failure_alert(received[-1].body, failed.model_name)
     assert fields(received[-1].body)["run"] == run_id
+
+
+# lifecycle, a new version that does not pass
+
+
+@pytest.fixture(scope="module")
+def kept(trained, slack, data, mlflow_server, tmp_path_factory) -> Run:
+    """The lifecycle pipeline on the trained model, with a threshold no version meets."""
+    params = {
+        "data": str(data["small"]),
+        "inference_data": str(data["small"]),
+        "max_samples": 20,
+        **BIKE,
+        **FAST,
+        "thresholds": {"r2": 0.9999},
+    }
+    return run(
+        slack, tmp_path_factory.mktemp("kept"), "lifecycle", params, [],
+        trained.model_name, unique("local-kept"), mlflow_server,
+    )  # fmt: skip
+
+
+def test_a_version_that_does_not_pass_leaves_the_champion_that_predicts(kept, mlflow_server):
+    assert kept.succeeded
+    client = MlflowClient(mlflow_server)
+    # v2 was trained and failed its evaluation against v1, the Champion it read.
+    assert kept.returned("train") == {"version": 2}
+    assert kept.returned("evaluate") == {"Output": False}
+    assert kept.output("evaluate", "champion").read_text() == "1"
+    assert client.get_model_version(kept.model_name, "2").tags["evaluation.passed"] == "false"
+    assert client.get_model_version_by_alias(kept.model_name, "Champion").version == "1"
+    assert not (kept.run_dir / "promote").exists()
+    # Predict and explain (the Else branch's, named predict-2 and explain-2 by KFP) used that
+    # Champion, by its version.
+    assert kept.returned("predict-2") == {"rows": SMALL_ROWS, "version": 1}
+    assert kept.returned("explain-2") == {"Output": 1}
+    assert not (kept.run_dir / "predict").exists()
