@@ -148,7 +148,7 @@ def test_the_replay_follows_the_dockerfile():
         "COPY pipelines/ pipelines/",
         "RUN pip wheel --no-cache-dir --no-deps -w /wheels . \\",
         "&& /opt/venv/bin/pip install --no-cache-dir /wheels/*.whl \\",
-        '&& /opt/venv/bin/python -c "import components, pipelines, kfp, mlflow"',
+        '&& /opt/venv/bin/python -c "import components, pipelines, kfp, mlflow, psycopg2"',
         "COPY --from=build /opt/venv /opt/venv",
         "ENV PATH=/opt/venv/bin:$PATH \\",
         "WORKDIR /home/app",
@@ -210,7 +210,8 @@ def test_train_registers_a_version_and_describes_it(trained, mlflow_server):
 
 
 def test_promote_moves_the_champion(promoted, trained, mlflow_server):
-    assert promoted.parameters["Output"] == f"models:/{MODEL}@Champion"
+    # The version the alias serves now: the trained one (there was no Champion to beat).
+    assert promoted.parameters["Output"] == str(trained.parameters["version"])
     client = mlflow.MlflowClient(tracking_uri=mlflow_server)
     champion = client.get_model_version_by_alias(MODEL, "Champion")
     assert int(champion.version) == trained.parameters["version"]
