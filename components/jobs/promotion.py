@@ -142,7 +142,7 @@ class PromotionJob(base.Job, frozen=True):
         """
         mine = str(candidate.version)
         for _ in range(self.max_rounds):
-            current = client.get_registered_model(self.model_name).aliases.get(self.alias)
+            current = self._holder(client)
             if current == mine:  # an earlier attempt (a retry) already moved it
                 return candidate, None, None
             if beaten is not None and (current or registries.NO_CHAMPION) != beaten:
@@ -163,7 +163,7 @@ class PromotionJob(base.Job, frozen=True):
             # A promotion that read the alias before this write may write after it: wait longer
             # than its read-to-write gap, then check who holds the alias.
             time.sleep(self.settle_seconds)
-            holder = client.get_registered_model(self.model_name).aliases.get(self.alias)
+            holder = self._holder(client)
             if holder == mine:
                 return candidate, int(current) if current else None, None
             logger.warning(
@@ -229,6 +229,11 @@ class PromotionJob(base.Job, frozen=True):
                 f"v{candidate.version} was evaluated against {was}"
             )
         return None
+
+    def _holder(self, client) -> str | None:
+        """The version the alias points to, as text (a local store answers an int)."""
+        version = client.get_registered_model(self.model_name).aliases.get(self.alias)
+        return None if version is None else str(version)
 
     def _find(self, client, version: str) -> results.ModelRef:
         return registries.RegistryFinder(name=self.model_name, alias_or_version=version).find(

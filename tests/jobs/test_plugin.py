@@ -132,6 +132,11 @@ def test_without_the_plugin_the_jobs_record_in_their_own_experiment(
         job_run.info.run_id
     )
     assert registries.latest_version(client, name) == 1
+    # The run records its training data: location and digest (MLflow's dataset input).
+    [data_input] = client.get_run(job_run.info.run_id).inputs.dataset_inputs
+    assert str(data) in data_input.dataset.source and data_input.dataset.digest
+    assert {tag.key: tag.value for tag in data_input.tags}["mlflow.data.context"] == "training"
+    assert job_run.data.tags["training.data"] == str(data)
     # MLflow exports the active experiment; the next job (or kfp.local step) must not take it
     # for the deployment's.
     assert "MLFLOW_EXPERIMENT_ID" not in os.environ

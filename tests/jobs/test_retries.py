@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.io import alerts, datasets, registries
+from components.io import alerts, datasets, registries, services
 from components.jobs import base, evaluation, promotion, training
 from tests.jobs.helpers import features, run, settings, unique, with_demand
 
@@ -140,3 +140,26 @@ def test_a_training_that_fails_before_registering_leaves_no_version(mlflow_serve
         run(train_job(data, name, common, blocker / "holdout.parquet", tags))
     client = common["mlflow_service"].client()
     assert client.search_model_versions(f"name='{name}'") == []
+
+
+def test_promotion_on_a_local_store_moves_the_alias_once(data, tmp_path):
+    """The local sqlite store (the README's first command) answers alias versions as ints."""
+    service = services.MlflowService(
+        tracking_uri=services.local_tracking_uri(tmp_path / "store"), experiment_name="local"
+    )
+    common = {"mlflow_service": service, "alerter": alerts.ConsoleAlerter()}
+    holdout = tmp_path / "holdout.parquet"
+    name = unique("local")
+    run(train_job(data, name, common, holdout, {}))
+    promote = promotion.PromotionJob(
+        model_name=name,
+        inputs=datasets.ParquetReader(path=str(holdout)),
+        target="cnt",
+        settle_seconds=0.1,
+        **common,
+    )
+    first = run(promote)
+    assert (first.promoted, first.served_ref.version, first.previous) == (True, 1, None)
+    again = run(promote)
+    assert (again.promoted, again.served_ref.version) == (True, 1)
+    assert service.client().get_registered_model(name).aliases == {"Champion": 1}
