@@ -12,6 +12,8 @@ import pydantic as pdt
 import requests
 from mlflow.exceptions import MlflowException
 
+from components.core import lineage
+from components.core.results import ModelRef
 from components.io import alerts, services
 from components.utils import secrets
 
@@ -119,6 +121,24 @@ class Job(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     @abc.abstractmethod
     def run(self) -> T.Any:
         """Run the job and return its typed result (see `components.core.results`)."""
+
+    def lineage_of(self, model_ref: ModelRef, inputs: str) -> lineage.Lineage:
+        """Where this job's outputs come from: the model, this job's runs, its input.
+
+        Args:
+            model_ref: the model that produced them.
+            inputs: the location of the rows it read.
+        """
+        run = mlflow.active_run()
+        return lineage.of_job(
+            self.KIND,
+            model_ref,
+            inputs,
+            mlflow_run_id=run.info.run_id if run else "",
+            mlflow_experiment_id=run.info.experiment_id if run else "",
+            tracking_uri=self.mlflow_service.tracking_uri,
+            run_tags=self.run_tags,
+        )
 
     def warn(self, warnings: T.Sequence[str]) -> None:
         """Record warnings on the job's MLflow run, where the pipeline's alert finds them."""

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pydantic as pdt
 
-from components.core import explainers, lineage, results, schemas
+from components.core import explainers, results, schemas
 from components.io import datasets, registries
 from components.jobs import base
 from components.utils import secrets
@@ -78,7 +78,7 @@ class ExplanationsJob(base.Job, frozen=True):
         )
         validator = schemas.Validator(predictor.signature, schema, self.passthrough)
         # Both outputs carry their lineage (model, runs, input) so that they can be traced back.
-        origin = self.lineage_of(model_ref)
+        origin = self.lineage_of(model_ref, self.inputs_samples.path)
         # Explain the samples batch by batch, summing |SHAP| for the model explanations.
         background: pd.DataFrame | None = None
         preview: pd.DataFrame | None = None  # the first explained rows, for reports
@@ -135,17 +135,4 @@ class ExplanationsJob(base.Job, frozen=True):
             seconds=seconds,
             warnings=warnings,
             lineage=origin,
-        )
-
-    def lineage_of(self, model_ref: results.ModelRef) -> lineage.Lineage:
-        """Where the explanations come from: the model, this job's runs, the samples."""
-        run = mlflow.active_run()
-        return lineage.of_job(
-            self.KIND,
-            model_ref,
-            self.inputs_samples.path,
-            mlflow_run_id=run.info.run_id if run else "",
-            mlflow_experiment_id=run.info.experiment_id if run else "",
-            tracking_uri=self.mlflow_service.tracking_uri,
-            run_tags=self.run_tags,
         )

@@ -10,7 +10,7 @@ import mlflow
 import pandas as pd
 import pydantic as pdt
 
-from components.core import lineage, models, results, schemas
+from components.core import models, results, schemas
 from components.io import datasets, registries
 from components.jobs import base
 from components.utils import secrets
@@ -62,7 +62,7 @@ class InferenceJob(base.Job, frozen=True):
         validator = schemas.Validator(predictor.signature, schema, self.passthrough)
         # Validate, predict and write batch by batch; the output appears only if all succeed,
         # carrying its lineage (model, runs, input) so that the file can be traced back.
-        origin = self.lineage_of(model_ref)
+        origin = self.lineage_of(model_ref, self.inputs.path)
         rows, width = 0, 0
         with self.outputs.open(metadata=origin.metadata()) as sink:
             for frame in reader.frames():
@@ -104,17 +104,4 @@ class InferenceJob(base.Job, frozen=True):
             seconds=seconds,
             warnings=warnings,
             lineage=origin,
-        )
-
-    def lineage_of(self, model_ref: results.ModelRef) -> lineage.Lineage:
-        """Where the predictions come from: the model, this job's runs, the input."""
-        run = mlflow.active_run()
-        return lineage.of_job(
-            self.KIND,
-            model_ref,
-            self.inputs.path,
-            mlflow_run_id=run.info.run_id if run else "",
-            mlflow_experiment_id=run.info.experiment_id if run else "",
-            tracking_uri=self.mlflow_service.tracking_uri,
-            run_tags=self.run_tags,
         )
