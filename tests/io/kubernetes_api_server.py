@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import typing as T
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from tests.local_http import LocalHttpServer
 
 _POD = re.compile(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)(/log)?")
 
@@ -84,7 +85,7 @@ def terminated_pod(
     }
 
 
-class FakeKubernetesApiServer:
+class FakeKubernetesApiServer(LocalHttpServer):
     """Pods and their logs in memory, served over HTTP on a free port of 127.0.0.1.
 
     Args:
@@ -105,43 +106,12 @@ class FakeKubernetesApiServer:
         self.forbidden: set[str] = set()
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.authorizations: list[str | None] = []
-        self._httpd: ThreadingHTTPServer | None = None
 
     def add_pod(self, pod: dict[str, T.Any], log: str = "") -> None:
         """Serve a pod, and the log of its `main` container."""
         pod["metadata"]["namespace"] = self.namespace
         self.pods[pod["metadata"]["name"]] = pod
         self.logs[pod["metadata"]["name"]] = log
-
-    def start(self) -> FakeKubernetesApiServer:
-        """Start serving in a background thread."""
-        handler = type("Handler", (_Handler,), {"fake": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> FakeKubernetesApiServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """The API server's base URL."""
-        assert self._httpd is not None, "server not started"
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
 
     def answer(self, path: str, query: dict[str, str]) -> tuple[int, str, str]:
         """(status, content type, body) for a GET, as the real API server answers it."""
@@ -199,3 +169,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+
+FakeKubernetesApiServer.HANDLER = _Handler  # the handler is defined after the server

@@ -16,12 +16,14 @@ import uuid
 from datetime import UTC, datetime
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
+
+from tests.local_http import LocalHttpServer
 
 API = "/apis/v2beta1"
 _FINAL_STATES = {"SUCCEEDED", "FAILED", "SKIPPED", "CANCELED"}
@@ -46,7 +48,7 @@ def _new_id() -> str:
     return str(uuid.uuid4())
 
 
-class FakeKfpApiServer:
+class FakeKfpApiServer(LocalHttpServer):
     """In-memory KFP API state served over HTTP on a free port of 127.0.0.1.
 
     Args:
@@ -79,40 +81,8 @@ class FakeKfpApiServer:
         self.authorizations: list[str | None] = []
         self._run_polls: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
-
-    def start(self) -> Self:
-        """Start serving in a background thread."""
-        handler = type("Handler", (_Handler,), {"fake": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """Base URL to give kfp.Client as host."""
-        assert self._httpd is not None, "server not started"
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
 
     # -- helpers for tests -----------------------------------------------------------------
 
@@ -597,3 +567,6 @@ def isolate_kfp_client(monkeypatch: Any, tmp_path: Path) -> None:
     # Tests may run in a pod: its service account tokens must not leak into requests.
     monkeypatch.setattr(kfp_client, "KFP_SA_TOKEN_PATH", tmp_path / "no-kfp-token")
     monkeypatch.setattr(kfp_client, "K8S_SA_TOKEN_PATH", tmp_path / "no-k8s-token")
+
+
+FakeKfpApiServer.HANDLER = _Handler  # the handler is defined after the server it routes to
