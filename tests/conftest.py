@@ -101,3 +101,21 @@ def tracking(mlflow_server, monkeypatch) -> str:
 def bike() -> pd.DataFrame:
     """The bundled bike sharing data."""
     return pd.read_parquet(BIKE_PARQUET)
+
+
+@pytest.fixture
+def kfp_api():
+    """A fake KFP API server (none can run here): the runs the exit step reads."""
+    from tests.pipelines.kfp_api_server import FakeKfpApiServer
+
+    with FakeKfpApiServer() as server:
+        yield server
+
+
+@pytest.fixture
+def kubernetes_api():
+    """A fake Kubernetes API server (no cluster here) for the namespace ml-lifecycle."""
+    from tests.io.kubernetes_api_server import FakeKubernetesApiServer
+
+    with FakeKubernetesApiServer("ml-lifecycle") as server:
+        yield server

@@ -222,11 +222,10 @@ def training_summary(result: results.TrainingResult) -> str:
 
 def promotion_summary(result: results.PromotionResult) -> str:
     """The promote step's Markdown summary."""
-    served = result.served_ref or result.model_ref
     facts = {
         "model": result.model_ref.name,
         "candidate": f"v{result.model_ref.version}",
-        result.alias: f"v{served.version}",
+        result.alias: f"v{result.served_ref.version}",
         "promoted": "yes" if result.promoted else "no",
         "previous": f"v{result.previous}" if result.previous else "none",
     }

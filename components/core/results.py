@@ -109,16 +109,19 @@ class PromotionResult:
             alias was not moved).
         served_ref: the version the alias points to now: the candidate, or a Champion promoted
             meanwhile that the candidate did not beat.
-        promoted: whether the candidate is served.
         reason: why the candidate is not served (None when it is).
     """
 
     model_ref: ModelRef
     alias: str
     previous: int | None
-    served_ref: ModelRef | None = None
-    promoted: bool = True
+    served_ref: ModelRef
     reason: str | None = None
+
+    @property
+    def promoted(self) -> bool:
+        """Whether the candidate is the version served."""
+        return self.served_ref.version == self.model_ref.version
 
 
 @dataclasses.dataclass(frozen=True)

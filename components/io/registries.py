@@ -14,7 +14,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models.signature import ModelSignature
 from mlflow.tracking import MlflowClient
 
-from components.core import models, schemas
+from components.core import lineage, models, schemas
 from components.core.results import ModelRef
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ CHAMPION_METRIC_TAG = "evaluation.champion.{}"
 NO_CHAMPION = "none"
 # Tags put on a version when it is registered by a pipeline step: the KFP run and task that
 # registered it, so that a retry of the same task finds it instead of registering another.
-TASK_TAGS = ("kfp.run_id", "kfp.task")
+TASK_TAGS = (lineage.KFP_RUN_TAG, lineage.KFP_TASK_TAG)
 
 
 class RegistryError(LookupError):
@@ -74,6 +74,27 @@ def latest_version(client: MlflowClient, name: str) -> int:
     if not versions:
         raise RegistryError(f"registered model '{name}' has no versions")
     return int(versions[0].version)
+
+
+def comparison_tags(champion: int | None, champion_scores: T.Mapping[str, float]) -> dict[str, str]:
+    """The tags that record on a candidate version which Champion it was compared with.
+
+    Args:
+        champion: the Champion's version, None when there was none.
+        champion_scores: the Champion's metrics on the candidate's held-out rows.
+    """
+    return {
+        **{CHAMPION_METRIC_TAG.format(k): f"{v:.6g}" for k, v in champion_scores.items()},
+        CHAMPION_TAG: str(champion) if champion is not None else NO_CHAMPION,
+    }
+
+
+def set_version_tags(
+    client: MlflowClient, name: str, version: int, tags: T.Mapping[str, str]
+) -> None:
+    """Set tags on a model version, in order (MLflow has no batch call for them)."""
+    for key, value in tags.items():
+        client.set_model_version_tag(name, str(version), key, value)
 
 
 def task_tags(run_tags: T.Mapping[str, str]) -> dict[str, str]:

@@ -22,7 +22,8 @@ from components.utils import secrets
 JOB_TAG = "job.kind"
 ERROR_TAG = "job.error"
 WARNING_TAG = "job.warning"
-PIPELINE_RUN_TAG = "kfp.run_id"
+PIPELINE_RUN_TAG = lineage.KFP_RUN_TAG
+TASK_TAG = lineage.KFP_TASK_TAG
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ class Job(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     @property
     def step(self) -> str:
         """The pipeline step running the job (its KIND outside a pipeline)."""
-        return self.run_tags.get("kfp.task", self.KIND)
+        return self.run_tags.get(TASK_TAG, self.KIND)
 
     def _report(self, error: BaseException) -> None:
         """Log and alert a failure, credentials masked."""
@@ -260,5 +261,5 @@ def step_settings(experiment: str, run_id: str, task: str) -> dict[str, T.Any]:
     return {
         "mlflow_service": services.MlflowService(experiment_name=experiment),
         "alerter": alerts.ConsoleAlerter(),
-        "run_tags": {PIPELINE_RUN_TAG: run_id, "kfp.task": task} if run_id else {"kfp.task": task},
+        "run_tags": {PIPELINE_RUN_TAG: run_id, TASK_TAG: task} if run_id else {TASK_TAG: task},
     }

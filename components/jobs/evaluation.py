@@ -101,19 +101,13 @@ class EvaluationJob(base.Job, frozen=True):
         # Record the verdict on the version, with the Champion it beat (promotion moves the
         # alias only if it still points there), and the metrics in a run. Tags are overwritten:
         # evaluating again records the latest comparison.
+        champion = champion_ref.version if champion_ref else None
         verdict = {
             **{registries.METRIC_TAG.format(k): f"{v:.6g}" for k, v in scores.items()},
-            **{
-                registries.CHAMPION_METRIC_TAG.format(k): f"{v:.6g}"
-                for k, v in champion_scores.items()
-            },
-            registries.CHAMPION_TAG: str(champion_ref.version)
-            if champion_ref
-            else registries.NO_CHAMPION,
+            **registries.comparison_tags(champion, champion_scores),
             registries.PASSED_TAG: str(passed).lower(),  # last: the verdict is read first
         }
-        for key, value in verdict.items():
-            client.set_model_version_tag(self.model_name, str(candidate_ref.version), key, value)
+        registries.set_version_tags(client, self.model_name, candidate_ref.version, verdict)
         mlflow.set_tags(
             {
                 "model_name": self.model_name,

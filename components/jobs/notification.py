@@ -132,7 +132,7 @@ class NotificationJob(base.Job, frozen=True):
         return [
             {
                 "run_id": run.info.run_id,
-                "task": run.data.tags.get("kfp.task", "?"),
+                "task": run.data.tags.get(base.TASK_TAG, "?"),
                 "kind": run.data.tags.get(base.JOB_TAG, "?"),
                 "status": run.info.status,
                 "error": run.data.tags.get(base.ERROR_TAG, ""),

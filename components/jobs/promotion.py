@@ -98,9 +98,9 @@ class PromotionJob(base.Job, frozen=True):
         if verdict is None:
             logger.warning("%s was never evaluated; promoting it anyway", candidate.describe())
         served, previous, reason = self._compare_and_set(client, candidate, beaten)
-        if previous is None and tags.get(PREVIOUS_TAG, registries.NO_CHAMPION).isdigit():
-            previous = int(tags[PREVIOUS_TAG])  # a retry: the earlier attempt moved the alias
         promoted = served.version == candidate.version
+        if promoted and previous is None and tags.get(PREVIOUS_TAG, "").isdigit():
+            previous = int(tags[PREVIOUS_TAG])  # a retry: the earlier attempt moved the alias
         # Record which version is served, and why.
         mlflow.set_tags(
             {
@@ -127,7 +127,6 @@ class PromotionJob(base.Job, frozen=True):
             alias=self.alias,
             previous=previous,
             served_ref=served,
-            promoted=promoted,
             reason=reason,
         )
 
@@ -214,15 +213,8 @@ class PromotionJob(base.Job, frozen=True):
         reason = metrics.worse_than_champion(
             task, scores, champion_scores, champion.describe(), self.tolerance
         )
-        recorded = {
-            **{
-                registries.CHAMPION_METRIC_TAG.format(k): f"{v:.6g}"
-                for k, v in champion_scores.items()
-            },
-            registries.CHAMPION_TAG: str(champion.version),
-        }
-        for key, value in recorded.items():
-            client.set_model_version_tag(self.model_name, str(candidate.version), key, value)
+        recorded = registries.comparison_tags(champion.version, champion_scores)
+        registries.set_version_tags(client, self.model_name, candidate.version, recorded)
         if reason:
             return (
                 f"v{candidate.version} is not promoted: {reason}, promoted after "

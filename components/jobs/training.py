@@ -162,8 +162,8 @@ class TrainingJob(base.Job, frozen=True):
             logger.warning(
                 "keeping %s, registered by an earlier attempt of task %s of run %s",
                 earlier.describe(),
-                tags["kfp.task"],
-                tags["kfp.run_id"],
+                tags[base.TASK_TAG],
+                tags[base.PIPELINE_RUN_TAG],
             )
             return earlier
         model_ref = self.saver.save(pipeline, self.model_name, signature, example, tags=tags)

@@ -18,8 +18,8 @@ import pytest
 
 from components.io import runs, services
 from tests.conftest import free_port
-from tests.io.kubernetes_api_server import FakeKubernetesApiServer, terminated_pod
-from tests.pipelines.kfp_api_server import FakeKfpApiServer, failed_step_details
+from tests.io.kubernetes_api_server import terminated_pod
+from tests.pipelines.kfp_api_server import failed_step_details
 
 SECRET = "s3cret-pa55"
 TOKEN = "service-account-token-0123456789"
@@ -174,18 +174,6 @@ def test_an_uncaught_exception_reaches_the_step_log_redacted(tmp_path, root_logg
 def task_details(pod: str = POD, error: str = "") -> list[dict]:
     """A run whose `train` step failed in `pod`."""
     return failed_step_details("train", pod, error)
-
-
-@pytest.fixture
-def kfp_api():
-    with FakeKfpApiServer() as server:
-        yield server
-
-
-@pytest.fixture
-def kubernetes_api():
-    with FakeKubernetesApiServer(NAMESPACE) as server:
-        yield server
 
 
 @pytest.fixture

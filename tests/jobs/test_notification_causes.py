@@ -22,10 +22,10 @@ from components.jobs import base
 from components.jobs.inference import InferenceJob
 from components.jobs.notification import NotificationJob
 from tests.conftest import free_port
-from tests.io.kubernetes_api_server import FakeKubernetesApiServer, terminated_pod
+from tests.io.kubernetes_api_server import terminated_pod
 from tests.io.slack_server import SlackWebhookServer
 from tests.jobs.helpers import unique
-from tests.pipelines.kfp_api_server import FakeKfpApiServer, failed_step_details
+from tests.pipelines.kfp_api_server import failed_step_details
 
 pytestmark = pytest.mark.integration
 
@@ -123,18 +123,6 @@ def test_a_step_failing_on_an_unreachable_mlflow_is_named_with_its_cause(
     out = capfd.readouterr()
     assert SECRET not in request.raw.decode() + out.out + out.err
     assert SECRET not in (run_folder / "predict" / "step.log").read_text()
-
-
-@pytest.fixture
-def kfp_api():
-    with FakeKfpApiServer() as server:
-        yield server
-
-
-@pytest.fixture
-def kubernetes_api():
-    with FakeKubernetesApiServer(NAMESPACE) as server:
-        yield server
 
 
 @pytest.fixture

@@ -197,6 +197,12 @@ def test_concurrent_promotions_that_both_read_v1_leave_the_better_as_champion(
         # the alias after comparing the two again.
         assert outcomes["better"].promoted is True
         assert trained.client.get_model_version(name, "3").tags[registries.CHAMPION_TAG] == "2"
+    else:
+        # The worse one wrote first and was overwritten: it saw that after the settle, compared
+        # itself with the better one, and says it is not served.
+        assert outcomes["worse"].promoted is False
+        assert outcomes["worse"].served_ref.version == CANDIDATES["better"]
+        assert "is worse than the Champion" in outcomes["worse"].reason
 
 
 def test_without_held_out_rows_a_moved_champion_is_refused_naming_both_versions(trained):
