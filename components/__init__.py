@@ -1,7 +1,8 @@
 """Kubeflow Pipelines components for the life of a tabular model, backed by an MLflow registry.
 
 The public components are `train`, `evaluate`, `promote`, `predict`, `explain` and `notify`
-(`from components import train`). They are imported on first use: inside a running step the
+(`from components import train`), and for predictions sharded over pods `plan_shards`,
+`predict_shard` and `publish_predictions`. They are imported on first use: inside a running step the
 package serves the jobs only, and KFP's executor must not re-create the components.
 """
 
@@ -15,6 +16,9 @@ COMPONENTS = {
     "predict": "components.inference",
     "explain": "components.explanations",
     "notify": "components.alerts",
+    "plan_shards": "components.planning",
+    "predict_shard": "components.sharded_inference",
+    "publish_predictions": "components.publication",
 }
 
 __all__ = list(COMPONENTS)

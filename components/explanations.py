@@ -3,7 +3,7 @@
 from typing import Optional
 
 from kfp import dsl
-from kfp.dsl import HTML, Dataset, Input, Markdown, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Output
 
 from components.image import IMAGE
 
@@ -16,6 +16,7 @@ def explain(
     summary: Output[Markdown],
     data: str = "",
     dataset: Optional[Input[Dataset]] = None,
+    plan: Optional[Input[Artifact]] = None,
     model_name: str = "",
     alias_or_version: str = "Champion",
     finder: Optional[dict] = None,
@@ -33,6 +34,8 @@ def explain(
         data: Rows to explain: a Parquet file or folder, or a CSV file (the first rows are
             used), streamed from where it is; or leave empty and connect `dataset`.
         dataset: Rows to explain as a Dataset artifact from an upstream step.
+        plan: The plan of a sharded prediction (plan_shards), instead of data and the model:
+            the rows are drawn across its shards and its model version is explained.
         model_name: Registered model name in MLflow.
         alias_or_version: Alias (e.g. Champion) or version number of the model to explain.
         finder: Another way to find the model, by KIND (see predict): BestRunFinder, UriFinder
@@ -53,27 +56,34 @@ def explain(
         Output: The registered version explained (0 for an unregistered model).
     """
     from components.core import reports
-    from components.io import artifacts, datasets, registries
+    from components.io import artifacts, datasets, registries, shards
     from components.jobs import base
     from components.jobs.explanations import ExplanationsJob
 
     settings = base.step_settings(experiment, run_id, "explain")
-    location = base.guard(
-        ExplanationsJob, settings, lambda: artifacts.input_location(data, dataset)
-    )
+    if plan is not None:
+        the_plan = base.guard(ExplanationsJob, settings, lambda: shards.ShardPlan.read(plan.path))
+        inputs, found = the_plan.sample_reader_config(), the_plan.finder
+    else:
+        location = base.guard(
+            ExplanationsJob, settings, lambda: artifacts.input_location(data, dataset)
+        )
+        inputs = datasets.reader_config(location, base.integers_back(reader or {}))
+        found = registries.finder_config(
+            base.integers_back(finder or {}), model_name, alias_or_version
+        )
     result = base.run_job(
         ExplanationsJob,
         settings,
-        inputs_samples=datasets.reader_config(location, base.integers_back(reader or {})),
+        inputs_samples=inputs,
         models_explanations={"KIND": "ParquetWriter", "path": models_explanations.path},
         samples_explanations={"KIND": "ParquetWriter", "path": samples_explanations.path},
-        finder=registries.finder_config(
-            base.integers_back(finder or {}), model_name, alias_or_version
-        ),
+        finder=found,
         input_schema=input_schema or None,
         passthrough=passthrough or [],
         max_samples=int(max_samples),  # integers may arrive as JSON floats (1000.0)
         allow_unsigned=allow_unsigned,
+        spread=plan is not None,
     )
     if result.lineage is not None:  # also shown in the Kubeflow UI beside the artifacts
         models_explanations.metadata.update(result.lineage.metadata())

@@ -1,4 +1,4 @@
-"""Pipeline `inference`: predict with the Champion, then explain it, then one alert."""
+"""Pipeline `inference`: predict with the Champion (in one pod or sharded), explain, one alert."""
 
 from kfp import dsl
 from kfp.dsl import PipelineTask
@@ -41,6 +41,58 @@ def add_inference(settings: Settings, **params) -> tuple[PipelineTask, PipelineT
     return predict, explain
 
 
+def add_sharded_inference(settings: Settings, **params) -> tuple[PipelineTask, PipelineTask]:
+    """Add plan, predict per shard (ParallelFor), publish, then explain; return publish, explain.
+
+    The plan lists the input's pieces and pins the model version; each shard's pod predicts
+    its pieces into a part of its own, with the predict step's resources (and GPU); the parts
+    are published as one dataset only when every shard succeeded (`dsl.Collected`).
+
+    Args:
+        settings: the cluster settings of the steps (`parallelism`: shard pods at once).
+        **params: the pipeline's inference parameters, by name, and `shards`.
+    """
+    run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
+    common = {"experiment": params["experiment"], "run_id": run_id}
+    plan = c.plan_shards(
+        data=params["data"],
+        model_name=params["model_name"],
+        alias_or_version=params["alias_or_version"],
+        finder=params["finder"],
+        reader=params["reader"],
+        shards=params["shards"],
+        **common,
+    )
+    settings.configure(plan, "plan", "Plan the shards")
+    checks = {
+        "passthrough": params["passthrough"],
+        "input_schema": params["input_schema"],
+        "allow_unsigned": params["allow_unsigned"],
+    }
+    with dsl.ParallelFor(
+        plan.outputs["Output"], name="shards", parallelism=settings.parallelism
+    ) as shard:
+        part = c.predict_shard(
+            plan=plan.outputs["plan"],
+            shard=shard,
+            writer=params["writer"],
+            batch_size=params["batch_size"],
+            probabilities=params["probabilities"],
+            **checks,
+            **common,
+        )
+        settings.configure(part, "predict", "Batch predictions of a shard")
+    publish = c.publish_predictions(
+        plan=plan.outputs["plan"], reports=dsl.Collected(part.outputs["Output"]), **common
+    )
+    settings.configure(publish, "publish", "Publish the predictions")
+    explain = c.explain(
+        plan=plan.outputs["plan"], max_samples=params["max_samples"], **checks, **common
+    ).after(publish)
+    settings.configure(explain, "explain", "SHAP explanations")
+    return publish, explain
+
+
 def build(settings: Settings) -> GraphComponent:
     """Build the inference pipeline with the given cluster settings.
 
@@ -66,6 +118,7 @@ def build(settings: Settings) -> GraphComponent:
         probabilities: bool = True,
         allow_unsigned: bool = False,
         max_samples: int = 1000,
+        shards: int = 1,
         experiment: str = DEFAULT_EXPERIMENT,
         ui_base_url: str = "",
     ):
@@ -87,16 +140,23 @@ def build(settings: Settings) -> GraphComponent:
             probabilities: Add one probability column per class (classifiers).
             allow_unsigned: Use a model without a signature (inputs then go unchecked).
             max_samples: Most rows explained with SHAP.
+            shards: Pods that share the prediction (1: one predict pod). More split the input
+                by Parquet row groups (CSV by file), predict each shard in its own pod, and
+                publish one dataset (a folder with a manifest of the parts) when all succeed.
             experiment: MLflow experiment of the steps' runs.
             ui_base_url: Kubeflow UI base URL for a link in the alert (default: KFP_UI_BASE_URL).
         """
         exit_task = add_notify(settings, "inference", experiment, ui_base_url)
         with dsl.ExitHandler(exit_task, name="inference"):
-            add_inference(
-                settings, data=data, model_name=model_name, alias_or_version=alias_or_version,
+            inference = dict(
+                data=data, model_name=model_name, alias_or_version=alias_or_version,
                 finder=finder, reader=reader, writer=writer, batch_size=batch_size,
                 passthrough=passthrough, input_schema=input_schema, probabilities=probabilities,
                 allow_unsigned=allow_unsigned, max_samples=max_samples, experiment=experiment,
             )  # fmt: skip
+            with dsl.If(shards == 1, name="one-pod"):
+                add_inference(settings, **inference)
+            with dsl.Else(name="sharded"):
+                add_sharded_inference(settings, shards=shards, **inference)
 
     return inference

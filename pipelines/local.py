@@ -77,6 +77,8 @@ def run_local(
 # Outputs worth pointing a user at: `task/artifact` -> a file name that says what it is.
 HIGHLIGHTS = {
     "predict/predictions": "predictions.parquet",
+    # A sharded prediction publishes a folder: the manifest of its parts (see components.io.shards).
+    "publish-predictions/predictions": "predictions",
     "explain/models_explanations": "models_explanations.parquet",
     "explain/samples_explanations": "samples_explanations.parquet",
     "explain/report": "explanations.html",

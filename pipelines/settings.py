@@ -45,6 +45,8 @@ class Settings(pdt.BaseModel, frozen=True, extra="forbid"):
         resources: requests and limits per step.
         timeouts: seconds each step's pod may run (per attempt) before Kubernetes stops it, so
             that a hung step fails, reaches the alert and frees the run.
+        parallelism: the most shard pods of a sharded prediction that run at once (the other
+            shards wait for a free slot); each shard pod has the predict step's resources.
     """
 
     gpu: bool = True
@@ -56,6 +58,7 @@ class Settings(pdt.BaseModel, frozen=True, extra="forbid"):
     slack_secret: str = "slack-webhook"
     retries: dict[str, int] = {
         "train": 1, "evaluate": 2, "promote": 2, "predict": 2, "explain": 2, "notify": 3,
+        "plan": 2, "publish": 2,
     }  # fmt: skip
     resources: dict[str, Resources] = {
         "train": Resources(cpu_request="1", cpu_limit="4", memory_limit="8Gi"),
@@ -65,6 +68,9 @@ class Settings(pdt.BaseModel, frozen=True, extra="forbid"):
         "explain": Resources(cpu_request="1", cpu_limit="4", memory_request="2Gi"),
         "notify": Resources(cpu_request="100m", cpu_limit="500m", memory_request="256Mi",
                             memory_limit="512Mi"),
+        # Plan and publish read metadata and write a small JSON file: no rows pass through them.
+        "plan": Resources(cpu_request="100m", cpu_limit="1", memory_limit="1Gi"),
+        "publish": Resources(cpu_request="100m", cpu_limit="500m", memory_limit="1Gi"),
     }  # fmt: skip
     # Generous for the demo data, bounded for any: raise them for big data, never drop them.
     # MLflow calls are bounded (about 50 s each), so promote and notify need minutes at most.
@@ -75,7 +81,10 @@ class Settings(pdt.BaseModel, frozen=True, extra="forbid"):
         "predict": 4 * 3600,
         "explain": 4 * 3600,
         "notify": 600,
+        "plan": 1800,
+        "publish": 600,
     }
+    parallelism: int = pdt.Field(default=8, gt=0)
 
     GPU_STEPS: T.ClassVar[tuple[str, ...]] = ("predict", "explain")
 

@@ -241,7 +241,9 @@ def inference_summary(result: results.InferenceResult) -> str:
         "rows in": result.rows_in,
         "rows out": result.rows,
         "columns out": result.columns,
-        "seconds": f"{result.seconds:.1f}",
+        **({"shards": result.shards} if result.shards > 1 else {}),
+        # Shards run side by side: the slowest one is the wall time of the prediction.
+        ("seconds" if result.shards == 1 else "seconds (slowest shard)"): f"{result.seconds:.1f}",
         "rows per second": f"{result.rows / max(result.seconds, 1e-9):,.0f}",
         "warnings": "; ".join(result.warnings) or "none",
     }

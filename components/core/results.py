@@ -8,6 +8,7 @@ import typing as T
 import pandas as pd
 
 from components.core.lineage import Lineage
+from components.core.schemas import Violation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +138,9 @@ class InferenceResult:
         seconds: wall time.
         warnings: what the user should know (e.g. predicting without a signature).
         lineage: where the predictions came from, as written into their metadata.
+        violations: the rules the input broke, when the job reports them instead of raising
+            (then nothing was written).
+        shards: how many shards predicted the rows (1: one pod).
     """
 
     model_ref: ModelRef
@@ -147,6 +151,33 @@ class InferenceResult:
     seconds: float
     warnings: list[str] = dataclasses.field(default_factory=list)
     lineage: Lineage | None = None
+    violations: list[Violation] = dataclasses.field(default_factory=list)
+    shards: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanResult:
+    """Shards planned.
+
+    Attributes:
+        model_ref: the version every shard predicts with.
+        shards: how many shards were made.
+        pieces: how many pieces (row groups, files) they share.
+        weights: each shard's rows (bytes for CSV).
+        unit: "rows" or "bytes".
+        output: where the plan went.
+        seconds: wall time.
+        warnings: what the user should know (e.g. fewer shards than asked).
+    """
+
+    model_ref: ModelRef
+    shards: int
+    pieces: int
+    weights: list[int]
+    unit: str
+    output: str
+    seconds: float
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)

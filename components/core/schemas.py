@@ -33,6 +33,10 @@ ACCEPTED_KINDS: dict[DataType, str] = {
 }
 
 
+# The rule an input without rows breaks.
+NO_ROWS = "input has no rows"
+
+
 @dataclasses.dataclass(frozen=True)
 class Violation:
     """One broken rule: which column, which rule, how many rows break it."""
@@ -331,4 +335,4 @@ class Validator:
             violations = [Violation(col, rule, rows) for (col, rule), rows in self.counts.items()]
             raise ValidationError(violations, self.rows)
         if self.rows == 0:
-            raise ValidationError([Violation("*", "input has no rows", 0)], 0)
+            raise ValidationError([Violation("*", NO_ROWS, 0)], 0)

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 import pydantic as pdt
 
 from components import demo
+from components.io import shards
 
 logger = logging.getLogger(__name__)
 
@@ -70,16 +71,22 @@ class Reader(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     and the files of a directory must agree on names and types, so a file that lacks a column is
     refused instead of read as nulls. Parquet files are checked from their footers only.
 
+    A folder published by a sharded prediction (a `_manifest.json` listing its parts, see
+    `components.io.shards`) reads as one dataset: its parts, in order.
+
     Args:
         path: a local path or a URI that pyarrow opens (s3://, gs://, file://).
         batch_size: the most rows in one batch; bounds the memory a job needs.
         columns: read only these columns (all when None).
+        pieces: read only these pieces of the dataset (a shard's part, see `list_pieces`);
+            their paths are the dataset's files as its filesystem names them.
     """
 
     KIND: str
     path: str
     batch_size: int = pdt.Field(default=131_072, gt=0)
     columns: list[str] | None = None
+    pieces: list[shards.Piece] | None = None
 
     @abc.abstractmethod
     def format(self) -> pads.FileFormat:
@@ -100,14 +107,98 @@ class Reader(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
             info = filesystem.get_file_info(path)
             if info.type == pafs.FileType.NotFound:
                 raise DatasetError(f"input not found: {self.path}")
+            source: str | list[str] = path
+            if info.type == pafs.FileType.Directory:
+                filesystem, source = self._published(filesystem, path)
+            if self.pieces is not None:
+                # A shard opens its own files only: the plan has checked all of them.
+                source = list(dict.fromkeys(piece.path for piece in self.pieces))
             # An explicit schema skips pyarrow's inspection of the first file: inspect() reads
             # each file's schema itself, and pyarrow's would refuse duplicate names vaguely.
             dataset = pads.dataset(
-                path, filesystem=filesystem, format=self.format(), schema=pa.schema([])
+                source, filesystem=filesystem, format=self.format(), schema=pa.schema([])
             )
             return dataset.replace_schema(self.inspect(dataset))
         except (pa.ArrowException, OSError) as error:
             raise DatasetError(f"cannot open {self.KIND} input {self.path}: {error}") from error
+
+    def _published(
+        self, filesystem: pafs.FileSystem, folder: str
+    ) -> tuple[pafs.FileSystem, str | list[str]]:
+        """A folder's files: the parts its manifest lists, or the folder itself when it has none."""
+        try:
+            manifest = shards.read_manifest(filesystem, folder)
+        except shards.ShardError as error:
+            raise DatasetError(str(error)) from None
+        if manifest is None:
+            return filesystem, folder
+        if manifest.format != self.format().default_extname:
+            raise DatasetError(
+                f"{self.path} holds {manifest.format} parts; read it with "
+                f"{{'KIND': '{_READER_OF_FORMAT[manifest.format]}'}}"
+            )
+        located = [resolve(uri) for uri in manifest.files]
+        kinds = {type(part_filesystem).__name__ for part_filesystem, _ in located}
+        if len(kinds) > 1:
+            raise DatasetError(f"{self.path}: the manifest's parts lie on different filesystems")
+        return located[0][0], [part for _, part in located]
+
+    def list_pieces(self) -> list[shards.Piece]:
+        """The dataset's pieces that shards split between them, from metadata only, in order.
+
+        Returns:
+            One piece per Parquet row group (its rows known from the footer), or per file for
+            formats without row groups (its size in bytes); files without rows are left out.
+        """
+        dataset = self.dataset()
+        try:
+            return [
+                piece
+                for fragment in self.fragments(dataset)
+                for piece in self.fragment_pieces(fragment)
+            ]
+        except (pa.ArrowException, OSError) as error:
+            raise DatasetError(f"cannot list the pieces of {self.path}: {error}") from error
+
+    def fragment_pieces(self, fragment: pads.Fragment) -> list[shards.Piece]:
+        """The pieces of one scanned fragment: the whole file.
+
+        Args:
+            fragment: a file of the dataset.
+        """
+        size = fragment.filesystem.get_file_info(fragment.path).size or 0
+        return [shards.Piece(path=fragment.path, bytes=size)]
+
+    def sample_frames(
+        self, rows: int, spread_over: int = shards.SAMPLE_PIECES
+    ) -> T.Iterator[pd.DataFrame]:
+        """Yield at most `rows` rows drawn across the dataset, not only from its first file.
+
+        The first rows of up to `spread_over` evenly spaced pieces (files, row groups), an equal
+        share of each; a piece with fewer rows leaves its share to the pieces after it.
+
+        Args:
+            rows: the most rows yielded.
+            spread_over: the most pieces read (each is opened on its own).
+        """
+        pieces = self.pieces if self.pieces is not None else self.list_pieces()
+        chosen = [pieces[index] for index in shards.spread(len(pieces), min(rows, spread_over))]
+        left = rows
+        for number, piece in enumerate(chosen):
+            share = -(-left // (len(chosen) - number))  # ceil: the shares add up to `rows`
+            reader = self.model_copy(
+                update={"pieces": [piece], "batch_size": min(self.batch_size, share)}
+            )
+            taken = 0
+            for frame in reader.frames():
+                frame = frame.head(share - taken)
+                taken += len(frame)
+                yield frame
+                if taken >= share:
+                    break
+            left -= taken
+            if left <= 0:
+                return
 
     def inspect(self, dataset: pads.Dataset) -> pa.Schema:
         """Check each file's columns against the first file's; hidden files are not listed.
@@ -260,12 +351,37 @@ class ParquetReader(Reader, frozen=True):
         return pads.ParquetFileFormat()
 
     def fragments(self, dataset: pads.Dataset) -> T.Iterator[pads.Fragment]:
-        """The row groups of each file, one at a time.
+        """The row groups of each file (those of the reader's pieces only), one at a time.
 
         A whole file's scan pre-buffers and reads its row groups ahead of the consumer.
         """
+        wanted: dict[str, set[int] | None] = {}
+        for piece in self.pieces or []:
+            groups = None if piece.row_groups is None else set(piece.row_groups)
+            known = wanted.get(piece.path, set())
+            wanted[piece.path] = None if groups is None or known is None else known | groups
         for fragment in dataset.get_fragments():
-            yield from fragment.split_by_row_group()
+            groups = wanted.get(fragment.path) if self.pieces is not None else None
+            for row_group in fragment.split_by_row_group():
+                if groups is None or row_group.row_groups[0].id in groups:
+                    yield row_group
+
+    def fragment_pieces(self, fragment: pads.Fragment) -> list[shards.Piece]:
+        """One piece per row group, its rows and bytes from the file's footer.
+
+        Args:
+            fragment: one row group of a file (see `fragments`).
+        """
+        return [
+            shards.Piece(
+                path=fragment.path,
+                row_groups=[group.id],
+                rows=group.num_rows,
+                bytes=max(group.total_byte_size, 0),
+            )
+            for group in fragment.row_groups
+            if group.num_rows
+        ]
 
 
 class CSVReader(Reader, frozen=True):
@@ -441,6 +557,8 @@ _OTHER_DELIMITERS = (";", "\t", "|", ",")
 _HEADER_BYTES = 1 << 20
 
 ReaderKind = ParquetReader | CSVReader
+# The reader of each format that a manifest names.
+_READER_OF_FORMAT = {"parquet": "ParquetReader", "csv": "CSVReader"}
 
 
 # %% WRITERS

@@ -334,6 +334,24 @@ def finder_config(
     return {**defaults, **finder}
 
 
+def pinned_finder(model_ref: ModelRef) -> dict[str, T.Any]:
+    """The finder config that finds this very model again: its version, or its URI.
+
+    Steps that must all use one model (the shards of a prediction) get this instead of an
+    alias, which another run may move while they run.
+
+    Args:
+        model_ref: the model found once.
+    """
+    if model_ref.name and model_ref.version:
+        return {
+            "KIND": "RegistryFinder",
+            "name": model_ref.name,
+            "alias_or_version": model_ref.version,
+        }
+    return {"KIND": "UriFinder", "uri": model_ref.uri}
+
+
 # %% LOADERS
 
 

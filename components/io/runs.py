@@ -86,6 +86,10 @@ class NoTaskReader(TaskReader, frozen=True):
         return []
 
 
+# The folder of one iteration of a ParallelFor in a kfp.local run.
+_ITERATION = re.compile(r"for-loop-\d{1,6}-iteration-(\d{1,9})")
+
+
 class LocalTaskReader(TaskReader, frozen=True):
     """The failed tasks of a kfp.local run, from its folder `<pipeline_root>/<run>/<task>/`.
 
@@ -109,20 +113,34 @@ class LocalTaskReader(TaskReader, frozen=True):
     def failures(self) -> list[TaskFailure]:
         """Each task folder without an executor output, with the cause its log tells."""
         try:
-            folders = [
-                folder
-                for folder in pathlib.Path(self.run_folder).iterdir()
-                if folder.is_dir() and folder.name != self.own_task
-            ]
-            folders.sort(key=lambda folder: folder.stat().st_mtime)
+            folders = self._task_folders(pathlib.Path(self.run_folder), "")
+            folders.sort(key=lambda named: named[1].stat().st_mtime)
         except OSError as error:
             logger.warning("cannot read the run's tasks in %s: %s", self.run_folder, error)
             return []
         return [
-            TaskFailure(folder.name, self._cause(folder))
-            for folder in folders
+            TaskFailure(name, self._cause(folder))
+            for name, folder in folders
             if not (folder / EXECUTOR_OUTPUT).exists()
         ]
+
+    def _task_folders(self, parent: pathlib.Path, suffix: str) -> list[tuple[str, pathlib.Path]]:
+        """The task folders under a run's (or a loop iteration's) folder, with the task names.
+
+        kfp.local puts the tasks of each `ParallelFor` iteration in a folder of their own,
+        `for-loop-<n>-iteration-<i>/<task>/`: such a task is named `<task>-<i>`, as the steps
+        of a sharded prediction name themselves (`predict-shard-2`).
+        """
+        found = []
+        for folder in parent.iterdir():
+            if not folder.is_dir() or (not suffix and folder.name == self.own_task):
+                continue
+            iteration = _ITERATION.fullmatch(folder.name)
+            if iteration:
+                found += self._task_folders(folder, f"{suffix}-{iteration[1]}")
+            else:
+                found.append((folder.name + suffix, folder))
+        return found
 
     def _cause(self, folder: pathlib.Path) -> str:
         text = read_tail(folder / pathlib.Path(self.log_name).name)

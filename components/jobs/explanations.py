@@ -40,6 +40,8 @@ class ExplanationsJob(base.Job, frozen=True):
         allow_unsigned: explain a model that has no signature (inputs then go unchecked).
         max_samples: the most samples explained.
         background_samples: rows kept as the reference distribution (linear and permutation).
+        spread: draw the samples across the input's pieces (files, row groups), as a sharded
+            prediction does, instead of taking its first rows.
     """
 
     KIND: T.Literal["ExplanationsJob"] = "ExplanationsJob"
@@ -54,6 +56,7 @@ class ExplanationsJob(base.Job, frozen=True):
     max_samples: int = pdt.Field(default=1000, gt=0)
     background_samples: int = pdt.Field(default=100, gt=0)
     allow_unsigned: bool = False
+    spread: bool = False
 
     def run(self) -> results.ExplanationsResult:
         """Find and load the native model, explain the samples, then the model."""
@@ -85,7 +88,8 @@ class ExplanationsJob(base.Job, frozen=True):
         total_abs: np.ndarray | None = None
         samples = 0
         with self.samples_explanations.open(metadata=origin.metadata()) as sink:
-            for frame in reader.frames():
+            frames = reader.sample_frames(self.max_samples) if self.spread else reader.frames()
+            for frame in frames:
                 if samples >= self.max_samples:
                     break
                 frame = frame.head(self.max_samples - samples).reset_index(drop=True)

@@ -31,6 +31,9 @@ class InferenceJob(base.Job, frozen=True):
         passthrough: input columns copied beside the predictions (ids, timestamps) for joins.
         probabilities: add one probability column per class (classifiers that have them).
         allow_unsigned: predict with a model that has no signature (inputs then go unchecked).
+        report_violations: return the rules the input breaks instead of raising them (nothing
+            is written either way); a shard does, so that the publishing step reports the
+            totals over every shard.
     """
 
     KIND: T.Literal["InferenceJob"] = "InferenceJob"
@@ -44,6 +47,7 @@ class InferenceJob(base.Job, frozen=True):
     passthrough: list[str] = pdt.Field(default_factory=list)
     probabilities: bool = True
     allow_unsigned: bool = False
+    report_violations: bool = False
 
     def run(self) -> results.InferenceResult:
         """Find and load the model, then validate, predict and write batch by batch."""
@@ -64,18 +68,26 @@ class InferenceJob(base.Job, frozen=True):
         # carrying its lineage (model, runs, input) so that the file can be traced back.
         origin = self.lineage_of(model_ref, self.inputs.path)
         rows, width = 0, 0
-        with self.outputs.open(metadata=origin.metadata()) as sink:
-            for frame in reader.frames():
-                if not validator.check(frame) or validator.counts:
-                    continue  # keep checking the rest, to report every broken rule at once
-                predictions = predictor.predict(frame)
-                if not self.probabilities:
-                    predictions = predictions[[models.PREDICTION]]
-                kept = frame[self.passthrough].reset_index(drop=True)
-                output = pd.concat([kept, predictions], axis=1)
-                sink.write(output)
-                rows, width = rows + len(frame), output.shape[1]
-            validator.raise_for_violations()
+        violations: list[schemas.Violation] = []
+        try:
+            with self.outputs.open(metadata=origin.metadata()) as sink:
+                for frame in reader.frames():
+                    if not validator.check(frame) or validator.counts:
+                        continue  # keep checking the rest, to report every broken rule at once
+                    predictions = predictor.predict(frame)
+                    if not self.probabilities:
+                        predictions = predictions[[models.PREDICTION]]
+                    kept = frame[self.passthrough].reset_index(drop=True)
+                    output = pd.concat([kept, predictions], axis=1)
+                    sink.write(output)
+                    rows, width = rows + len(frame), output.shape[1]
+                validator.raise_for_violations()
+        except schemas.ValidationError as error:
+            if not self.report_violations:
+                raise
+            violations, rows = error.violations, 0
+            warnings = [*warnings, f"{len(violations)} rule(s) broken; nothing was written"]
+            self.warn(warnings)
         seconds = time.perf_counter() - started
         logger.info("predicted %d rows in %.1fs", rows, seconds)
         mlflow.set_tags(
@@ -88,13 +100,16 @@ class InferenceJob(base.Job, frozen=True):
             }
         )
         mlflow.log_metrics({"rows_predicted": rows, "seconds": seconds})
-        # Tell people the shape of the output.
-        self.alerter.notify(
-            title=f"{self.KIND} succeeded",
-            message=f"Predicted {rows} rows with {model_ref.describe()}."
-            + "".join(f"\nWarning: {warning}" for warning in warnings),
-            fields={"shape": f"({rows}, {width})", "output": self.outputs.path},
-        )
+        # Tell people the shape of the output, or the rules broken (reported by the caller).
+        if violations:
+            logger.warning("input validation failed: %s", "; ".join(map(str, violations)))
+        else:
+            self.alerter.notify(
+                title=f"{self.KIND} succeeded",
+                message=f"Predicted {rows} rows with {model_ref.describe()}."
+                + "".join(f"\nWarning: {warning}" for warning in warnings),
+                fields={"shape": f"({rows}, {width})", "output": self.outputs.path},
+            )
         return results.InferenceResult(
             model_ref=model_ref,
             rows_in=validator.rows,
@@ -104,4 +119,5 @@ class InferenceJob(base.Job, frozen=True):
             seconds=seconds,
             warnings=warnings,
             lineage=origin,
+            violations=violations,
         )

@@ -1,0 +1,63 @@
+"""Component `plan_shards`: split the rows to predict into balanced shards, one model version."""
+
+from typing import Optional
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Output
+
+from components.image import IMAGE
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def plan_shards(
+    plan: Output[Artifact],
+    data: str = "",
+    dataset: Optional[Input[Dataset]] = None,
+    model_name: str = "",
+    alias_or_version: str = "Champion",
+    finder: Optional[dict] = None,
+    reader: Optional[dict] = None,
+    shards: int = 2,
+    experiment: str = "model-lifecycle",
+    run_id: str = "",
+) -> list:
+    """Plan a sharded prediction from the input's metadata (no row is read) and find the model.
+
+    Args:
+        data: Rows to predict: a folder of Parquet files, a Parquet file with several row
+            groups, or CSV files (local path, s3://, gs://, demo://); or connect `dataset`.
+        dataset: Rows to predict as a Dataset artifact from an upstream step.
+        model_name: Registered model name in MLflow.
+        alias_or_version: Alias (e.g. Champion) or version number; resolved once, here, so that
+            every shard predicts with the same version.
+        finder: Another way to find the model, by KIND (see predict).
+        reader: Reader options, e.g. {"KIND": "CSVReader", "delimiter": ";"}.
+        shards: How many shards (pods) to split the input into; fewer when it has fewer pieces
+            (Parquet row groups, CSV files).
+        experiment: MLflow experiment of the planning run.
+        run_id: Pipeline run id, recorded on the MLflow run (set by the pipeline).
+
+    Returns:
+        plan: Which pieces each shard reads, and the model version they all use (JSON).
+        Output: The shards' indices, to fan out over.
+    """
+    from components.io import artifacts, datasets, registries
+    from components.jobs import base
+    from components.jobs.planning import PlanningJob
+
+    settings = base.step_settings(experiment, run_id, "plan-shards")
+    location = base.guard(PlanningJob, settings, lambda: artifacts.input_location(data, dataset))
+    result = base.run_job(
+        PlanningJob,
+        settings,
+        inputs=datasets.reader_config(location, base.integers_back(reader or {})),
+        finder=registries.finder_config(
+            base.integers_back(finder or {}), model_name, alias_or_version
+        ),
+        shards=int(shards),  # integers may arrive as JSON floats (2.0)
+        output=plan.path,
+    )
+    plan.metadata.update(
+        {"shards": result.shards, "pieces": result.pieces, "model": result.model_ref.describe()}
+    )
+    return list(range(result.shards))

@@ -1,0 +1,51 @@
+"""Component `publish_predictions`: publish the shards' parts as one dataset, all or nothing."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Output
+
+from components.image import IMAGE
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def publish_predictions(
+    plan: Input[Artifact],
+    reports: list,
+    predictions: Output[Dataset],
+    summary: Output[Markdown],
+    experiment: str = "model-lifecycle",
+    run_id: str = "",
+) -> int:
+    """Publish the predictions of every shard as one dataset, once all of them succeeded.
+
+    The parts stay where the shards wrote them: `predictions` is a folder with a manifest,
+    `_manifest.json`, that lists them (with rows, model version and run id). The project's
+    readers open the folder as one table; pyarrow opens the manifest's `files`.
+
+    Args:
+        plan: The plan made by plan_shards.
+        reports: Each shard's report (collected from predict_shard).
+        experiment: MLflow experiment of the publishing run.
+        run_id: Pipeline run id, recorded on the MLflow run (set by the pipeline).
+
+    Returns:
+        predictions: The published predictions: a folder holding the manifest of the parts.
+        summary: Run summary: rows, shards, model version.
+        Output: Rows predicted.
+    """
+    from components.core import reports as summaries
+    from components.io import artifacts, shards
+    from components.jobs import base
+    from components.jobs.publication import PublicationJob
+
+    settings = base.step_settings(experiment, run_id, "publish-predictions")
+    parsed = base.guard(
+        PublicationJob, settings, lambda: [shards.ShardReport.parse(text) for text in reports]
+    )
+    result = base.run_job(
+        PublicationJob, settings, plan=plan.path, reports=parsed, output=predictions.path
+    )
+    predictions.metadata.update(
+        {"rows": result.rows, "shards": result.shards, "model": result.model_ref.describe()}
+    )
+    artifacts.write_text(summary, summaries.inference_summary(result))
+    return result.rows

@@ -1,0 +1,82 @@
+"""Component `predict_shard`: batch predictions of one shard of a plan, into a part of its own."""
+
+from typing import Optional
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Output
+
+from components.image import IMAGE
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def predict_shard(
+    plan: Input[Artifact],
+    shard: int,
+    part: Output[Dataset],
+    writer: Optional[dict] = None,
+    batch_size: int = 131072,
+    passthrough: Optional[list] = None,
+    input_schema: str = "",
+    probabilities: bool = True,
+    allow_unsigned: bool = False,
+    experiment: str = "model-lifecycle",
+    run_id: str = "",
+) -> str:
+    """Predict the rows of one shard with the plan's model version, batch by batch.
+
+    Rules broken by the shard's rows are reported, not raised: the publishing step reports them
+    with their totals over every shard.
+
+    Args:
+        plan: The plan made by plan_shards.
+        shard: Which shard of the plan to predict.
+        writer: Output format: {"KIND": "ParquetWriter"} (default) or {"KIND": "CSVWriter"}.
+        batch_size: Rows per batch; bounds the step's memory.
+        passthrough: Input columns copied beside the predictions (ids, timestamps) for joins.
+        input_schema: Pandera schema with domain rules: a YAML file or module:NAME (optional).
+        probabilities: Add one probability column per class (classifiers).
+        allow_unsigned: Predict with a model that has no signature (its inputs go unchecked).
+        experiment: MLflow experiment of the shard's run.
+        run_id: Pipeline run id, recorded on the MLflow run (set by the pipeline).
+
+    Returns:
+        part: The shard's predictions: pass-through columns, prediction, class probabilities.
+        Output: The shard's report (JSON): its part's location, rows and rules broken.
+    """
+    from components.io import datasets, shards
+    from components.jobs import base
+    from components.jobs.inference import InferenceJob
+
+    shard = int(shard)  # integers may arrive as JSON floats (1.0)
+    settings = base.step_settings(experiment, run_id, f"predict-shard-{shard}")
+    the_plan = base.guard(InferenceJob, settings, lambda: shards.ShardPlan.read(plan.path))
+    inputs = base.guard(InferenceJob, settings, lambda: the_plan.reader_config(shard))
+    outputs = datasets.writer_config(part.path, base.integers_back(writer or {}))
+    result = base.run_job(
+        InferenceJob,
+        settings,
+        inputs={**inputs, "batch_size": int(batch_size)},
+        outputs=outputs,
+        finder=the_plan.finder,
+        input_schema=input_schema or None,
+        passthrough=passthrough or [],
+        probabilities=probabilities,
+        allow_unsigned=allow_unsigned,
+        report_violations=True,
+    )
+    part.metadata.update({"shard": shard, "rows": result.rows})
+    if result.lineage is not None:
+        part.metadata.update(result.lineage.metadata())
+    report = shards.ShardReport(
+        shard=shard,
+        uri=part.uri if result.rows else "",
+        rows=result.rows,
+        rows_in=result.rows_in,
+        columns=result.columns,
+        model_version=result.model_ref.version,
+        format="csv" if outputs["KIND"] == "CSVWriter" else "parquet",
+        violations=result.violations,
+        warnings=result.warnings,
+        seconds=result.seconds,
+    )
+    return report.model_dump_json()
