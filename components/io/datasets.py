@@ -280,7 +280,8 @@ class Reader(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         Returns:
             The error to raise instead.
         """
-        return DatasetError(f"cannot read {self.KIND} input {self.path}: {error}")
+        where = f" (file {fragment.path})" if fragment is not None else ""
+        return DatasetError(f"cannot read {self.KIND} input {self.path}{where}: {error}")
 
     def frames(self) -> T.Iterator[pd.DataFrame]:
         """Yield the batches as pandas DataFrames."""

@@ -20,7 +20,7 @@ def compiled_spec(name: str, tmp_path: pathlib.Path) -> dict:
     component = getattr(importlib.import_module(components.COMPONENTS[name]), name)
     path = tmp_path / f"{name}.yaml"
     compiler.Compiler().compile(component, str(path))
-    return yaml.safe_load(path.read_text())["components"][f"comp-{name}"]
+    return yaml.safe_load(path.read_text())["components"][f"comp-{name.replace('_', '-')}"]
 
 
 def interface(spec: dict) -> dict[str, dict]:
@@ -36,6 +36,7 @@ def interface(spec: dict) -> dict[str, dict]:
 def test_components_are_the_public_list():
     assert sorted(components.__all__) == sorted(
         ["train", "evaluate", "promote", "predict", "explain", "notify"]
+        + ["plan_shards", "predict_shard", "publish_predictions"]
     )
 
 
@@ -73,7 +74,7 @@ def test_experiment_defaults_to_the_shared_one(name, tmp_path):
     assert found["inputDefinitions/parameters/experiment"]["defaultValue"] == "model-lifecycle"
 
 
-@pytest.mark.parametrize("name", ["train", "predict", "explain"])
+@pytest.mark.parametrize("name", ["train", "predict", "explain", "plan_shards"])
 def test_input_is_a_location_or_a_dataset_artifact(name, tmp_path):
     """Either `data` (a path or URI) or a connected `dataset`: both are optional."""
     found = interface(compiled_spec(name, tmp_path))

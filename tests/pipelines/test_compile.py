@@ -40,10 +40,21 @@ def compile_pipeline(name: str, gpu: bool, tmp_path: pathlib.Path) -> tuple[dict
     return documents[0], documents[1]
 
 
+# The steps of a sharded prediction, by component function, as Settings names them: each
+# shard's pod is a predict pod (its resources, its GPU).
+SHARDED_STEPS = {
+    "plan_shards": "plan",
+    "predict_shard": "predict",
+    "publish_predictions": "publish",
+}
+
+
 def step_of(executor: dict) -> str:
-    """The component function an executor runs (`predict` for exec-predict and exec-predict-2)."""
+    """The Settings step of an executor (`predict` for exec-predict, exec-predict-2 and
+    exec-predict-shard)."""
     args = executor["container"]["args"]
-    return args[args.index("--function_to_execute") + 1]
+    function = args[args.index("--function_to_execute") + 1]
+    return SHARDED_STEPS.get(function, function)
 
 
 def platform_executors(platform: dict) -> dict[str, dict]:
@@ -191,6 +202,41 @@ def test_tasks_have_display_names_retries_and_no_cache(gpu_compiled):
     for task_name, task in all_tasks(spec).items():
         if not task_name.startswith("condition-branches-"):  # KFP's unnamed If/Else group
             assert task["taskInfo"]["name"] not in ("", task_name), f"{task_name}: no name"
+
+
+def test_inference_fans_predict_out_over_the_planned_shards(tmp_path):
+    spec, platform = compile_pipeline("inference", True, tmp_path)
+    tasks = all_tasks(spec)
+    [(loop_name, loop)] = [(n, task) for n, task in tasks.items() if "parameterIterator" in task]
+    assert loop["iteratorPolicy"]["parallelismLimit"] == Settings().parallelism
+    iterated = loop["parameterIterator"]["items"]["inputParameter"]
+    inputs = loop["inputs"]["parameters"][iterated]
+    assert inputs["taskOutputParameter"] == {
+        "outputParameterKey": "Output",
+        "producerTask": "plan-shards",
+    }
+    # Each shard's pod predicts with the predict step's resources and GPU scheduling.
+    shard = tasks["predict-shard"]
+    plan = shard["inputs"]["artifacts"]["plan"]["componentInputArtifact"]
+    assert loop["inputs"]["artifacts"][plan]["taskOutputArtifact"]["producerTask"] == "plan-shards"
+    label = spec["components"][shard["componentRef"]["name"]]["executorLabel"]
+    resources = spec["deploymentSpec"]["executors"][label]["container"]["resources"]
+    wanted = Settings().resources["predict"]
+    assert resources["resourceCpuLimit"] == wanted.cpu_limit
+    assert resources["accelerator"]["resourceType"] == "nvidia.com/gpu"
+    assert platform_executors(platform)[label]["nodeSelector"]["labels"] == GPU_LABEL
+    # The publishing step collects every shard's report, and runs only after all of them.
+    publish = tasks["publish-predictions"]
+    reports = publish["inputs"]["parameters"]["reports"]["taskOutputParameter"]
+    assert reports["producerTask"] == loop_name
+    assert loop_name in publish["dependentTasks"]
+    # One predict pod when shards == 1, the fan-out otherwise.
+    conditions = {
+        task["taskInfo"]["name"]: task.get("triggerPolicy", {}).get("condition", "")
+        for task in tasks.values()
+        if task.get("triggerPolicy", {}).get("condition")
+    }
+    assert any("== 1" in condition for condition in conditions.values()), conditions
 
 
 def test_components_run_the_project_image_without_pip(gpu_compiled):

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from components.io import alerts, services
+from components.io import alerts, datasets, services
 from components.jobs import base
 from components.jobs.notification import NotificationJob
 from pipelines.local import run_local
@@ -38,6 +38,7 @@ pytestmark = [
 BIKE_ROWS = 17_379
 SMALL_ROWS = 3_000  # enough for a model that passes r2 >= 0.5, quick to train
 BAD_ROWS, BAD_TEMP_ROWS = 500, 7
+SHARD_ROWS = 6_000  # rows per row group (or file) of the sharded runs' inputs: 3 shards
 FAST = {"model_params": {"max_iter": 30}, "thresholds": {"r2": 0.5}}
 # The demo data's columns, as confs/bike-sharing.yaml describes them.
 BIKE = {
@@ -120,7 +121,18 @@ def data(tmp_path_factory) -> dict[str, pathlib.Path]:
     bad.loc[bad.index[:BAD_TEMP_ROWS], "temp"] = 5.0  # out of the schema's [0, 1]
     bad_path = folder / "bad.parquet"
     bad.to_parquet(bad_path)
-    return {"small": small, "bad": bad_path}
+    # For the sharded runs: three row groups in one file; three files, the second corrupt.
+    grouped = folder / "grouped.parquet"
+    bike.to_parquet(grouped, row_group_size=SHARD_ROWS)
+    corrupt = folder / "corrupt"
+    corrupt.mkdir()
+    for number, start in enumerate(range(0, len(bike), SHARD_ROWS)):
+        bike.iloc[start : start + SHARD_ROWS].to_parquet(corrupt / f"{number}.parquet")
+    second = corrupt / "1.parquet"
+    raw = bytearray(second.read_bytes())  # data pages overwritten, the footer intact
+    raw[100 : len(raw) // 2] = b"\xff" * (len(raw) // 2 - 100)
+    second.write_bytes(bytes(raw))
+    return {"small": small, "bad": bad_path, "grouped": grouped, "corrupt": corrupt}
 
 
 def run(
@@ -253,6 +265,75 @@ def test_inference_alert_says_what_was_predicted(inferred):
     assert facts["model"] == f"{inferred.model_name} v1"
     assert facts["rows predicted"] == f"{BIKE_ROWS:,}"
     assert facts["samples explained"] == "50"
+
+
+# inference over shards
+
+
+@pytest.fixture(scope="module")
+def sharded(trained, slack, data, mlflow_server, tmp_path_factory) -> Run:
+    """The inference pipeline over 3 shards, on the bike data in row groups of 6,000 rows."""
+    params = {
+        "data": str(data["grouped"]),
+        "input_schema": str(BIKE_SCHEMA),
+        "passthrough": PASSTHROUGH,
+        "max_samples": 50,
+        "shards": 3,
+    }
+    return run(
+        slack, tmp_path_factory.mktemp("sharded"), "inference", params, [],
+        trained.model_name, unique("local-sharded"), mlflow_server,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def shard_failed(trained, slack, data, mlflow_server, tmp_path_factory) -> Run:
+    """The inference pipeline over 3 shards of 3 files, the second one corrupt."""
+    params = {"data": str(data["corrupt"]), "max_samples": 20, "shards": 3}
+    return run(
+        slack, tmp_path_factory.mktemp("shard-failed"), "inference", params, [],
+        trained.model_name, unique("local-shard-failed"), mlflow_server,
+    )  # fmt: skip
+
+
+def test_sharded_inference_publishes_the_rows_of_one_pod(sharded, inferred):
+    assert sharded.succeeded
+    parts = sorted(sharded.run_dir.glob("for-loop-*-iteration-*/predict-shard/part"))
+    assert len(parts) == 3
+    assert not (sharded.run_dir / "predict").exists()  # the one-pod branch did not run
+    published = sharded.output("publish-predictions", "predictions")
+    manifest = json.loads((published / "_manifest.json").read_text())
+    assert manifest["rows"] == BIKE_ROWS and manifest["model_version"] == 1
+    assert sorted(manifest["files"]) == [str(part) for part in parts]
+    assert [part["rows"] for part in manifest["parts"]] == [SHARD_ROWS, SHARD_ROWS, 5_379]
+    assert sharded.returned("publish-predictions") == {"Output": BIKE_ROWS}
+    one = pd.read_parquet(inferred.output("predict", "predictions"))
+    every = datasets.reader_for(str(published)).read()
+    pd.testing.assert_frame_equal(
+        every.sort_values("instant").reset_index(drop=True),
+        one.sort_values("instant").reset_index(drop=True),
+    )
+    samples = pd.read_parquet(sharded.output("explain-2", "samples_explanations"))
+    assert len(samples) == 50
+
+
+def test_sharded_inference_alert_counts_the_rows_of_every_shard(sharded):
+    body = sharded.alert()
+    assert header(body).startswith(":white_check_mark: inference: SUCCEEDED")
+    facts = fields(body)
+    assert facts["rows predicted"] == f"{BIKE_ROWS:,}"
+    assert facts["model"] == f"{sharded.model_name} v1"
+
+
+def test_a_failed_shard_publishes_nothing_and_the_alert_names_it(shard_failed):
+    assert not shard_failed.succeeded
+    assert not (shard_failed.run_dir / "publish-predictions").exists()
+    assert not list(shard_failed.run_dir.glob("explain*"))
+    text = message(shard_failed.alert())
+    assert "Failed step predict-shard-1: DatasetError: cannot read ParquetReader input" in text
+    assert "1.parquet" in text
+    assert "for-loop" not in text  # a loop's folder is not a step
+    assert fields(shard_failed.alert())["failed step"] == "predict-shard-1 (InferenceJob)"
 
 
 # lifecycle, failing on bad inference data
