@@ -30,6 +30,8 @@ from components.io import shards
 logger = logging.getLogger(__name__)
 
 Data = pd.DataFrame | pa.Table | pa.RecordBatch
+# KFP's MinIO service, as a default Kubeflow Pipelines install names it.
+DEFAULT_MINIO_ENDPOINT = "minio-service.kubeflow:9000"
 
 
 class DatasetError(ValueError):
@@ -41,12 +43,20 @@ def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
 
     Local paths need no scheme; s3://, gs://, hdfs:// and file:// go through pyarrow's own
     filesystems, so credentials come from the usual environment variables; demo:// names a
-    bundled demo file.
+    bundled demo file; minio:// (the URIs of KFP's artifacts on a default install) is S3 at
+    $MINIO_ENDPOINT (default: KFP's in-cluster MinIO service), credentials from
+    AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
     """
     try:
         uri = demo.resolve(uri)
     except FileNotFoundError as error:
         raise DatasetError(str(error)) from None
+    if uri.startswith("minio://"):
+        # KFP's default artifact store (the URIs of a cluster's artifacts): MinIO speaks S3.
+        endpoint = os.environ.get("MINIO_ENDPOINT", DEFAULT_MINIO_ENDPOINT)
+        scheme = os.environ.get("MINIO_SCHEME", "http")
+        filesystem = pafs.S3FileSystem(endpoint_override=endpoint, scheme=scheme)
+        return filesystem, uri.removeprefix("minio://")
     if "://" in uri:
         return pafs.FileSystem.from_uri(uri)
     return pafs.LocalFileSystem(), os.path.abspath(uri)
