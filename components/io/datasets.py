@@ -148,6 +148,8 @@ class Reader(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
                 f"{{'KIND': '{_READER_OF_FORMAT[manifest.format]}'}}"
             )
         located = [resolve(uri) for uri in manifest.files]
+        if not located:  # a manifest of no parts: no shard wrote rows
+            return filesystem, []
         kinds = {type(part_filesystem).__name__ for part_filesystem, _ in located}
         if len(kinds) > 1:
             raise DatasetError(f"{self.path}: the manifest's parts lie on different filesystems")

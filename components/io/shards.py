@@ -237,7 +237,7 @@ class ShardPlan(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         try:
             with open(path, encoding="utf-8") as file:
                 return cls.model_validate_json(file.read())
-        except (OSError, pdt.ValidationError) as error:
+        except (OSError, UnicodeDecodeError, pdt.ValidationError) as error:
             raise ShardError(f"cannot read the shard plan {path}: {error}") from None
 
 

@@ -318,3 +318,49 @@ def test_the_default_reader_follows_where_the_exit_step_runs(monkeypatch):
     cluster = runs.default_reader("training-x7k2p", "run-1")
     assert isinstance(cluster, runs.ClusterTaskReader) and cluster.run_id == "run-1"
     assert isinstance(runs.default_reader("training-x7k2p", ""), runs.NoTaskReader)
+
+
+# kfp.local: the tasks of a ParallelFor's iterations
+
+
+SHARD_ERROR = (
+    "2024-05-01 10:00:03,004 ERROR components.jobs.base: [FAILED] InferenceJob: cannot read "
+    "ParquetReader input s3://bucket/rows (file bucket/rows/part-3.parquet): corrupt footer"
+)
+
+
+def test_local_reader_names_a_failed_loop_task_after_its_iteration(tmp_path):
+    write_task(tmp_path, "plan-shards", STEP_LOG, succeeded=True)
+    write_task(tmp_path / "for-loop-5-iteration-0", "predict-shard", STEP_LOG, succeeded=True)
+    write_task(tmp_path / "for-loop-5-iteration-1", "predict-shard", [*STEP_LOG, SHARD_ERROR])
+    write_task(tmp_path, "notify", None)
+    failures = runs.LocalTaskReader(run_folder=str(tmp_path), own_task="notify").failures()
+    assert failures == [
+        runs.TaskFailure(
+            "predict-shard-1",
+            "InferenceJob: cannot read ParquetReader input s3://bucket/rows "
+            "(file bucket/rows/part-3.parquet): corrupt footer",
+        )
+    ]
+
+
+def test_local_reader_never_reports_a_loop_iteration_folder_as_a_task(tmp_path):
+    # An iteration whose task never made its folder, and one whose task was killed.
+    (tmp_path / "for-loop-2-iteration-0").mkdir()
+    write_task(tmp_path / "for-loop-2-iteration-1", "predict-shard", None)
+    write_task(tmp_path / "for-loop-2-iteration-12", "predict-shard", STEP_LOG, succeeded=True)
+    failures = runs.LocalTaskReader(run_folder=str(tmp_path)).failures()
+    assert failures == [runs.TaskFailure("predict-shard-1", runs.KILLED)]
+
+
+def test_local_reader_names_tasks_of_nested_loops_after_each_iteration(tmp_path):
+    inner = tmp_path / "for-loop-2-iteration-3" / "for-loop-4-iteration-0"
+    write_task(inner, "predict-shard", [*STEP_LOG, SHARD_ERROR])
+    write_task(tmp_path / "for-loop-2-iteration-3", "plan-shards", STEP_LOG, succeeded=True)
+    # A task folder that only looks like an iteration is a task of its own.
+    write_task(tmp_path, "for-loop-2-iteration-x", None)
+    failures = runs.LocalTaskReader(run_folder=str(tmp_path)).failures()
+    assert sorted(failure.task for failure in failures) == [
+        "for-loop-2-iteration-x",
+        "predict-shard-3-0",
+    ]
