@@ -56,8 +56,11 @@ class PublicationJob(base.Job, frozen=True):
         rows = sum(report.rows for report in reports)
         parts = [shards.Part(shard=r.shard, uri=r.uri, rows=r.rows) for r in reports if r.uri]
         formats = {report.format for report in reports if report.uri}
-        if len(formats) > 1:
-            raise shards.ShardError(f"the shards wrote parts of different formats: {formats}")
+        if len(formats) != 1:
+            raise shards.ShardError(
+                f"the shards wrote parts of {len(formats)} formats ({', '.join(sorted(formats))}) "
+                f"for {rows} rows; one format expected; nothing was published"
+            )
         # Publish: the manifest, written last and at once, makes the parts one dataset.
         manifest = shards.Manifest(
             format=formats.pop(),
