@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import itertools
+import multiprocessing
 import typing as T
 
 import numpy as np
@@ -15,6 +17,7 @@ from sklearn.base import is_classifier
 from sklearn.pipeline import Pipeline
 
 from components.core import models
+from components.utils import cpus
 
 TREE_ESTIMATORS = (
     ensemble.HistGradientBoostingRegressor,
@@ -101,22 +104,88 @@ class Explainer(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"
         """
 
 
+# Below this many rows per process, forking a pool and gathering its results costs more than
+# the Tree SHAP time it saves: two processes need at least twice this many rows.
+MIN_ROWS_PER_PROCESS = 200
+
+# What a pool's worker explains: set in each forked child by its initializer, never in the
+# parent, so that concurrent explain() calls cannot see each other's model.
+_worker_explainer: shap.TreeExplainer | None = None
+_worker_features: np.ndarray | None = None
+
+
+def _install_worker(explainer: shap.TreeExplainer, features: np.ndarray) -> None:
+    """Keep the fitted explainer and the rows in a forked worker (inherited, not pickled)."""
+    global _worker_explainer, _worker_features
+    _worker_explainer, _worker_features = explainer, features
+
+
+def _tree_shap(explainer: shap.TreeExplainer, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Tree SHAP of some preprocessed rows, as (n, f, k) values and (n, k) base values."""
+    explanation = explainer(rows, check_additivity=False)
+    return _shaped(explanation.values, explanation.base_values, len(rows))
+
+
+def _tree_shap_slice(bounds: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """In a worker: Tree SHAP of the rows [start, stop) of the features it inherited."""
+    start, stop = bounds
+    return _tree_shap(_worker_explainer, _worker_features[start:stop])
+
+
 class TreeExplainer(Explainer, frozen=True):
-    """Exact path-dependent Tree SHAP on the preprocessed features of a tree ensemble."""
+    """Exact path-dependent Tree SHAP on the preprocessed features of a tree ensemble.
+
+    shap's Tree SHAP runs in C but holds the GIL, so threads do not speed it up: the rows are
+    split into contiguous chunks explained by forked processes, one per CPU, and put back in
+    order. Each row's SHAP values depend on that row alone, so they are exactly those of one
+    process.
+
+    Args:
+        workers: the most processes; by default the CPUs this process may use (a container's
+            CPU limit, not the node's cores). 1 explains in this process.
+    """
 
     KIND: T.Literal["TreeExplainer"] = "TreeExplainer"
+    workers: int | None = pdt.Field(default=None, gt=0)
 
     @classmethod
     def supports(cls, estimator):
         """Tree ensembles that Tree SHAP explains exactly."""
         return isinstance(estimator, TREE_ESTIMATORS)
 
+    def processes(self, rows: int) -> int:
+        """How many processes explain this many rows: 1 when a pool would not pay.
+
+        Args:
+            rows: the rows to explain.
+        """
+        # A daemonic process (a multiprocessing pool's worker) may not start children.
+        if multiprocessing.current_process().daemon:
+            return 1
+        workers = self.workers or cpus.available_cpus()
+        return max(1, min(workers, rows // MIN_ROWS_PER_PROCESS))
+
     def explain(self, model, inputs, background):
         """Tree SHAP of the preprocessed features (the background is not needed)."""
         preprocessor, estimator = model[:-1], model[-1]
         features = np.asarray(preprocessor.transform(inputs), dtype=float)
-        explanation = shap.TreeExplainer(estimator)(features, check_additivity=False)
-        values, base = _shaped(explanation.values, explanation.base_values, len(inputs))
+        explainer = shap.TreeExplainer(estimator)
+        processes = self.processes(len(features))
+        if processes == 1:
+            values, base = _tree_shap(explainer, features)
+        else:
+            edges = np.linspace(0, len(features), processes + 1).astype(int).tolist()
+            bounds = list(itertools.pairwise(edges))  # contiguous (start, stop), in row order
+            # fork: the children inherit the fitted explainer and the rows without pickling or
+            # importing anything; only the chunks' SHAP values travel back. The context manager
+            # terminates the pool whatever happens, and map re-raises a worker's exception.
+            context = multiprocessing.get_context("fork")
+            with context.Pool(
+                processes, initializer=_install_worker, initargs=(explainer, features)
+            ) as pool:
+                chunks = pool.map(_tree_shap_slice, bounds, chunksize=1)
+            values = np.concatenate([chunk_values for chunk_values, _ in chunks])
+            base = np.concatenate([chunk_base for _, chunk_base in chunks])
         names = [str(name) for name in preprocessor.get_feature_names_out()]
         return Explanations(values, base, names, raw_output_labels(estimator, values.shape[2]))
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import typing as T
+
 import numpy as np
 import pandas as pd
+import pydantic
 import pytest
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.pipeline import Pipeline
@@ -136,3 +140,81 @@ def test_importances_rank_features_by_mean_absolute_shap():
     assert frame["feature"].tolist() == ["b", "a", "c"]
     assert frame["importance"].tolist() == [3.0, 2.0, 0.5]
     assert frame["rank"].tolist() == [1, 2, 3]
+
+
+class PoolSpy:
+    """The explainers module's view of multiprocessing, recording the pools' start methods."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    def __getattr__(self, name: str) -> T.Any:
+        return getattr(multiprocessing, name)
+
+    def get_context(self, method: str) -> T.Any:
+        self.started.append(method)
+        return multiprocessing.get_context(method)
+
+
+@pytest.fixture
+def forks(monkeypatch) -> list[str]:
+    """The start methods of the pools that the explainers create (joblib's are not counted)."""
+    spy = PoolSpy()
+    monkeypatch.setattr(explainers, "multiprocessing", spy)
+    return spy.started
+
+
+@pytest.mark.parametrize("case", ["trees-regressor", "trees-multiclass"])
+def test_tree_shap_on_two_processes_equals_one(fitted, data, background, forks, case):
+    model, rows = fitted[case], data[COLUMNS].head(1000)
+    alone = explainers.TreeExplainer(workers=1).explain(model, rows, background)
+    assert forks == []  # one worker: explained in this process
+    pooled = explainers.TreeExplainer(workers=2).explain(model, rows, background)
+    assert forks == ["fork"]
+    # Each row's values depend on that row alone: the chunks, put back in order, are identical.
+    np.testing.assert_array_equal(pooled.values, alone.values)
+    np.testing.assert_array_equal(pooled.base_values, alone.base_values)
+    assert (pooled.features, pooled.outputs) == (alone.features, alone.outputs)
+    assert multiprocessing.active_children() == []  # the pool is gone
+
+
+def test_small_inputs_are_explained_in_this_process(fitted, inputs, background, forks):
+    explainer = explainers.TreeExplainer(workers=4)
+    rows = 2 * explainers.MIN_ROWS_PER_PROCESS - 1
+    assert explainer.processes(rows) == 1  # too few rows for two processes to pay
+    assert explainer.processes(2 * explainers.MIN_ROWS_PER_PROCESS) == 2
+    assert explainer.processes(100 * explainers.MIN_ROWS_PER_PROCESS) == 4  # at most workers
+    explained = explainer.explain(fitted["trees-regressor"], inputs, background)
+    assert forks == []
+    assert explained.values.shape[0] == len(inputs)
+
+
+def test_workers_default_to_the_cpus_this_process_may_use(monkeypatch):
+    monkeypatch.setattr(explainers.cpus, "available_cpus", lambda: 3)
+    rows = 10 * explainers.MIN_ROWS_PER_PROCESS
+    assert explainers.TreeExplainer().processes(rows) == 3
+    assert explainers.TreeExplainer(workers=1).processes(rows) == 1
+
+
+def broken_slice(bounds: tuple[int, int]) -> T.NoReturn:
+    """A worker's task that fails (module level: the pool sends it to the workers by name)."""
+    raise ValueError(f"no SHAP for rows {bounds[0]} to {bounds[1]}")
+
+
+def test_a_workers_error_reaches_the_caller(fitted, data, background, monkeypatch):
+    monkeypatch.setattr(explainers, "_tree_shap_slice", broken_slice)
+    with pytest.raises(ValueError, match=r"no SHAP for rows \d+ to \d+"):
+        explainers.TreeExplainer(workers=2).explain(
+            fitted["trees-regressor"], data[COLUMNS].head(1000), background
+        )
+    assert multiprocessing.active_children() == []
+
+
+def test_explainer_kinds_validate_the_workers():
+    kinds = pydantic.TypeAdapter(
+        T.Annotated[explainers.ExplainerKind, pydantic.Field(discriminator="KIND")]
+    )
+    assert kinds.validate_python({"KIND": "TreeExplainer"}) == explainers.TreeExplainer()
+    assert kinds.validate_python({"KIND": "TreeExplainer", "workers": 2}).workers == 2
+    with pytest.raises(pydantic.ValidationError, match="workers"):
+        kinds.validate_python({"KIND": "TreeExplainer", "workers": 0})
