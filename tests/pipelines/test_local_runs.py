@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
+import subprocess
+import sys
 import time
 import typing as T
 import uuid
@@ -155,6 +157,40 @@ def run(
     )
 
 
+def run_apart(
+    slack: SlackWebhookServer,
+    root: pathlib.Path,
+    name: str,
+    params: dict[str, T.Any],
+    model_name: str,
+    experiment: str,
+    tracking_uri: str,
+) -> Run:
+    """`run`, in a process of its own: kfp.local keeps state in the process that ran a
+    ParallelFor (a failed one most of all), which later in-process runs must not inherit."""
+    slack.reset()
+    started = time.monotonic()
+    params = {**params, "model_name": model_name, "experiment": experiment}
+    code = (
+        "import json, pathlib, sys\n"
+        "from pipelines.local import run_local\n"
+        "ok, run_dir = run_local(sys.argv[1], json.loads(sys.argv[2]), "
+        "root=pathlib.Path(sys.argv[3]), tracking_uri=sys.argv[4])\n"
+        "print('RUN-RESULT ' + json.dumps([ok, str(run_dir)]))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code, name, json.dumps(params), str(root), tracking_uri],
+        capture_output=True, text=True, cwd=pathlib.Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("RUN-RESULT ")]
+    assert lines, completed.stdout[-3000:] + completed.stderr[-3000:]
+    succeeded, run_dir = json.loads(lines[-1].removeprefix("RUN-RESULT "))
+    return Run(
+        succeeded, pathlib.Path(run_dir), slack.requests, model_name, experiment,
+        time.monotonic() - started,
+    )  # fmt: skip
+
+
 def unique(prefix: str) -> str:
     """A name no other test uses on the shared MLflow server."""
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
@@ -280,8 +316,9 @@ def sharded(trained, slack, data, mlflow_server, tmp_path_factory) -> Run:
         "max_samples": 50,
         "shards": 3,
     }
-    return run(
-        slack, tmp_path_factory.mktemp("sharded"), "inference", params, [],
+    slack.script([])
+    return run_apart(
+        slack, tmp_path_factory.mktemp("sharded"), "inference", params,
         trained.model_name, unique("local-sharded"), mlflow_server,
     )  # fmt: skip
 
@@ -290,8 +327,9 @@ def sharded(trained, slack, data, mlflow_server, tmp_path_factory) -> Run:
 def shard_failed(trained, slack, data, mlflow_server, tmp_path_factory) -> Run:
     """The inference pipeline over 3 shards of 3 files, the second one corrupt."""
     params = {"data": str(data["corrupt"]), "max_samples": 20, "shards": 3}
-    return run(
-        slack, tmp_path_factory.mktemp("shard-failed"), "inference", params, [],
+    slack.script([])
+    return run_apart(
+        slack, tmp_path_factory.mktemp("shard-failed"), "inference", params,
         trained.model_name, unique("local-shard-failed"), mlflow_server,
     )  # fmt: skip
 
