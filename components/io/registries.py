@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import logging
+import pathlib
 import typing as T
 
 import mlflow
@@ -16,6 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from components.core import lineage, models, schemas
 from components.core.results import ModelRef
+from components.utils import factories
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +29,8 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "numpy.dtype",
 )
 ARTIFACT_PATH = "model"
+# The file that makes a folder an MLflow model.
+MLMODEL = "MLmodel"
 
 
 # Tags put on an evaluated model version; promotion reads PASSED_TAG, and CHAMPION_TAG (the
@@ -290,27 +294,47 @@ class UriFinder(Finder, frozen=True):
         return ModelRef(uri=self.uri)
 
 
-FinderKind = RegistryFinder | BestRunFinder | UriFinder
-FINDER_KINDS = ("RegistryFinder", "BestRunFinder", "UriFinder")
-_FINDER = pdt.TypeAdapter(T.Annotated[FinderKind, pdt.Field(discriminator="KIND")])
+class FolderFinder(Finder, frozen=True):
+    """A model saved in a local folder, as `mlflow.<flavor>.save_model` writes one.
+
+    Args:
+        path: the folder that holds the model's `MLmodel` file.
+    """
+
+    KIND: T.Literal["FolderFinder"] = "FolderFinder"
+    path: str
+
+    def find(self, client: MlflowClient) -> ModelRef:
+        """Check the folder holds an MLflow model and return its absolute path."""
+        folder = pathlib.Path(self.path).expanduser().absolute()
+        if not folder.is_dir():
+            raise RegistryError(f"no model folder {folder}: it does not exist or is a file")
+        if not (folder / MLMODEL).is_file():
+            inside = sorted(p.parent.name for p in folder.glob(f"*/{MLMODEL}"))[:5]
+            hint = f"; models in its sub-folders: {', '.join(inside)}" if inside else ""
+            raise RegistryError(
+                f"{folder} holds no {MLMODEL} file, so it is not an MLflow model folder "
+                f"(what mlflow.<flavor>.save_model writes){hint}"
+            )
+        return ModelRef(uri=str(folder))
 
 
-def build_finder(config: T.Mapping[str, T.Any]) -> FinderKind:
-    """Build a finder from a config with a KIND; a bad KIND or option is one clear ValueError.
+FINDERS = factories.Factory(
+    "finder", Finder, (RegistryFinder, BestRunFinder, UriFinder, FolderFinder)
+)
+FINDER_KINDS = FINDERS.names
+# A job's finder field: a Finder, or a config with a KIND built by the factory (a user's class
+# by import path included).
+FinderKind = T.Annotated[pdt.SerializeAsAny[Finder], pdt.BeforeValidator(FINDERS.coerce)]
+
+
+def build_finder(config: T.Mapping[str, T.Any]) -> Finder:
+    """Build a finder from a config with a KIND (or `{type, config}`); one clear ValueError.
 
     Args:
         config: e.g. {"KIND": "BestRunFinder", "metric": "test_r2", "mode": "max"}.
     """
-    kind = config.get("KIND")
-    if kind not in FINDER_KINDS:
-        raise ValueError(f"unknown finder KIND {kind!r}; allowed: {', '.join(FINDER_KINDS)}")
-    try:
-        return _FINDER.validate_python(dict(config))
-    except pdt.ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'][1:])) or 'finder'}: {e['msg']}" for e in error.errors()
-        )
-        raise ValueError(f"invalid {kind}: {problems}") from None
+    return FINDERS.build(config)
 
 
 def finder_config(
@@ -443,7 +467,8 @@ class FlavorLoader(Loader, frozen=True):
         return (SklearnLoader() if native else PyfuncLoader()).load(uri)
 
 
-LoaderKind = FlavorLoader | PyfuncLoader | SklearnLoader
+LOADERS = factories.Factory("loader", Loader, (FlavorLoader, PyfuncLoader, SklearnLoader))
+LoaderKind = T.Annotated[pdt.SerializeAsAny[Loader], pdt.BeforeValidator(LOADERS.coerce)]
 
 
 def check_signature(ref: ModelRef, predictor: Predictor, allow_unsigned: bool) -> list[str]:

@@ -48,7 +48,7 @@ class ExplanationsJob(base.Job, frozen=True):
     inputs_samples: datasets.ReaderKind = pdt.Field(..., discriminator="KIND")
     models_explanations: datasets.WriterKind = pdt.Field(..., discriminator="KIND")
     samples_explanations: datasets.WriterKind = pdt.Field(..., discriminator="KIND")
-    finder: registries.FinderKind = pdt.Field(..., discriminator="KIND")
+    finder: registries.FinderKind
     loader: registries.SklearnLoader = registries.SklearnLoader()
     explainer: explainers.ExplainerKind | None = pdt.Field(default=None, discriminator="KIND")
     input_schema: str | None = None

@@ -39,10 +39,8 @@ class InferenceJob(base.Job, frozen=True):
     KIND: T.Literal["InferenceJob"] = "InferenceJob"
     inputs: datasets.ReaderKind = pdt.Field(..., discriminator="KIND")
     outputs: datasets.WriterKind = pdt.Field(..., discriminator="KIND")
-    finder: registries.FinderKind = pdt.Field(..., discriminator="KIND")
-    loader: registries.LoaderKind = pdt.Field(
-        default_factory=registries.FlavorLoader, discriminator="KIND"
-    )
+    finder: registries.FinderKind
+    loader: registries.LoaderKind = pdt.Field(default_factory=registries.FlavorLoader)
     input_schema: str | None = None
     passthrough: list[str] = pdt.Field(default_factory=list)
     probabilities: bool = True

@@ -125,8 +125,10 @@ def test_unknown_finder_kind_lists_the_allowed_kinds(tracking, small, output):
     message = str(caught.value)
     assert message.startswith("invalid InferenceJob settings: finder: ")
     assert "'NoSuchFinder'" in message
-    assert "'RegistryFinder', 'BestRunFinder', 'UriFinder'" in message
-    assert registries.FINDER_KINDS == ("RegistryFinder", "BestRunFinder", "UriFinder")
+    assert "'RegistryFinder', 'BestRunFinder', 'UriFinder', 'FolderFinder'" in message
+    assert "package.module:Class of a subclass of components.io.registries:Finder" in message
+    kinds = ("RegistryFinder", "BestRunFinder", "UriFinder", "FolderFinder")
+    assert kinds == registries.FINDER_KINDS
     assert listing(output) == []
     [run] = job_runs(tracking, experiment, "InferenceJob")
     assert run.info.status == "FAILED"
