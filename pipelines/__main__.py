@@ -1,8 +1,10 @@
-"""Command line: compile | run --local | submit | schedule.
+"""Command line: compile | run --local | submit | job | schedule.
 
 usage:
   python -m pipelines run NAME --local [--config FILE] [--param KEY=VALUE ...] [--root DIR]
-  python -m pipelines submit NAME --host URL [--config FILE] [--param KEY=VALUE ...]
+  python -m pipelines run NAME --local [--config FILE] [--param KEY=VALUE ...] --detach
+  python -m pipelines submit NAME --host URL [--config FILE] [--param KEY=VALUE ...] [--detach]
+  python -m pipelines job status|wait|cancel|result ID     # a job started with --detach
   python -m pipelines schedule sync --file schedules.yaml --host URL [--dry-run]
   python -m pipelines run NAME --help      # NAME's parameters, their types and defaults
 """
@@ -16,7 +18,7 @@ import sys
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the CLI parser; each sub-command lives in its own module."""
-    from pipelines import compilation, local, schedules, submit
+    from pipelines import compilation, jobs_cli, local, schedules, submit
 
     parser = argparse.ArgumentParser(
         prog="python -m pipelines",
@@ -31,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     submit.add_arguments(
         commands.add_parser("submit", help="Submit a compiled pipeline to KFP.", add_help=False)
+    )
+    jobs_cli.add_arguments(
+        commands.add_parser("job", help="Follow a job started with --detach: status, wait...")
     )
     schedules.add_arguments(
         commands.add_parser("schedule", help="Keep KFP recurring runs in step with a file.")

@@ -14,7 +14,7 @@ import sys
 import typing as T
 
 from components.utils import secrets
-from pipelines.kfp_client import guarded
+from pipelines.kfp_client import UsageError, guarded
 
 
 def default_root() -> pathlib.Path:
@@ -130,6 +130,21 @@ def print_outputs(run_dir: pathlib.Path) -> dict[str, pathlib.Path]:
     return found
 
 
+def detach(name: str, values: dict[str, T.Any], root: pathlib.Path | None) -> int:
+    """Start the run in a background process and print its job id alone (for scripts)."""
+    from pipelines import background, futures
+
+    if root is not None:
+        raise UsageError(
+            "--detach keeps a run's outputs in its job folder ($LIFECYCLE_HOME/jobs/<id>); "
+            "leave out --root"
+        )
+    future = futures.LocalFuture(background.submit(name, values))
+    print(f"started {name} in the background; log: {future.log}", file=sys.stderr)
+    print(future.id)
+    return 0
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """`run NAME --local [--config FILE] [--param K=V ...] [--root DIR]`.
 
@@ -151,6 +166,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="output folder (default: $LIFECYCLE_HOME/runs, "
         "else ~/.local/share/kfp-model-lifecycle/runs)",
     )
+    parser.add_argument(
+        "--detach",
+        action="store_true",
+        help="run in a background process; print only its job id for "
+        "`python -m pipelines job status|wait|cancel|result ID`",
+    )
     parser.set_defaults(handler=run_command)
 
 
@@ -161,6 +182,8 @@ def run_command(args: argparse.Namespace) -> int:
 
     parameters = params.of_pipeline(args.name)
     values = params.resolve(args.name, parameters, args.config, args.params)
+    if args.detach:
+        return detach(args.name, values, args.root)
     ok, run_dir = run_local(args.name, values, args.root)
     print(f"\nPipeline {args.name} {'SUCCEEDED' if ok else 'FAILED'}; outputs in {run_dir}")
     print_outputs(run_dir)

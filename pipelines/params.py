@@ -5,17 +5,19 @@ pipeline's own spec (the in-memory pipeline or its compiled YAML), never from a 
 Values arrive as text from the command line (`--param KEY=VALUE`) or typed from YAML (a config
 file, the schedules file); `coerce` turns both into the type the spec declares.
 
-A config file is YAML with two optional keys:
+A config file is YAML with three optional keys:
 
     pipeline: inference            # the pipeline it is for; must match the one named
     parameters:                    # values by parameter name; `--param` overrides them
       model_name: bike-sharing
       batch_size: 65536
+    model_management: {...}        # finders, trainers... by name (see pipelines.management)
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import json
 import math
@@ -36,7 +38,7 @@ NUMBER_DOUBLE = "NUMBER_DOUBLE"
 BOOLEAN = "BOOLEAN"
 LIST = "LIST"
 STRUCT = "STRUCT"
-CONFIG_KEYS = ("pipeline", "parameters")
+CONFIG_KEYS = ("pipeline", "parameters", "model_management")
 _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no"})
 # What a value of each type looks like, when the parameter's default cannot show it.
@@ -100,10 +102,13 @@ class Config:
     Attributes:
         pipeline: the pipeline the file is for, None when it does not say.
         parameters: values by parameter name, as YAML typed them.
+        model_management: the named finders, initializers, trainers and job predictors
+            (see `pipelines.management`); the pipeline commands ignore it.
     """
 
     pipeline: str | None
     parameters: dict[str, Any]
+    model_management: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def format_value(value: Any) -> str:
@@ -402,7 +407,12 @@ def load_config(path: Path) -> Config:
     bad = [key for key in parameters if not isinstance(key, str)]
     if bad:
         raise ParameterError(f"{path}: parameter names must be text, got {bad[0]!r}")
-    return Config(pipeline=pipeline, parameters=dict(parameters))
+    management = data.get("model_management") or {}
+    if not isinstance(management, dict):
+        raise ParameterError(
+            f"{path}: 'model_management' must be a mapping of sections, got {management!r}"
+        )
+    return Config(pipeline=pipeline, parameters=dict(parameters), model_management=management)
 
 
 def check_pipeline(config: Config, pipeline: str, path: Path | str) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import kfp
 
-from pipelines import params
+from pipelines import futures, params
 from pipelines.kfp_client import (
     UsageError,
     add_connection_arguments,
@@ -129,6 +129,41 @@ def find_or_create_experiment(client: kfp.Client, name: str, namespace: str | No
     return client.create_experiment(name, namespace=namespace).experiment_id
 
 
+def start_run(
+    client: kfp.Client,
+    name: str,
+    path: Path,
+    values: dict,
+    experiment: str = "Default",
+    run_name: str | None = None,
+    namespace: str | None = None,
+) -> tuple[PipelineVersion, str]:
+    """Upload the compiled pipeline if it changed, then create a run of it.
+
+    Args:
+        client: connected KFP client.
+        name: the pipeline's display name on KFP.
+        path: its compiled YAML.
+        values: the run's parameters, already checked against the file.
+        experiment: the KFP experiment (created if missing).
+        run_name: the run's name (default: `<name>-<UTC time>`).
+        namespace: the profile namespace on a multi-user KFP.
+
+    Returns:
+        The pipeline version run, and the new run's id.
+    """
+    version = ensure_pipeline_version(client, name, path, namespace)
+    experiment_id = find_or_create_experiment(client, experiment, namespace)
+    run = client.run_pipeline(
+        experiment_id=experiment_id,
+        job_name=run_name or f"{name}-{datetime.now(UTC):%Y%m%d-%H%M%S}",
+        pipeline_id=version.pipeline_id,
+        version_id=version.version_id,
+        params=values,
+    )
+    return version, run.run_id
+
+
 def wait_for_run(client: kfp.Client, run_id: str, timeout_s: float, poll_s: float = 10.0) -> str:
     """Poll a run until it reaches a final state or the timeout passes.
 
@@ -159,7 +194,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--run-name", default=None, help="run name (default: <name>-<UTC time>)")
     parser.add_argument("--file", type=Path, default=None, help="compiled YAML to submit instead")
-    parser.add_argument("--wait", action="store_true", help="wait for the run to finish")
+    finish = parser.add_mutually_exclusive_group()
+    finish.add_argument("--wait", action="store_true", help="wait for the run to finish")
+    finish.add_argument(
+        "--detach",
+        action="store_true",
+        help="print only the job id (kfp:<run id>) for `python -m pipelines job ...`",
+    )
     parser.add_argument(
         "--timeout", type=float, default=3600.0, help="seconds --wait waits (default: 3600)"
     )
@@ -182,24 +223,26 @@ def submit_command(args: argparse.Namespace) -> int:
     # Every value is checked against the compiled file before anything reaches KFP.
     values = params.resolve(args.name, params.of_file(path), args.config, args.params)
     client = build_client(args.host, args.namespace, args.token_env)
-    version = ensure_pipeline_version(client, args.name, path, args.namespace)
-    verb = "uploaded" if version.uploaded else "reusing unchanged"
-    print(f"{verb} pipeline version {version.version_name} ({version.version_id})")
-    experiment_id = find_or_create_experiment(client, args.experiment, args.namespace)
-    run_name = args.run_name or f"{args.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
-    run = client.run_pipeline(
-        experiment_id=experiment_id,
-        job_name=run_name,
-        pipeline_id=version.pipeline_id,
-        version_id=version.version_id,
-        params=values,
+    version, run_id = start_run(
+        client, args.name, path, values, args.experiment, args.run_name, args.namespace
     )
-    print(f"run {run.run_id}: {run_link(args.host, run.run_id)}")
+    verb = "uploaded" if version.uploaded else "reusing unchanged"
+    print(
+        f"{verb} pipeline version {version.version_name} ({version.version_id})",
+        file=sys.stderr if args.detach else sys.stdout,
+    )
+    if args.detach:
+        # The future id alone on stdout, for `ID=$(python -m pipelines submit ... --detach)`.
+        print(f"run {run_id}: {run_link(args.host, run_id)}", file=sys.stderr)
+        print(f"{futures.KFP}:{run_id}")
+        return 0
+    print(f"run {run_id}: {run_link(args.host, run_id)}")
+    print(f"job id: {futures.KFP}:{run_id} (python -m pipelines job status|wait|result|cancel ID)")
     if not args.wait:
         return 0
-    state = wait_for_run(client, run.run_id, args.timeout, args.poll_seconds)
+    state = wait_for_run(client, run_id, args.timeout, args.poll_seconds)
     if state not in FINAL_STATES:
-        print(f"run {run.run_id} still {state} after {args.timeout:g}s", file=sys.stderr)
+        print(f"run {run_id} still {state} after {args.timeout:g}s", file=sys.stderr)
         return 1
-    print(f"run {run.run_id} finished: {state}")
+    print(f"run {run_id} finished: {state}")
     return 0 if state == "SUCCEEDED" else 1

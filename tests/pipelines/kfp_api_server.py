@@ -2,11 +2,12 @@
 
 It stands in for a Kubeflow Pipelines API server because none can run on this machine (no
 Kubernetes cluster, no KFP backend). It implements only the endpoints that `submit` and
-`schedule sync` reach through kfp.Client, and the run (with its task details) that the exit
-step's ClusterTaskReader reads; it keeps its state in memory, and answers in the JSON shapes
-kfp_server_api deserialises. It is strict where the real server is (duplicate pipeline and
-version names, unknown ids, max_concurrency range) so that client mistakes show up as HTTP
-errors, as they would against a cluster. Runs finish in a scripted state.
+`schedule sync` reach through kfp.Client, the run (with its task details) that the exit
+step's ClusterTaskReader reads, and what a job future asks of a run (get, terminate); it
+keeps its state in memory, and answers in the JSON shapes kfp_server_api deserialises. It is
+strict where the real server is (duplicate pipeline and version names, unknown ids,
+max_concurrency range) so that client mistakes show up as HTTP errors, as they would against
+a cluster. Runs finish in a scripted state.
 """
 
 import json
@@ -80,6 +81,7 @@ class FakeKfpApiServer(LocalHttpServer):
         self.requests: list[tuple[str, str]] = []
         self.authorizations: list[str | None] = []
         self._run_polls: dict[str, int] = {}
+        self.terminated: list[str] = []
         self._lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -244,6 +246,15 @@ class FakeKfpApiServer(LocalHttpServer):
             if over:
                 run["finished_at"] = _now()
         return run
+
+    def terminate_run(self, run_id: str) -> dict[str, Any]:
+        """Stop a run, as KFP does when asked: a run still going ends CANCELED."""
+        run = self._get(self.runs, run_id, "run")
+        if run["state"] not in _FINAL_STATES:
+            run["state"] = "CANCELED"
+            run["finished_at"] = _now()
+        self.terminated.append(run_id)
+        return {}
 
     # -- recurring runs --------------------------------------------------------------------
 
@@ -427,6 +438,9 @@ class _Handler(BaseHTTPRequestHandler):
     def get_run(self, run_id: str, query: dict[str, str], body: bytes) -> Any:
         return self.fake.get_run(run_id)
 
+    def terminate_run(self, run_id: str, query: dict[str, str], body: bytes) -> Any:
+        return self.fake.terminate_run(run_id)
+
     def create_recurring_run(self, query: dict[str, str], body: bytes) -> Any:
         return self.fake.create_recurring_run(json.loads(body))
 
@@ -480,6 +494,7 @@ _ROUTES = [
     ("GET", f"/experiments/{_ID}", _Handler.get_experiment),
     ("POST", "/runs", _Handler.create_run),
     ("GET", f"/runs/{_ID}", _Handler.get_run),
+    ("POST", f"/runs/{_ID}:terminate", _Handler.terminate_run),
     ("POST", "/recurringruns", _Handler.create_recurring_run),
     ("GET", "/recurringruns", _Handler.list_recurring_runs),
     ("GET", f"/recurringruns/{_ID}", _Handler.get_recurring_run),

@@ -1,0 +1,194 @@
+"""Model management: finders, initializers, trainers and job predictors chosen by configuration.
+
+The run config (`--config FILE`) may carry a `model_management` section; each entry is named
+and built by a factory from `{type: NAME, config: {...}}`, where NAME is one of the project's
+kinds or a user's class `package.module:Class`:
+
+    pipeline: lifecycle
+    parameters: {data: rows.parquet, target: cnt, model_name: bikes}
+    model_management:
+      finders:
+        default: {type: RegistryFinder, config: {name: bikes, alias_or_version: Champion}}
+        best: {type: BestRunFinder, config: {metric: test_r2, mode: max}}
+      initializers:
+        default: {type: FlavorLoader}
+      trainers:
+        default: {type: LocalTrainer}
+        cluster: {type: KFPTrainer, config: {host: "http://localhost:8080"}}
+      job_predictors:
+        default: {type: LocalJobPredictor}
+
+    manager = ModelManager.from_file("confs/bike-sharing.yaml")
+    future = manager.job_predictor().predict(data="new_rows.parquet")
+    future.id                       # come back to it later, from any process:
+    ModelManager().get_future(future.id).result()
+
+Without a section, `default` is: the registry's Champion of `parameters.model_name`, the richest
+flavour loader, and local (kfp.local) trainer and job predictor. The trainers and job predictors
+get the config's `parameters`, each pipeline taking those it declares.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import typing as T
+
+from components.io import registries
+from components.utils import factories
+from pipelines import backends, futures, params
+
+DEFAULT = "default"
+SECTION = "model_management"
+# Each section: the factory that builds its entries.
+FACTORIES: dict[str, factories.Factory] = {
+    "finders": registries.FINDERS,
+    "initializers": registries.LOADERS,
+    "trainers": backends.TRAINERS,
+    "job_predictors": backends.JOB_PREDICTORS,
+}
+
+
+class ManagementError(params.ParameterError):
+    """A model_management section that cannot be built; names the entry and why."""
+
+
+class ModelManager:
+    """Hand out the configured finders, initializers, trainers and job predictors by name.
+
+    Args:
+        management: the `model_management` section: {section: {name: {type, config}}}.
+        parameters: the run config's pipeline parameters (the defaults of every run).
+        source: where the config came from, for messages.
+
+    Raises:
+        ManagementError: an unknown section, a bad type or option; every entry is built here,
+            so a mistake shows at once, with its place in the config.
+    """
+
+    def __init__(
+        self,
+        management: T.Mapping[str, T.Any] | None = None,
+        parameters: T.Mapping[str, T.Any] | None = None,
+        source: str = "config",
+    ):
+        self.parameters = dict(parameters or {})
+        self.source = source
+        management = dict(management or {})
+        unknown = [key for key in management if key not in FACTORIES]
+        if unknown:
+            raise ManagementError(
+                f"{source}: unknown {SECTION} section {unknown[0]!r}; "
+                f"sections: {', '.join(FACTORIES)}"
+            )
+        self.instances: dict[str, dict[str, T.Any]] = {
+            section: self._build(section, management.get(section) or {}) for section in FACTORIES
+        }
+
+    @classmethod
+    def from_file(cls, path: pathlib.Path | str) -> ModelManager:
+        """The manager of a run config file (`pipeline`, `parameters`, `model_management`)."""
+        config = params.load_config(pathlib.Path(path))
+        return cls(config.model_management, config.parameters, source=str(path))
+
+    def _build(self, section: str, entries: T.Any) -> dict[str, T.Any]:
+        where = f"{self.source}: {SECTION}.{section}"
+        if not isinstance(entries, T.Mapping):
+            raise ManagementError(f"{where} must map names to {{type, config}}, got {entries!r}")
+        built = {}
+        if section != "finders" or self.parameters.get("model_name"):
+            built[DEFAULT] = self._default(section)
+        for name, spec in entries.items():
+            if not isinstance(spec, T.Mapping) or "type" not in spec:
+                raise ManagementError(
+                    f"{where}.{name} must be {{type: NAME, config: {{...}}}}, got {spec!r}"
+                )
+            extra = [key for key in spec if key not in factories.SPEC_KEYS]
+            if extra:
+                raise ManagementError(
+                    f"{where}.{name}: unknown key {extra[0]!r}; allowed: type, config"
+                )
+            spec = dict(spec)
+            if section in ("trainers", "job_predictors"):
+                config = dict(spec.get("config") or {})
+                config["parameters"] = {**self.parameters, **(config.get("parameters") or {})}
+                spec["config"] = config
+            try:
+                built[str(name)] = FACTORIES[section].build(spec)
+            except ValueError as error:
+                raise ManagementError(f"{where}.{name}: {error}") from None
+        return built
+
+    def _default(self, section: str) -> T.Any:
+        if section == "finders":
+            return registries.RegistryFinder(
+                name=str(self.parameters["model_name"]),
+                alias_or_version=self.parameters.get("alias_or_version", "Champion"),
+            )
+        if section == "initializers":
+            return registries.FlavorLoader()
+        if section == "trainers":
+            return backends.LocalTrainer(parameters=self.parameters)
+        return backends.LocalJobPredictor(parameters=self.parameters)
+
+    def _get(self, section: str, name: str) -> T.Any:
+        found = self.instances[section]
+        if name not in found:
+            hint = ""
+            if section == "finders" and not found:
+                hint = " (set parameters.model_name, or configure one)"
+            raise ManagementError(
+                f"{self.source}: no {section[:-1].replace('_', ' ')} named {name!r}; "
+                f"{section}: {', '.join(found) or 'none'}{hint}"
+            )
+        return found[name]
+
+    def finder(self, name: str = DEFAULT) -> registries.Finder:
+        """The finder configured under this name."""
+        return self._get("finders", name)
+
+    def initializer(self, name: str = DEFAULT) -> registries.Loader:
+        """The initializer (model loader) configured under this name."""
+        return self._get("initializers", name)
+
+    def trainer(self, name: str = DEFAULT) -> backends.Trainer:
+        """The trainer configured under this name."""
+        return self._get("trainers", name)
+
+    def job_predictor(self, name: str = DEFAULT) -> backends.JobPredictor:
+        """The job predictor configured under this name."""
+        return self._get("job_predictors", name)
+
+    def load(
+        self, finder: str = DEFAULT, initializer: str = DEFAULT
+    ) -> tuple[registries.ModelRef, registries.Predictor]:
+        """Find a model and load it here, ready to predict in this process.
+
+        Returns:
+            The model found (version, URI) and the loaded predictor.
+        """
+        model_ref = self.finder(finder).find(registries.MlflowClient())
+        return model_ref, self.initializer(initializer).load(model_ref.uri)
+
+    def get_future(self, future_id: str) -> futures.JobFuture:
+        """The future of a job from its id alone, in any process.
+
+        A `local:` id is looked for in the configured local backend's jobs folder (the default
+        one when none is configured); a `kfp:` id is asked of the configured KFP backend's host
+        (else `$KF_PIPELINES_ENDPOINT`).
+
+        Raises:
+            futures.FutureNotFound: the id is malformed or no such job exists.
+        """
+        backend, job = futures.split_id(future_id)
+        for section in ("trainers", "job_predictors"):
+            for instance in self.instances[section].values():
+                if getattr(instance, "BACKEND", None) == backend:
+                    return instance.get_future(job)
+        default = backends.LocalTrainer() if backend == futures.LOCAL else backends.KFPTrainer()
+        return default.get_future(job)
+
+
+def get_future(future_id: str, config: pathlib.Path | str | None = None) -> futures.JobFuture:
+    """The future of a job from its id, with the backends of a run config (default ones if None)."""
+    manager = ModelManager.from_file(config) if config else ModelManager()
+    return manager.get_future(future_id)
