@@ -166,7 +166,11 @@ class ModelManager:
         Returns:
             The model found (version, URI) and the loaded predictor.
         """
-        model_ref = self.finder(finder).find(registries.MlflowClient())
+        from pipelines import outcomes
+
+        # The same store as the runs: $MLFLOW_TRACKING_URI, else the local one (never ./mlflow.db).
+        uri = outcomes.tracking_uri()
+        model_ref = self.finder(finder).find(registries.MlflowClient(uri, uri))
         return model_ref, self.initializer(initializer).load(model_ref.uri)
 
     def get_future(self, future_id: str) -> futures.JobFuture:

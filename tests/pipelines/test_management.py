@@ -178,7 +178,9 @@ def model_folder(tmp_path_factory) -> pathlib.Path:
     return folder
 
 
-def test_a_folder_finder_and_an_initializer_load_a_saved_model(tmp_path, model_folder):
+def test_a_folder_finder_and_an_initializer_load_a_saved_model(tmp_path, model_folder, monkeypatch):
+    monkeypatch.setenv("LIFECYCLE_HOME", str(tmp_path))  # no server: a local store of its own
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     config = f"""
     model_management:
       finders:
