@@ -14,6 +14,7 @@ none, so that a step on a cluster builds it again from the same config.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import re
 import typing as T
@@ -67,7 +68,9 @@ class Factory(T.Generic[Base]):
         if isinstance(kind, str) and kind in self.kinds:
             return self.kinds[kind]
         if not isinstance(kind, str) or not _IMPORT_PATH.fullmatch(kind):
-            raise FactoryError(f"unknown {self.role} type {kind!r}; {self.allowed()}")
+            close = difflib.get_close_matches(str(kind), list(self.kinds), n=2, cutoff=0.75)
+            hint = f" (did you mean: {', '.join(close)}?)" if close else ""
+            raise FactoryError(f"unknown {self.role} type {kind!r}{hint}; {self.allowed()}")
         module_name, _, name = kind.partition(":")
         try:
             found = getattr(importlib.import_module(module_name), name)

@@ -327,8 +327,8 @@ def test_a_bad_config_key_or_kind_is_refused_and_nothing_runs(env, tables):
         "--param", 'finder={"KIND": "BestRunFindr"}',
     )  # fmt: skip
     assert run.status == 2
-    assert "unknown finder KIND 'BestRunFindr'" in run.stderr
-    assert "allowed: RegistryFinder, BestRunFinder, UriFinder" in run.stderr
+    assert "unknown finder type 'BestRunFindr' (did you mean: BestRunFinder?)" in run.stderr
+    assert "allowed: 'RegistryFinder', 'BestRunFinder', 'UriFinder', 'FolderFinder'" in run.stderr
     run = cli(
         env, "run", "inference", "--local", "--param", f"data={tables['regression']}",
         "--param", "model_name=any", "--param", 'reader={"KIND": "ExcelReader"}',

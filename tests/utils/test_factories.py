@@ -128,6 +128,10 @@ def test_a_users_trainer_is_built_and_gets_its_options():
         ({"config": {"uri": "x"}}, "a finder config needs a KIND; allowed: 'RegistryFinder'"),
         ("UriFinder", "a finder is given as {type: NAME, config: {...}}, got 'UriFinder'"),
         ({"type": 3}, "unknown finder type 3; allowed:"),
+        (
+            {"type": "RegistyFinder"},
+            "unknown finder type 'RegistyFinder' (did you mean: RegistryFinder?)",
+        ),
     ],
 )
 def test_a_bad_type_or_option_is_refused_with_what_is_allowed(spec, expected):
