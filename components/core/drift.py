@@ -1,0 +1,689 @@
+"""Drift: a reference profile of the training data, batch tallies against it, and their scores.
+
+At training, `profile` summarises each feature of the training rows (quantile bins for a
+numeric feature, the values seen for a categorical one) and the model's predictions on the
+holdout. At inference, a `Tally` counts each batch into the reference's own bins: its memory is
+fixed by the bins, never by the rows, and tallies of several batches or shards add up
+(`merge`). `score` then compares the tally with the reference, feature by feature: population
+stability index (PSI), missing-rate change, share of values outside the training range, share
+of categories never seen in training.
+"""
+
+from __future__ import annotations
+
+import math
+import typing as T
+
+import numpy as np
+import pandas as pd
+import pydantic as pdt
+
+# Quantile bins of a numeric feature: 10 bins of about equal training rows (deciles).
+NUMERIC_BINS = 10
+# Categorical values counted one by one; past this, the rarest share one "other" count and
+# values never seen in training can no longer be told apart from rare ones.
+MAX_CATEGORIES = 1000
+# The most common categories that get a bin of their own in the PSI; the rest share "other".
+PSI_CATEGORIES = 20
+# A bin empty on one side would make the PSI infinite: shares are floored at this.
+PSI_FLOOR = 1e-4
+# Unseen values kept as examples, per feature.
+EXAMPLES = 5
+PROFILE_VERSION = 1
+
+
+class DriftError(ValueError):
+    """The batch drifted beyond the thresholds under `drift_policy=fail`, or cannot be checked."""
+
+
+# %% REFERENCE PROFILE
+
+
+class NumericProfile(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
+    """A numeric column of the training data.
+
+    Args:
+        edges: the inner bin edges (training quantiles, increasing): bin i holds the values in
+            [edges[i - 1], edges[i]), the first and last bins are open-ended.
+        counts: the training rows in each bin (len(edges) + 1).
+        missing: training rows without a value.
+        rows: training rows.
+        min: the smallest training value (None when every value was missing).
+        max: the largest.
+        mean: the training mean.
+        std: the training standard deviation.
+    """
+
+    kind: T.Literal["numeric"] = "numeric"
+    edges: list[float]
+    counts: list[int]
+    missing: int = pdt.Field(ge=0)
+    rows: int = pdt.Field(ge=0)
+    min: float | None = None
+    max: float | None = None
+    mean: float | None = None
+    std: float | None = None
+
+
+Category = str | int | float | bool
+
+
+class CategoricalProfile(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
+    """A categorical column of the training data.
+
+    Args:
+        values: the values seen, most common first (at most MAX_CATEGORIES).
+        counts: the training rows of each value.
+        other: training rows with a value past the MAX_CATEGORIES most common.
+        missing: training rows without a value.
+        rows: training rows.
+    """
+
+    kind: T.Literal["categorical"] = "categorical"
+    values: list[Category]
+    counts: list[int]
+    other: int = pdt.Field(ge=0)
+    missing: int = pdt.Field(ge=0)
+    rows: int = pdt.Field(ge=0)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every value seen in training is listed (then an unlisted one is unseen)."""
+        return self.other == 0
+
+
+ColumnProfile = T.Annotated[NumericProfile | CategoricalProfile, pdt.Field(discriminator="kind")]
+
+
+class Profile(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
+    """The reference a batch is compared with: the training data and the holdout predictions.
+
+    Args:
+        version: the profile format.
+        task: regression or classification.
+        rows: training rows profiled.
+        features: each feature's profile, in the model's feature order.
+        prediction: the model's predictions on the holdout (numeric for a regressor, the
+            predicted labels for a classifier).
+    """
+
+    version: int = PROFILE_VERSION
+    task: str
+    rows: int
+    features: dict[str, ColumnProfile]
+    prediction: ColumnProfile | None = None
+
+    def summary(self) -> pd.DataFrame:
+        """One row per feature (and the prediction): kind, missing rate, range or top values."""
+        rows = [
+            _summary_row(name, column)
+            for name, column in [*self.features.items(), ("(prediction)", self.prediction)]
+            if column is not None
+        ]
+        return pd.DataFrame(rows, columns=["feature", "kind", "missing", "summary"])
+
+
+def _summary_row(name: str, column: NumericProfile | CategoricalProfile) -> list[T.Any]:
+    missing = column.missing / column.rows if column.rows else 0.0
+    if isinstance(column, NumericProfile):
+        if column.min is None:
+            text = "no values"
+        else:
+            text = f"{column.min:.4g} to {column.max:.4g}, mean {column.mean:.4g}"
+            text += f", std {column.std:.4g}"
+    else:
+        seen = sum(column.counts) or 1
+        shown = zip(column.values[:3], column.counts[:3], strict=True)
+        top = ", ".join(f"{value} ({count / seen:.0%})" for value, count in shown)
+        text = f"{len(column.values)}{'+' if not column.complete else ''} values; top: {top}"
+    return [name, column.kind, round(missing, 4), text]
+
+
+def profile_numeric(series: pd.Series, bins: int = NUMERIC_BINS) -> NumericProfile:
+    """Profile a numeric (or boolean) column: quantile bin edges and the rows in each bin.
+
+    Args:
+        series: the training values.
+        bins: how many quantile bins (fewer when the column has fewer distinct values).
+    """
+    values = _floats(series)
+    present = values[~np.isnan(values)]
+    missing = int(len(values) - len(present))
+    if not len(present):
+        return NumericProfile(edges=[], counts=[0], missing=missing, rows=len(values))
+    # Unique quantiles: a column of few distinct values gets a bin per value.
+    quantiles = np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1])
+    edges = np.unique(quantiles)
+    edges = edges[edges > present.min()]  # a first edge at the minimum leaves bin 0 empty
+    counts = np.bincount(np.searchsorted(edges, present, side="right"), minlength=len(edges) + 1)
+    return NumericProfile(
+        edges=[float(edge) for edge in edges],
+        counts=[int(count) for count in counts],
+        missing=missing,
+        rows=len(values),
+        min=float(present.min()),
+        max=float(present.max()),
+        mean=float(present.mean()),
+        std=float(present.std()),
+    )
+
+
+def profile_categorical(series: pd.Series) -> CategoricalProfile:
+    """Profile a categorical column: each value's rows, the most common first."""
+    counts = series.value_counts(dropna=True)
+    kept = counts.head(MAX_CATEGORIES)
+    return CategoricalProfile(
+        values=[_category(value) for value in kept.index],
+        counts=[int(count) for count in kept.to_numpy()],
+        other=int(counts.iloc[MAX_CATEGORIES:].sum()),
+        missing=int(series.isna().sum()),
+        rows=len(series),
+    )
+
+
+def profile(
+    frame: pd.DataFrame,
+    numerical: T.Sequence[str],
+    categorical: T.Sequence[str],
+    task: str,
+    predictions: pd.Series | None = None,
+) -> Profile:
+    """Profile the training rows of a model and its predictions on the holdout.
+
+    Args:
+        frame: the training rows.
+        numerical: the numeric features.
+        categorical: the categorical features.
+        task: regression or classification.
+        predictions: the model's predictions on the holdout, if any.
+    """
+    features: dict[str, NumericProfile | CategoricalProfile] = {}
+    for name in frame.columns:
+        if name in numerical:
+            features[str(name)] = profile_numeric(frame[name])
+        elif name in categorical:
+            features[str(name)] = profile_categorical(frame[name])
+    prediction = None
+    if predictions is not None:
+        prediction = (
+            profile_categorical(predictions)
+            if task == "classification"
+            else profile_numeric(predictions)
+        )
+    return Profile(task=task, rows=len(frame), features=features, prediction=prediction)
+
+
+def _floats(series: pd.Series) -> np.ndarray:
+    """A column as float64, missing values as NaN (booleans as 0/1; text that is no number NaN)."""
+    numeric = pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+    if numeric and isinstance(series.dtype, np.dtype):  # numpy's own: NaN is already NaN
+        return series.to_numpy(dtype="float64")
+    if numeric:  # pandas' nullable types: NA becomes NaN
+        return series.to_numpy(dtype="float64", na_value=np.nan)
+    return pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _never_missing(series: pd.Series) -> bool:
+    """Whether the column's type cannot hold a missing value (numpy integers and booleans)."""
+    return isinstance(series.dtype, np.dtype) and series.dtype.kind in "biu"
+
+
+def _category(value: T.Any) -> Category:
+    """A category as a JSON value (numpy scalars to Python ones, anything else as text)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+# %% TALLIES OF A BATCH
+
+
+class ColumnTally(pdt.BaseModel, strict=True, extra="forbid"):
+    """What the inference rows of one column looked like, in the reference's bins.
+
+    Args:
+        counts: rows in each bin (numeric), or of each reference value plus a last count for
+            the values not in the reference (categorical).
+        missing: rows without a value.
+        rows: rows counted.
+        below: rows under the training minimum (numeric).
+        above: rows over the training maximum (numeric).
+        examples: a few values not in the reference (categorical).
+    """
+
+    counts: list[int]
+    missing: int = 0
+    rows: int = 0
+    below: int = 0
+    above: int = 0
+    examples: list[Category] = pdt.Field(default_factory=list)
+
+    def merge(self, other: ColumnTally) -> ColumnTally:
+        """The tally of both sets of rows."""
+        if len(other.counts) != len(self.counts):
+            raise DriftError("tallies of different bins cannot be added up")
+        examples = list(dict.fromkeys([*self.examples, *other.examples]))[:EXAMPLES]
+        return ColumnTally(
+            counts=[a + b for a, b in zip(self.counts, other.counts, strict=True)],
+            missing=self.missing + other.missing,
+            rows=self.rows + other.rows,
+            below=self.below + other.below,
+            above=self.above + other.above,
+            examples=examples,
+        )
+
+
+class Tally(pdt.BaseModel, strict=True, extra="forbid"):
+    """The tallies of every profiled column: small, JSON, and added up across shards.
+
+    Args:
+        features: each feature's tally.
+        prediction: the predictions' tally.
+    """
+
+    features: dict[str, ColumnTally]
+    prediction: ColumnTally | None = None
+
+    def merge(self, other: Tally) -> Tally:
+        """The tally of both sets of rows (e.g. two shards)."""
+        if set(other.features) != set(self.features):
+            raise DriftError("tallies of different features cannot be added up")
+        prediction = self.prediction
+        if prediction is not None and other.prediction is not None:
+            prediction = prediction.merge(other.prediction)
+        return Tally(
+            features={
+                name: tally.merge(other.features[name]) for name, tally in self.features.items()
+            },
+            prediction=prediction or other.prediction,
+        )
+
+
+class _NumericCounter:
+    """Counts numeric values into the reference's bins, batch after batch."""
+
+    def __init__(self, reference: NumericProfile):
+        # Outer edges at infinity: np.histogram's bins are then the reference's, [low, high),
+        # and it bins sorted blocks, several times faster than a search per value.
+        self.edges = np.concatenate([[-np.inf], reference.edges, [np.inf]])
+        self.low, self.high = reference.min, reference.max
+        self.counts = np.zeros(len(self.edges) - 1, dtype=np.int64)
+        self.missing = self.rows = self.below = self.above = 0
+
+    def add(self, series: pd.Series) -> None:
+        values = _floats(series)
+        missing = 0
+        present = values
+        if not _never_missing(series):
+            absent = np.isnan(values)
+            missing = int(np.count_nonzero(absent))
+            present = values[~absent] if missing else values
+        self.counts += np.histogram(present, self.edges)[0]
+        self.missing += missing
+        self.rows += len(values)
+        if self.low is not None and self.high is not None:
+            self.below += int(np.count_nonzero(present < self.low))
+            self.above += int(np.count_nonzero(present > self.high))
+
+    def tally(self) -> ColumnTally:
+        return ColumnTally(
+            counts=self.counts.tolist(),
+            missing=self.missing,
+            rows=self.rows,
+            below=self.below,
+            above=self.above,
+        )
+
+
+class _CategoricalCounter:
+    """Counts categorical values against the reference's values, batch after batch."""
+
+    def __init__(self, reference: CategoricalProfile):
+        self.index = pd.Index(reference.values)
+        self.counts = np.zeros(len(self.index) + 1, dtype=np.int64)
+        self.missing = self.rows = 0
+        self.examples: list[Category] = []
+
+    def add(self, series: pd.Series) -> None:
+        # Count the distinct values first: the matching is then per value, not per row.
+        counted = series.value_counts(dropna=False, sort=False)
+        values, counts = counted.index, counted.to_numpy()
+        absent = values.isna()
+        positions = self.index.get_indexer(values)  # -1: missing, or not a reference value
+        known = positions >= 0
+        np.add.at(self.counts, positions[known], counts[known])
+        new = ~known & ~absent
+        self.counts[-1] += int(counts[new].sum())
+        self.missing += int(counts[absent].sum())
+        self.rows += len(series)
+        for value in values[new][: EXAMPLES - len(self.examples)]:
+            if _category(value) not in self.examples:
+                self.examples.append(_category(value))
+
+    def tally(self) -> ColumnTally:
+        return ColumnTally(
+            counts=self.counts.tolist(),
+            missing=self.missing,
+            rows=self.rows,
+            examples=self.examples,
+        )
+
+
+def _counter(reference: NumericProfile | CategoricalProfile):
+    if isinstance(reference, NumericProfile):
+        return _NumericCounter(reference)
+    return _CategoricalCounter(reference)
+
+
+class Counter:
+    """Tallies the batches of an inference against a reference profile.
+
+    Args:
+        reference: the model's reference profile.
+        prediction_column: the predictions' column in the batches of predictions.
+    """
+
+    def __init__(self, reference: Profile, prediction_column: str = "prediction"):
+        self.reference = reference
+        self.prediction_column = prediction_column
+        self.features = {name: _counter(column) for name, column in reference.features.items()}
+        self.prediction = _counter(reference.prediction) if reference.prediction else None
+
+    def missing_features(self, columns: T.Iterable[str]) -> list[str]:
+        """The profiled features that are not among these columns."""
+        present = set(columns)
+        return [name for name in self.features if name not in present]
+
+    def add(self, frame: pd.DataFrame, predictions: pd.DataFrame | None = None) -> None:
+        """Count a batch of inputs and, when given, its predictions."""
+        for name, counter in self.features.items():
+            counter.add(frame[name])
+        if self.prediction is not None and predictions is not None:
+            self.prediction.add(predictions[self.prediction_column])
+
+    def tally(self) -> Tally:
+        """What was counted so far."""
+        return Tally(
+            features={name: counter.tally() for name, counter in self.features.items()},
+            prediction=self.prediction.tally() if self.prediction else None,
+        )
+
+
+# %% SCORES
+
+
+class Thresholds(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
+    """When a column counts as drifted.
+
+    The PSI levels are the usual ones: under 0.1 no significant change, 0.1 to 0.25 a moderate
+    change worth a look, above 0.25 a significant shift.
+
+    Args:
+        psi_warn: PSI from which a column is reported as changed (a warning).
+        psi: PSI from which a column has drifted.
+        missing: rise of the missing rate (absolute, 0.1 = 10 points) from which it has drifted.
+        out_of_range: share of values outside the training [min, max] from which it has drifted.
+        unseen: share of categories never seen in training from which it has drifted.
+    """
+
+    psi_warn: float = pdt.Field(default=0.1, ge=0)
+    psi: float = pdt.Field(default=0.25, ge=0)
+    missing: float = pdt.Field(default=0.1, ge=0, le=1)
+    out_of_range: float = pdt.Field(default=0.05, ge=0, le=1)
+    unseen: float = pdt.Field(default=0.05, ge=0, le=1)
+
+    @pdt.model_validator(mode="after")
+    def _warn_before_drift(self) -> T.Self:
+        if self.psi_warn > self.psi:
+            raise ValueError(f"psi_warn ({self.psi_warn}) must not exceed psi ({self.psi})")
+        return self
+
+
+Status = T.Literal["drift", "warn", "ok"]
+SEVERITY: dict[str, int] = {"drift": 0, "warn": 1, "ok": 2}
+
+
+class ColumnDrift(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
+    """How one column of the batch differs from training.
+
+    Args:
+        column: the feature (or "(prediction)").
+        kind: numeric or categorical.
+        status: drift, warn or ok.
+        psi: population stability index of the non-missing values (None: no value to compare).
+        missing_reference: the training missing rate.
+        missing: the batch's missing rate.
+        out_of_range: share of the batch's values outside the training range (numeric).
+        unseen: share of the batch's values never seen in training (categorical).
+        examples: a few of those unseen values.
+        reasons: why the status, one phrase per threshold crossed.
+        bins: the bins' labels, and the reference's and the batch's shares in them (for charts).
+    """
+
+    column: str
+    kind: str
+    status: Status
+    psi: float | None
+    missing_reference: float
+    missing: float
+    out_of_range: float = 0.0
+    unseen: float = 0.0
+    examples: list[Category] = pdt.Field(default_factory=list)
+    reasons: list[str] = pdt.Field(default_factory=list)
+    bins: list[str] = pdt.Field(default_factory=list)
+    reference_shares: list[float] = pdt.Field(default_factory=list)
+    shares: list[float] = pdt.Field(default_factory=list)
+
+    def describe(self) -> str:
+        """e.g. `temp (PSI 0.62; 31% outside the training range)`."""
+        return f"{self.column} ({'; '.join(self.reasons) or 'no change'})"
+
+
+class DriftReport(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
+    """The batch against the reference, column by column, most drifted first.
+
+    Args:
+        rows: rows compared.
+        reference_rows: training rows of the reference.
+        thresholds: the thresholds applied.
+        columns: each feature's drift, most drifted first.
+        prediction: the predictions' drift (None without a prediction profile).
+    """
+
+    rows: int
+    reference_rows: int
+    thresholds: Thresholds
+    columns: list[ColumnDrift]
+    prediction: ColumnDrift | None = None
+
+    @property
+    def drifted(self) -> list[ColumnDrift]:
+        """The features that crossed a drift threshold."""
+        return [column for column in self.columns if column.status == "drift"]
+
+    @property
+    def changed(self) -> list[ColumnDrift]:
+        """The features that crossed a warning or drift threshold."""
+        return [column for column in self.columns if column.status != "ok"]
+
+    def headline(self, top: int = 5) -> str:
+        """One line for an alert: the most drifted features, or that none drifted."""
+        changed = self.changed
+        if not changed:
+            return f"no drift in {len(self.columns)} features over {self.rows:,} rows"
+        listed = "; ".join(
+            f"{column.describe()}{'' if column.status == 'drift' else ' [warn]'}"
+            for column in changed[:top]
+        )
+        more = f"; and {len(changed) - top} more" if len(changed) > top else ""
+        return (
+            f"{len(self.drifted)} of {len(self.columns)} features drifted over {self.rows:,} "
+            f"rows: {listed}{more}"
+        )
+
+    def refusal(self, scope: str = "") -> DriftError:
+        """The error that refuses the batch under `drift_policy=fail`, naming each feature.
+
+        Args:
+            scope: where the rows were counted, e.g. " over the 3 shards".
+        """
+        drifted = self.drifted
+        return DriftError(
+            f"{len(drifted)} feature(s) drifted beyond the thresholds{scope}: "
+            + "; ".join(column.describe() for column in drifted)
+            + "; with drift_policy=fail nothing was published"
+        )
+
+    def table(self) -> pd.DataFrame:
+        """One row per column (the prediction last), as the report's Dataset."""
+        columns = [*self.columns, *([self.prediction] if self.prediction else [])]
+        return pd.DataFrame(
+            {
+                "column": [c.column for c in columns],
+                "kind": [c.kind for c in columns],
+                "status": [c.status for c in columns],
+                "psi": [math.nan if c.psi is None else c.psi for c in columns],
+                "missing_reference": [c.missing_reference for c in columns],
+                "missing": [c.missing for c in columns],
+                "out_of_range": [c.out_of_range for c in columns],
+                "unseen": [c.unseen for c in columns],
+                "unseen_examples": [", ".join(map(str, c.examples)) for c in columns],
+                "reasons": ["; ".join(c.reasons) for c in columns],
+            }
+        )
+
+    def metrics(self) -> dict[str, float]:
+        """Scalar scores: totals, then the PSI of each column (`psi.<column>`)."""
+        psis = [c.psi for c in self.columns if c.psi is not None]
+        scores = {
+            "drifted_features": float(len(self.drifted)),
+            "changed_features": float(len(self.changed)),
+            "max_psi": max(psis) if psis else 0.0,
+            "rows": float(self.rows),
+        }
+        if self.prediction is not None and self.prediction.psi is not None:
+            scores["prediction_psi"] = self.prediction.psi
+        for column in self.columns:
+            if column.psi is not None:
+                scores[f"psi.{column.column}"] = column.psi
+        return scores
+
+
+def psi(reference: T.Sequence[float], current: T.Sequence[float]) -> float:
+    """Population stability index of two distributions over the same bins.
+
+    sum((current - reference) * ln(current / reference)) over the bins' shares, each share
+    floored at PSI_FLOOR so that a bin empty on one side counts as a large change, not infinity.
+    """
+    expected = np.maximum(np.asarray(reference, dtype="float64"), PSI_FLOOR)
+    actual = np.maximum(np.asarray(current, dtype="float64"), PSI_FLOOR)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def _shares(counts: np.ndarray) -> np.ndarray:
+    total = counts.sum()
+    return counts / total if total else np.zeros(len(counts))
+
+
+def _numeric_bins(reference: NumericProfile) -> list[str]:
+    edges = reference.edges
+    if not edges:
+        return ["all"]
+    labels = [f"< {edges[0]:.4g}"]
+    labels += [f"{low:.4g} to {high:.4g}" for low, high in zip(edges[:-1], edges[1:], strict=True)]
+    return [*labels, f">= {edges[-1]:.4g}"]
+
+
+def _score_column(
+    name: str,
+    reference: NumericProfile | CategoricalProfile,
+    tally: ColumnTally,
+    thresholds: Thresholds,
+) -> ColumnDrift:
+    counts = np.asarray(tally.counts, dtype=np.int64)
+    reference_counts = np.asarray(reference.counts, dtype=np.int64)
+    out_of_range = unseen = 0.0
+    present = tally.rows - tally.missing
+    if isinstance(reference, NumericProfile):
+        labels = _numeric_bins(reference)
+        expected, actual = _shares(reference_counts), _shares(counts)
+        out_of_range = (tally.below + tally.above) / present if present else 0.0
+    else:
+        # The most common reference values get a bin each; the rest (and new values) share one.
+        top = min(PSI_CATEGORIES, len(reference_counts))
+        expected_counts = np.append(
+            reference_counts[:top], reference_counts[top:].sum() + reference.other
+        )
+        actual_counts = np.append(counts[:top], counts[top:].sum())
+        labels = [*map(str, reference.values[:top]), "other"]
+        expected, actual = _shares(expected_counts), _shares(actual_counts)
+        if reference.complete:
+            unseen = int(counts[-1]) / present if present else 0.0
+    score = psi(expected, actual) if present and reference_counts.sum() else None
+    missing_reference = reference.missing / reference.rows if reference.rows else 0.0
+    missing = tally.missing / tally.rows if tally.rows else 0.0
+    reasons, status = [], "ok"
+    if score is not None and score >= thresholds.psi:
+        reasons.append(f"PSI {score:.2f}")
+        status = "drift"
+    elif score is not None and score >= thresholds.psi_warn:
+        reasons.append(f"PSI {score:.2f}")
+        status = "warn"
+    if missing - missing_reference >= thresholds.missing and missing > 0:
+        reasons.append(f"missing {missing:.0%} (training {missing_reference:.0%})")
+        status = "drift"
+    if out_of_range >= thresholds.out_of_range and out_of_range > 0:
+        low, high = T.cast(NumericProfile, reference).min, T.cast(NumericProfile, reference).max
+        reasons.append(f"{out_of_range:.0%} outside the training range [{low:.4g}, {high:.4g}]")
+        status = "drift"
+    if unseen >= thresholds.unseen and unseen > 0:
+        shown = ", ".join(map(str, tally.examples))
+        reasons.append(f"{unseen:.0%} unseen categories ({shown})")
+        status = "drift"
+    return ColumnDrift(
+        column=name,
+        kind=reference.kind,
+        status=T.cast(Status, status),
+        psi=score,
+        missing_reference=missing_reference,
+        missing=missing,
+        out_of_range=out_of_range,
+        unseen=unseen,
+        examples=tally.examples,
+        reasons=reasons,
+        bins=labels,
+        reference_shares=[float(share) for share in expected],
+        shares=[float(share) for share in actual],
+    )
+
+
+def score(reference: Profile, tally: Tally, thresholds: Thresholds | None = None) -> DriftReport:
+    """Compare what inference counted with the reference, column by column.
+
+    Args:
+        reference: the model's reference profile.
+        tally: the inference rows' tallies, in the reference's bins.
+        thresholds: when a column counts as drifted (defaults: `Thresholds()`).
+    """
+    thresholds = thresholds or Thresholds()
+    columns = [
+        _score_column(name, column, tally.features[name], thresholds)
+        for name, column in reference.features.items()
+        if name in tally.features
+    ]
+    columns.sort(key=lambda c: (SEVERITY[c.status], -(c.psi or 0.0)))
+    prediction = None
+    if reference.prediction is not None and tally.prediction is not None:
+        prediction = _score_column(
+            "(prediction)", reference.prediction, tally.prediction, thresholds
+        )
+    rows = max((t.rows for t in tally.features.values()), default=0)
+    return DriftReport(
+        rows=rows,
+        reference_rows=reference.rows,
+        thresholds=thresholds,
+        columns=columns,
+        prediction=prediction,
+    )
