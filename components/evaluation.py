@@ -17,6 +17,7 @@ def evaluate(
     classification_metrics: Output[ClassificationMetrics],
     report: Output[HTML],
     summary: Output[Markdown],
+    card: Output[Markdown],
     champion: dsl.OutputPath(str),
     thresholds: Optional[dict] = None,
     tolerance: float = 0.0,
@@ -45,11 +46,13 @@ def evaluate(
         classification_metrics: Confusion matrix and ROC curve (classifiers only).
         report: Evaluation report with charts.
         summary: Run summary.
+        card: Model card of the version, now with the verdict and the Champion compared with
+            (or why there is none).
         champion: The Champion version it was compared with ("3"), or the alias when there was
             none; the lifecycle predicts with it when this version does not pass.
         Output: Whether the version passed and may be promoted.
     """
-    from components.core import reports
+    from components.core import cards, reports
     from components.io import artifacts
     from components.jobs import base
     from components.jobs.evaluation import EvaluationJob
@@ -76,6 +79,7 @@ def evaluate(
         classification_metrics.log_roc_curve(roc["fpr"], roc["tpr"], roc["thresholds"])
     artifacts.write_text(report, reports.evaluation_page(result))
     artifacts.write_text(summary, reports.evaluation_summary(result))
+    artifacts.write_text(card, result.card or cards.missing(result.candidate_ref))
     with open(champion, "w", encoding="utf-8") as file:
         file.write(str(result.champion_ref.version) if result.champion_ref else champion_alias)
     return result.passed

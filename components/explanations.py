@@ -14,6 +14,7 @@ def explain(
     samples_explanations: Output[Dataset],
     report: Output[HTML],
     summary: Output[Markdown],
+    card: Output[Markdown],
     data: str = "",
     dataset: Optional[Input[Dataset]] = None,
     plan: Optional[Input[Artifact]] = None,
@@ -53,9 +54,11 @@ def explain(
         samples_explanations: One row per sample: base_value and one shap_<feature> column each.
         report: Explanations report with charts.
         summary: Run summary.
+        card: Model card of the version explained, now with its top features (or why there
+            is none).
         Output: The registered version explained (0 for an unregistered model).
     """
-    from components.core import reports
+    from components.core import cards, reports
     from components.io import artifacts, datasets, registries, shards
     from components.jobs import base
     from components.jobs.explanations import ExplanationsJob
@@ -90,4 +93,5 @@ def explain(
         samples_explanations.metadata.update(result.lineage.metadata())
     artifacts.write_text(report, reports.explanations_page(result))
     artifacts.write_text(summary, reports.explanations_summary(result))
+    artifacts.write_text(card, result.card or cards.missing(result.model_ref))
     return result.model_ref.version or 0

@@ -16,6 +16,7 @@ def train(
     model: Output[Model],
     metrics: Output[Metrics],
     summary: Output[Markdown],
+    card: Output[Markdown],
     data: str = "",
     dataset: Optional[Input[Dataset]] = None,
     reader: Optional[dict] = None,
@@ -56,9 +57,11 @@ def train(
         model: The registered model: metadata holds its MLflow URI, name, version and run id.
         metrics: Holdout metrics of the new version.
         summary: Run summary.
+        card: Model card of the new version: data, features, model, holdout metrics and
+            reference profile; evaluation and explanation complete it in MLflow.
         version: The version registered.
     """
-    from components.core import reports
+    from components.core import cards, reports
     from components.io import artifacts, datasets
     from components.jobs import base
     from components.jobs.training import TrainingJob
@@ -82,4 +85,5 @@ def train(
     artifacts.describe_model(model, result.model_ref)
     artifacts.log_metrics(metrics, result.scores)
     artifacts.write_text(summary, reports.training_summary(result))
+    artifacts.write_text(card, result.card or cards.missing(result.model_ref))
     return (result.model_ref.version,)

@@ -7,8 +7,10 @@ import typing as T
 
 import pandas as pd
 
+from components.core.drift import DriftReport, Profile, Tally
 from components.core.lineage import Lineage
 from components.core.schemas import Violation
+from components.core.shadow import Comparison, ShadowSummary
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +44,9 @@ class TrainingResult:
         test_rows: rows held out.
         scores: holdout metrics.
         seconds: wall time.
+        profile: the reference profile stored with the version (training data, holdout
+            predictions).
+        card: the version's model card (Markdown).
     """
 
     model_ref: ModelRef
@@ -54,6 +59,8 @@ class TrainingResult:
     test_rows: int
     scores: dict[str, float]
     seconds: float
+    profile: Profile | None = None
+    card: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +90,7 @@ class EvaluationResult:
         curves: confusion matrix and ROC (classifiers only).
         targets: the holdout's true values (for the regression chart).
         predicted: the candidate's predictions of them.
+        card: the version's model card with the verdict (Markdown; None: it has no card).
     """
 
     candidate_ref: ModelRef
@@ -97,6 +105,7 @@ class EvaluationResult:
     curves: Curves | None
     targets: pd.Series
     predicted: pd.Series
+    card: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +150,12 @@ class InferenceResult:
         violations: the rules the input broke, when the job reports them instead of raising
             (then nothing was written).
         shards: how many shards predicted the rows (1: one pod).
+        drift: the batch against the model's training profile (None: not checked, or left to
+            the publishing step of a sharded prediction).
+        tally: the counts the drift report is made of (added up across shards).
+        shadow: the challenger's comparison with the Champion (None: no challenger).
+        comparison: the sums the comparison is made of (added up across shards).
+        notes: why drift or the comparison was not checked, or only in part.
     """
 
     model_ref: ModelRef
@@ -153,6 +168,11 @@ class InferenceResult:
     lineage: Lineage | None = None
     violations: list[Violation] = dataclasses.field(default_factory=list)
     shards: int = 1
+    drift: DriftReport | None = None
+    tally: Tally | None = None
+    shadow: ShadowSummary | None = None
+    comparison: Comparison | None = None
+    notes: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,6 +213,7 @@ class ExplanationsResult:
         seconds: wall time.
         warnings: what the user should know.
         lineage: where the explanations came from, as written into both files' metadata.
+        card: the version's model card with its top features (Markdown; None: it has none).
     """
 
     model_ref: ModelRef
@@ -203,6 +224,7 @@ class ExplanationsResult:
     seconds: float
     warnings: list[str] = dataclasses.field(default_factory=list)
     lineage: Lineage | None = None
+    card: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

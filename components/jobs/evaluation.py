@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import typing as T
 
 import mlflow
 import pydantic as pdt
 
-from components.core import metrics, models, results, schemas
+from components.core import cards, metrics, models, results, schemas
+from components.io import cards as card_store
 from components.io import datasets, registries
 from components.jobs import base
 
@@ -56,7 +58,7 @@ class EvaluationJob(base.Job, frozen=True):
         return thresholds
 
     def run(self) -> results.EvaluationResult:
-        """Score the candidate and the Champion on the holdout, decide, and record the verdict."""
+        """Score the candidate and the Champion on the holdout, decide, record the verdict."""
         client = self.mlflow_service.client()
         # Read the held-out rows.
         data = schemas.normalize(self.inputs.read())
@@ -117,15 +119,7 @@ class EvaluationJob(base.Job, frozen=True):
         )
         mlflow.log_metrics({f"holdout_{name}": value for name, value in scores.items()})
         mlflow.log_metrics({f"champion_{name}": value for name, value in champion_scores.items()})
-        # Tell people the verdict.
-        self.alerter.notify(
-            title=f"{self.KIND} {'passed' if passed else 'failed'}",
-            message=f"{candidate_ref.describe()} "
-            + ("may be promoted." if passed else "must not be promoted: " + "; ".join(reasons)),
-            fields={k: round(v, 4) for k, v in scores.items()},
-            status="SUCCEEDED",
-        )
-        return results.EvaluationResult(
+        result = results.EvaluationResult(
             candidate_ref=candidate_ref,
             champion_ref=champion_ref,
             task=task,
@@ -139,6 +133,19 @@ class EvaluationJob(base.Job, frozen=True):
             targets=targets,
             predicted=predictions[models.PREDICTION],
         )
+        # Complete the version's model card with the verdict, when it has one.
+        card = card_store.complete(
+            client, candidate_ref, lambda card: cards.with_evaluation(card, result)
+        )
+        # Tell people the verdict.
+        self.alerter.notify(
+            title=f"{self.KIND} {'passed' if passed else 'failed'}",
+            message=f"{candidate_ref.describe()} "
+            + ("may be promoted." if passed else "must not be promoted: " + "; ".join(reasons)),
+            fields={k: round(v, 4) for k, v in scores.items()},
+            status="SUCCEEDED",
+        )
+        return dataclasses.replace(result, card=card)
 
     def _finder(self, alias_or_version: str | int) -> registries.RegistryFinder:
         if alias_or_version == "latest":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import typing as T
@@ -11,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pydantic as pdt
 
-from components.core import explainers, results, schemas
+from components.core import cards, explainers, results, schemas
+from components.io import cards as card_store
 from components.io import datasets, registries
 from components.jobs import base
 from components.utils import secrets
@@ -59,7 +61,7 @@ class ExplanationsJob(base.Job, frozen=True):
     spread: bool = False
 
     def run(self) -> results.ExplanationsResult:
-        """Find and load the native model, explain the samples, then the model."""
+        """Find and load the native model, explain the samples, then the model; card it."""
         started = time.perf_counter()
         # Find and load the native model.
         model_ref = self.finder.find(self.mlflow_service.client())
@@ -124,13 +126,7 @@ class ExplanationsJob(base.Job, frozen=True):
             }
         )
         mlflow.log_metrics({"samples_explained": samples, "seconds": seconds})
-        top = ", ".join(importances["feature"].head(3))
-        self.alerter.notify(
-            title=f"{self.KIND} succeeded",
-            message=f"Explained {samples} samples of {model_ref.describe()}; top features: {top}.",
-            fields={"samples": samples, "features": len(importances), "explainer": explainer.KIND},
-        )
-        return results.ExplanationsResult(
+        result = results.ExplanationsResult(
             model_ref=model_ref,
             explainer=explainer.KIND,
             samples=samples,
@@ -140,3 +136,16 @@ class ExplanationsJob(base.Job, frozen=True):
             warnings=warnings,
             lineage=origin,
         )
+        # Complete the model card with the top features, when the model is a version with one.
+        card = card_store.complete(
+            self.mlflow_service.client(),
+            model_ref,
+            lambda card: cards.with_explanations(card, result),
+        )
+        top = ", ".join(importances["feature"].head(3))
+        self.alerter.notify(
+            title=f"{self.KIND} succeeded",
+            message=f"Explained {samples} samples of {model_ref.describe()}; top features: {top}.",
+            fields={"samples": samples, "features": len(importances), "explainer": explainer.KIND},
+        )
+        return dataclasses.replace(result, card=card)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -13,8 +14,9 @@ import mlflow.data
 import pydantic as pdt
 from mlflow.exceptions import MlflowException
 
-from components.core import features, metrics, models, results, schemas
-from components.io import datasets, registries
+from components.core import cards, drift, features, metrics, models, results, schemas
+from components.io import cards as card_store
+from components.io import datasets, references, registries
 from components.jobs import base
 from components.utils import secrets, signers, splitters
 
@@ -60,7 +62,7 @@ class TrainingJob(base.Job, frozen=True):
     holdout: datasets.WriterKind | None = pdt.Field(default=None, discriminator="KIND")
 
     def run(self) -> results.TrainingResult:
-        """Read, infer the features, split, fit, score, sign, register, keep the holdout."""
+        """Read, infer the features, split, fit, score, sign, keep the holdout, register, card."""
         started = time.perf_counter()
         # Read the training data and find the target.
         data = schemas.normalize(self.inputs.read())
@@ -125,7 +127,17 @@ class TrainingJob(base.Job, frozen=True):
             "features.json",
         )
         mlflow.log_metrics({f"test_{name}": value for name, value in scores.items()})
-        self._log_input(data)
+        source, digest = self._log_input(data)
+        # The reference that inference batches are compared with: the training rows'
+        # distributions and the predictions' on the holdout, stored with the model's run.
+        reference = drift.profile(
+            train[found.columns],
+            found.numerical,
+            found.categorical,
+            task,
+            test_predictions[models.PREDICTION],
+        )
+        references.log_profile(reference)
         # Keep the held-out rows for the evaluation job, before registering: a failure here
         # must not leave a version behind.
         if self.holdout is not None:
@@ -145,7 +157,19 @@ class TrainingJob(base.Job, frozen=True):
             test_rows=len(test),
             scores=scores,
             seconds=time.perf_counter() - started,
+            profile=reference,
         )
+        # Write the version's model card: its data, features, model, metrics and profile.
+        card = cards.from_training(
+            result,
+            target=self.target,
+            source=source,
+            digest=digest,
+            params=pipeline[-1].get_params(deep=False),
+            params_set=model.params,
+        )
+        markdown = card_store.save(self.mlflow_service.client(), model_ref, card)
+        result = dataclasses.replace(result, card=markdown)
         self.alerter.notify(
             title=f"{self.KIND} succeeded",
             message=f"Registered {model_ref.describe()} ({model.KIND}).",
@@ -170,8 +194,12 @@ class TrainingJob(base.Job, frozen=True):
         logger.info("registered %s from run %s", model_ref.describe(), model_ref.run_id)
         return model_ref
 
-    def _log_input(self, data) -> None:
-        """Record the training data on the run: its location and digest (MLflow's dataset)."""
+    def _log_input(self, data) -> tuple[str, str]:
+        """Record the training data on the run: its location and digest (MLflow's dataset).
+
+        Returns:
+            the location (credentials redacted) and the digest.
+        """
         location = secrets.redact(str(self.inputs.path))
         name = location.rstrip("/").rsplit("/", 1)[-1]
         with warnings.catch_warnings():  # "can be interpreted in multiple ways": a local path
@@ -185,3 +213,4 @@ class TrainingJob(base.Job, frozen=True):
         mlflow.log_input(dataset, context="training")
         mlflow.set_tag("training.data", location)
         logger.info("training data %s (digest %s)", location, dataset.digest)
+        return location, dataset.digest

@@ -199,6 +199,7 @@ def reports(mlflow_server, tmp_path_factory) -> dict[str, pathlib.Path]:
             target="cnt", model_name=name, data=str(data), holdout=holdout, model=model,
             metrics=dsl.Metrics(uri=str(folder / "train-metrics")),
             summary=dsl.Markdown(uri=str(folder / "train-summary")),
+            card=dsl.Markdown(uri=str(folder / "train-card")),
             model_params={"max_iter": 30},
             exclude=["instant", "dteday", "casual", "registered"],
             categorical=["season", "weathersit"], experiment=name,
@@ -210,6 +211,7 @@ def reports(mlflow_server, tmp_path_factory) -> dict[str, pathlib.Path]:
             metrics=dsl.Metrics(uri=str(folder / "evaluate-metrics")),
             classification_metrics=dsl.ClassificationMetrics(uri=str(folder / "classification")),
             report=evaluation, summary=dsl.Markdown(uri=str(folder / "evaluate-summary")),
+            card=dsl.Markdown(uri=str(folder / "evaluate-card")),
             champion=str(folder / "champion"), thresholds={"r2": 0.5}, experiment=name,
         )  # fmt: skip
         assert passed is True
@@ -223,6 +225,7 @@ def reports(mlflow_server, tmp_path_factory) -> dict[str, pathlib.Path]:
             models_explanations=dsl.Dataset(uri=str(folder / "models_explanations")),
             samples_explanations=dsl.Dataset(uri=str(folder / "samples_explanations")),
             report=explanations, summary=dsl.Markdown(uri=str(folder / "explain-summary")),
+            card=dsl.Markdown(uri=str(folder / "explain-card")),
             model_name=name, max_samples=20, input_schema=str(BIKE_SCHEMA), experiment=name,
         )  # fmt: skip
         assert explained == version

@@ -1,0 +1,145 @@
+"""Cards: the model card of each registered version, stored in MLflow and completed step by step.
+
+The card lives among the artifacts of the run that logged the model: `card/card.json` is its
+state (what later steps complete), `card/model_card.md` its rendering. The version's description
+is the rendering too, so that the MLflow UI shows the card on the version's page.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import posixpath
+import tempfile
+import typing as T
+
+from mlflow.tracking import MlflowClient
+
+from components.core import cards
+from components.core.results import ModelRef
+
+logger = logging.getLogger(__name__)
+
+# Where the card goes among the artifacts of the run that logged the model.
+STATE_PATH = "card/card.json"
+MARKDOWN_PATH = "card/model_card.md"
+# A version's description is at most 5000 characters in MLflow's database stores.
+DESCRIPTION_LIMIT = 5000
+
+
+def has_card(model_ref: ModelRef) -> bool:
+    """Whether a model may have a card: a registered version logged by a run."""
+    return bool(model_ref.name and model_ref.version and model_ref.run_id)
+
+
+def save(client: MlflowClient, model_ref: ModelRef, card: cards.ModelCard) -> str:
+    """Store the card of a version (state and Markdown) and show it as its description.
+
+    Args:
+        client: the MLflow client of the tracking server and registry.
+        model_ref: the registered version (its `run_id` names the run that logged it).
+        card: its card.
+
+    Returns:
+        the card's Markdown.
+
+    Raises:
+        ValueError: the model is not a registered version logged by a run.
+    """
+    if not has_card(model_ref):
+        raise ValueError(f"{model_ref.describe()} is not a registered version logged by a run")
+    markdown = cards.render(card)
+    # The state first: the rendering and the description are made from it.
+    client.log_text(model_ref.run_id, card.model_dump_json(indent=2), STATE_PATH)
+    client.log_text(model_ref.run_id, markdown, MARKDOWN_PATH)
+    client.update_model_version(
+        model_ref.name, str(model_ref.version), description=description(card, markdown)
+    )
+    logger.info("model card of %s stored with run %s", model_ref.describe(), model_ref.run_id)
+    return markdown
+
+
+def load(client: MlflowClient, model_ref: ModelRef) -> cards.ModelCard | None:
+    """The card of a version, from the run that logged it; None when it has none.
+
+    A model given by a URI, a version registered before cards were kept or by another tool
+    have none.
+
+    Args:
+        client: the MLflow client of the tracking server.
+        model_ref: the model found.
+
+    Raises:
+        CardError: the card exists but cannot be read.
+    """
+    if not has_card(model_ref):
+        logger.info("%s is not a registered version: it has no model card", model_ref.describe())
+        return None
+    # Listed first: a missing card is an answer, while an MLflow that fails is an error.
+    folder, _ = posixpath.split(STATE_PATH)
+    listed = {item.path for item in client.list_artifacts(model_ref.run_id, folder)}
+    if STATE_PATH not in listed:
+        logger.info("%s has no model card (%s)", model_ref.describe(), STATE_PATH)
+        return None
+    with tempfile.TemporaryDirectory(prefix="card-") as local:
+        path = client.download_artifacts(model_ref.run_id, STATE_PATH, local)
+        text = pathlib.Path(path).read_text(encoding="utf-8")
+    try:
+        return cards.ModelCard.parse(text)
+    except cards.CardError as error:
+        raise cards.CardError(
+            f"the model card of {model_ref.describe()} ({STATE_PATH} of run "
+            f"{model_ref.run_id}) cannot be read: {error}"
+        ) from None
+
+
+def complete(
+    client: MlflowClient,
+    model_ref: ModelRef,
+    fill: T.Callable[[cards.ModelCard], cards.ModelCard],
+) -> str | None:
+    """Complete the card of a version with a step's facts and store it again.
+
+    A model without a card is left as it is, and so is one whose card cannot be read (logged
+    as a warning): the card documents the model, and its absence fails no step.
+
+    Args:
+        client: the MLflow client of the tracking server and registry.
+        model_ref: the model the step worked on.
+        fill: the card completed with the step's facts (`cards.with_evaluation`, ...).
+
+    Returns:
+        the completed card's Markdown; None when there is no card to complete.
+    """
+    try:
+        card = load(client, model_ref)
+    except cards.CardError as error:
+        logger.warning("%s; it is left as it is", error)
+        return None
+    if card is None:
+        logger.info("no model card of %s to complete", model_ref.describe())
+        return None
+    return save(client, model_ref, fill(card))
+
+
+def description(card: cards.ModelCard, markdown: str, limit: int = DESCRIPTION_LIMIT) -> str:
+    """The card as a version's description, within MLflow's limit on its length.
+
+    The whole card when it fits; else the brief card (no default parameters, no reference
+    profile) saying where the whole one is, cut at a line if it is still too long.
+
+    Args:
+        card: the card.
+        markdown: its whole rendering.
+        limit: the most characters.
+    """
+    if len(markdown) <= limit:
+        return markdown
+    whole = f"`{MARKDOWN_PATH}` of run `{card.run_id}`"
+    text = cards.render(card, brief=True) + f"\n*The whole card: {whole}.*\n"
+    if len(text) <= limit:
+        return text
+    note = f"\n\n*Cut to fit; the whole card: {whole}.*\n"
+    kept = text[: limit - len(note)]
+    kept = kept[: kept.rfind("\n")] if "\n" in kept else kept
+    return kept.rstrip() + note
