@@ -3,7 +3,7 @@
 from typing import NamedTuple, Optional
 
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Markdown, Output
+from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Output
 
 from components.image import IMAGE
 
@@ -12,6 +12,9 @@ from components.image import IMAGE
 def predict(
     predictions: Output[Dataset],
     summary: Output[Markdown],
+    drift_metrics: Output[Metrics],
+    drift_table: Output[Dataset],
+    drift_report: Output[HTML],
     data: str = "",
     dataset: Optional[Input[Dataset]] = None,
     model_name: str = "",
@@ -24,6 +27,10 @@ def predict(
     input_schema: str = "",
     probabilities: bool = True,
     allow_unsigned: bool = False,
+    drift_policy: str = "warn",
+    drift_thresholds: Optional[dict] = None,
+    challenger: str = "",
+    challenger_tolerance: float = 0.0,
     experiment: str = "model-lifecycle",
     run_id: str = "",
 ) -> NamedTuple("PredictOutputs", rows=int, version=int):
@@ -47,12 +54,26 @@ def predict(
         input_schema: Pandera schema with domain rules: a YAML file or module:NAME (optional).
         probabilities: Add one probability column per class (classifiers).
         allow_unsigned: Predict with a model that has no signature (its inputs go unchecked).
+        drift_policy: Compare the rows with the model's training profile: warn (report only),
+            fail (also publish nothing when a feature drifted), or off.
+        drift_thresholds: When a feature counts as drifted; defaults {"psi_warn": 0.1, "psi":
+            0.25, "missing": 0.1, "out_of_range": 0.05, "unseen": 0.05} (missing: rise of the
+            missing rate; out_of_range, unseen: share of rows outside the training range, of
+            categories never seen in training).
+        challenger: Alias or version of model_name (or a model URI) that scores the same rows
+            for comparison; the predictions written stay the Champion's. Empty: none.
+        challenger_tolerance: A regressor's rows differ when the two predictions differ by more
+            than this; 0: a tenth of the std of the Champion's holdout predictions.
         experiment: MLflow experiment of the inference run.
         run_id: Pipeline run id, recorded on the MLflow run (set by the pipeline).
 
     Returns:
         predictions: Pass-through columns, prediction, and class probabilities.
         summary: Run summary: rows in and out, model version used, timings.
+        drift_metrics: Drift scores (PSI per feature, drifted features) and the challenger's.
+        drift_table: One row per feature: status, PSI, missing rates, out of range, unseen.
+        drift_report: The rows against the training data, the most drifted features charted,
+            and the challenger's comparison.
         rows: Rows predicted.
         version: The registered version that predicted them (0 for an unregistered model).
     """
@@ -63,6 +84,9 @@ def predict(
 
     settings = base.step_settings(experiment, run_id, "predict")
     location = base.guard(InferenceJob, settings, lambda: artifacts.input_location(data, dataset))
+    rival = base.guard(
+        InferenceJob, settings, lambda: registries.challenger_config(challenger, model_name)
+    )
     result = base.run_job(
         InferenceJob,
         settings,
@@ -78,9 +102,14 @@ def predict(
         passthrough=passthrough or [],
         probabilities=probabilities,
         allow_unsigned=allow_unsigned,
+        drift_policy=drift_policy,
+        drift_thresholds=dict(drift_thresholds or {}),
+        challenger=rival,
+        challenger_tolerance=float(challenger_tolerance) or None,
     )
     predictions.metadata.update({"rows": result.rows, "model": result.model_ref.describe()})
     if result.lineage is not None:  # also shown in the Kubeflow UI beside the artifact
         predictions.metadata.update(result.lineage.metadata())
     artifacts.write_text(summary, reports.inference_summary(result))
+    artifacts.write_monitoring(drift_metrics, drift_table, drift_report, result)
     return (result.rows, result.model_ref.version or 0)

@@ -18,6 +18,7 @@ def plan_shards(
     finder: Optional[dict] = None,
     reader: Optional[dict] = None,
     shards: int = 2,
+    challenger: str = "",
     experiment: str = "model-lifecycle",
     run_id: str = "",
 ) -> list:
@@ -34,6 +35,8 @@ def plan_shards(
         reader: Reader options, e.g. {"KIND": "CSVReader", "delimiter": ";"}.
         shards: How many shards (pods) to split the input into; fewer when it has fewer pieces
             (Parquet row groups, CSV files).
+        challenger: Alias or version of model_name (or a model URI) that every shard also
+            scores with, for comparison; resolved once, here. Empty: none.
         experiment: MLflow experiment of the planning run.
         run_id: Pipeline run id, recorded on the MLflow run (set by the pipeline).
 
@@ -47,6 +50,9 @@ def plan_shards(
 
     settings = base.step_settings(experiment, run_id, "plan-shards")
     location = base.guard(PlanningJob, settings, lambda: artifacts.input_location(data, dataset))
+    rival = base.guard(
+        PlanningJob, settings, lambda: registries.challenger_config(challenger, model_name)
+    )
     result = base.run_job(
         PlanningJob,
         settings,
@@ -56,6 +62,7 @@ def plan_shards(
         ),
         shards=int(shards),  # integers may arrive as JSON floats (2.0)
         output=plan.path,
+        challenger=rival,
     )
     plan.metadata.update(
         {"shards": result.shards, "pieces": result.pieces, "model": result.model_ref.describe()}

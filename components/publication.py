@@ -1,7 +1,9 @@
 """Component `publish_predictions`: publish the shards' parts as one dataset, all or nothing."""
 
+from typing import Optional
+
 from kfp import dsl
-from kfp.dsl import Artifact, Dataset, Input, Markdown, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Output
 
 from components.image import IMAGE
 
@@ -12,6 +14,11 @@ def publish_predictions(
     reports: list,
     predictions: Output[Dataset],
     summary: Output[Markdown],
+    drift_metrics: Output[Metrics],
+    drift_table: Output[Dataset],
+    drift_report: Output[HTML],
+    drift_policy: str = "warn",
+    drift_thresholds: Optional[dict] = None,
     experiment: str = "model-lifecycle",
     run_id: str = "",
 ) -> int:
@@ -24,12 +31,18 @@ def publish_predictions(
     Args:
         plan: The plan made by plan_shards.
         reports: Each shard's report (collected from predict_shard).
+        drift_policy: Judge the drift summed over the shards: warn (report only), fail (also
+            publish nothing when a feature drifted), or off.
+        drift_thresholds: When a feature counts as drifted (see predict).
         experiment: MLflow experiment of the publishing run.
         run_id: Pipeline run id, recorded on the MLflow run (set by the pipeline).
 
     Returns:
         predictions: The published predictions: a folder holding the manifest of the parts.
         summary: Run summary: rows, shards, model version.
+        drift_metrics: Drift scores over every shard, and the challenger's.
+        drift_table: One row per feature: status, PSI, missing rates, out of range, unseen.
+        drift_report: The rows against the training data, and the challenger's comparison.
         Output: Rows predicted.
     """
     from components.core import reports as summaries
@@ -42,10 +55,17 @@ def publish_predictions(
         PublicationJob, settings, lambda: [shards.ShardReport.parse(text) for text in reports]
     )
     result = base.run_job(
-        PublicationJob, settings, plan=plan.path, reports=parsed, output=predictions.path
+        PublicationJob,
+        settings,
+        plan=plan.path,
+        reports=parsed,
+        output=predictions.path,
+        drift_policy=drift_policy,
+        drift_thresholds=dict(drift_thresholds or {}),
     )
     predictions.metadata.update(
         {"rows": result.rows, "shards": result.shards, "model": result.model_ref.describe()}
     )
     artifacts.write_text(summary, summaries.inference_summary(result))
+    artifacts.write_monitoring(drift_metrics, drift_table, drift_report, result)
     return result.rows

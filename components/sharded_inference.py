@@ -19,13 +19,16 @@ def predict_shard(
     input_schema: str = "",
     probabilities: bool = True,
     allow_unsigned: bool = False,
+    drift_policy: str = "warn",
+    challenger_tolerance: float = 0.0,
     experiment: str = "model-lifecycle",
     run_id: str = "",
 ) -> str:
     """Predict the rows of one shard with the plan's model version, batch by batch.
 
     Rules broken by the shard's rows are reported, not raised: the publishing step reports them
-    with their totals over every shard.
+    with their totals over every shard. So are the drift tallies and the challenger's
+    comparison (the plan's challenger): the publishing step judges their totals.
 
     Args:
         plan: The plan made by plan_shards.
@@ -36,6 +39,9 @@ def predict_shard(
         input_schema: Pandera schema with domain rules: a YAML file or module:NAME (optional).
         probabilities: Add one probability column per class (classifiers).
         allow_unsigned: Predict with a model that has no signature (its inputs go unchecked).
+        drift_policy: Count the rows into the training profile's bins (warn, fail) or not (off).
+        challenger_tolerance: A regressor's rows differ when the two predictions differ by more
+            than this; 0: a tenth of the std of the Champion's holdout predictions.
         experiment: MLflow experiment of the shard's run.
         run_id: Pipeline run id, recorded on the MLflow run (set by the pipeline).
 
@@ -63,6 +69,9 @@ def predict_shard(
         probabilities=probabilities,
         allow_unsigned=allow_unsigned,
         report_violations=True,
+        drift_policy=drift_policy,
+        challenger=the_plan.challenger,
+        challenger_tolerance=float(challenger_tolerance) or None,
     )
     part.metadata.update({"shard": shard, "rows": result.rows})
     if result.lineage is not None:
@@ -78,5 +87,9 @@ def predict_shard(
         violations=result.violations,
         warnings=result.warnings,
         seconds=result.seconds,
+        tally=result.tally,
+        comparison=result.comparison,
+        challenger=result.shadow.challenger if result.shadow is not None else "",
+        notes=result.notes,
     )
     return report.model_dump_json()

@@ -34,6 +34,10 @@ def add_inference(settings: Settings, **params) -> tuple[PipelineTask, PipelineT
         writer=params["writer"],
         batch_size=params["batch_size"],
         probabilities=params["probabilities"],
+        drift_policy=params["drift_policy"],
+        drift_thresholds=params["drift_thresholds"],
+        challenger=params.get("challenger", ""),
+        challenger_tolerance=params.get("challenger_tolerance", 0.0),
     )
     settings.configure(predict, "predict", "Batch predictions")
     explain = c.explain(**common, max_samples=params["max_samples"]).after(predict)
@@ -61,6 +65,7 @@ def add_sharded_inference(settings: Settings, **params) -> tuple[PipelineTask, P
         finder=params["finder"],
         reader=params["reader"],
         shards=params["shards"],
+        challenger=params["challenger"],
         **common,
     )
     settings.configure(plan, "plan", "Plan the shards")
@@ -78,12 +83,18 @@ def add_sharded_inference(settings: Settings, **params) -> tuple[PipelineTask, P
             writer=params["writer"],
             batch_size=params["batch_size"],
             probabilities=params["probabilities"],
+            drift_policy=params["drift_policy"],
+            challenger_tolerance=params["challenger_tolerance"],
             **checks,
             **common,
         )
         settings.configure(part, "predict", "Batch predictions of a shard")
     publish = c.publish_predictions(
-        plan=plan.outputs["plan"], reports=dsl.Collected(part.outputs["Output"]), **common
+        plan=plan.outputs["plan"],
+        reports=dsl.Collected(part.outputs["Output"]),
+        drift_policy=params["drift_policy"],
+        drift_thresholds=params["drift_thresholds"],
+        **common,
     )
     settings.configure(publish, "publish", "Publish the predictions")
     explain = c.explain(
@@ -119,6 +130,10 @@ def build(settings: Settings) -> GraphComponent:
         allow_unsigned: bool = False,
         max_samples: int = 1000,
         shards: int = 1,
+        drift_policy: str = "warn",
+        drift_thresholds: dict = {},  # noqa: B006
+        challenger: str = "",
+        challenger_tolerance: float = 0.0,
         experiment: str = DEFAULT_EXPERIMENT,
         ui_base_url: str = "",
     ):
@@ -143,6 +158,14 @@ def build(settings: Settings) -> GraphComponent:
             shards: Pods that share the prediction (1: one predict pod). More split the input
                 by Parquet row groups (CSV by file), predict each shard in its own pod, and
                 publish one dataset (a folder with a manifest of the parts) when all succeed.
+            drift_policy: Compare the rows with the model's training profile: warn (report
+                only), fail (also publish nothing when a feature drifted), or off.
+            drift_thresholds: When a feature counts as drifted; defaults {"psi_warn": 0.1,
+                "psi": 0.25, "missing": 0.1, "out_of_range": 0.05, "unseen": 0.05}.
+            challenger: Alias or version of model_name (or a model URI) that scores the same
+                rows for comparison (shadow scoring); the predictions stay the Champion's.
+            challenger_tolerance: A regressor's rows differ when the two predictions differ by
+                more than this; 0: a tenth of the std of the Champion's holdout predictions.
             experiment: MLflow experiment of the steps' runs.
             ui_base_url: Kubeflow UI base URL for a link in the alert (default: KFP_UI_BASE_URL).
         """
@@ -153,6 +176,8 @@ def build(settings: Settings) -> GraphComponent:
                 finder=finder, reader=reader, writer=writer, batch_size=batch_size,
                 passthrough=passthrough, input_schema=input_schema, probabilities=probabilities,
                 allow_unsigned=allow_unsigned, max_samples=max_samples, experiment=experiment,
+                drift_policy=drift_policy, drift_thresholds=drift_thresholds,
+                challenger=challenger, challenger_tolerance=challenger_tolerance,
             )  # fmt: skip
             with dsl.If(shards == 1, name="one-pod"):
                 add_inference(settings, **inference)

@@ -43,6 +43,8 @@ def build(settings: Settings) -> GraphComponent:
         probabilities: bool = True,
         allow_unsigned: bool = False,
         max_samples: int = 1000,
+        drift_policy: str = "warn",
+        drift_thresholds: dict = {},  # noqa: B006
         experiment: str = DEFAULT_EXPERIMENT,
         ui_base_url: str = "",
     ):
@@ -74,6 +76,10 @@ def build(settings: Settings) -> GraphComponent:
             probabilities: Add one probability column per class (classifiers).
             allow_unsigned: Use a model without a signature (inputs then go unchecked).
             max_samples: Most rows explained with SHAP.
+            drift_policy: Compare the rows predicted with the training data: warn (report
+                only), fail (also publish nothing when a feature drifted), or off.
+            drift_thresholds: When a feature counts as drifted; defaults {"psi_warn": 0.1,
+                "psi": 0.25, "missing": 0.1, "out_of_range": 0.05, "unseen": 0.05}.
             experiment: MLflow experiment of the steps' runs.
             ui_base_url: Kubeflow UI base URL for a link in the alert (default: KFP_UI_BASE_URL).
         """
@@ -91,6 +97,7 @@ def build(settings: Settings) -> GraphComponent:
                 writer=writer, batch_size=batch_size,
                 passthrough=passthrough, input_schema=input_schema, probabilities=probabilities,
                 allow_unsigned=allow_unsigned, max_samples=max_samples, experiment=experiment,
+                drift_policy=drift_policy, drift_thresholds=drift_thresholds,
             )  # fmt: skip
             # Predict with the version the promotion serves (the new one, or a Champion
             # promoted meanwhile that beat it) when the new version passed; with the Champion

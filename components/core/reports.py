@@ -16,9 +16,10 @@ import matplotlib
 matplotlib.use("Agg")  # no display in a pod
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from components.core import results  # noqa: E402
+from components.core import drift, results, shadow  # noqa: E402
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 24px; color: #1f2328; }
@@ -245,6 +246,8 @@ def inference_summary(result: results.InferenceResult) -> str:
         # Shards run side by side: the slowest one is the wall time of the prediction.
         ("seconds" if result.shards == 1 else "seconds (slowest shard)"): f"{result.seconds:.1f}",
         "rows per second": f"{result.rows / max(result.seconds, 1e-9):,.0f}",
+        "drift": result.drift.headline() if result.drift is not None else "not checked",
+        **({"challenger": result.shadow.headline} if result.shadow is not None else {}),
         "warnings": "; ".join(result.warnings) or "none",
     }
     return markdown_summary("Predictions", facts)
@@ -255,3 +258,77 @@ def markdown_summary(title: str, facts: T.Mapping[str, T.Any]) -> str:
     lines = [f"## {title}", "", "| | |", "|---|---|"]
     lines += [f"| {key} | {str(value).replace('|', '/')} |" for key, value in facts.items()]
     return "\n".join(lines) + "\n"
+
+
+def distribution_chart(column: drift.ColumnDrift) -> str:
+    """The training and the batch shares of one column's bins, side by side."""
+    positions = np.arange(len(column.bins))
+    figure, axes = plt.subplots(figsize=(7, 2.8))
+    axes.bar(positions - 0.2, column.reference_shares, 0.4, label="training", color="#8c959f")
+    axes.bar(positions + 0.2, column.shares, 0.4, label="this batch", color="#0969da")
+    axes.set_xticks(positions, column.bins, rotation=45, ha="right", fontsize=8)
+    axes.set_ylabel("share of rows")
+    psi = "no values" if column.psi is None else f"PSI {column.psi:.3f}"
+    axes.set_title(f"{column.column}: {psi} ({column.status})")
+    axes.legend(fontsize=8)
+    return figure_uri(figure)
+
+
+# The columns charted in a drift report: the most drifted first.
+DRIFT_CHARTS = 6
+
+
+def drift_page(
+    title: str,
+    report: drift.DriftReport | None,
+    summary: shadow.ShadowSummary | None,
+    notes: T.Sequence[str] = (),
+) -> str:
+    """The drift and data-quality report of a batch, and the challenger's comparison.
+
+    Args:
+        title: what predicted, e.g. `bike-sharing v3`.
+        report: the batch against the training profile (None: not checked).
+        summary: the challenger against the Champion (None: no challenger).
+        notes: why something was not checked.
+    """
+    sections = [f"<p>{html.escape(note)}</p>" for note in notes]
+    if report is not None:
+        drifted = report.drifted
+        verdict = (
+            f'<p class="failed">{len(drifted)} of {len(report.columns)} features drifted.</p>'
+            if drifted
+            else f'<p class="passed">No feature drifted ({len(report.columns)} checked).</p>'
+        )
+        limits = report.thresholds
+        sections += [
+            "<h2>Drift and data quality</h2>",
+            verdict,
+            f"<p>{html.escape(report.headline())}</p>",
+            f"<p>{report.rows:,} rows compared with {report.reference_rows:,} training rows. "
+            f"Thresholds: PSI {limits.psi_warn:g} (warn) / {limits.psi:g} (drift), missing "
+            f"rate +{limits.missing:.0%}, outside the training range {limits.out_of_range:.0%}, "
+            f"unseen categories {limits.unseen:.0%}.</p>",
+            table(report.table().drop(columns=["kind"]).head(50)),
+        ]
+        charted = [c for c in report.columns if c.psi is not None][:DRIFT_CHARTS]
+        if report.prediction is not None and report.prediction.psi is not None:
+            charted.append(report.prediction)
+        sections += [image(distribution_chart(c), c.column) for c in charted]
+    if summary is not None:
+        scores = pd.DataFrame(
+            {"score": list(summary.scores), "value": list(summary.scores.values())}
+        )
+        sections += [
+            "<h2>Challenger</h2>",
+            f"<p>{html.escape(summary.headline)}. The published predictions are "
+            f"{html.escape(summary.champion)}'s.</p>",
+            table(scores),
+        ]
+        if summary.confusion:
+            confusion = summary.confusion_table().reset_index()
+            sections += [
+                "<p>Rows by the Champion's label (lines) and the challenger's (columns):</p>",
+                table(confusion),
+            ]
+    return page(f"Monitoring: {title}", sections)

@@ -6,7 +6,8 @@ import json
 import pathlib
 import typing as T
 
-from components.io import registries
+from components.core import drift, reports
+from components.io import monitoring, registries
 
 
 def write_text(artifact: T.Any, text: str) -> None:
@@ -59,3 +60,25 @@ def input_location(data: str, dataset: T.Any | None) -> str:
     if not data:
         raise ValueError("no input: set data (a path or URI) or connect a Dataset artifact")
     return data
+
+
+def write_monitoring(metrics: T.Any, table: T.Any, report: T.Any, result: T.Any) -> None:
+    """Fill a prediction's monitoring outputs from its result: scores, drift table, HTML report.
+
+    Each is written also when nothing was checked (KFP expects every output): the metrics are
+    then empty, the table has no rows and the page says why.
+
+    Args:
+        metrics: the Metrics artifact (`drift_*` and `challenger_*` scores).
+        table: the Dataset artifact (one row per feature, Parquet).
+        report: the HTML artifact.
+        result: the InferenceResult (its drift, shadow and notes).
+    """
+    log_metrics(metrics, monitoring.metrics(result.drift, result.shadow))
+    empty = drift.DriftReport(rows=0, reference_rows=0, thresholds=drift.Thresholds(), columns=[])
+    frame = (result.drift or empty).table()
+    pathlib.Path(table.path).parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(table.path, index=False)
+    notes = result.notes or ([] if result.drift else ["Drift was not checked (drift_policy=off)."])
+    title = result.model_ref.describe()
+    write_text(report, reports.drift_page(title, result.drift, result.shadow, notes))

@@ -290,8 +290,10 @@ class UriFinder(Finder, frozen=True):
     uri: str
 
     def find(self, client: MlflowClient) -> ModelRef:
-        """Return the URI as it is."""
-        return ModelRef(uri=self.uri)
+        """Return the URI as it is (with its run, for a runs:/ URI)."""
+        parts = self.uri.split("/")
+        run_id = parts[1] if self.uri.startswith("runs:/") and len(parts) > 2 else None
+        return ModelRef(uri=self.uri, run_id=run_id or None)
 
 
 class FolderFinder(Finder, frozen=True):
@@ -356,6 +358,30 @@ def finder_config(
         return finder
     defaults = {"KIND": "RegistryFinder", "name": model_name, "alias_or_version": alias_or_version}
     return {**defaults, **finder}
+
+
+def challenger_config(challenger: str, model_name: str) -> dict[str, T.Any] | None:
+    """The finder of a challenger model, from a step's `challenger` parameter.
+
+    Args:
+        challenger: an alias or version of `model_name` ("Challenger", "4"), or a model URI
+            (models:/..., runs:/...); "" for none.
+        model_name: the registered model name of the Champion.
+
+    Raises:
+        ValueError: an alias or version is given without a model name.
+    """
+    challenger = challenger.strip()
+    if not challenger:
+        return None
+    if ":/" in challenger:
+        return {"KIND": "UriFinder", "uri": challenger}
+    if not model_name:
+        raise ValueError(
+            f"challenger '{challenger}' is an alias or version of model_name, which is empty: "
+            "set model_name, or give the challenger as a models:/ or runs:/ URI"
+        )
+    return {"KIND": "RegistryFinder", "name": model_name, "alias_or_version": challenger}
 
 
 def pinned_finder(model_ref: ModelRef) -> dict[str, T.Any]:

@@ -28,6 +28,8 @@ HTTP_LIMITS = {
     # MLflow writes "View run ... at: <tracking URI>" to stdout, credentials and all; the jobs
     # log their run themselves, redacted.
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+    # Progress bars of artifact downloads (reference profiles, cards) fill a pod's log.
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
 for _name, _value in HTTP_LIMITS.items():
     os.environ.setdefault(_name, _value)

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pydantic as pdt
 
-from components.core import schemas
+from components.core import drift, schemas, shadow
 from components.core.results import ModelRef
 
 # The manifest's file name inside the published folder. The leading "_" follows the Hadoop
@@ -164,6 +164,9 @@ class ShardPlan(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         model_uri: where that model is loaded from.
         model_name: its registered name (None for a model given by URI).
         model_version: its registered version (None for a model given by URI).
+        model_run_id: the run that logged it (where its reference profile is).
+        challenger: the finder configuration of the challenger version found once by the
+            plan, if any, so that every shard compares with the same one.
         shards: the pieces of each shard.
     """
 
@@ -172,11 +175,18 @@ class ShardPlan(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     model_uri: str
     model_name: str | None = None
     model_version: int | None = None
+    model_run_id: str | None = None
+    challenger: dict[str, T.Any] | None = None
     shards: list[list[Piece]]
 
     def model_ref(self) -> ModelRef:
         """The model every shard predicts with."""
-        return ModelRef(uri=self.model_uri, name=self.model_name, version=self.model_version)
+        return ModelRef(
+            uri=self.model_uri,
+            name=self.model_name,
+            version=self.model_version,
+            run_id=self.model_run_id,
+        )
 
     @property
     def rows(self) -> int | None:
@@ -255,6 +265,10 @@ class ShardReport(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         violations: the rules its rows broke, totalled over the whole input when published.
         warnings: what the shard's user should know.
         seconds: the shard's wall time.
+        tally: its rows counted into the reference profile's bins (None: drift not checked).
+        comparison: its challenger's comparison sums (None: no challenger).
+        challenger: the challenger's label, e.g. `bike-sharing v4`.
+        notes: why drift or the comparison was not checked, or only in part.
     """
 
     shard: int = pdt.Field(ge=0)
@@ -267,6 +281,10 @@ class ShardReport(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     violations: list[schemas.Violation] = pdt.Field(default_factory=list)
     warnings: list[str] = pdt.Field(default_factory=list)
     seconds: float = pdt.Field(default=0.0, ge=0)
+    tally: drift.Tally | None = None
+    comparison: shadow.Comparison | None = None
+    challenger: str = ""
+    notes: list[str] = pdt.Field(default_factory=list)
 
     @classmethod
     def parse(cls, text: str) -> ShardReport:

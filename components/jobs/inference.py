@@ -10,8 +10,8 @@ import mlflow
 import pandas as pd
 import pydantic as pdt
 
-from components.core import models, results, schemas
-from components.io import datasets, registries
+from components.core import drift, models, results, schemas, shadow
+from components.io import datasets, monitoring, references, registries
 from components.jobs import base
 from components.utils import secrets
 
@@ -32,8 +32,16 @@ class InferenceJob(base.Job, frozen=True):
         probabilities: add one probability column per class (classifiers that have them).
         allow_unsigned: predict with a model that has no signature (inputs then go unchecked).
         report_violations: return the rules the input breaks instead of raising them (nothing
-            is written either way); a shard does, so that the publishing step reports the
-            totals over every shard.
+            is written either way), and the drift tallies instead of their verdict; a shard
+            does, so that the publishing step judges the totals over every shard.
+        drift_policy: compare the batch with the model's training profile and report it
+            (`warn`), also refuse to publish when a feature drifted (`fail`), or skip it (`off`).
+        drift_thresholds: when a feature counts as drifted (PSI, missing rate, range, unseen).
+        challenger: a second model that scores the same batches, for comparison only: the
+            predictions written stay the Champion's.
+        challenger_tolerance: a regressor's rows differ when the two predictions differ by more
+            than this; None: a tenth of the standard deviation of the Champion's predictions
+            on its holdout (0 without a reference profile).
     """
 
     KIND: T.Literal["InferenceJob"] = "InferenceJob"
@@ -46,20 +54,38 @@ class InferenceJob(base.Job, frozen=True):
     probabilities: bool = True
     allow_unsigned: bool = False
     report_violations: bool = False
+    drift_policy: T.Literal["off", "warn", "fail"] = "warn"
+    drift_thresholds: drift.Thresholds = pdt.Field(default_factory=drift.Thresholds)
+    challenger: registries.FinderKind | None = None
+    challenger_tolerance: float | None = pdt.Field(default=None, ge=0)
 
     def run(self) -> results.InferenceResult:
         """Find and load the model, then validate, predict and write batch by batch."""
         started = time.perf_counter()
+        client = self.mlflow_service.client()
         # Find the model (alias resolved to a version) and load it.
-        model_ref = self.finder.find(self.mlflow_service.client())
+        model_ref = self.finder.find(client)
         logger.info("predicting with %s", model_ref.describe())
         predictor = self.loader.load(model_ref.uri)
         warnings = registries.check_signature(model_ref, predictor, self.allow_unsigned)
+        # The training profile the batch is compared with, and the challenger, if any.
+        reference, notes = self._reference(client, model_ref)
+        shadowing = self._challenger(client, reference)
+        warnings += notes
         self.warn(warnings)
         schema = schemas.load_schema(self.input_schema) if self.input_schema else None
-        # Read only the columns the model, the schema and the pass-through need.
+        # Read only the columns the models, the schema, the profile and the pass-through need.
         extra = [*self.passthrough, *(schema.columns if schema else [])]
-        columns = schemas.needed_columns(self.inputs.schema().names, predictor.signature, extra)
+        if shadowing is not None:
+            extra += schemas.needed_columns(
+                self.inputs.schema().names, shadowing.predictor.signature, []
+            ) or list(self.inputs.schema().names)
+        available = self.inputs.schema().names
+        counter = None
+        if reference is not None:
+            counter = drift.Counter(reference, models.PREDICTION)
+            extra += [name for name in reference.features if name in available]
+        columns = schemas.needed_columns(available, predictor.signature, extra)
         reader = self.inputs.model_copy(update={"columns": columns})
         validator = schemas.Validator(predictor.signature, schema, self.passthrough)
         # Validate, predict and write batch by batch; the output appears only if all succeed,
@@ -67,12 +93,19 @@ class InferenceJob(base.Job, frozen=True):
         origin = self.lineage_of(model_ref, self.inputs.path)
         rows, width = 0, 0
         violations: list[schemas.Violation] = []
+        report = None
         try:
             with self.outputs.open(metadata=origin.metadata()) as sink:
                 for frame in reader.frames():
                     if not validator.check(frame) or validator.counts:
                         continue  # keep checking the rest, to report every broken rule at once
                     predictions = predictor.predict(frame)
+                    # Count the batch into the training profile's bins; score it with the
+                    # challenger. Both keep fixed-size sums, never rows.
+                    if counter is not None:
+                        counter.add(frame, predictions)
+                    if shadowing is not None:
+                        shadowing.add(frame, predictions[models.PREDICTION])
                     if not self.probabilities:
                         predictions = predictions[[models.PREDICTION]]
                     kept = frame[self.passthrough].reset_index(drop=True)
@@ -80,6 +113,11 @@ class InferenceJob(base.Job, frozen=True):
                     sink.write(output)
                     rows, width = rows + len(frame), output.shape[1]
                 validator.raise_for_violations()
+                # Judge the drift before the output appears: `fail` leaves nothing behind. A
+                # shard leaves it to the publishing step, which judges every shard's total.
+                if counter is not None and not self.report_violations:
+                    report = drift.score(reference, counter.tally(), self.drift_thresholds)
+                    self._judge(report, shadowing, model_ref, notes)
         except schemas.ValidationError as error:
             if not self.report_violations:
                 raise
@@ -98,6 +136,16 @@ class InferenceJob(base.Job, frozen=True):
             }
         )
         mlflow.log_metrics({"rows_predicted": rows, "seconds": seconds})
+        summary = shadowing.summary(model_ref) if shadowing is not None else None
+        if shadowing is not None and shadowing.failure:
+            notes.append(
+                f"the challenger {shadowing.model_ref.describe()} failed ({shadowing.failure}): "
+                "the comparison covers the rows before"
+            )
+            warnings = [*warnings, notes[-1]]
+            self.warn(warnings)
+        if not self.report_violations:
+            monitoring.record(report, summary, model_ref.describe(), notes)
         # Tell people the shape of the output, or the rules broken (reported by the caller).
         if violations:
             logger.warning("input validation failed: %s", "; ".join(map(str, violations)))
@@ -105,6 +153,8 @@ class InferenceJob(base.Job, frozen=True):
             self.alerter.notify(
                 title=f"{self.KIND} succeeded",
                 message=f"Predicted {rows} rows with {model_ref.describe()}."
+                + (f"\nDrift: {report.headline()}" if report is not None else "")
+                + (f"\nChallenger: {summary.headline}" if summary is not None else "")
                 + "".join(f"\nWarning: {warning}" for warning in warnings),
                 fields={"shape": f"({rows}, {width})", "output": self.outputs.path},
             )
@@ -118,4 +168,102 @@ class InferenceJob(base.Job, frozen=True):
             warnings=warnings,
             lineage=origin,
             violations=violations,
+            drift=report,
+            tally=counter.tally() if counter is not None else None,
+            shadow=summary,
+            comparison=shadowing.comparison if shadowing is not None else None,
+            notes=notes,
         )
+
+    def _reference(
+        self, client, model_ref: results.ModelRef
+    ) -> tuple[drift.Profile | None, list[str]]:
+        """The model's training profile, with a note when drift cannot be checked."""
+        if self.drift_policy == "off":
+            return None, []
+        reference = references.load_profile(client, model_ref)
+        if reference is not None:
+            return reference, []
+        why = (
+            f"{model_ref.describe()} has no reference profile (a model trained before profiles "
+            "were stored, or elsewhere): drift was not checked"
+        )
+        if self.drift_policy == "fail":
+            raise drift.DriftError(
+                f"{why}; with drift_policy=fail nothing is predicted unchecked: retrain the "
+                "model with this project, or set drift_policy=warn"
+            )
+        return None, [why]
+
+    def _challenger(self, client, reference: drift.Profile | None) -> Shadowing | None:
+        """Find and load the challenger, if any."""
+        if self.challenger is None:
+            return None
+        challenger_ref = self.challenger.find(client)
+        logger.info("shadow scoring with %s", challenger_ref.describe())
+        tolerance = self.challenger_tolerance
+        if tolerance is None:
+            spread = reference.prediction if reference is not None else None
+            std = getattr(spread, "std", None)
+            tolerance = 0.1 * std if std else 0.0
+        return Shadowing(
+            model_ref=challenger_ref,
+            predictor=self.loader.load(challenger_ref.uri),
+            task=reference.task if reference is not None else None,
+            tolerance=tolerance,
+        )
+
+    def _judge(
+        self,
+        report: drift.DriftReport,
+        shadowing: Shadowing | None,
+        model_ref: results.ModelRef,
+        notes: list[str],
+    ) -> None:
+        """Under `fail`, refuse the batch when a feature drifted, the report kept in MLflow."""
+        if self.drift_policy != "fail" or not report.drifted:
+            return
+        summary = shadowing.summary(model_ref) if shadowing is not None else None
+        monitoring.record(report, summary, model_ref.describe(), notes)
+        raise report.refusal()
+
+
+class Shadowing:
+    """A challenger scoring the same batches as the Champion, for comparison only.
+
+    A challenger that fails on a batch stops the comparison, with a warning; the Champion's
+    predictions go on: they are what the step publishes.
+
+    Args:
+        model_ref: the challenger found.
+        predictor: the challenger loaded.
+        task: regression or classification (None: told by the first batch's predictions).
+        tolerance: a regressor's rows differ when the predictions differ by more than this.
+    """
+
+    def __init__(self, model_ref, predictor, task: str | None, tolerance: float):
+        self.model_ref, self.predictor = model_ref, predictor
+        self.task, self.tolerance = task, tolerance
+        self.comparison: shadow.Comparison | None = None
+        self.failure: str | None = None
+
+    def add(self, frame: pd.DataFrame, champion: pd.Series) -> None:
+        """Score the batch with the challenger and compare, row for row."""
+        if self.failure is not None:
+            return
+        try:
+            predicted = self.predictor.predict(frame)
+        except Exception as error:  # the Champion's predictions must not depend on it
+            self.failure = secrets.redact(f"{type(error).__name__}: {error}")[:500]
+            logger.warning("the challenger %s failed: %s", self.model_ref.describe(), self.failure)
+            return
+        if self.comparison is None:
+            task = self.task or shadow.task_of(predicted, models.PREDICTION)
+            self.comparison = shadow.Comparison(task=task, tolerance=self.tolerance)
+        self.comparison.add(champion.reset_index(drop=True), predicted[models.PREDICTION])
+
+    def summary(self, champion_ref: results.ModelRef) -> shadow.ShadowSummary | None:
+        """The comparison's scores (None before any batch)."""
+        if self.comparison is None:
+            return None
+        return self.comparison.summary(self.model_ref.describe(), champion_ref.describe())

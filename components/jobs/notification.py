@@ -8,7 +8,7 @@ import typing as T
 import pydantic as pdt
 
 from components.core import results
-from components.io import runs
+from components.io import monitoring, runs
 from components.jobs import base
 from components.utils import secrets
 
@@ -25,6 +25,9 @@ KEY_METRICS = (
     "holdout_r2",
     "holdout_f1_macro",
     "holdout_accuracy",
+    "drift_drifted_features",
+    "challenger_agreement",
+    "challenger_mean_absolute_difference",
 )
 
 
@@ -87,6 +90,10 @@ class NotificationJob(base.Job, frozen=True):
         if not failed and self.error:
             message += f"\n{self.error}"
         for step in last.values():
+            if step["drift"]:
+                message += f"\nDrift ({step['task']}): {step['drift']}"
+            if step["shadow"]:
+                message += f"\nChallenger ({step['task']}): {step['shadow']}"
             if step["warning"]:
                 message += f"\nWarning from {step['task']}: {step['warning']}"
         for step in steps:
@@ -137,6 +144,8 @@ class NotificationJob(base.Job, frozen=True):
                 "status": run.info.status,
                 "error": run.data.tags.get(base.ERROR_TAG, ""),
                 "warning": run.data.tags.get(base.WARNING_TAG, ""),
+                "drift": run.data.tags.get(monitoring.DRIFT_TAG, ""),
+                "shadow": run.data.tags.get(monitoring.SHADOW_TAG, ""),
                 "model": _model(run.data.tags),
                 "metrics": run.data.metrics,
             }

@@ -32,6 +32,7 @@ class PlanningJob(base.Job, frozen=True):
         finder: which model: a registered alias or version, the best run of an experiment, a URI.
         shards: how many shards to make (fewer when the input has fewer pieces).
         output: where the plan (JSON) goes, a local file.
+        challenger: a second model every shard scores with for comparison, found once too.
     """
 
     KIND: T.Literal["PlanningJob"] = "PlanningJob"
@@ -39,12 +40,17 @@ class PlanningJob(base.Job, frozen=True):
     finder: registries.FinderKind
     shards: int = pdt.Field(default=2, gt=0)
     output: str
+    challenger: registries.FinderKind | None = None
 
     def run(self) -> results.PlanResult:
         """Find the model, list the input's pieces, split them and write the plan."""
         started = time.perf_counter()
         # Find the model once, so that every shard uses the same version.
-        model_ref = self.finder.find(self.mlflow_service.client())
+        client = self.mlflow_service.client()
+        model_ref = self.finder.find(client)
+        challenger = None
+        if self.challenger is not None:
+            challenger = registries.pinned_finder(self.challenger.find(client))
         # List the pieces from metadata, and split them into balanced, contiguous shards.
         pieces = self.inputs.list_pieces()
         if not pieces:
@@ -58,6 +64,8 @@ class PlanningJob(base.Job, frozen=True):
             model_uri=model_ref.uri,
             model_name=model_ref.name,
             model_version=model_ref.version,
+            model_run_id=model_ref.run_id,
+            challenger=challenger,
             shards=[shards.merge_adjacent([pieces[index] for index in run]) for run in runs],
         )
         plan.write(self.output)

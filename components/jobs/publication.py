@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import time
 import typing as T
 
 import mlflow
+import pydantic as pdt
 
-from components.core import results, schemas
-from components.io import datasets, shards
+from components.core import drift, results, schemas, shadow
+from components.io import datasets, monitoring, references, shards
 from components.jobs import base
 from components.utils import secrets
 
@@ -30,12 +32,17 @@ class PublicationJob(base.Job, frozen=True):
         plan: the plan file the shards ran (see PlanningJob).
         reports: each shard's report.
         output: the folder to publish, a local path or a URI.
+        drift_policy: report the drift summed over the shards (`warn`), also refuse to
+            publish when a feature drifted (`fail`), or neither (`off`).
+        drift_thresholds: when a feature counts as drifted.
     """
 
     KIND: T.Literal["PublicationJob"] = "PublicationJob"
     plan: str
     reports: list[shards.ShardReport]
     output: str
+    drift_policy: T.Literal["off", "warn", "fail"] = "warn"
+    drift_thresholds: drift.Thresholds = pdt.Field(default_factory=drift.Thresholds)
 
     def run(self) -> results.InferenceResult:
         """Check the reports against the plan, total the rules broken, write the manifest."""
@@ -61,6 +68,9 @@ class PublicationJob(base.Job, frozen=True):
                 f"the shards wrote parts of {len(formats)} formats ({', '.join(sorted(formats))}) "
                 f"for {rows} rows; one format expected; nothing was published"
             )
+        # The drift and the challenger's comparison, summed over the shards: under `fail`, a
+        # drifted feature publishes nothing.
+        report, summary, notes = self._monitoring(plan, reports)
         # Publish: the manifest, written last and at once, makes the parts one dataset.
         manifest = shards.Manifest(
             format=formats.pop(),
@@ -88,10 +98,14 @@ class PublicationJob(base.Job, frozen=True):
             }
         )
         mlflow.log_metrics({"rows_predicted": rows, "shards": len(reports)})
+        monitoring.record(report, summary, model_ref.describe(), notes)
         self.alerter.notify(
             title=f"{self.KIND} succeeded",
             message=f"Predicted {rows} rows in {len(reports)} shards with "
-            f"{model_ref.describe()}." + "".join(f"\nWarning: {warning}" for warning in warnings),
+            f"{model_ref.describe()}."
+            + (f"\nDrift: {report.headline()}" if report is not None else "")
+            + (f"\nChallenger: {summary.headline}" if summary is not None else "")
+            + "".join(f"\nWarning: {warning}" for warning in warnings),
             fields={"rows": rows, "parts": len(parts), "output": self.output},
         )
         return results.InferenceResult(
@@ -104,7 +118,39 @@ class PublicationJob(base.Job, frozen=True):
             seconds=max(report.seconds for report in reports),
             warnings=warnings,
             shards=len(reports),
+            drift=report,
+            shadow=summary,
+            notes=notes,
         )
+
+    def _monitoring(
+        self, plan: shards.ShardPlan, reports: list[shards.ShardReport]
+    ) -> tuple[drift.DriftReport | None, shadow.ShadowSummary | None, list[str]]:
+        """Add up the shards' tallies and comparisons, score them, and judge the drift."""
+        notes = list(dict.fromkeys(note for report in reports for note in report.notes))
+        model_ref = plan.model_ref()
+        tallies = [report.tally for report in reports if report.tally is not None]
+        report = None
+        if tallies and self.drift_policy != "off":
+            reference = references.load_profile(self.mlflow_service.client(), model_ref)
+            if reference is None:
+                raise drift.DriftError(
+                    f"the shards counted drift against the reference profile of "
+                    f"{model_ref.describe()}, which is gone; nothing was published"
+                )
+            report = drift.score(
+                reference, functools.reduce(drift.Tally.merge, tallies), self.drift_thresholds
+            )
+        comparisons = [report_.comparison for report_ in reports if report_.comparison]
+        summary = None
+        if comparisons:
+            challenger = next(r.challenger for r in reports if r.comparison is not None)
+            merged = functools.reduce(shadow.Comparison.merge, comparisons)
+            summary = merged.summary(challenger, model_ref.describe())
+        if report is not None and self.drift_policy == "fail" and report.drifted:
+            monitoring.record(report, summary, model_ref.describe(), notes)
+            raise report.refusal(f" over the {len(reports)} shards")
+        return report, summary, notes
 
     @staticmethod
     def _check_complete(count: int, reports: list[shards.ShardReport]) -> None:

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from kfp import dsl
 
-from components.core import schemas
+from components.core import drift, schemas
 from components.explanations import explain
 from components.inference import predict
 from components.io import datasets, shards
@@ -98,22 +98,32 @@ class Steps:
     def artifact(self, kind: T.Any, name: str) -> T.Any:
         return kind(uri=str(self.folder / name))
 
+    def monitoring(self, prefix: str) -> dict[str, T.Any]:
+        """The drift outputs of a predict or publish step (the last ones kept in `outputs`)."""
+        self.outputs = {
+            "drift_metrics": self.artifact(dsl.Metrics, f"{prefix}-drift-metrics"),
+            "drift_table": self.artifact(dsl.Dataset, f"{prefix}-drift-table"),
+            "drift_report": self.artifact(dsl.HTML, f"{prefix}-drift-report"),
+        }
+        return self.outputs
+
     def one_pod(self, data: pathlib.Path, **options: T.Any) -> pathlib.Path:
         predictions = self.artifact(dsl.Dataset, "one-pod")
         predict.python_func(
             predictions=predictions, summary=self.artifact(dsl.Markdown, "one-pod-summary"),
             data=str(data), model_name=self.model.name, passthrough=PASSTHROUGH,
-            input_schema=str(BIKE_SCHEMA), **options, **self.common,
+            input_schema=str(BIKE_SCHEMA), **self.monitoring("one-pod"), **options,
+            **self.common,
         )  # fmt: skip
         return pathlib.Path(predictions.path)
 
     def plan(
-        self, data: pathlib.Path, count: int, reader: dict | None = None
+        self, data: pathlib.Path, count: int, reader: dict | None = None, challenger: str = ""
     ) -> tuple[T.Any, list[int]]:
         plan = self.artifact(dsl.Artifact, "plan")
         indices = plan_shards.python_func(
             plan=plan, data=str(data), model_name=self.model.name, shards=count, reader=reader,
-            **self.common,
+            challenger=challenger, **self.common,
         )  # fmt: skip
         return plan, indices
 
@@ -123,11 +133,14 @@ class Steps:
             passthrough=PASSTHROUGH, input_schema=str(BIKE_SCHEMA), **options, **self.common,
         )  # fmt: skip
 
-    def publish(self, plan: T.Any, reports: list[str]) -> tuple[int, pathlib.Path]:
+    def publish(
+        self, plan: T.Any, reports: list[str], **options: T.Any
+    ) -> tuple[int, pathlib.Path]:
         predictions = self.artifact(dsl.Dataset, "published")
         rows = publish_predictions.python_func(
             plan=plan, reports=reports, predictions=predictions,
-            summary=self.artifact(dsl.Markdown, "published-summary"), **self.common,
+            summary=self.artifact(dsl.Markdown, "published-summary"),
+            **self.monitoring("published"), **options, **self.common,
         )  # fmt: skip
         return rows, pathlib.Path(predictions.path)
 
@@ -273,7 +286,8 @@ def test_explanations_of_a_sharded_input_are_drawn_across_its_shards(steps, inpu
     version = explain.python_func(
         plan=plan, models_explanations=steps.artifact(dsl.Dataset, "models"),
         samples_explanations=samples, report=steps.artifact(dsl.HTML, "report"),
-        summary=steps.artifact(dsl.Markdown, "summary"), max_samples=60,
+        summary=steps.artifact(dsl.Markdown, "summary"),
+        card=steps.artifact(dsl.Markdown, "card"), max_samples=60,
         passthrough=["instant"], **steps.common,
     )  # fmt: skip
     assert version == steps.model.version
@@ -283,3 +297,61 @@ def test_explanations_of_a_sharded_input_are_drawn_across_its_shards(steps, inpu
     positions = bike.set_index("instant").index.get_indexer(explained)
     files = np.searchsorted([3000, 9000], positions, side="right")
     assert set(files) == {0, 1, 2}
+
+
+@pytest.fixture
+def drifted(bike, tmp_path) -> pathlib.Path:
+    """The bike rows in three files, temp moved up in the last (within the schema's range).
+
+    The model learnt from the first 3,000 rows (winter): the whole year drifts already.
+    """
+    folder = tmp_path / "drifted"
+    folder.mkdir()
+    frame = bike.copy()
+    last = frame.index[12000:]
+    frame.loc[last, "temp"] = (frame.loc[last, "temp"] + 0.5).clip(upper=1.0)
+    for number, start in enumerate(range(0, len(frame), 6000)):
+        frame.iloc[start : start + 6000].to_parquet(folder / f"{number}.parquet", index=False)
+    return folder
+
+
+def test_drift_summed_over_the_shards_is_that_of_one_pod(steps, drifted):
+    """The shards count, the publish step judges the total: the one pod's table, to the digit."""
+    steps.one_pod(drifted)
+    one_pod = pd.read_parquet(steps.folder / "one-pod-drift-table")
+    plan, indices = steps.plan(drifted, 3)
+    reports = [shards.ShardReport.parse(steps.shard(plan, index)) for index in indices]
+    assert all(report.tally is not None for report in reports)
+    steps.publish(plan, [report.model_dump_json() for report in reports])
+    sharded = pd.read_parquet(steps.folder / "published-drift-table")
+    pd.testing.assert_frame_equal(sharded, one_pod)
+    features = sharded[sharded["column"] != "(prediction)"]
+    drifted_features = features.loc[features["status"] == "drift", "column"].tolist()
+    assert "temp" in drifted_features
+    page = (steps.folder / "published-drift-report").read_text(encoding="utf-8")
+    assert f"{len(drifted_features)} of 12 features drifted" in page
+
+
+def test_drift_policy_fail_over_shards_publishes_nothing(steps, drifted):
+    plan, indices = steps.plan(drifted, 3)
+    reports = [steps.shard(plan, index, drift_policy="fail") for index in indices]
+    with pytest.raises(drift.DriftError, match=r"drifted beyond the thresholds over the 3 shards"):
+        steps.publish(plan, reports, drift_policy="fail")
+    assert not (steps.folder / "published" / shards.MANIFEST).exists()
+
+
+def test_the_plan_pins_the_challenger_and_the_shards_compare_with_it(steps, inputs, bike):
+    plan, indices = steps.plan(inputs["parquet-file"], 3, challenger="Champion")
+    pinned = shards.ShardPlan.read(plan.path).challenger
+    assert pinned == {
+        "KIND": "RegistryFinder",
+        "name": steps.model.name,
+        "alias_or_version": steps.model.version,
+    }
+    reports = [steps.shard(plan, index) for index in indices]
+    steps.publish(plan, reports)
+    scores = steps.outputs["drift_metrics"].metadata
+    assert scores["challenger_rows"] == len(bike)
+    assert scores["challenger_mean_absolute_difference"] == 0.0
+    summary = (steps.folder / "published-summary").read_text(encoding="utf-8")
+    assert f"challenger {steps.model.name} v{steps.model.version} vs" in summary

@@ -1,0 +1,71 @@
+"""Monitoring records: a batch's drift report and shadow comparison, kept on the job's MLflow run.
+
+The pipeline's alert reads the two headlines back from the run's tags (`DRIFT_TAG`,
+`SHADOW_TAG`); the full report stays among the run's artifacts, also when the step fails on
+drift and KFP keeps none of its outputs.
+"""
+
+from __future__ import annotations
+
+import re
+
+import mlflow
+
+from components.core import drift, reports, shadow
+
+DRIFT_TAG = "monitoring.drift"
+SHADOW_TAG = "monitoring.shadow"
+REPORT_PATH = "monitoring/drift_report.html"
+DRIFT_PATH = "monitoring/drift.json"
+SHADOW_PATH = "monitoring/shadow.json"
+# MLflow metric names allow letters, digits and `_-. /`; a feature's name may hold anything.
+_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")
+
+
+def metric_name(name: str) -> str:
+    """A metric name MLflow accepts, e.g. `drift_psi.temp (C)` for a feature `temp (°C)`."""
+    return _UNSAFE.sub("_", name)[:250]
+
+
+def metrics(
+    report: drift.DriftReport | None, summary: shadow.ShadowSummary | None
+) -> dict[str, float]:
+    """The scalar scores of a batch: `drift_*` and `challenger_*`, names MLflow accepts.
+
+    A score without a value (NaN: e.g. the correlation of no rows) is left out.
+    """
+    scores: dict[str, float] = {}
+    if report is not None:
+        scores.update({metric_name(f"drift_{k}"): v for k, v in report.metrics().items()})
+    if summary is not None:
+        scores.update({metric_name(f"challenger_{k}"): v for k, v in summary.scores.items()})
+    return {name: value for name, value in scores.items() if value == value}
+
+
+def record(
+    report: drift.DriftReport | None,
+    summary: shadow.ShadowSummary | None,
+    title: str,
+    notes: list[str] | None = None,
+) -> None:
+    """Log the scores, the headlines and the report on the active MLflow run.
+
+    Args:
+        report: the batch's drift report (None: not checked).
+        summary: the shadow comparison (None: no challenger).
+        title: the report's title, e.g. the model that predicted.
+        notes: why something was not checked, shown in the report.
+    """
+    if report is None and summary is None:
+        return
+    scores = metrics(report, summary)
+    names = list(scores)
+    for start in range(0, len(names), 1000):  # MLflow takes at most 1000 metrics per call
+        mlflow.log_metrics({name: scores[name] for name in names[start : start + 1000]})
+    if report is not None:
+        mlflow.set_tag(DRIFT_TAG, report.headline()[:5000])
+        mlflow.log_text(report.model_dump_json(), DRIFT_PATH)
+    if summary is not None:
+        mlflow.set_tag(SHADOW_TAG, summary.headline[:5000])
+        mlflow.log_text(summary.model_dump_json(), SHADOW_PATH)
+    mlflow.log_text(reports.drift_page(title, report, summary, notes or []), REPORT_PATH)

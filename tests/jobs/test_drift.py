@@ -1,0 +1,288 @@
+"""Drift and shadow scoring on every inference, against the session's real MLflow server.
+
+One module fixture trains two regressors and two classifiers on the bike data (each with its
+reference profile) and makes the first of each the Champion; the tests then predict batches
+drawn from the training distribution, or shifted on purpose, with the real InferenceJob.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import typing as T
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from components.core import drift, models
+from components.io import alerts, datasets, monitoring, references, registries
+from components.jobs import base, promotion, training
+from components.jobs.inference import InferenceJob
+from components.jobs.notification import NotificationJob
+from tests.io.slack_server import SlackWebhookServer
+from tests.jobs.helpers import features, native_model, run, settings, unique, with_demand
+
+pytestmark = pytest.mark.integration
+
+SHIFTED = {"temp", "hum", "weathersit"}
+
+
+@dataclasses.dataclass
+class Models:
+    """The registered models: name -> (Champion version 1, challenger version 2)."""
+
+    regressor: str
+    classifier: str
+    common: dict[str, T.Any]
+    client: MlflowClient
+
+
+@pytest.fixture(scope="module")
+def trained(mlflow_server, bike, tmp_path_factory) -> Models:
+    """v1 (Champion) and a different v2 of a regressor of `cnt` and a classifier of `demand`."""
+    common = settings(mlflow_server, unique("drift"))
+    data = tmp_path_factory.mktemp("training") / "bike.parquet"
+    with_demand(bike).to_parquet(data, index=False)
+    names = {"regressor": unique("drift-regressor"), "classifier": unique("drift-classifier")}
+    kinds = {
+        "regressor": ("cnt", models.HistGradientBoostingRegressorModel, models.RidgeModel),
+        "classifier": (
+            "demand",
+            models.HistGradientBoostingClassifierModel,
+            models.LogisticRegressionModel,
+        ),
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+        for task, (target, champion, challenger) in kinds.items():
+            for kind in (champion, challenger):
+                run(
+                    training.TrainingJob(
+                        inputs=datasets.ParquetReader(path=str(data)),
+                        target=target,
+                        model=kind(),
+                        model_name=names[task],
+                        **features(target),
+                        **common,
+                    )
+                )
+            run(
+                promotion.PromotionJob(
+                    model_name=names[task], version=1, settle_seconds=0, **common
+                )
+            )
+    client = common["mlflow_service"].client()
+    return Models(names["regressor"], names["classifier"], common, client)
+
+
+@pytest.fixture(scope="module")
+def batches(bike, tmp_path_factory) -> dict[str, pathlib.Path]:
+    """A batch drawn from the training rows, and the same batch shifted on three features."""
+    folder = tmp_path_factory.mktemp("batches")
+    same = with_demand(bike).sample(6000, random_state=7).reset_index(drop=True)
+    shifted = same.copy()
+    shifted["temp"] = shifted["temp"] + 0.35  # moved: beyond the training maximum for many
+    shifted.loc[shifted.index % 3 == 0, "hum"] = np.nan  # a third missing, none in training
+    shifted.loc[shifted.index % 8 == 0, "weathersit"] = 9  # a category never seen
+    paths = {"same": folder / "same.parquet", "shifted": folder / "shifted.parquet"}
+    same.to_parquet(paths["same"], index=False)
+    shifted.to_parquet(paths["shifted"], index=False)
+    return paths
+
+
+def predict(trained: Models, data: pathlib.Path, output: pathlib.Path, **options: T.Any):
+    name = options.pop("name", trained.regressor)
+    return run(
+        InferenceJob(
+            inputs=datasets.ParquetReader(path=str(data)),
+            outputs=datasets.ParquetWriter(path=str(output)),
+            finder=registries.RegistryFinder(name=name, alias_or_version="Champion"),
+            passthrough=["instant"],
+            **options,
+            **trained.common,
+        )
+    )
+
+
+def test_the_reference_profile_is_stored_with_the_version_and_found_again(trained, bike):
+    ref = registries.RegistryFinder(name=trained.regressor, alias_or_version=1).find(trained.client)
+    profile = references.load_profile(trained.client, ref)
+    assert profile is not None and profile.task == "regression"
+    assert set(profile.features) == set(models.BIKE_NUMERICAL) | set(models.BIKE_CATEGORICAL)
+    logged = trained.client.get_run(ref.run_id).data.params
+    assert profile.rows == int(logged["train_rows"])
+    temp = profile.features["temp"]
+    assert isinstance(temp, drift.NumericProfile)
+    assert sum(temp.counts) + temp.missing == profile.rows
+    assert bike["temp"].min() <= temp.min <= temp.max <= bike["temp"].max()
+    season = profile.features["season"]
+    assert isinstance(season, drift.CategoricalProfile)
+    assert sorted(season.values) == sorted(bike["season"].unique().tolist())
+    # The predictions' distribution on the holdout: as many as the rows held out.
+    assert profile.prediction is not None
+    assert sum(profile.prediction.counts) == int(logged["test_rows"])
+
+
+def test_a_model_without_a_profile_is_predicted_with_a_note_or_refused_under_fail(
+    trained, batches, tmp_path
+):
+    """A model logged by hand (no profile): `warn` goes on and says so; `fail` refuses."""
+    ref = registries.RegistryFinder(name=trained.regressor, alias_or_version=1).find(trained.client)
+    with mlflow.start_run(
+        experiment_id=mlflow.get_experiment_by_name(
+            trained.common["mlflow_service"].experiment_name
+        ).experiment_id
+    ) as bare:
+        mlflow.sklearn.log_model(
+            native_model(trained.regressor, 1),
+            name="model",
+            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
+            skops_trusted_types=list(registries.TRUSTED_TYPES),
+            signature=mlflow.models.get_model_info(ref.uri).signature,
+        )
+    uri = f"runs:/{bare.info.run_id}/model"
+    job = dict(
+        inputs=datasets.ParquetReader(path=str(batches["same"])),
+        finder=registries.UriFinder(uri=uri),
+        **trained.common,
+    )
+    result = run(InferenceJob(outputs=datasets.ParquetWriter(path=str(tmp_path / "a")), **job))
+    assert result.drift is None and result.rows == 6000
+    assert "has no reference profile" in result.notes[0]
+    with pytest.raises(drift.DriftError, match="no reference profile.*drift_policy=fail"):
+        run(
+            InferenceJob(
+                outputs=datasets.ParquetWriter(path=str(tmp_path / "b")),
+                drift_policy="fail",
+                **job,
+            )
+        )
+    assert not (tmp_path / "b").exists()
+
+
+def test_a_batch_from_the_training_distribution_shows_no_drift(trained, batches, tmp_path):
+    result = predict(trained, batches["same"], tmp_path / "out.parquet", drift_policy="fail")
+    report = result.drift
+    assert report is not None and report.rows == 6000
+    assert report.drifted == [], report.headline()
+    assert max(column.psi for column in report.columns) < 0.1
+    assert report.prediction is not None and report.prediction.psi < 0.1
+    assert (tmp_path / "out.parquet").exists()
+
+
+def test_a_shifted_batch_is_flagged_with_the_right_features(trained, batches, tmp_path):
+    result = predict(trained, batches["shifted"], tmp_path / "out.parquet")
+    report = result.drift
+    flagged = {column.column: column for column in report.drifted}
+    assert set(flagged) == SHIFTED, report.headline()
+    ref = registries.RegistryFinder(name=trained.regressor, alias_or_version=1).find(trained.client)
+    highest = references.load_profile(trained.client, ref).features["temp"].max
+    moved = pd.read_parquet(batches["shifted"])["temp"]
+    assert flagged["temp"].out_of_range == pytest.approx((moved > highest).mean())
+    assert flagged["temp"].out_of_range > 0.2 and flagged["temp"].psi > 0.25
+    assert flagged["hum"].missing == pytest.approx(2000 / 6000)
+    assert flagged["weathersit"].unseen == pytest.approx(750 / 6000)
+    assert flagged["weathersit"].examples == [9]
+    # `warn` publishes the predictions all the same, and keeps the report on the MLflow run.
+    assert pd.read_parquet(tmp_path / "out.parquet").shape[0] == 6000
+    run_id = result.lineage.mlflow_run_id
+    tags = trained.client.get_run(run_id).data.tags
+    assert tags[monitoring.DRIFT_TAG].startswith("3 of 12 features drifted over 6,000 rows")
+    page = mlflow.artifacts.load_text(f"runs:/{run_id}/{monitoring.REPORT_PATH}")
+    assert "3 of 12 features drifted" in page and "data:image/png;base64," in page
+    metrics = trained.client.get_run(run_id).data.metrics
+    assert metrics["drift_drifted_features"] == 3
+    assert metrics["drift_psi.temp"] == pytest.approx(flagged["temp"].psi)
+
+
+def test_drift_policy_fail_publishes_nothing_and_the_alert_names_the_features(
+    trained, batches, tmp_path, monkeypatch
+):
+    run_id = unique("kfp-run")
+    output = tmp_path / "out.parquet"
+    tags = {base.PIPELINE_RUN_TAG: run_id, base.TASK_TAG: "predict"}
+    with pytest.raises(drift.DriftError) as refused:
+        predict(trained, batches["shifted"], output, drift_policy="fail", run_tags=tags)
+    message = str(refused.value)
+    assert message.startswith("3 feature(s) drifted beyond the thresholds: ")
+    assert all(name in message for name in SHIFTED)
+    assert "nothing was published" in message
+    assert not output.exists() and list(tmp_path.iterdir()) == []
+    with SlackWebhookServer() as slack:
+        monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.url)
+        alert = run(
+            NotificationJob(
+                pipeline="inference",
+                run_id=run_id,
+                state="FAILED",
+                mlflow_service=trained.common["mlflow_service"],
+                alerter=alerts.SlackAlerter(),
+            )
+        )
+        [request] = slack.requests
+    assert alert.delivered
+    assert "Failed step predict: DriftError: 3 feature(s) drifted" in alert.message
+    assert "Drift (predict): 3 of 12 features drifted" in alert.message
+    posted = request.raw.decode()
+    assert "temp (PSI" in posted and "weathersit" in posted and "hum (missing" in posted
+
+
+def test_shadow_scoring_with_the_champion_itself_agrees_fully(trained, batches, tmp_path):
+    for name in (trained.regressor, trained.classifier):
+        result = predict(
+            trained,
+            batches["same"],
+            tmp_path / f"{name}.parquet",
+            name=name,
+            challenger=registries.RegistryFinder(name=name, alias_or_version=1),
+        )
+        scores = result.shadow.scores
+        assert scores["rows"] == 6000
+        if name == trained.regressor:
+            assert scores["mean_absolute_difference"] == 0.0
+            assert scores["correlation"] == pytest.approx(1.0)
+            assert scores["share_beyond_tolerance"] == 0.0
+        else:
+            assert scores["agreement"] == 1.0
+            confusion = result.shadow.confusion_table()
+            assert (confusion.to_numpy() == np.diag(np.diag(confusion.to_numpy()))).all()
+
+
+def test_shadow_scoring_with_another_version_reports_the_differences(trained, batches, tmp_path):
+    """The comparison's figures equal those computed here from the two native models."""
+    rows = pd.read_parquet(batches["same"])
+    for name in (trained.regressor, trained.classifier):
+        output = tmp_path / f"{name}.parquet"
+        result = predict(
+            trained,
+            batches["same"],
+            output,
+            name=name,
+            challenger=registries.RegistryFinder(name=name, alias_or_version=2),
+            challenger_tolerance=20.0,
+        )
+        champion = native_model(name, 1).predict(rows)
+        challenger = native_model(name, 2).predict(rows)
+        published = pd.read_parquet(output)[models.PREDICTION].to_numpy()
+        assert (published == champion).all()  # the published predictions stay the Champion's
+        scores = result.shadow.scores
+        if name == trained.regressor:
+            difference = np.abs(challenger - champion)
+            assert scores["mean_absolute_difference"] == pytest.approx(difference.mean())
+            assert scores["correlation"] == pytest.approx(np.corrcoef(champion, challenger)[0, 1])
+            assert scores["share_beyond_tolerance"] == pytest.approx((difference > 20).mean())
+            assert 0 < scores["share_beyond_tolerance"] < 1
+        else:
+            assert scores["agreement"] == pytest.approx((champion == challenger).mean())
+            assert scores["agreement"] < 1
+            expected = pd.crosstab(champion, challenger)
+            confusion = result.shadow.confusion_table()
+            for a in expected.index:
+                for b in expected.columns:
+                    assert confusion.loc[a, b] == expected.loc[a, b]
+        run_id = result.lineage.mlflow_run_id
+        tag = trained.client.get_run(run_id).data.tags[monitoring.SHADOW_TAG]
+        assert tag.startswith(f"challenger {name} v2 ")
