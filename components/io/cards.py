@@ -8,15 +8,13 @@ is the rendering too, so that the MLflow UI shows the card on the version's page
 from __future__ import annotations
 
 import logging
-import pathlib
-import posixpath
-import tempfile
 import typing as T
 
 from mlflow.tracking import MlflowClient
 
 from components.core import cards
 from components.core.results import ModelRef
+from components.io import references
 
 logger = logging.getLogger(__name__)
 
@@ -75,15 +73,10 @@ def load(client: MlflowClient, model_ref: ModelRef) -> cards.ModelCard | None:
     if not has_card(model_ref):
         logger.info("%s is not a registered version: it has no model card", model_ref.describe())
         return None
-    # Listed first: a missing card is an answer, while an MLflow that fails is an error.
-    folder, _ = posixpath.split(STATE_PATH)
-    listed = {item.path for item in client.list_artifacts(model_ref.run_id, folder)}
-    if STATE_PATH not in listed:
+    text = references.run_text(client, model_ref.run_id, STATE_PATH)
+    if text is None:
         logger.info("%s has no model card (%s)", model_ref.describe(), STATE_PATH)
         return None
-    with tempfile.TemporaryDirectory(prefix="card-") as local:
-        path = client.download_artifacts(model_ref.run_id, STATE_PATH, local)
-        text = pathlib.Path(path).read_text(encoding="utf-8")
     try:
         return cards.ModelCard.parse(text)
     except cards.CardError as error:

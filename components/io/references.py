@@ -40,15 +40,10 @@ def load_profile(client: MlflowClient, model_ref: ModelRef) -> drift.Profile | N
     """
     if not model_ref.run_id:
         return None
-    # Listed first: a missing profile is an answer, while an MLflow that fails is an error.
-    folder, _ = posixpath.split(PROFILE_PATH)
-    listed = {item.path for item in client.list_artifacts(model_ref.run_id, folder)}
-    if PROFILE_PATH not in listed:
+    text = run_text(client, model_ref.run_id, PROFILE_PATH)
+    if text is None:
         logger.info("%s has no reference profile (%s)", model_ref.describe(), PROFILE_PATH)
         return None
-    with tempfile.TemporaryDirectory(prefix="profile-") as local:
-        path = client.download_artifacts(model_ref.run_id, PROFILE_PATH, local)
-        text = pathlib.Path(path).read_text(encoding="utf-8")
     try:
         return drift.Profile.model_validate_json(text)
     except pdt.ValidationError as error:
@@ -57,3 +52,22 @@ def load_profile(client: MlflowClient, model_ref: ModelRef) -> drift.Profile | N
             f"{model_ref.run_id}) cannot be read: {error.error_count()} error(s), first: "
             f"{error.errors()[0]['msg']}"
         ) from None
+
+
+def run_text(client: MlflowClient, run_id: str, path: str) -> str | None:
+    """A text artifact of a run; None when the run has no such artifact.
+
+    The artifact is listed first: a missing one is an answer, while an MLflow that fails
+    raises its error.
+
+    Args:
+        client: the MLflow client of the tracking server.
+        run_id: the run.
+        path: the artifact's path among the run's artifacts.
+    """
+    folder, _ = posixpath.split(path)
+    if path not in {item.path for item in client.list_artifacts(run_id, folder or None)}:
+        return None
+    with tempfile.TemporaryDirectory(prefix="artifact-") as local:
+        downloaded = client.download_artifacts(run_id, path, local)
+        return pathlib.Path(downloaded).read_text(encoding="utf-8")

@@ -75,12 +75,11 @@ class InferenceJob(base.Job, frozen=True):
         self.warn(warnings)
         schema = schemas.load_schema(self.input_schema) if self.input_schema else None
         # Read only the columns the models, the schema, the profile and the pass-through need.
-        extra = [*self.passthrough, *(schema.columns if schema else [])]
-        if shadowing is not None:
-            extra += schemas.needed_columns(
-                self.inputs.schema().names, shadowing.predictor.signature, []
-            ) or list(self.inputs.schema().names)
         available = self.inputs.schema().names
+        extra = [*self.passthrough, *(schema.columns if schema else [])]
+        if shadowing is not None:  # the challenger may use other columns (all, unsigned)
+            wanted = schemas.needed_columns(available, shadowing.predictor.signature, [])
+            extra += available if wanted is None else wanted
         counter = None
         if reference is not None:
             counter = drift.Counter(reference, models.PREDICTION)

@@ -58,7 +58,7 @@ def task_dir(root: pathlib.Path, pipeline: str, task: str) -> pathlib.Path:
 def test_a_user_dataset_feeds_train_predict_and_explain(runs, mlflow_server):
     name, root, prepared = runs
     assert prepared.output == 2000  # the user's step read predict's Dataset back
-    client = MlflowClient(mlflow_server)
+    client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
     assert client.get_model_version_by_alias(name, "Champion").version == "1"
     signature = client.get_model_version(name, "1")
     assert signature.run_id

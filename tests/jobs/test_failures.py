@@ -84,7 +84,7 @@ def test_a_failure_is_recorded_without_credentials(mlflow_server, tmp_path, logs
     out = capfd.readouterr()
     assert SECRET not in logs.text + out.out + out.err
     assert "MLflow run " in logs.text and "at http://alice:***@127.0.0.1" in logs.text
-    client = MlflowClient(mlflow_server)
+    client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
     found = client.get_experiment_by_name(experiment)
     [run] = client.search_runs([found.experiment_id])
     assert run.info.status == "FAILED"

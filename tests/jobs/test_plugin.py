@@ -31,7 +31,7 @@ def data(bike, tmp_path_factory):
 @pytest.fixture
 def plugin_run(mlflow_server, monkeypatch) -> tuple[str, str]:
     """The plugin's run for this step, in the plugin's experiment: (run id, experiment id)."""
-    client = MlflowClient(mlflow_server)
+    client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
     experiment = client.create_experiment(unique("kfp-plugin"))
     parent = client.create_run(experiment, run_name="train-task").info.run_id
     monkeypatch.setenv("MLFLOW_RUN_ID", parent)
@@ -66,7 +66,7 @@ def test_with_the_plugin_a_job_records_a_nested_run_in_the_plugins_experiment(
     # The job's own experiment setting must not fight the plugin's.
     common = settings(mlflow_server, unique("ours"))
     result = run(train(data, name, common))
-    client = MlflowClient(mlflow_server)
+    client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
     [job_run] = job_runs(client, experiment)
     assert job_run.info.experiment_id == experiment
     assert job_run.data.tags["mlflow.parentRunId"] == parent
@@ -88,7 +88,7 @@ def test_with_the_plugin_a_failed_job_records_its_error_on_its_nested_run(
     common = settings(mlflow_server, unique("ours"))
     with pytest.raises(Exception, match="no-such-column"):
         run(train(data, unique("plugin"), common, target="no-such-column"))
-    client = MlflowClient(mlflow_server)
+    client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
     [job_run] = job_runs(client, experiment)
     assert job_run.info.status == "FAILED"
     assert job_run.data.tags["mlflow.parentRunId"] == parent
@@ -110,7 +110,7 @@ def test_the_deployments_experiment_name_alone_is_where_the_jobs_record(
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", experiment_name)
     common = settings(mlflow_server, unique("ours"))
     run(train(data, unique("plugin"), common))
-    client = MlflowClient(mlflow_server)
+    client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
     experiment = client.get_experiment_by_name(experiment_name)
     [job_run] = job_runs(client, experiment.experiment_id)
     assert "mlflow.parentRunId" not in job_run.data.tags
@@ -124,7 +124,7 @@ def test_without_the_plugin_the_jobs_record_in_their_own_experiment(
         monkeypatch.delenv(variable, raising=False)
     name, common = unique("plugin"), settings(mlflow_server, unique("ours"))
     result = run(train(data, name, common))
-    client = MlflowClient(mlflow_server)
+    client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
     ours = client.get_experiment_by_name(common["mlflow_service"].experiment_name)
     [job_run] = job_runs(client, ours.experiment_id)
     assert "mlflow.parentRunId" not in job_run.data.tags

@@ -186,6 +186,7 @@ def test_unsigned_model_is_refused_unless_allowed(tracking, small, output):
         outputs=writer(output),
         finder={"KIND": "RegistryFinder", "name": name, "alias_or_version": 1},
         passthrough=["instant"],
+        drift_policy="off",  # logged by hand, without a reference profile: not the point here
     )
     # Refused: nothing could check the inputs.
     with pytest.raises(registries.UnsignedModelError) as caught:

@@ -103,7 +103,7 @@ def test_training_returns_at_once_and_registers_a_version(trained, mlflow_server
     status = future.status()
     assert status.submitted_at <= status.completed_at
     model = future.result()
-    client = MlflowClient(mlflow_server)
+    client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
     champion = client.get_model_version_by_alias(model_name, "Champion")
     assert isinstance(model, outcomes.TrainedModel)
     assert (model.name, model.version, model.uri) == (
@@ -172,7 +172,7 @@ def test_cancel_during_a_run_stops_it_and_leaves_no_output(trained, home, mlflow
         future.result()
     assert future.cancel() is False  # already ended
     # The predict step's MLflow run does not stay RUNNING forever.
-    client = MlflowClient(mlflow_server)
+    client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
     runs = client.search_runs(
         [e.experiment_id for e in client.search_experiments()],
         filter_string="attributes.status = 'RUNNING' and tags.`job.kind` = 'InferenceJob'",

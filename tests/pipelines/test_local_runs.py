@@ -224,6 +224,17 @@ def inferred(trained, slack, mlflow_server, tmp_path_factory) -> Run:
 
 
 @pytest.fixture(scope="module")
+def refused(trained, slack, mlflow_server, tmp_path_factory) -> Run:
+    """The inference pipeline under drift_policy=fail: the Champion learnt from the first
+    rows (winter); the whole year has drifted from them."""
+    params = {"data": str(BIKE_PARQUET), "drift_policy": "fail", "max_samples": 50}
+    return run(
+        slack, tmp_path_factory.mktemp("refused"), "inference", params, [],
+        trained.model_name, unique("local-refused"), mlflow_server,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
 def failed(slack, data, mlflow_server, tmp_path_factory) -> Run:
     """The lifecycle pipeline: training passes, then predict meets bad data."""
     params = {
@@ -245,7 +256,7 @@ def failed(slack, data, mlflow_server, tmp_path_factory) -> Run:
 
 def test_training_registers_a_version_and_promotes_it(trained, mlflow_server):
     assert trained.succeeded
-    client = MlflowClient(mlflow_server)
+    client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
     versions = client.search_model_versions(f"name = '{trained.model_name}'")
     assert [version.version for version in versions] == ["1"]
     assert client.get_model_version_by_alias(trained.model_name, "Champion").version == "1"
@@ -303,6 +314,36 @@ def test_inference_alert_says_what_was_predicted(inferred):
     assert facts["model"] == f"{inferred.model_name} v1"
     assert facts["rows predicted"] == f"{BIKE_ROWS:,}"
     assert facts["samples explained"] == "50"
+    # The model learnt from the first rows only: the alert lists what drifted (warn: no failure).
+    assert re.search(
+        r"Drift \(predict\): \d+ of 12 features drifted over 17,379 rows: ", message(body)
+    )
+
+
+def test_inference_reports_drift_in_its_outputs(inferred):
+    table = pd.read_parquet(inferred.output("predict", "drift_table"))
+    assert len(table) == 13 and table["column"].iloc[-1] == "(prediction)"
+    drifted = table.loc[table["status"] == "drift", "column"].tolist()
+    assert drifted, "a model trained on winter rows sees the whole year drift"
+    report = inferred.output("predict", "drift_report").read_text()
+    executor = json.loads(inferred.output("predict", "executor_output.json").read_text())
+    [metrics] = executor["artifacts"]["drift_metrics"]["artifacts"]
+    features = [column for column in drifted if column != "(prediction)"]
+    assert metrics["metadata"]["drift_drifted_features"] == len(features)
+    assert f"{len(features)} of 12 features drifted" in report
+
+
+def test_drift_policy_fail_publishes_nothing_and_the_alert_names_the_features(refused):
+    assert not refused.succeeded
+    assert not refused.output("predict", "predictions").exists()
+    assert not (refused.run_dir / "explain").exists()
+    body = refused.alert()
+    assert header(body).startswith(":x: inference: FAILED")
+    text = message(body)
+    failure = re.search(r"Failed step predict: DriftError: (\d+) feature\(s\) drifted", text)
+    assert failure, text
+    assert "temp (PSI" in text and "with drift_policy=fail nothing was published" in text
+    assert fields(body)["failed step"] == "predict (InferenceJob)"
 
 
 # inference over shards
@@ -380,7 +421,7 @@ def test_a_failed_shard_publishes_nothing_and_the_alert_names_it(shard_failed):
 def test_bad_input_fails_the_pipeline_in_predict_and_writes_nothing(failed, mlflow_server):
     assert not failed.succeeded
     # Training and promotion ran; predict wrote nothing; explain never started.
-    client = MlflowClient(mlflow_server)
+    client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
     assert client.get_model_version_by_alias(failed.model_name, "Champion").version == "1"
     assert not failed.output("predict", "predictions").exists()
     assert not failed.output("predict", "summary").exists()
@@ -409,7 +450,7 @@ def test_bad_input_alert_names_the_step_the_column_the_rule_and_the_rows(failed)
 
 def pipeline_run_id(failed: Run, mlflow_server: str) -> str:
     """The KFP run id the failed run's steps tagged their MLflow runs with."""
-    client = MlflowClient(mlflow_server)
+    client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
     experiment = client.get_experiment_by_name(failed.experiment)
     runs = client.search_runs([experiment.experiment_id])
     ids = {run.data.tags[base.PIPELINE_RUN_TAG] for run in runs}
@@ -479,7 +520,7 @@ def kept(trained, slack, data, mlflow_server, tmp_path_factory) -> Run:
 
 def test_a_version_that_does_not_pass_leaves_the_champion_that_predicts(kept, mlflow_server):
     assert kept.succeeded
-    client = MlflowClient(mlflow_server)
+    client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
     # v2 was trained and failed its evaluation against v1, the Champion it read.
     assert kept.returned("train") == {"version": 2}
     assert kept.returned("evaluate") == {"Output": False}
