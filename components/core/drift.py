@@ -302,15 +302,24 @@ class Tally(pdt.BaseModel, strict=True, extra="forbid"):
 
 
 class _NumericCounter:
-    """Counts numeric values into the reference's bins, batch after batch."""
+    """Counts numeric values into the reference's bins, batch after batch.
+
+    Two bins more than the reference's: values under the training minimum and over the
+    maximum. They count as changes in the PSI too (a share the training data never had), and
+    give the share of values out of range without another pass.
+    """
 
     def __init__(self, reference: NumericProfile):
-        # Outer edges at infinity: np.histogram's bins are then the reference's, [low, high),
-        # and it bins sorted blocks, several times faster than a search per value.
-        self.edges = np.concatenate([[-np.inf], reference.edges, [np.inf]])
-        self.low, self.high = reference.min, reference.max
+        inner = reference.edges
+        if reference.min is not None and reference.max is not None:
+            # [min, edges[0]) ... [edges[-1], max]: the maximum itself is in range.
+            inner = [reference.min, *inner, float(np.nextafter(reference.max, np.inf))]
+        # Outer edges at infinity: np.histogram bins sorted blocks, several times faster than
+        # a search per value; its bins are [low, high), as the reference's.
+        self.edges = np.concatenate([[-np.inf], inner, [np.inf]])
+        self.ranged = reference.min is not None
         self.counts = np.zeros(len(self.edges) - 1, dtype=np.int64)
-        self.missing = self.rows = self.below = self.above = 0
+        self.missing = self.rows = 0
 
     def add(self, series: pd.Series) -> None:
         values = _floats(series)
@@ -323,17 +332,14 @@ class _NumericCounter:
         self.counts += np.histogram(present, self.edges)[0]
         self.missing += missing
         self.rows += len(values)
-        if self.low is not None and self.high is not None:
-            self.below += int(np.count_nonzero(present < self.low))
-            self.above += int(np.count_nonzero(present > self.high))
 
     def tally(self) -> ColumnTally:
         return ColumnTally(
             counts=self.counts.tolist(),
             missing=self.missing,
             rows=self.rows,
-            below=self.below,
-            above=self.above,
+            below=int(self.counts[0]) if self.ranged else 0,
+            above=int(self.counts[-1]) if self.ranged else 0,
         )
 
 
@@ -587,13 +593,16 @@ def _shares(counts: np.ndarray) -> np.ndarray:
     return counts / total if total else np.zeros(len(counts))
 
 
-def _numeric_bins(reference: NumericProfile) -> list[str]:
-    edges = reference.edges
-    if not edges:
-        return ["all"]
-    labels = [f"< {edges[0]:.4g}"]
-    labels += [f"{low:.4g} to {high:.4g}" for low, high in zip(edges[:-1], edges[1:], strict=True)]
-    return [*labels, f">= {edges[-1]:.4g}"]
+def _numeric_bins(reference: NumericProfile) -> tuple[list[str], np.ndarray]:
+    """The labels of a numeric column's bins as counted, and the training rows in each."""
+    counts = np.asarray(reference.counts, dtype=np.int64)
+    if reference.min is None or reference.max is None:
+        return ["all"], counts
+    low, high = reference.min, reference.max
+    bounds = [low, *reference.edges, high]
+    labels = [f"{a:.4g} to {b:.4g}" for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    # Outside the training range: bins the training data left empty.
+    return [f"< {low:.4g}", *labels, f"> {high:.4g}"], np.concatenate([[0], counts, [0]])
 
 
 def _score_column(
@@ -607,7 +616,7 @@ def _score_column(
     out_of_range = unseen = 0.0
     present = tally.rows - tally.missing
     if isinstance(reference, NumericProfile):
-        labels = _numeric_bins(reference)
+        labels, reference_counts = _numeric_bins(reference)
         expected, actual = _shares(reference_counts), _shares(counts)
         out_of_range = (tally.below + tally.above) / present if present else 0.0
     else:

@@ -156,6 +156,7 @@ class InferenceResult:
         shadow: the challenger's comparison with the Champion (None: no challenger).
         comparison: the sums the comparison is made of (added up across shards).
         notes: why drift or the comparison was not checked, or only in part.
+        monitoring_page: the HTML report of the drift and the comparison ("" when neither).
     """
 
     model_ref: ModelRef
@@ -173,6 +174,7 @@ class InferenceResult:
     shadow: ShadowSummary | None = None
     comparison: Comparison | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
+    monitoring_page: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

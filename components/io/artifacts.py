@@ -79,6 +79,8 @@ def write_monitoring(metrics: T.Any, table: T.Any, report: T.Any, result: T.Any)
     frame = (result.drift or empty).table()
     pathlib.Path(table.path).parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(table.path, index=False)
-    notes = result.notes or ([] if result.drift else ["Drift was not checked (drift_policy=off)."])
-    title = result.model_ref.describe()
-    write_text(report, reports.drift_page(title, result.drift, result.shadow, notes))
+    page = result.monitoring_page  # rendered once, by the job, as it is kept in MLflow
+    if not page:
+        notes = result.notes or ["Drift was not checked (drift_policy=off)."]
+        page = reports.drift_page(result.model_ref.describe(), None, None, notes)
+    write_text(report, page)

@@ -47,8 +47,8 @@ def record(
     summary: shadow.ShadowSummary | None,
     title: str,
     notes: list[str] | None = None,
-) -> None:
-    """Log the scores, the headlines and the report on the active MLflow run.
+) -> str:
+    """Log the scores, the headlines and the report on the active MLflow run; return the report.
 
     Args:
         report: the batch's drift report (None: not checked).
@@ -57,7 +57,7 @@ def record(
         notes: why something was not checked, shown in the report.
     """
     if report is None and summary is None:
-        return
+        return ""
     scores = metrics(report, summary)
     names = list(scores)
     for start in range(0, len(names), 1000):  # MLflow takes at most 1000 metrics per call
@@ -68,4 +68,6 @@ def record(
     if summary is not None:
         mlflow.set_tag(SHADOW_TAG, summary.headline[:5000])
         mlflow.log_text(summary.model_dump_json(), SHADOW_PATH)
-    mlflow.log_text(reports.drift_page(title, report, summary, notes or []), REPORT_PATH)
+    page = reports.drift_page(title, report, summary, notes or [])
+    mlflow.log_text(page, REPORT_PATH)
+    return page

@@ -143,8 +143,9 @@ class InferenceJob(base.Job, frozen=True):
             )
             warnings = [*warnings, notes[-1]]
             self.warn(warnings)
+        page = ""
         if not self.report_violations:
-            monitoring.record(report, summary, model_ref.describe(), notes)
+            page = monitoring.record(report, summary, model_ref.describe(), notes)
         # Tell people the shape of the output, or the rules broken (reported by the caller).
         if violations:
             logger.warning("input validation failed: %s", "; ".join(map(str, violations)))
@@ -172,6 +173,7 @@ class InferenceJob(base.Job, frozen=True):
             shadow=summary,
             comparison=shadowing.comparison if shadowing is not None else None,
             notes=notes,
+            monitoring_page=page,
         )
 
     def _reference(

@@ -98,7 +98,7 @@ class PublicationJob(base.Job, frozen=True):
             }
         )
         mlflow.log_metrics({"rows_predicted": rows, "shards": len(reports)})
-        monitoring.record(report, summary, model_ref.describe(), notes)
+        page = monitoring.record(report, summary, model_ref.describe(), notes)
         self.alerter.notify(
             title=f"{self.KIND} succeeded",
             message=f"Predicted {rows} rows in {len(reports)} shards with "
@@ -121,6 +121,7 @@ class PublicationJob(base.Job, frozen=True):
             drift=report,
             shadow=summary,
             notes=notes,
+            monitoring_page=page,
         )
 
     def _monitoring(
