@@ -83,6 +83,12 @@ HIGHLIGHTS = {
     "explain/samples_explanations": "samples_explanations.parquet",
     "explain/report": "explanations.html",
     "evaluate/report": "evaluation.html",
+    "predict/drift_report": "drift.html",
+    "publish-predictions/drift_report": "drift.html",
+    # The model card as the last step left it: explain and evaluate complete train's.
+    "explain/card": "model_card.md",
+    "evaluate/card": "model_card.md",
+    "train/card": "model_card.md",
 }
 
 
@@ -107,8 +113,8 @@ def outputs(run_dir: pathlib.Path) -> dict[str, pathlib.Path]:
     for key, name in HIGHLIGHTS.items():
         task, artifact = key.split("/")
         matches = sorted(run_dir.glob(f"{task}*/{artifact}"))
-        if matches:
-            if name.endswith(".html") and matches[0].is_file():
+        if matches and not (latest / name).exists():  # the first of the keys naming it wins
+            if name.endswith((".html", ".md")) and matches[0].is_file():
                 shutil.copyfile(matches[0], latest / name)
             else:
                 (latest / name).symlink_to(matches[0])
