@@ -244,20 +244,17 @@ class ColumnTally(pdt.BaseModel, strict=True, extra="forbid"):
     """What the inference rows of one column looked like, in the reference's bins.
 
     Args:
-        counts: rows in each bin (numeric), or of each reference value plus a last count for
-            the values not in the reference (categorical).
+        counts: rows in each bin (numeric: the first and last bins hold the values under the
+            training minimum and over the maximum), or of each reference value plus a last
+            count for the values not in the reference (categorical).
         missing: rows without a value.
         rows: rows counted.
-        below: rows under the training minimum (numeric).
-        above: rows over the training maximum (numeric).
         examples: a few values not in the reference (categorical).
     """
 
     counts: list[int]
     missing: int = 0
     rows: int = 0
-    below: int = 0
-    above: int = 0
     examples: list[Category] = pdt.Field(default_factory=list)
 
     def merge(self, other: ColumnTally) -> ColumnTally:
@@ -269,8 +266,6 @@ class ColumnTally(pdt.BaseModel, strict=True, extra="forbid"):
             counts=[a + b for a, b in zip(self.counts, other.counts, strict=True)],
             missing=self.missing + other.missing,
             rows=self.rows + other.rows,
-            below=self.below + other.below,
-            above=self.above + other.above,
             examples=examples,
         )
 
@@ -317,7 +312,6 @@ class _NumericCounter:
         # Outer edges at infinity: np.histogram bins sorted blocks, several times faster than
         # a search per value; its bins are [low, high), as the reference's.
         self.edges = np.concatenate([[-np.inf], inner, [np.inf]])
-        self.ranged = reference.min is not None
         self.counts = np.zeros(len(self.edges) - 1, dtype=np.int64)
         self.missing = self.rows = 0
 
@@ -338,8 +332,6 @@ class _NumericCounter:
             counts=self.counts.tolist(),
             missing=self.missing,
             rows=self.rows,
-            below=int(self.counts[0]) if self.ranged else 0,
-            above=int(self.counts[-1]) if self.ranged else 0,
         )
 
 
@@ -618,7 +610,8 @@ def _score_column(
     if isinstance(reference, NumericProfile):
         labels, reference_counts = _numeric_bins(reference)
         expected, actual = _shares(reference_counts), _shares(counts)
-        out_of_range = (tally.below + tally.above) / present if present else 0.0
+        if reference.min is not None and present:  # the outer bins: outside the range
+            out_of_range = int(counts[0] + counts[-1]) / present
     else:
         # The most common reference values get a bin each; the rest (and new values) share one.
         top = min(PSI_CATEGORIES, len(reference_counts))
