@@ -3,22 +3,41 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 VENV ?= .venv
 PY ?= $(VENV)/bin/python
+# The interpreter the venv is made from: the project runs on CPython 3.11 only.
+PYTHON ?= python3.11
+# The whole dependency set, pinned with hashes: `make venv`, CI and images/Dockerfile install
+# exactly these versions (requirements.lock: the runtime; requirements-dev.lock: it plus the tools).
+LOCK ?= requirements-dev.lock
+UV = $(VENV)/bin/uv
+UV_VERSION = $(shell sed -n 's/^uv==\([^ ]*\).*/\1/p' requirements-dev.lock)
 VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 PYTEST_ARGS ?=
 
-.PHONY: help venv test lint format compile demo bench clean
+.PHONY: help venv lock test lint format compile demo bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
 		awk -F':.*## ' '{printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml
-	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[dev]'
+$(VENV)/.installed: $(LOCK) pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { \
+		echo "make venv needs CPython 3.11; '$(PYTHON)' is $$($(PYTHON) --version 2>&1 || echo 'not found')." >&2; \
+		echo "Point the Makefile at one: make venv PYTHON=/path/to/python3.11" >&2; exit 2; }
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	$(UV) pip install --quiet --python $(PY) --require-hashes -r $(LOCK)
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	touch $@
 
-venv: $(VENV)/.installed ## Create the virtualenv and install the project with its dev tools
+venv: $(VENV)/.installed ## Create the virtualenv from the lock files (PYTHON=python3.11 by default)
+
+lock: venv ## Refresh requirements*.lock on purpose: the newest versions pyproject.toml's ranges allow
+	$(UV) pip compile --quiet --upgrade --universal --python-version 3.11 --generate-hashes \
+		--extra dev -o requirements-dev.lock pyproject.toml
+	$(UV) pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+		-c requirements-dev.lock -o requirements.lock pyproject.toml
+	@echo "Locked; now: make venv compile test, and commit requirements*.lock with what changed."
 
 test: venv ## Run the tests (real mlflow server, kfp.local pipelines, Slack-like server, Chromium)
 	$(PY) -m pytest $(PYTEST_ARGS)

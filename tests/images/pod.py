@@ -26,7 +26,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "images" / "Dockerfile"
 
 # What images/Dockerfile COPYs into /src for its build stage, and what .dockerignore drops.
-BUILD_CONTEXT = ("pyproject.toml", "README.md", "components", "pipelines")
+BUILD_CONTEXT = ("requirements.lock", "pyproject.toml", "README.md", "components", "pipelines")
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", "*.pyd", "*.egg-info")
 # ENV of the build stage and of the runtime stage.
 BUILD_ENV = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_CACHE_DIR": "1"}
@@ -88,17 +88,24 @@ def build_image(root: pathlib.Path) -> Image:
             shutil.copytree(source, src / name, ignore=IGNORED)
         else:
             shutil.copy2(source, src / name)
-    # RUN pip wheel --no-cache-dir --no-deps -w /wheels . && /opt/venv/bin/pip install
-    #     --no-cache-dir /wheels/*.whl && /opt/venv/bin/python -c "import components, ..."
-    wheels = root / "wheels"
     env = {**os.environ, **BUILD_ENV}
     env.pop("VIRTUAL_ENV", None)
     env.pop("PYTHONPATH", None)
+    # RUN /opt/venv/bin/pip install --no-cache-dir --require-hashes -r requirements.lock
+    pip_install = [str(venv / "bin" / "pip"), "install", "--no-cache-dir", "--quiet"]
+    _run(
+        [*pip_install, "--require-hashes", "-r", "requirements.lock"],
+        cwd=src,
+        env=env,
+        timeout=1200,
+    )
+    # RUN pip wheel --no-cache-dir --no-deps -w /wheels . && /opt/venv/bin/pip install
+    #     --no-cache-dir --no-deps /wheels/*.whl && /opt/venv/bin/python -c "import ..."
+    wheels = root / "wheels"
     pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-cache-dir", "--no-deps"]
     _run([*pip_wheel, "-w", str(wheels), "."], cwd=src, env=env, timeout=600)
     [wheel] = wheels.glob("*.whl")
-    pip_install = [str(venv / "bin" / "pip"), "install", "--no-cache-dir", "--quiet"]
-    _run([*pip_install, str(wheel)], cwd=src, env=env, timeout=1200)
+    _run([*pip_install, "--no-deps", str(wheel)], cwd=src, env=env, timeout=600)
     imports = "import components, pipelines, kfp, mlflow, psycopg2"
     _run([str(venv / "bin" / "python"), "-c", imports], cwd=root, env=env, timeout=300)
     # ---- runtime stage: WORKDIR /home/app (the demo data ships inside the wheel)

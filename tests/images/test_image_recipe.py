@@ -143,11 +143,13 @@ def test_the_replay_follows_the_dockerfile():
     for line in (
         "FROM python:3.11-slim-bookworm AS build",
         "RUN python -m venv /opt/venv",
+        "COPY requirements.lock ./",
+        "RUN /opt/venv/bin/pip install --no-cache-dir --require-hashes -r requirements.lock",
         "COPY pyproject.toml README.md ./",
         "COPY components/ components/",
         "COPY pipelines/ pipelines/",
         "RUN pip wheel --no-cache-dir --no-deps -w /wheels . \\",
-        "&& /opt/venv/bin/pip install --no-cache-dir /wheels/*.whl \\",
+        "&& /opt/venv/bin/pip install --no-cache-dir --no-deps /wheels/*.whl \\",
         '&& /opt/venv/bin/python -c "import components, pipelines, kfp, mlflow, psycopg2"',
         "COPY --from=build /opt/venv /opt/venv",
         "ENV PATH=/opt/venv/bin:$PATH \\",
@@ -155,7 +157,37 @@ def test_the_replay_follows_the_dockerfile():
     ):
         assert line in text, f"images/Dockerfile no longer has {line!r}: update tests/images/pod.py"
     copied = re.findall(r"^COPY (?!--from)(.+) \S+$", text, flags=re.MULTILINE)
-    assert copied == ["pyproject.toml README.md", "components/", "pipelines/"]
+    assert copied == ["requirements.lock", "pyproject.toml README.md", "components/", "pipelines/"]
+
+
+def test_the_image_installs_exactly_the_lock_and_compiles_the_committed_files(image, tmp_path):
+    """A fresh venv from requirements.lock holds its pins, and compiles the committed YAML.
+
+    This is what a fresh machine (CI's, the image's) gets: if a dependency's release changed
+    what `make compile` writes (kfp's sdkVersion, say), the lock or the files are stale.
+    """
+    locked = dict(
+        re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", (ROOT / "requirements.lock").read_text(), re.M)
+    )
+    installed = json.loads(
+        image.python(
+            "import json, importlib.metadata as m;"
+            "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"
+        )
+    )
+    normal = {re.sub(r"[-_.]+", "-", k).lower(): v for k, v in installed.items()}
+    for name in ("kfp", "mlflow", "pandas", "pyarrow", "scikit-learn", "shap", "numpy"):
+        assert normal[name] == locked[name], (name, normal[name], locked[name])
+    out = tmp_path / "compiled"
+    image.python(
+        "import pathlib; from pipelines.compilation import compile_all;"
+        f"compile_all(pathlib.Path({str(out)!r}), pathlib.Path({str(tmp_path / 'manifests')!r}))"
+    )
+    for committed in sorted((ROOT / "pipelines" / "compiled").glob("*.yaml")):
+        fresh = out / committed.name
+        assert fresh.read_bytes() == committed.read_bytes(), (
+            f"{committed.name} is stale in the image"
+        )
 
 
 def test_every_compiled_step_runs_the_image_with_no_pip_at_start(image, pipeline):
