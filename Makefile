@@ -13,11 +13,11 @@ UV_VERSION = $(shell sed -n 's/^uv==\([^ ]*\).*/\1/p' requirements-dev.lock)
 VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 PYTEST_ARGS ?=
 
-.PHONY: help venv lock test lint format compile demo bench clean
+.PHONY: help venv lock test lint typecheck typecheck-baseline audit format compile demo bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
-		awk -F':.*## ' '{printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+		awk -F':.*## ' '{printf "  \033[36m%-19s\033[0m %s\n", $$1, $$2}'
 
 $(VENV)/.installed: $(LOCK) pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { \
@@ -46,6 +46,15 @@ lint: venv ## Lint Python (ruff) and the Dockerfiles (hadolint)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(MAKE) --no-print-directory lint-image
+
+typecheck: venv ## mypy --strict on components/ and pipelines/, against .ci/mypy-baseline.txt (only shrinks)
+	$(PY) .ci/mypy_baseline.py check
+
+typecheck-baseline: venv ## Rewrite .ci/mypy-baseline.txt after fixing type errors (refuses to let it grow)
+	$(PY) .ci/mypy_baseline.py update
+
+audit: venv ## Audit the locked dependency set for known vulnerabilities (pip-audit)
+	$(PY) .ci/audit.py
 
 format: venv ## Format and autofix Python sources
 	$(VENV)/bin/ruff format .
