@@ -22,9 +22,11 @@ import typing as T
 
 import numpy as np
 import pydantic as pdt
-from skops.card import Card
 
 from components.core import metrics, results
+
+if T.TYPE_CHECKING:
+    from skops.card import Card
 
 # The card format, for readers of the stored JSON.
 CARD_VERSION = 1
@@ -348,6 +350,9 @@ def render(card: ModelCard, brief: bool = False) -> str:
             where the length is limited, e.g. a version's description).
     """
     root = _key(f"Model card: {card.describe()}")
+    # Imported here: skops (with sklearn's test utilities) is a second of start-up.
+    from skops.card import Card
+
     training = card.training
     page = Card(model=None, template=None)
     page.add(

@@ -7,19 +7,18 @@ load nothing: no script, no external style sheet, no web font, charts as data: U
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import typing as T
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")  # no display in a pod
+from components.core import drift, results, shadow
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from components.core import drift, results, shadow  # noqa: E402
+if T.TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 24px; color: #1f2328; }
@@ -32,7 +31,21 @@ img { max-width: 100%; height: auto; }
 """
 
 
-def figure_uri(figure: plt.Figure, dpi: int = 110, tight: bool = True) -> str:
+@functools.cache
+def pyplot():
+    """Pyplot, imported on the first chart, drawing without a display (Agg).
+
+    Not at import: the steps that chart nothing (notify, promote) would pay a second for it.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display in a pod
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def figure_uri(figure: Figure, dpi: int = 110, tight: bool = True) -> str:
     """Render a matplotlib figure to a PNG data: URI and close it.
 
     Args:
@@ -42,7 +55,7 @@ def figure_uri(figure: plt.Figure, dpi: int = 110, tight: bool = True) -> str:
     """
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
-    plt.close(figure)
+    pyplot().close(figure)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -69,7 +82,7 @@ def image(uri: str, alt: str) -> str:
 def importance_chart(importances: pd.DataFrame, top: int = 20) -> str:
     """A horizontal bar chart of the most important features."""
     shown = importances.head(top).iloc[::-1]
-    figure, axes = plt.subplots(figsize=(7, 0.3 * len(shown) + 1))
+    figure, axes = pyplot().subplots(figsize=(7, 0.3 * len(shown) + 1))
     axes.barh(shown["feature"], shown["importance"], color="#0969da")
     axes.set_xlabel("mean |SHAP value|")
     axes.set_title("Feature importance")
@@ -81,7 +94,7 @@ def contributions_chart(row: pd.Series, prefix: str = "shap_", top: int = 12) ->
     values = row[[c for c in row.index if c.startswith(prefix)]].astype(float)
     values.index = [c.removeprefix(prefix) for c in values.index]
     shown = values.reindex(values.abs().sort_values(ascending=False).index).head(top).iloc[::-1]
-    figure, axes = plt.subplots(figsize=(7, 0.3 * len(shown) + 1))
+    figure, axes = pyplot().subplots(figsize=(7, 0.3 * len(shown) + 1))
     colours = ["#cf222e" if v > 0 else "#0969da" for v in shown]
     axes.barh(shown.index, shown.to_numpy(), color=colours)
     axes.axvline(0, color="#57606a", linewidth=0.8)
@@ -128,7 +141,7 @@ def warnings_html(warnings: T.Sequence[str]) -> list[str]:
 
 def confusion_chart(labels: list[str], matrix: list[list[int]]) -> str:
     """A confusion matrix heat map with counts."""
-    figure, axes = plt.subplots(figsize=(1.2 * len(labels) + 2, 1.2 * len(labels) + 1.5))
+    figure, axes = pyplot().subplots(figsize=(1.2 * len(labels) + 2, 1.2 * len(labels) + 1.5))
     axes.imshow(matrix, cmap="Blues")
     axes.set_xticks(range(len(labels)), labels)
     axes.set_yticks(range(len(labels)), labels)
@@ -143,7 +156,7 @@ def confusion_chart(labels: list[str], matrix: list[list[int]]) -> str:
 
 def roc_chart(roc: dict[str, list[float]], positive: str) -> str:
     """The ROC curve of one class against the rest."""
-    figure, axes = plt.subplots(figsize=(5, 5))
+    figure, axes = pyplot().subplots(figsize=(5, 5))
     axes.plot(roc["fpr"], roc["tpr"], color="#0969da")
     axes.plot([0, 1], [0, 1], linestyle="--", color="#8c959f")
     axes.set_xlabel("false positive rate")
@@ -154,7 +167,7 @@ def roc_chart(roc: dict[str, list[float]], positive: str) -> str:
 
 def residuals_chart(targets: pd.Series, predictions: pd.Series) -> str:
     """Predicted against actual values, for a regressor."""
-    figure, axes = plt.subplots(figsize=(5, 5))
+    figure, axes = pyplot().subplots(figsize=(5, 5))
     axes.scatter(targets, predictions, s=4, alpha=0.4, color="#0969da")
     low, high = (
         float(min(targets.min(), predictions.min())),
@@ -272,7 +285,9 @@ def distribution_charts(columns: T.Sequence[drift.ColumnDrift]) -> str:
     One figure for every column: a PNG is encoded once, which costs the predict step far less
     than one figure per column.
     """
-    figure, grid = plt.subplots(len(columns), 1, figsize=(7, 2.8 * len(columns)), squeeze=False)
+    figure, grid = pyplot().subplots(
+        len(columns), 1, figsize=(7, 2.8 * len(columns)), squeeze=False
+    )
     # Fixed margins: a layout engine, or a tight bounding box, draws the figure twice.
     figure.subplots_adjust(hspace=0.95, top=1 - 0.3 / len(columns), bottom=0.7 / len(columns))
     for axes, column in zip(grid[:, 0], columns, strict=True):

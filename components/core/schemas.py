@@ -11,13 +11,17 @@ import typing as T
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 import pyarrow
 from mlflow.models.signature import ModelSignature
 from mlflow.types import DataType
 from mlflow.types.schema import ColSpec
 
 from components import demo
+
+# pandera is imported where a schema is loaded or checked: most runs have none, and it costs
+# half a second at a step's start-up.
+if T.TYPE_CHECKING:
+    import pandera.pandas as pa
 
 # Which pandas dtype kinds satisfy each MLflow column type. Integers are accepted where the
 # model expects doubles because `conform` widens them losslessly before predicting.
@@ -246,6 +250,8 @@ def load_schema(source: str) -> pa.DataFrameSchema:
     Args:
         source: where the schema is.
     """
+    import pandera.pandas as pa
+
     source = demo.resolve(source)
     if os.path.exists(source) or source.endswith((".yaml", ".yml")):
         # pandera parses a path that does not exist as YAML text: check the file first.
@@ -265,6 +271,8 @@ def check_schema(frame: pd.DataFrame, schema: pa.DataFrameSchema | None) -> list
     """Check a pandera schema's domain rules (ranges, allowed values, nulls) lazily."""
     if schema is None:
         return []
+    import pandera.pandas as pa
+
     try:
         schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as errors:

@@ -10,7 +10,6 @@ import typing as T
 import mlflow
 import pandas as pd
 import pydantic as pdt
-import skops.io
 from mlflow.exceptions import MlflowException
 from mlflow.models.signature import ModelSignature
 from mlflow.tracking import MlflowClient
@@ -567,6 +566,8 @@ class SklearnSaver(Saver, frozen=True):
 
     def save(self, model, name, signature, input_example, tags=None) -> ModelRef:
         """Check the model's types, then log it in skops format and register a version."""
+        import skops.io  # only a saving step pays for it (a second at start-up)
+
         untrusted = set(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
         unknown = sorted(untrusted - set(self.trusted_types))
         if unknown:
