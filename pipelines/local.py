@@ -11,9 +11,11 @@ import os
 import pathlib
 import shutil
 import sys
+import time
 import typing as T
 
 from components.utils import secrets
+from pipelines.console import Console, Step, failure_of
 from pipelines.kfp_client import UsageError, guarded
 
 
@@ -29,14 +31,19 @@ def run_local(
     params: dict[str, T.Any] | None = None,
     root: pathlib.Path | None = None,
     tracking_uri: str | None = None,
+    console: Console | None = None,
 ) -> tuple[bool, pathlib.Path]:
     """Run a pipeline under kfp.local's SubprocessRunner in this Python environment.
+
+    Each step's whole output goes to `<run>/<task>/output.log`; what is printed is the
+    console's to say (default: one line per step as it ends, see `pipelines.console`).
 
     Args:
         name: training, inference or lifecycle.
         params: pipeline parameters overriding the defaults.
         root: folder for the pipeline outputs (artifacts of every step); default_root() if None.
         tracking_uri: MLflow store; MLFLOW_TRACKING_URI, else the sqlite store in lifecycle_home().
+        console: runs the steps and prints their lines; a quiet one if None.
 
     Returns:
         Whether the pipeline succeeded, and the folder with this run's outputs.
@@ -53,6 +60,10 @@ def run_local(
     os.environ.setdefault(services.STEP_LOG_VARIABLE, services.STEP_LOG)
     pipeline_root = ((root or default_root()) / "pipeline-root").absolute()
     before = set(pipeline_root.glob("*")) if pipeline_root.exists() else set()
+    # latest/ shows one run: an earlier run's files must not pass for this one's, even if this
+    # one stops before its outputs are gathered.
+    shutil.rmtree(pipeline_root.parent / LATEST, ignore_errors=True)
+    console = console or Console()
     # No venv and no pip: the steps use this environment, as pods use the project image.
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
@@ -63,7 +74,8 @@ def run_local(
     pipeline = compilation.build(name, gpu=False, retries=False)
     succeeded = True
     try:
-        pipeline(**(params or {}))
+        with console.attached():
+            pipeline(**(params or {}))
     except RuntimeError as error:
         if "finished with status" not in str(error):
             raise  # not a pipeline failure, but a failure to run it at all
@@ -71,9 +83,14 @@ def run_local(
     runs = sorted(set(pipeline_root.glob("*")) - before, key=lambda p: p.stat().st_mtime)
     if not runs:
         raise RuntimeError(f"pipeline {name} produced no output under {pipeline_root}")
+    if console.chatter.getvalue():  # kfp.local's own report of the tasks, kept when quiet
+        (runs[-1] / ORCHESTRATOR_LOG).write_text(console.chatter.getvalue(), encoding="utf-8")
     return succeeded, runs[-1]
 
 
+# Where a run's key outputs are gathered, beside pipeline-root/; kfp.local's own task report.
+LATEST = "latest"
+ORCHESTRATOR_LOG = "orchestrator.log"
 # Outputs worth pointing a user at: `task/artifact` -> a file name that says what it is.
 HIGHLIGHTS = {
     "predict/predictions": "predictions.parquet",
@@ -106,7 +123,7 @@ def outputs(run_dir: pathlib.Path) -> dict[str, pathlib.Path]:
         Absolute paths under `latest/`, by `task/artifact`.
     """
     run_dir = pathlib.Path(run_dir).absolute()
-    latest = run_dir.parent.parent / "latest"
+    latest = run_dir.parent.parent / LATEST
     shutil.rmtree(latest, ignore_errors=True)
     latest.mkdir(parents=True)
     found = {}
@@ -128,9 +145,15 @@ def print_outputs(run_dir: pathlib.Path) -> dict[str, pathlib.Path]:
     Returns:
         The printed paths, by `task/artifact`.
     """
+    from pipelines import outcomes
+
     found = outputs(run_dir)
+    # Outputs of one run may belong to two versions: a candidate refused, a Champion serving.
+    versions = outcomes.versions(run_dir)
     for key, path in found.items():
-        print(f"  {key:30} {path}")
+        task = key.split("/")[0]
+        version = next((v for t, v in versions.items() if t == task or t.startswith(task)), "")
+        print(f"  {key:30} {path}" + (f"  ({version})" if version else ""))
     if found:
         print("  (open the .html files in a browser; read the .parquet files with pandas/duckdb)")
     return found
@@ -173,6 +196,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "else ~/.local/share/kfp-model-lifecycle/runs)",
     )
     parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="print everything the steps print (KFP's executor input, library warnings); "
+        "each step's whole output is in <run>/<task>/output.log either way",
+    )
+    parser.add_argument(
         "--detach",
         action="store_true",
         help="run in a background process; print only its job id for "
@@ -190,18 +220,72 @@ def run_command(args: argparse.Namespace) -> int:
     values = params.resolve(args.name, parameters, args.config, args.params)
     if args.detach:
         return detach(args.name, values, args.root)
-    ok, run_dir = run_local(args.name, values, args.root)
-    print(f"\nPipeline {args.name} {'SUCCEEDED' if ok else 'FAILED'}; outputs in {run_dir}")
+    console = Console(verbose=args.verbose)
+    started = time.monotonic()
+    ok, run_dir = run_local(args.name, values, args.root, console=console)
+    seconds = time.monotonic() - started
+    print(f"\nOutputs in {run_dir}; this run's key outputs:")
     print_outputs(run_dir)
     # Shown, never with its credentials: this output ends up in terminals and CI logs.
     uri = secrets.redact(os.environ["MLFLOW_TRACKING_URI"])
     model = values.get("model_name", getattr(parameters.get("model_name"), "default", None))
-    models = f"Models > {model}" if model else "Models"
-    print(f"\nMLflow store: {uri}")
+    # Named only when registered: a run that failed before registering it leaves none.
+    models = f"Models > {model}" if model and _registered(model) else "Models"
     if uri.startswith(("http://", "https://")):
-        print(f"Open the MLflow UI: {uri} ({models} shows the Champion)")
+        print(f"MLflow UI: {uri} ({models})")
     else:
         mlflow = pathlib.Path(sys.executable).parent / "mlflow"
-        print(f"Open the MLflow UI: {mlflow} ui --backend-store-uri {uri}")
-        print(f"  then browse http://127.0.0.1:5000 ({models} shows the Champion)")
+        ui = f"{mlflow} ui --backend-store-uri {uri}"
+        print(f"MLflow UI: {ui}, then http://127.0.0.1:5000 ({models})")
+    for line in closing(args.name, ok, run_dir, console.steps, seconds, uri):
+        print(line)
     return 0 if ok else 1
+
+
+def closing(
+    name: str,
+    succeeded: bool,
+    run_dir: pathlib.Path,
+    steps: T.Sequence[Step],
+    seconds: float,
+    uri: str,
+) -> list[str]:
+    """The run's last lines: what it produced and for which version, or where and why it failed.
+
+    Args:
+        name: the pipeline.
+        succeeded: whether it succeeded.
+        run_dir: its folder of outputs.
+        steps: its steps as they ended (see `Console`).
+        seconds: its wall time.
+        uri: the MLflow store (credentials masked), for the advice on MLflow's failures.
+    """
+    from pipelines import outcomes
+
+    if succeeded:
+        try:
+            story = ": " + outcomes.from_local_run(name, run_dir).story()
+        except (outcomes.OutcomeError, OSError, KeyError) as error:
+            story = f" (its outcome cannot be read: {error})"
+        return [f"Pipeline {name} SUCCEEDED in {seconds:.0f} s{story}"]
+    failed = next((step for step in steps if not step.succeeded), None)
+    if failed is None:
+        return [f"Pipeline {name} FAILED after {seconds:.0f} s"]
+    failure = failure_of(failed)
+    return [
+        f"Pipeline {name} FAILED at step {failed.task} after {seconds:.0f} s: {failure.cause}",
+        f"  step log: {failed.log}",
+        f"  what to do: {failure.advice(uri)}",
+    ]
+
+
+def _registered(model: str) -> bool:
+    """Whether the MLflow registry holds the model (False when it cannot be asked)."""
+    from components.io import registries
+
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    try:
+        registries.MlflowClient(uri, uri).get_registered_model(model)
+    except Exception:  # not registered, or the store is unreachable: name no model
+        return False
+    return True

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import re
 import typing as T
 
 from components.core import lineage
@@ -23,6 +24,9 @@ EVALUATE = "evaluate"
 PREDICT = "predict"
 PUBLISH = "publish-predictions"
 EXECUTOR_OUTPUT = "executor_output.json"
+# The alias the pipelines promote to, and why evaluation refused a version (its version tags).
+CHAMPION = "Champion"
+REASONS_TAG = "evaluation.reasons"
 # What KFP's launcher mounts an artifact's URI as, in a pod: the inverse gives the URI back.
 _MOUNTS = {"/gcs/": "gs://", "/s3/": "s3://", "/minio/": "minio://"}
 
@@ -42,6 +46,8 @@ class TrainedModel:
         run_id: the MLflow run that trained it.
         metrics: its holdout metrics (`test_r2`, `test_f1_macro`...).
         passed: whether it passed evaluation (None when it was not evaluated).
+        reasons: why it did not pass ("" when it passed or was not evaluated).
+        champion: the version the Champion alias points to when read (None: no Champion).
     """
 
     name: str
@@ -50,6 +56,19 @@ class TrainedModel:
     run_id: str
     metrics: dict[str, float]
     passed: bool | None
+    reasons: str = ""
+    champion: int | None = None
+
+    def story(self) -> str:
+        """`bike-sharing v2 registered (test rmse 64.15); not promoted: ...; v1 serves`."""
+        figures = ", ".join(f"{k.replace('_', ' ')} {v:.4g}" for k, v in self.metrics.items())
+        text = f"{self.name} v{self.version} registered" + (f" ({figures})" if figures else "")
+        if self.champion == self.version:
+            return f"{text}; promoted: Champion is now v{self.version}"
+        serving = f"Champion v{self.champion} serves" if self.champion else "no Champion serves"
+        if self.passed is False:
+            return f"{text}; not promoted: {self.reasons or 'it failed its evaluation'}; {serving}"
+        return f"{text}; not promoted; {serving}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +87,11 @@ class Predictions:
     model_name: str
     model_version: int | None
 
+    def story(self) -> str:
+        """`17,379 rows predicted with bike-sharing v1`."""
+        model = f"{self.model_name} v{self.model_version}" if self.model_version else "the model"
+        return f"{self.rows:,} rows predicted with {model}"
+
 
 @dataclasses.dataclass(frozen=True)
 class LifecycleOutcome:
@@ -80,6 +104,10 @@ class LifecycleOutcome:
 
     model: TrainedModel
     predictions: Predictions
+
+    def story(self) -> str:
+        """The version trained and what became of it, then the predictions and their version."""
+        return f"{self.model.story()}; {self.predictions.story()}"
 
 
 Outcome = TrainedModel | Predictions | LifecycleOutcome
@@ -124,7 +152,12 @@ def trained_model(name: str, version: int, uri: str | None = None) -> TrainedMod
     if found.run_id:
         run = client.get_run(found.run_id)
         metrics = {key: value for key, value in run.data.metrics.items() if key.startswith("test_")}
-    verdict = (found.tags or {}).get(registries.PASSED_TAG)
+    tags = found.tags or {}
+    verdict = tags.get(registries.PASSED_TAG)
+    try:
+        champion: int | None = int(client.get_model_version_by_alias(name, CHAMPION).version)
+    except registries.MlflowException:  # no Champion yet
+        champion = None
     return TrainedModel(
         name=name,
         version=int(version),
@@ -132,6 +165,8 @@ def trained_model(name: str, version: int, uri: str | None = None) -> TrainedMod
         run_id=found.run_id or "",
         metrics=metrics,
         passed=None if verdict is None else verdict.lower() == "true",
+        reasons=tags.get(REASONS_TAG, ""),
+        champion=champion,
     )
 
 
@@ -153,8 +188,42 @@ def from_local_run(pipeline: str, run_dir: pathlib.Path) -> Outcome:
 
 
 def _executor_output(run_dir: pathlib.Path, task: str) -> dict[str, T.Any] | None:
-    path = run_dir / task / EXECUTOR_OUTPUT
-    return json.loads(path.read_text()) if path.is_file() else None
+    """The task's outputs; a task of a branch is `<task>-<n>` (the lifecycle's `predict-2`)."""
+    for folder in sorted(run_dir.glob(f"{task}*")):
+        path = folder / EXECUTOR_OUTPUT
+        if re.fullmatch(rf"{re.escape(task)}(-\d+)?", folder.name) and path.is_file():
+            return json.loads(path.read_text())
+    return None
+
+
+def versions(run_dir: pathlib.Path) -> dict[str, str]:
+    """The model version each task of a local run used, by task folder: `bike-sharing v2`.
+
+    A task's version is in its outputs (a `version` it returned, or its artifacts' metadata);
+    a task that says none (evaluate, promote) worked on the version that `train` registered.
+    """
+    found = {}
+    for folder in sorted(pathlib.Path(run_dir).iterdir()):
+        output = _executor_output(run_dir, folder.name) if folder.is_dir() else None
+        if output is not None and (described := _version_of(output)):
+            found[folder.name] = described
+    trained = found.get(TRAIN)
+    if trained:
+        for folder in pathlib.Path(run_dir).iterdir():
+            if folder.is_dir() and folder.name not in found:
+                found[folder.name] = trained
+    return found
+
+
+def _version_of(output: T.Mapping[str, T.Any]) -> str:
+    for artifacts in output.get("artifacts", {}).values():
+        for artifact in artifacts.get("artifacts", []):
+            metadata = artifact.get("metadata", {})
+            name = metadata.get(f"{lineage.PREFIX}model_name") or metadata.get("name")
+            version = metadata.get(f"{lineage.PREFIX}model_version") or metadata.get("version")
+            if name and version:
+                return f"{name} v{int(float(version))}"
+    return ""
 
 
 def _artifact(output: T.Mapping[str, T.Any], name: str) -> dict[str, T.Any]:

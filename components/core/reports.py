@@ -213,13 +213,17 @@ def evaluation_page(result: results.EvaluationResult) -> str:
 
 
 def evaluation_summary(result: results.EvaluationResult) -> str:
-    """The evaluate step's Markdown summary."""
+    """The evaluate step's Markdown summary: each figure names the version it belongs to."""
+    candidate = f"v{result.candidate_ref.version}"
+    champion = f"v{result.champion_ref.version}" if result.champion_ref else ""
     facts = {
         "model": result.candidate_ref.describe(),
         "passed": result.passed,
+        "verdict": "may be promoted" if result.passed else "not to be promoted",
         "champion": result.champion_ref.describe() if result.champion_ref else "none",
         "rows": result.rows,
-        **{key: f"{value:.4g}" for key, value in result.scores.items()},
+        **{f"{key} ({candidate})": f"{value:.4g}" for key, value in result.scores.items()},
+        **{f"{key} ({champion})": f"{value:.4g}" for key, value in result.champion_scores.items()},
         "reasons": "; ".join(result.reasons) or "-",
     }
     return markdown_summary("Evaluation", facts)

@@ -21,6 +21,9 @@ logger = logging.getLogger(__name__)
 
 Status = T.Literal["SUCCEEDED", "FAILED", "RUNNING", "CANCELED"]
 
+# Between a logged alert's message and its facts (see ConsoleAlerter).
+FACTS_SEPARATOR = "|"
+
 
 class Alerter(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     """Send an alert made of a title, a message, key fields and a status.
@@ -60,7 +63,11 @@ class ConsoleAlerter(Alerter, frozen=True):
     KIND: T.Literal["ConsoleAlerter"] = "ConsoleAlerter"
 
     def notify(self, title, message, fields=None, status="SUCCEEDED", link=None) -> bool:
-        """Log the alert: an error for a failure, information otherwise."""
+        """Log the alert: an error for a failure, information otherwise.
+
+        The line reads `[STATUS] title: message | key=value, ...`: the message's first line is
+        the step's headline that a local run prints (see `pipelines.console`), the facts follow.
+        """
         facts = ", ".join(f"{key}={value}" for key, value in (fields or {}).items())
         level = logging.ERROR if status == "FAILED" else logging.INFO
         logger.log(
@@ -69,7 +76,7 @@ class ConsoleAlerter(Alerter, frozen=True):
             status,
             title,
             message,
-            f" ({facts})" if facts else "",
+            f" {FACTS_SEPARATOR} {facts}" if facts else "",
             f" <{link}>" if link else "",
         )
         return True

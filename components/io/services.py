@@ -6,6 +6,7 @@ import logging
 import os
 import pathlib
 import sys
+import time
 import types
 import typing as T
 
@@ -171,6 +172,68 @@ class LoggerService(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         root.addHandler(handler)
         if not getattr(sys.excepthook, "logs_to_step_log", False):
             sys.excepthook = _logging_excepthook(sys.excepthook)
+
+
+# Marks a long step's progress lines: a local run shows them even when quiet (pipelines.console).
+PROGRESS_MARK = "[PROGRESS]"
+
+
+class Progress:
+    """Log how far a long loop has gone: at most once every `every` seconds, after `after`.
+
+    A short loop logs nothing. The total, when `total` can tell it, is asked for once, at the
+    first report: counting may cost a look at the input's metadata, which a short loop never pays.
+
+    Args:
+        unit: what is counted, e.g. "rows".
+        total: how many there are to do (None: unknown), asked for at the first report.
+        every: the fewest seconds between two reports.
+        after: the seconds before the first report.
+        clock: the monotonic clock (a test's, to move time on).
+    """
+
+    def __init__(
+        self,
+        unit: str = "rows",
+        total: T.Callable[[], int | None] | None = None,
+        every: float = 10.0,
+        after: float = 5.0,
+        clock: T.Callable[[], float] = time.monotonic,
+    ):
+        self.unit, self._total, self.every, self.clock = unit, total, every, clock
+        self.started = clock()
+        self.done = 0
+        self._next = self.started + after
+        self._known: int | None = None
+        self._asked = False
+
+    def add(self, count: int) -> str | None:
+        """Count `count` more done; log and return a report when one is due."""
+        self.done += count
+        now = self.clock()
+        if now < self._next:
+            return None
+        self._next = now + self.every
+        report = self.report(now)
+        logging.getLogger(__name__).info("%s %s", PROGRESS_MARK, report)
+        return report
+
+    def report(self, now: float) -> str:
+        """How many done (of how many), how fast, and how long is left when the total is known."""
+        if not self._asked and self._total is not None:
+            self._asked = True
+            try:
+                self._known = self._total()
+            except Exception:  # progress is a courtesy: it never fails the work it reports
+                self._known = None
+        rate = self.done / max(now - self.started, 1e-9)
+        text = f"{self.done:,} {self.unit}"
+        if self._known:
+            text = f"{self.done:,} of {self._known:,} {self.unit} ({self.done / self._known:.0%})"
+        text += f", {rate:,.0f} {self.unit}/s"
+        if self._known and rate > 0 and self._known > self.done:
+            text += f", about {(self._known - self.done) / rate:,.0f} s left"
+        return text
 
 
 def _logging_excepthook(previous: T.Callable[..., T.Any]) -> T.Callable[..., T.Any]:

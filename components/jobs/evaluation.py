@@ -16,6 +16,9 @@ from components.jobs import base
 
 logger = logging.getLogger(__name__)
 
+# On the evaluated version: why it did not pass ("" when it did).
+REASONS_TAG = "evaluation.reasons"
+
 
 class EvaluationJob(base.Job, frozen=True):
     """Evaluate a registered version against thresholds and against the current Champion.
@@ -107,6 +110,7 @@ class EvaluationJob(base.Job, frozen=True):
         verdict = {
             **{registries.METRIC_TAG.format(k): f"{v:.6g}" for k, v in scores.items()},
             **registries.comparison_tags(champion, champion_scores),
+            REASONS_TAG: "; ".join(reasons)[:5000],  # why not, for the run's final line
             registries.PASSED_TAG: str(passed).lower(),  # last: the verdict is read first
         }
         registries.set_version_tags(client, self.model_name, candidate_ref.version, verdict)
@@ -139,9 +143,10 @@ class EvaluationJob(base.Job, frozen=True):
         )
         # Tell people the verdict.
         self.alerter.notify(
-            title=f"{self.KIND} {'passed' if passed else 'failed'}",
+            # The job succeeded whatever the verdict: the title says so, the message the verdict.
+            title=f"{self.KIND} succeeded",
             message=f"{candidate_ref.describe()} "
-            + ("may be promoted." if passed else "must not be promoted: " + "; ".join(reasons)),
+            + ("passed: it may be promoted." if passed else "did not pass: " + "; ".join(reasons)),
             fields={k: round(v, 4) for k, v in scores.items()},
             status="SUCCEEDED",
         )

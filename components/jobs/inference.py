@@ -11,7 +11,7 @@ import pandas as pd
 import pydantic as pdt
 
 from components.core import drift, models, results, schemas, shadow
-from components.io import datasets, monitoring, references, registries
+from components.io import datasets, monitoring, references, registries, services
 from components.jobs import base
 from components.utils import secrets
 
@@ -93,9 +93,12 @@ class InferenceJob(base.Job, frozen=True):
         rows, width = 0, 0
         violations: list[schemas.Violation] = []
         report = None
+        # A long prediction says how far it is (rows of a Parquet input are in its footers).
+        progress = services.Progress("rows", total=lambda: _known_rows(reader))
         try:
             with self.outputs.open(metadata=origin.metadata()) as sink:
                 for frame in reader.frames():
+                    progress.add(len(frame))
                     if not validator.check(frame) or validator.counts:
                         continue  # keep checking the rest, to report every broken rule at once
                     predictions = predictor.predict(frame)
@@ -227,6 +230,14 @@ class InferenceJob(base.Job, frozen=True):
         summary = shadowing.summary(model_ref) if shadowing is not None else None
         monitoring.record(report, summary, model_ref.describe(), notes)
         raise report.refusal()
+
+
+def _known_rows(reader: datasets.Reader) -> int | None:
+    """The input's rows when its metadata tells them all (Parquet), else None (CSV)."""
+    pieces = reader.list_pieces()
+    if any(piece.rows is None for piece in pieces):
+        return None
+    return sum(piece.rows or 0 for piece in pieces)
 
 
 class Shadowing:

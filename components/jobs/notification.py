@@ -14,6 +14,9 @@ from components.utils import secrets
 
 logger = logging.getLogger(__name__)
 
+# The alias the pipelines promote to, and why evaluation refused a version (its version tags).
+CHAMPION = "Champion"
+REASONS_TAG = "evaluation.reasons"
 # Metrics worth a line in the alert, as logged by the jobs.
 KEY_METRICS = (
     "rows_predicted",
@@ -96,12 +99,20 @@ class NotificationJob(base.Job, frozen=True):
                 message += f"\nChallenger ({step['task']}): {step['shadow']}"
             if step["warning"]:
                 message += f"\nWarning from {step['task']}: {step['warning']}"
+        # Whether the candidate was promoted, and which version serves.
+        verdict, facts = self._promotion(list(last.values()))
+        message += f"\n{verdict}" if verdict else ""
+        fields.update(facts)
+        # Each figure says its version when the run used two (a candidate refused, a Champion
+        # that predicted); `model` is the version the last step used.
+        used = {step["model"] for step in steps if step.get("model")}
         for step in steps:
             if step.get("model"):
                 fields["model"] = step["model"]
+            of = f" (v{step['model_version']})" if len(used) > 1 and step.get("model") else ""
             for name in KEY_METRICS:
                 if name in step["metrics"]:
-                    fields[name.replace("_", " ")] = _number(step["metrics"][name])
+                    fields[name.replace("_", " ") + of] = _number(step["metrics"][name])
         link = None
         if self.ui_base_url and self.run_id:
             link = f"{self.ui_base_url.rstrip('/')}/#/runs/details/{self.run_id}"
@@ -147,10 +158,45 @@ class NotificationJob(base.Job, frozen=True):
                 "drift": run.data.tags.get(monitoring.DRIFT_TAG, ""),
                 "shadow": run.data.tags.get(monitoring.SHADOW_TAG, ""),
                 "model": _model(run.data.tags),
+                "model_name": run.data.tags.get("model_name", ""),
+                "model_version": run.data.tags.get("model_version", ""),
+                "passed": run.data.tags.get("passed"),  # an evaluation's verdict
                 "metrics": run.data.metrics,
             }
             for run in runs
         ]
+
+    def _promotion(self, steps: list[dict[str, T.Any]]) -> tuple[str, dict[str, str]]:
+        """What became of the version evaluated: promoted, or why not and which version serves.
+
+        Returns:
+            A sentence for the message, and the alert's `candidate`, `promoted` and `serving`
+            fields; nothing when no step evaluated a version.
+        """
+        evaluated = [step for step in steps if step["passed"] is not None and step["model"]]
+        if not evaluated:
+            return "", {}
+        name, version = evaluated[-1]["model_name"], evaluated[-1]["model_version"]
+        reasons, serving = "", None
+        try:  # the registry, read now that every step has ended, says what serves
+            client = self.mlflow_service.client()
+            tags = client.get_model_version(name, version).tags or {}
+            reasons = tags.get(REASONS_TAG, "")
+            aliases = client.get_registered_model(name).aliases or {}
+            serving = aliases.get(CHAMPION)
+        except Exception as error:  # the alert matters more than this detail
+            logger.warning("cannot read the registry: %s", secrets.redact(str(error)))
+        candidate = f"{name} v{version}"
+        served = f"{name} v{serving}" if serving else "none"
+        facts = {"candidate": candidate, "promoted": "yes" if serving == version else "no"}
+        facts["serving"] = served
+        if serving == version:
+            return f"{candidate} promoted: {CHAMPION} is now v{version}.", facts
+        why = reasons if evaluated[-1]["passed"] == "False" and reasons else "see the steps"
+        if evaluated[-1]["passed"] == "False" and not reasons:
+            why = "it did not pass its evaluation"
+        serves = f"{CHAMPION} v{serving} serves" if serving else f"no {CHAMPION} serves"
+        return f"{candidate} not promoted: {why}. {serves}.", facts
 
     def _close_abandoned(self, steps: list[dict[str, T.Any]], died: dict[str, str]) -> list[str]:
         """End FAILED the runs left RUNNING, with why when known; return their run ids.

@@ -50,11 +50,11 @@ def run_dir(tmp_path: pathlib.Path) -> pathlib.Path:
 
 
 def printed_paths(out: str) -> dict[str, pathlib.Path]:
-    """`  task/artifact   /abs/path` lines of the printed outputs, by task/artifact."""
+    """`  task/artifact   /abs/path  (model vN)` lines of the printed outputs, by task/artifact."""
     found = {}
     for line in out.splitlines():
         parts = line.split()
-        if len(parts) == 2 and "/" in parts[0] and parts[1].startswith("/"):
+        if len(parts) >= 2 and "/" in parts[0] and parts[1].startswith("/"):
             found[parts[0]] = pathlib.Path(parts[1])
     return found
 

@@ -11,7 +11,9 @@ failed lifecycle run recorded, rather than by running the pipeline again for eac
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
 import pathlib
 import re
@@ -28,6 +30,7 @@ from mlflow import MlflowClient
 from components.io import alerts, datasets, services
 from components.jobs import base
 from components.jobs.notification import NotificationJob
+from pipelines.__main__ import main
 from pipelines.local import run_local
 from tests.conftest import BIKE_PARQUET, BIKE_SCHEMA
 from tests.io.slack_server import ReceivedRequest, SlackWebhookServer
@@ -64,6 +67,11 @@ class Run:
     model_name: str
     experiment: str
     seconds: float
+    printed: str = ""  # the terminal's text, for a run through the command line
+
+    @property
+    def lines(self) -> list[str]:
+        return self.printed.splitlines()
 
     def output(self, task: str, artifact: str) -> pathlib.Path:
         return self.run_dir / task / artifact
@@ -158,6 +166,31 @@ def run(
     )
 
 
+def run_cli(
+    slack: SlackWebhookServer,
+    root: pathlib.Path,
+    name: str,
+    params: dict[str, T.Any],
+    model_name: str,
+    experiment: str,
+) -> Run:
+    """`python -m pipelines run NAME --local --config FILE --root ROOT`, its terminal kept."""
+    slack.reset()
+    config = root / "run.yaml"  # JSON is YAML
+    parameters = {**params, "model_name": model_name, "experiment": experiment}
+    config.write_text(json.dumps({"pipeline": name, "parameters": parameters}))
+    before = set((root / "pipeline-root").glob("*"))
+    printed = io.StringIO()
+    started = time.monotonic()
+    with contextlib.redirect_stdout(printed):
+        code = main(["run", name, "--local", "--config", str(config), "--root", str(root)])
+    [run_dir] = set((root / "pipeline-root").glob("*")) - before
+    return Run(
+        code == 0, run_dir, slack.requests, model_name, experiment,
+        time.monotonic() - started, printed.getvalue(),
+    )  # fmt: skip
+
+
 def run_apart(
     slack: SlackWebhookServer,
     root: pathlib.Path,
@@ -245,10 +278,13 @@ def failed(slack, data, mlflow_server, tmp_path_factory) -> Run:
         **BIKE,
         **FAST,
     }
-    return run(
-        slack, tmp_path_factory.mktemp("lifecycle"), "lifecycle", params, [],
-        unique("local-lifecycle"), unique("local-lifecycle"), mlflow_server,
-    )  # fmt: skip
+    root = tmp_path_factory.mktemp("lifecycle")
+    # An earlier run's outputs, which this run must not leave in latest/.
+    (root / "latest").mkdir()
+    (root / "latest" / "drift.html").write_text("an earlier run's report")
+    return run_cli(
+        slack, root, "lifecycle", params, unique("local-lifecycle"), unique("local-lifecycle")
+    )
 
 
 # training
@@ -512,9 +548,9 @@ def kept(trained, slack, data, mlflow_server, tmp_path_factory) -> Run:
         **FAST,
         "thresholds": {"r2": 0.9999},
     }
-    return run(
-        slack, tmp_path_factory.mktemp("kept"), "lifecycle", params, [],
-        trained.model_name, unique("local-kept"), mlflow_server,
+    return run_cli(
+        slack, tmp_path_factory.mktemp("kept"), "lifecycle", params,
+        trained.model_name, unique("local-kept"),
     )  # fmt: skip
 
 
@@ -533,3 +569,64 @@ def test_a_version_that_does_not_pass_leaves_the_champion_that_predicts(kept, ml
     assert kept.returned("predict-2") == {"rows": SMALL_ROWS, "version": 1}
     assert kept.returned("explain-2") == {"Output": 1}
     assert not (kept.run_dir / "predict").exists()
+
+
+def test_the_terminal_shows_one_line_per_step_and_the_outcome_of_each_version(kept):
+    assert len(kept.lines) < 80
+    assert "executor_input" not in kept.printed and "Warning" not in kept.printed
+    steps = [line.split()[0] for line in kept.lines if line.split()[1:2] == ["done"]]
+    assert steps == ["train", "evaluate", "predict-2", "explain-2", "notify"]
+    evaluate = next(line for line in kept.lines if line.startswith("evaluate "))
+    assert f"{kept.model_name} v2 did not pass: r2=" in evaluate
+    # The last line: the candidate, its figures, why it was not promoted, what serves.
+    final = kept.lines[-1]
+    assert final.startswith("Pipeline lifecycle SUCCEEDED in ")
+    assert f"{kept.model_name} v2 registered (test " in final
+    assert "not promoted: r2=" in final and "does not meet the threshold 0.9999" in final
+    assert "Champion v1 serves" in final
+    assert final.endswith(f"{SMALL_ROWS:,} rows predicted with {kept.model_name} v1")
+    # Each step's whole output stays on disk.
+    log = (kept.run_dir / "train" / "output.log").read_text()
+    assert "executor_input" in log and "[START] TrainingJob" in log
+    # Outputs of two versions in latest/: each line says whose.
+    evaluation = next(line for line in kept.lines if "latest/evaluation.html" in line)
+    assert evaluation.endswith(f"({kept.model_name} v2)")
+    drift = next(line for line in kept.lines if "latest/drift.html" in line)
+    assert drift.endswith(f"({kept.model_name} v1)")
+
+
+def test_the_alert_of_a_refused_candidate_names_the_version_that_serves(kept):
+    body = kept.alert()
+    text = message(body)
+    assert f"{kept.model_name} v2 not promoted: r2=" in text
+    assert "Champion v1 serves." in text
+    facts = fields(body)
+    assert facts["candidate"] == f"{kept.model_name} v2"
+    assert facts["promoted"] == "no"
+    assert facts["serving"] == f"{kept.model_name} v1"
+    assert facts["model"] == f"{kept.model_name} v1"  # the version that predicted
+    # Each figure names its version: the candidate's test scores, the Champion's predictions.
+    assert "test rmse (v2)" in facts and "test rmse" not in facts
+    assert facts["rows predicted (v1)"] == f"{SMALL_ROWS:,}"
+
+
+def test_a_failed_run_ends_with_the_step_its_cause_once_and_what_to_do(failed):
+    last = failed.lines[-3:]
+    assert last[0].startswith("Pipeline lifecycle FAILED at step predict after ")
+    assert "ValidationError: input validation failed" in last[0]
+    assert last[1] == f"  step log: {failed.run_dir / 'predict' / 'output.log'}"
+    assert last[2].startswith("  what to do: fix the input or the parameter")
+    assert failed.printed.count("input validation failed") == 1
+    assert "Traceback" not in failed.printed
+    assert "Traceback" in (failed.run_dir / "predict" / "output.log").read_text()
+    assert any(line.startswith("predict              FAILED") for line in failed.lines)
+
+
+def test_latest_holds_the_outputs_of_the_partial_run_only(failed):
+    latest = failed.run_dir.parent.parent / "latest"
+    names = sorted(path.name for path in latest.iterdir())
+    # predict failed and explain never ran: no predictions, no drift report of an earlier run.
+    assert names == ["evaluation.html", "model_card.md"]
+    for name in names:  # each a copy of this run's artifact
+        artifacts = failed.run_dir.glob(f"*/{'report' if name.endswith('.html') else 'card'}")
+        assert any(path.read_bytes() == (latest / name).read_bytes() for path in artifacts)

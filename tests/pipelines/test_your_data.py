@@ -61,11 +61,12 @@ class CliRun:
 
     @property
     def run_dir(self) -> pathlib.Path:
-        return pathlib.Path(re.findall(r"; outputs in (/\S+)$", self.stdout, flags=re.M)[-1])
+        return pathlib.Path(re.findall(r"^Outputs in (/\S+);", self.stdout, flags=re.M)[-1])
 
     def printed(self, name: str) -> pathlib.Path:
         """The path the command printed for an output, e.g. `evaluate/report`."""
-        lines = re.findall(rf"^  {re.escape(name)} +(/\S+)$", self.stdout, flags=re.MULTILINE)
+        pattern = rf"^  {re.escape(name)} +(/\S+)(?:  \(.*\))?$"  # then whose version it is
+        lines = re.findall(pattern, self.stdout, flags=re.MULTILINE)
         return pathlib.Path(lines[-1])
 
     def output(self, task: str, artifact: str) -> pathlib.Path:
@@ -204,7 +205,8 @@ def regression(env, tables) -> tuple[CliRun, str]:
 def test_regression_on_a_new_data_set_registers_promotes_and_predicts(regression, env, tables):
     run, name = regression
     assert run.status == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert f"Pipeline lifecycle SUCCEEDED; outputs in {env['home']}" in run.stdout
+    assert f"Outputs in {env['home']}" in run.stdout
+    assert run.stdout.splitlines()[-1].startswith("Pipeline lifecycle SUCCEEDED in ")
     client = MlflowClient(env["tracking"])
     assert [v.version for v in client.search_model_versions(f"name = '{name}'")] == ["1"]
     assert client.get_model_version_by_alias(name, "Champion").version == "1"

@@ -1,0 +1,237 @@
+"""What a local run prints: one line per step as it ends, a long step's progress, nothing else.
+
+kfp.local streams every line that a step prints (KFP's executor input JSON, library warnings,
+the job's log, a traceback) to this process's stdout, and adds its own report of each task and
+warnings of its own. A local run keeps each step's whole output in `<run>/<task>/output.log`
+instead, and prints it only when verbose; quiet, it prints one line per step as it ends (step,
+outcome, wall time, the step's headline) and the progress lines of a long step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import time
+import typing as T
+import warnings
+
+# Each step's whole output (what kfp.local would have printed), beside its outputs.
+STEP_OUTPUT = "output.log"
+# An alert as the steps log it (`ConsoleAlerter`): `[STATUS] title: message | facts`: a job's
+# success (its failure is told once, at the end), or the pipeline's, whose title holds its state.
+_ALERT = re.compile(
+    r"(?:\[SUCCEEDED\] \w+ succeeded|\[[A-Z]+\] [\w.-]+: [A-Z]+): (?P<message>.*?)(?: \| .*)?$"
+)
+# The folder of one iteration of a ParallelFor: its tasks are named `<task>-<iteration>`.
+_ITERATION = re.compile(r"for-loop-\d+-iteration-(\d+)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """A step that ended.
+
+    Attributes:
+        task: its name in the run (`predict-shard-2` for an iteration of a loop).
+        folder: its folder of outputs, where `output.log` is.
+        succeeded: whether it exited 0.
+        seconds: its wall time.
+        headline: the first line of its alert (what it did), "" when it logged none.
+    """
+
+    task: str
+    folder: pathlib.Path
+    succeeded: bool
+    seconds: float
+    headline: str
+
+    @property
+    def log(self) -> pathlib.Path:
+        """The step's whole output."""
+        return self.folder / STEP_OUTPUT
+
+    def line(self) -> str:
+        """`train   done   9.8 s  Registered bike-sharing v2 (...)`."""
+        outcome = "done" if self.succeeded else "FAILED"
+        return f"{self.task:<20} {outcome:<6} {self.seconds:6.1f} s  {self.headline}".rstrip()
+
+
+class Console:
+    """Runs kfp.local's steps, keeps their output on disk, and prints what a user needs.
+
+    Args:
+        verbose: also print everything the steps and kfp.local print, as kfp.local does.
+        out: where the lines go (default: this process's stdout when the console is made).
+    """
+
+    def __init__(self, verbose: bool = False, out: T.TextIO | None = None):
+        self.verbose = verbose
+        self.out = out or sys.stdout
+        self.steps: list[Step] = []
+        # kfp.local's own report of the tasks, kept for a quiet run's `orchestrator.log`.
+        self.chatter = io.StringIO()
+
+    @contextlib.contextmanager
+    def attached(self) -> T.Iterator[Console]:
+        """Route kfp.local's steps through `run_step` while the pipeline runs.
+
+        kfp.local calls `subprocess_task_handler.run_local_subprocess` for each step and prints
+        each line it reads; this runs the step the same way, with the output going to its log.
+        """
+        from kfp.local import subprocess_task_handler
+
+        original = subprocess_task_handler.run_local_subprocess
+        subprocess_task_handler.run_local_subprocess = self.run_step
+        try:
+            if self.verbose:
+                yield self
+                return
+            # Quiet: kfp.local's task reports (logged to stdout) and its warnings (settings
+            # without effect locally, the project image run as this Python) are not for users.
+            with contextlib.redirect_stdout(self.chatter), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                yield self
+        finally:
+            subprocess_task_handler.run_local_subprocess = original
+
+    def run_step(self, full_command: list[str], env_vars: dict[str, str] | None = None) -> int:
+        """Run one step as kfp.local does; its output goes to its log, and here if verbose.
+
+        Args:
+            full_command: the step's command line, with its executor input.
+            env_vars: the step's own environment variables, over this process's.
+
+        Returns:
+            The step's exit status.
+        """
+        from components.io.services import PROGRESS_MARK
+
+        folder = task_folder(full_command)
+        folder.mkdir(parents=True, exist_ok=True)
+        task = task_name(folder)
+        env = {**os.environ, **env_vars} if env_vars else None
+        started = time.monotonic()
+        headline = ""
+        with (
+            (folder / STEP_OUTPUT).open("w", encoding="utf-8", buffering=1) as log,
+            subprocess.Popen(
+                full_command,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,  # as kfp.local: one stream, in order
+                text=True,
+                bufsize=1,
+                env=env,
+            ) as process,
+        ):
+            assert process.stdout is not None  # piped above
+            for line in process.stdout:
+                log.write(line)
+                if self.verbose:
+                    self.out.write("    " + line)
+                elif PROGRESS_MARK in line:
+                    progress = line.split(PROGRESS_MARK, 1)[1].strip()
+                    self.print(f"{task:<20} ...    {time.monotonic() - started:6.1f} s  {progress}")
+                headline = _headline(line) or headline
+            code = process.wait()
+        step = Step(task, folder, code == 0, time.monotonic() - started, headline)
+        self.steps.append(step)
+        if not self.verbose:
+            self.print(step.line())
+        return code
+
+    def print(self, line: str) -> None:
+        """Print one line, at once (a step's line must not wait for the next)."""
+        self.out.write(line + "\n")
+        self.out.flush()
+
+
+def _headline(line: str) -> str:
+    """The message of a logged alert's line, or ""."""
+    match = _ALERT.search(line.rstrip("\n"))
+    return match["message"].strip() if match else ""
+
+
+def task_folder(full_command: T.Sequence[str]) -> pathlib.Path:
+    """The step's folder of outputs, from the executor input on its command line.
+
+    Raises:
+        ValueError: the command carries no executor input (not a KFP lightweight component).
+    """
+    for flag, value in zip(full_command, full_command[1:], strict=False):
+        if flag == "--executor_input":
+            output = json.loads(value)["outputs"]["outputFile"]
+            return pathlib.Path(output).parent
+    raise ValueError("the step's command has no --executor_input")
+
+
+def task_name(folder: pathlib.Path) -> str:
+    """The task's name as the run's steps name themselves: `predict-shard-2` in a loop."""
+    iteration = _ITERATION.fullmatch(folder.parent.name)
+    return f"{folder.name}-{iteration[1]}" if iteration else folder.name
+
+
+# A failed job's alert line: `[FAILED] TrainingJob failed: SettingsError: message`.
+_FAILED_JOB = re.compile(r"\[FAILED\] [\w.-]+ failed: (?P<cause>(?P<error>\w+): .*)$")
+# The line that ends a traceback: `components.jobs.base.SettingsError: message`.
+_EXCEPTION = re.compile(r"^(?:[\w]+\.)*(?P<cause>(?P<error>\w*(?:Error|Exception)): .*)$")
+# Errors that say what in the input or the parameters is wrong: a traceback adds nothing.
+USER_ERRORS = frozenset(
+    {
+        "SettingsError", "ValidationError", "DatasetError", "DriftError", "ShardError",
+        "FeatureError", "SignatureError", "UnsignedModelError", "RegistryError", "CardError",
+        "PromotionError", "FactoryError", "ShadowError", "UntrustedTypesError",
+        "FileNotFoundError", "ValueError",
+    }
+)  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class Failure:
+    """Why a step failed, told once.
+
+    Attributes:
+        step: the failed step.
+        cause: its error, `ErrorClass: message` when known.
+        error: the error's class name ("" when the step left none: killed).
+    """
+
+    step: Step
+    cause: str
+    error: str
+
+    def advice(self, tracking_uri: str) -> str:
+        """What to do about it.
+
+        Args:
+            tracking_uri: the MLflow store the run used (credentials masked).
+        """
+        if self.error == "MlflowUnavailableError":
+            return f"check that MLflow answers at {tracking_uri}, then run again"
+        if self.error in USER_ERRORS:
+            return "fix the input or the parameter named above (--config, --param), then run again"
+        if not self.error:
+            return "the step was stopped from outside (out of memory?): see its log"
+        return "an unexpected error: its traceback is in the step log; report it with that log"
+
+
+def failure_of(step: Step) -> Failure:
+    """The cause of a failed step, from its output: the job's error, else the traceback's end."""
+    from components.io import runs
+    from components.utils import secrets
+
+    text = runs.read_tail(step.log)
+    lines = [line.rstrip() for line in text.splitlines()]
+    for pattern in (_FAILED_JOB, _EXCEPTION):
+        for line in lines if pattern is _FAILED_JOB else reversed(lines):
+            match = pattern.search(line)
+            if match:
+                cause = secrets.clip(secrets.redact(match["cause"]), runs.CAUSE_CHARS)
+                return Failure(step, cause, match["error"])
+    cause = runs.error_in_log(text) or (runs.last_lines(text) if text.strip() else runs.KILLED)
+    return Failure(step, cause, "")

@@ -1,0 +1,110 @@
+"""The local run's console: a step's whole output on disk, one line per step, its progress.
+
+Each step here is a real subprocess that prints as a KFP step does (the executor input JSON, the
+job's log in KFP's format, a traceback), run through `Console.run_step` as kfp.local runs it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pathlib
+import sys
+
+from components.io import services
+from pipelines import console
+
+STEP = """
+import json, sys
+print("[KFP Executor 2026-01-01 10:00:00,000 INFO]: Got executor_input:")
+print(json.dumps(json.loads(sys.argv[2]), indent=4))
+print("/venv/mlflow/types/utils.py:440: UserWarning: Hint: Inferred schema contains integers")
+print("[KFP Executor 2026-01-01 10:00:05,000 INFO]: [PROGRESS] 1,000 of 4,000 rows (25%)")
+if sys.argv[4] == "ok":
+    print("[KFP Executor 2026-01-01 10:00:09,000 INFO]: [SUCCEEDED] InferenceJob succeeded: "
+          "Predicted 4000 rows with bike-sharing v3. | shape=(4000, 1)")
+    sys.exit(0)
+cause = "SettingsError: invalid TrainingJob settings: drift_policy: 'warning' is not allowed"
+print("[KFP Executor 2026-01-01 10:00:09,000 ERROR]: [FAILED] TrainingJob: " + cause[15:])
+print("[KFP Executor 2026-01-01 10:00:09,000 ERROR]: [FAILED] TrainingJob failed: " + cause)
+print("Traceback (most recent call last):")
+print('  File "components/jobs/base.py", line 1, in run_job')
+print("components.jobs.base." + cause, file=sys.stderr)
+sys.exit(1)
+"""
+
+
+def command(folder: pathlib.Path, outcome: str) -> list[str]:
+    """A step's command line, its executor input naming its output file in `folder`."""
+    executor = {"outputs": {"outputFile": str(folder / "executor_output.json")}}
+    return [sys.executable, "-c", STEP, "--executor_input", json.dumps(executor), "--", outcome]
+
+
+def test_a_quiet_step_prints_its_progress_and_one_line_and_keeps_everything_on_disk(tmp_path):
+    out = io.StringIO()
+    folder = tmp_path / "run" / "predict"
+
+    code = console.Console(out=out).run_step(command(folder, "ok"))
+
+    assert code == 0
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("predict") and lines[0].endswith("1,000 of 4,000 rows (25%)")
+    assert lines[1].startswith("predict              done")
+    assert lines[1].endswith(" s  Predicted 4000 rows with bike-sharing v3.")
+    log = (folder / console.STEP_OUTPUT).read_text()
+    assert '"outputFile"' in log and "UserWarning" in log and "shape=(4000, 1)" in log
+
+
+def test_verbose_prints_everything_the_step_prints(tmp_path):
+    out = io.StringIO()
+    folder = tmp_path / "run" / "for-loop-2-iteration-1" / "predict-shard"
+
+    step = console.Console(verbose=True, out=out)
+    step.run_step(command(folder, "ok"))
+
+    assert '"outputFile"' in out.getvalue() and "UserWarning" in out.getvalue()
+    assert [s.task for s in step.steps] == ["predict-shard-1"]  # as the alert names it
+
+
+def test_a_failed_step_has_one_cause_and_advice(tmp_path):
+    out = io.StringIO()
+    runner = console.Console(out=out)
+
+    code = runner.run_step(command(tmp_path / "run" / "train", "bad"))
+
+    assert code == 1
+    line = out.getvalue().splitlines()[-1]  # after its progress line
+    assert line.startswith("train                FAILED") and "SettingsError" not in line
+    failure = console.failure_of(runner.steps[0])
+    assert failure.cause == (
+        "SettingsError: invalid TrainingJob settings: drift_policy: 'warning' is not allowed"
+    )
+    assert failure.error == "SettingsError"
+    assert failure.advice("sqlite:///x").startswith("fix the input or the parameter")
+    assert "Traceback" in runner.steps[0].log.read_text()  # kept on disk, not printed
+
+
+def test_progress_reports_at_most_every_ten_seconds_with_the_time_left():
+    now = [0.0]
+    asked = []
+    progress = services.Progress(
+        "rows", total=lambda: asked.append(1) or 1_000, clock=lambda: now[0]
+    )
+
+    now[0] = 2.0
+    assert progress.add(100) is None  # a short loop says nothing
+    now[0] = 5.0
+    assert progress.add(100) == "200 of 1,000 rows (20%), 40 rows/s, about 20 s left"
+    now[0] = 14.0
+    assert progress.add(100) is None  # not 10 s since the last report
+    now[0] = 15.0
+    assert progress.add(100) == "400 of 1,000 rows (40%), 27 rows/s, about 22 s left"
+    assert asked == [1]  # the total is counted once
+
+
+def test_progress_without_a_total_says_rows_and_rate():
+    now = [0.0]
+    progress = services.Progress("rows", clock=lambda: now[0])
+    now[0] = 10.0
+    assert progress.add(5_000) == "5,000 rows, 500 rows/s"
