@@ -66,10 +66,11 @@ compile: venv ## Compile every pipeline to pipelines/compiled/ and its Kubernete
 demo: venv ## Run the lifecycle pipeline locally (kfp.local + local MLflow store) on the bike data
 	$(PY) -m pipelines run lifecycle --local --config confs/bike-sharing.yaml
 
-bench: venv ## Benchmarks: InferenceJob vs raw predict, 1 vs 2 shards, SHAP on 1 vs all cores
+bench: venv ## Benchmarks: InferenceJob vs raw predict, 1 vs 2 shards, SHAP on 1 vs all cores, step start-up
 	$(PY) -m bench.inference
 	$(PY) -m bench.scaling
 	$(PY) -m bench.explanations
+	$(PY) -m bench.startup
 
 clean: venv ## Remove local run outputs (the local MLflow store and kfp.local outputs)
 	rm -rf "$$($(PY) -c 'from components.io import services; print(services.lifecycle_home())')"
