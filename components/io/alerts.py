@@ -13,7 +13,6 @@ import typing as T
 import urllib.parse
 
 import pydantic as pdt
-from slack_sdk.webhook import WebhookClient
 
 from components.utils import secrets
 
@@ -209,6 +208,9 @@ class SlackAlerter(Alerter, frozen=True):
 
     def _post(self, url: str, payload: dict[str, T.Any], title: str) -> bool:
         """Post the payload, retrying what can get better; True when Slack answered 200 ok."""
+        # Imported when an alert is posted, not at every step's start (a quarter of a second).
+        from slack_sdk.webhook import WebhookClient
+
         # Retries are ours: slack_sdk's handlers ignore 502/504 and timeouts, do not cap
         # Retry-After, and log the URL when they retry.
         client = WebhookClient(
