@@ -341,6 +341,33 @@ def missing(model_ref: results.ModelRef, why: str | None = None) -> str:
 # %% RENDERING
 
 
+def model_description(card: ModelCard, card_link: str, listed: bool = True) -> str:
+    """The registered model's description: what it predicts, from what, and its latest card.
+
+    Args:
+        card: the card of the latest version.
+        card_link: where that card is (a URL of the MLflow UI, or the run's artifact path).
+        listed: name the features (else only count them, for a description's length limit).
+    """
+    training = card.training
+    numerical, categorical = training.numerical, training.categorical
+    features = [
+        _feature_line("numerical", numerical) if listed else f"- numerical: {len(numerical)}",
+        _feature_line("categorical", categorical)
+        if listed
+        else f"- categorical: {len(categorical)}",
+    ]
+    return _lines(
+        f"Predicts `{training.target}` ({training.task}, {training.model_kind}).",
+        "",
+        f"Features ({len(numerical) + len(categorical)}):",
+        *features,
+        "",
+        f"Latest version: {card.version}; its model card: {card_link}",
+        "",
+    )
+
+
 def render(card: ModelCard, brief: bool = False) -> str:
     """The card as Markdown: one title, then a section per part, unfilled ones saying so.
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import typing as T
+import urllib.parse
 
 from mlflow.tracking import MlflowClient
 
@@ -136,3 +137,47 @@ def description(card: cards.ModelCard, markdown: str, limit: int = DESCRIPTION_L
     kept = text[: limit - len(note)]
     kept = kept[: kept.rfind("\n")] if "\n" in kept else kept
     return kept.rstrip() + note
+
+
+def card_link(tracking_uri: str, experiment_id: str, card: cards.ModelCard) -> str:
+    """Where a version's card is: the MLflow UI's page of the file, when MLflow is a server.
+
+    Args:
+        tracking_uri: the tracking server (credentials are left out of the link).
+        experiment_id: the experiment of the run that logged the version.
+        card: the card.
+    """
+    path = f"`{MARKDOWN_PATH}` of run `{card.run_id}`"
+    parts = urllib.parse.urlsplit(tracking_uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return path
+    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    base = urllib.parse.urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+    url = f"{base}/#/experiments/{experiment_id}/runs/{card.run_id}/artifacts/{MARKDOWN_PATH}"
+    return f"[{MARKDOWN_PATH}]({url}) ({path})"
+
+
+def describe_model(
+    client: MlflowClient, card: cards.ModelCard, tracking_uri: str, experiment_id: str
+) -> str:
+    """Set the registered model's own description from its latest version's card.
+
+    The task, the target, the features and a link to the card; the features are left out
+    when the whole would pass MLflow's limit on a description's length.
+
+    Args:
+        client: the MLflow client of the tracking server and registry.
+        card: the card of the version just registered (the latest).
+        tracking_uri: the tracking server, for the link.
+        experiment_id: the experiment of the run that logged the version.
+
+    Returns:
+        the description.
+    """
+    link = card_link(tracking_uri, experiment_id, card)
+    text = cards.model_description(card, link)
+    if len(text) > DESCRIPTION_LIMIT:
+        text = cards.model_description(card, link, listed=False)
+    client.update_registered_model(card.name, description=text[:DESCRIPTION_LIMIT])
+    logger.info("description of model %s set from %s", card.name, card.describe())
+    return text

@@ -210,11 +210,16 @@ class RegistryFinder(Finder, frozen=True):
         )
 
 
+# How many of the best runs by a metric BestRunFinder looks at for one that logged a model.
+CANDIDATE_RUNS = 50
+
+
 class BestRunFinder(Finder, frozen=True):
     """The model logged by the best run of an experiment for one metric.
 
     The training job logs its holdout metrics as `test_<metric>` (test_rmse, test_r2, test_mae;
-    test_f1_macro, test_accuracy, test_roc_auc, test_log_loss for classifiers).
+    test_f1_macro, test_accuracy, test_roc_auc, test_log_loss for classifiers), and so does
+    the evaluation job (whose runs log no model, and are passed over).
 
     Args:
         experiment_name: the experiment whose runs are compared; the job's own when None.
@@ -239,11 +244,13 @@ class BestRunFinder(Finder, frozen=True):
                 f"no experiment named '{self.experiment_name}'; experiments: {', '.join(names)}"
             )
         order = "ASC" if self.mode == "min" else "DESC"
+        # The evaluation of a version logs the same figure under the same name as its training;
+        # only a run that logged a model is a candidate: the best few are looked at in order.
         runs = client.search_runs(
             [experiment.experiment_id],
             filter_string=f"metrics.`{self.metric}` > -1e308",
             order_by=[f"metrics.`{self.metric}` {order}"],
-            max_results=1,
+            max_results=CANDIDATE_RUNS,
         )
         if not runs:
             logged = sorted(
@@ -254,14 +261,19 @@ class BestRunFinder(Finder, frozen=True):
                 f"no run of experiment '{experiment.name}' has the metric '{self.metric}'; "
                 f"metrics logged there: {', '.join(logged) or 'none'}"
             )
-        run = runs[0]
-        logged = mlflow.search_logged_models(
-            experiment_ids=[experiment.experiment_id],
-            filter_string=f"source_run_id = '{run.info.run_id}'",
-            output_format="list",
-        )
-        if not logged:
-            raise RegistryError(f"the best run {run.info.run_id} logged no model")
+        for run in runs:
+            logged = mlflow.search_logged_models(
+                experiment_ids=[experiment.experiment_id],
+                filter_string=f"source_run_id = '{run.info.run_id}'",
+                output_format="list",
+            )
+            if logged:
+                break
+        else:
+            raise RegistryError(
+                f"none of the {len(runs)} best runs by '{self.metric}' of experiment "
+                f"'{experiment.name}' logged a model (the best: {runs[0].info.run_id})"
+            )
         logger.info(
             "best run %s: %s=%s", run.info.run_id, self.metric, run.data.metrics[self.metric]
         )

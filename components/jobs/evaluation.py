@@ -9,13 +9,15 @@ import typing as T
 import mlflow
 import pydantic as pdt
 
-from components.core import cards, metrics, models, results, schemas
+from components.core import cards, metrics, models, reports, results, schemas
 from components.io import cards as card_store
 from components.io import datasets, registries
 from components.jobs import base
 
 logger = logging.getLogger(__name__)
 
+# Where the evaluation report goes among the artifacts of the job's run.
+REPORT_PATH = "reports/evaluation.html"
 # On the evaluated version: why it did not pass ("" when it did).
 REASONS_TAG = "evaluation.reasons"
 
@@ -121,7 +123,8 @@ class EvaluationJob(base.Job, frozen=True):
                 "passed": passed,
             }
         )
-        mlflow.log_metrics({f"holdout_{name}": value for name, value in scores.items()})
+        # The names training gives the same figures on the same held-out rows.
+        mlflow.log_metrics({f"test_{name}": value for name, value in scores.items()})
         mlflow.log_metrics({f"champion_{name}": value for name, value in champion_scores.items()})
         result = results.EvaluationResult(
             candidate_ref=candidate_ref,
@@ -141,6 +144,9 @@ class EvaluationJob(base.Job, frozen=True):
         card = card_store.complete(
             client, candidate_ref, lambda card: cards.with_evaluation(card, result)
         )
+        # The report, among the run's artifacts, where the MLflow UI shows it.
+        page = reports.evaluation_page(result)
+        mlflow.log_text(page, REPORT_PATH)
         # Tell people the verdict.
         self.alerter.notify(
             # The job succeeded whatever the verdict: the title says so, the message the verdict.
@@ -150,7 +156,7 @@ class EvaluationJob(base.Job, frozen=True):
             fields={k: round(v, 4) for k, v in scores.items()},
             status="SUCCEEDED",
         )
-        return dataclasses.replace(result, card=card)
+        return dataclasses.replace(result, card=card, report=page)
 
     def _finder(self, alias_or_version: str | int) -> registries.RegistryFinder:
         if alias_or_version == "latest":
@@ -179,3 +185,34 @@ class EvaluationJob(base.Job, frozen=True):
                 targets, predictions[models.probability_column(positive)].to_numpy(), positive
             ),
         )
+
+
+def evaluate_fields(
+    *,
+    target: str,
+    holdout: T.Any,
+    model: T.Any,
+    thresholds: dict[str, T.Any] | None,
+    tolerance: float,
+    champion_alias: str,
+) -> dict[str, T.Any]:
+    """The EvaluationJob fields of an `evaluate` step: its parameters and artifacts, mapped once.
+
+    The arguments are the component's inputs, by name. The component runs the job built from
+    these fields; `pipelines.preflight` builds the same job before the pipeline starts, with
+    stand-ins for the artifacts, so that a value is refused as this step would refuse it.
+
+    Raises:
+        ValueError: a threshold is not a number.
+    """
+    return {
+        "inputs": {"KIND": "ParquetReader", "path": holdout.path},
+        "target": target,
+        "model_name": model.metadata["name"],
+        "alias_or_version": int(model.metadata["version"]),
+        "champion_alias": champion_alias,
+        "thresholds": {name: float(limit) for name, limit in thresholds.items()}
+        if thresholds
+        else None,
+        "tolerance": float(tolerance),
+    }

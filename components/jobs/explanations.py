@@ -12,13 +12,16 @@ import numpy as np
 import pandas as pd
 import pydantic as pdt
 
-from components.core import cards, explainers, results, schemas
+from components.core import cards, explainers, reports, results, schemas
 from components.io import cards as card_store
 from components.io import datasets, registries
 from components.jobs import base
 from components.utils import secrets
 
 logger = logging.getLogger(__name__)
+
+# Where the explanations report goes among the artifacts of the job's run.
+REPORT_PATH = "reports/explanations.html"
 
 
 class ExplanationsJob(base.Job, frozen=True):
@@ -142,10 +145,63 @@ class ExplanationsJob(base.Job, frozen=True):
             model_ref,
             lambda card: cards.with_explanations(card, result),
         )
+        # The report, among the run's artifacts, where the MLflow UI shows it.
+        page = reports.explanations_page(result)
+        mlflow.log_text(page, REPORT_PATH)
         top = ", ".join(importances["feature"].head(3))
         self.alerter.notify(
             title=f"{self.KIND} succeeded",
             message=f"Explained {samples} samples of {model_ref.describe()}; top features: {top}.",
             fields={"samples": samples, "features": len(importances), "explainer": explainer.KIND},
         )
-        return dataclasses.replace(result, card=card)
+        return dataclasses.replace(result, card=card, report=page)
+
+
+def explain_fields(
+    *,
+    models_explanations: T.Any,
+    samples_explanations: T.Any,
+    data: str,
+    dataset: T.Any | None,
+    the_plan: T.Any | None,
+    model_name: str,
+    alias_or_version: str,
+    finder: dict[str, T.Any] | None,
+    reader: dict[str, T.Any] | None,
+    max_samples: int,
+    passthrough: list[str] | None,
+    input_schema: str,
+    allow_unsigned: bool,
+) -> dict[str, T.Any]:
+    """The ExplanationsJob fields of an `explain` step: its parameters and artifacts, mapped once.
+
+    The arguments are the component's inputs, by name, with `the_plan` read from its `plan`
+    (a `components.io.shards.ShardPlan`, None without one). The component runs the job built
+    from these fields; `pipelines.preflight` builds the same job before the pipeline starts,
+    with stand-ins for the plan and the artifacts, so that a value is refused as this step
+    would refuse it.
+
+    Raises:
+        ValueError: the input is given twice or not at all.
+    """
+    from components.io import artifacts
+
+    if the_plan is not None:  # the rows are drawn across the plan's shards, its model explained
+        inputs, found = the_plan.sample_reader_config(), the_plan.finder
+    else:
+        location = artifacts.input_location(data, dataset)
+        inputs = datasets.reader_config(location, base.integers_back(reader or {}))
+        found = registries.finder_config(
+            base.integers_back(finder or {}), model_name, alias_or_version
+        )
+    return {
+        "inputs_samples": inputs,
+        "models_explanations": {"KIND": "ParquetWriter", "path": models_explanations.path},
+        "samples_explanations": {"KIND": "ParquetWriter", "path": samples_explanations.path},
+        "finder": found,
+        "input_schema": input_schema or None,
+        "passthrough": passthrough or [],
+        "max_samples": int(max_samples),  # integers may arrive as JSON floats (1000.0)
+        "allow_unsigned": allow_unsigned,
+        "spread": the_plan is not None,
+    }

@@ -22,6 +22,9 @@ from components.utils import secrets, signers, splitters
 
 logger = logging.getLogger(__name__)
 
+# MLflow keeps at most this many characters of a param's value.
+PARAM_LIMIT = 6000
+
 
 class TrainingJob(base.Job, frozen=True):
     """Train a model on a dataset and register it in MLflow with its signature.
@@ -110,17 +113,10 @@ class TrainingJob(base.Job, frozen=True):
         example = train[found.columns].head(5)
         signature = self.signer.sign(train[found.columns], pipeline.predict(example))
         # Log parameters and metrics, then register a new version.
-        mlflow.log_params(
-            {
-                "model_kind": model.KIND,
-                "target": self.target,
-                "numerical_features": len(found.numerical),
-                "categorical_features": len(found.categorical),
-                "train_rows": len(train),
-                "test_rows": len(test),
-                **{f"param_{k}": v for k, v in model.params.items()},
-            }
-        )
+        hyperparameters = pipeline[-1].get_params(deep=False)
+        mlflow.log_params(self._params(model, found, len(train), len(test), hyperparameters))
+        # Which of them the config set; the others are the estimator's defaults.
+        mlflow.set_tag("model.params_set", ", ".join(sorted(model.params)) or "-")
         # Feature names can be many and long: a file, not params with a length limit.
         mlflow.log_text(
             json.dumps({"numerical": found.numerical, "categorical": found.categorical}, indent=2),
@@ -165,10 +161,14 @@ class TrainingJob(base.Job, frozen=True):
             target=self.target,
             source=source,
             digest=digest,
-            params=pipeline[-1].get_params(deep=False),
+            params=hyperparameters,
             params_set=model.params,
         )
-        markdown = card_store.save(self.mlflow_service.client(), model_ref, card)
+        client = self.mlflow_service.client()
+        markdown = card_store.save(client, model_ref, card)
+        # The registered model's own page says what it predicts, and where the latest card is.
+        experiment_id = mlflow.active_run().info.experiment_id
+        card_store.describe_model(client, card, self.mlflow_service.tracking_uri, experiment_id)
         result = dataclasses.replace(result, card=markdown)
         self.alerter.notify(
             title=f"{self.KIND} succeeded",
@@ -176,6 +176,28 @@ class TrainingJob(base.Job, frozen=True):
             fields={"rows": len(data), **{k: round(v, 4) for k, v in scores.items()}},
         )
         return result
+
+    def _params(
+        self, model, found, train_rows: int, test_rows: int, hyperparameters: dict[str, T.Any]
+    ) -> dict[str, str]:
+        """The run's params: the estimator's hyperparameters, then what it was trained on.
+
+        Every hyperparameter, given or default, under its own name, as MLflow's autologging
+        names them; a name of ours that an estimator also uses is kept as `training.<name>`.
+        """
+        context = {
+            "model_kind": model.KIND,
+            "target": self.target,
+            "n_numerical_features": len(found.numerical),
+            "n_categorical_features": len(found.categorical),
+            "train_rows": train_rows,
+            "test_rows": test_rows,
+        }
+        params = {name: str(value)[:PARAM_LIMIT] for name, value in hyperparameters.items()}
+        clashing = sorted(set(params) & set(context))
+        if clashing:  # an estimator's own name wins; ours is kept under a prefix
+            context = {(f"training.{k}" if k in clashing else k): v for k, v in context.items()}
+        return {**params, **{name: str(value) for name, value in context.items()}}
 
     def _register(self, pipeline, signature, example) -> results.ModelRef:
         """Register a new version, or find the one an earlier attempt of this task registered."""
@@ -214,3 +236,46 @@ class TrainingJob(base.Job, frozen=True):
         mlflow.set_tag("training.data", location)
         logger.info("training data %s (digest %s)", location, dataset.digest)
         return location, dataset.digest
+
+
+def train_fields(
+    *,
+    target: str,
+    model_name: str,
+    holdout: T.Any,
+    data: str,
+    dataset: T.Any | None,
+    reader: dict[str, T.Any] | None,
+    model_kind: str,
+    model_params: dict[str, T.Any] | None,
+    features: list[str] | None,
+    categorical: list[str] | None,
+    exclude: list[str] | None,
+    time_column: str,
+    test_size: float,
+) -> dict[str, T.Any]:
+    """The TrainingJob fields of a `train` step: its parameters and artifacts, mapped once.
+
+    The arguments are the component's inputs, by name. The component runs the job built from
+    these fields; `pipelines.preflight` builds the same job before the pipeline starts, with
+    stand-ins for the artifacts, so that a value is refused as this step would refuse it.
+
+    Raises:
+        ValueError: the input is given both as data and as a dataset, or not at all.
+    """
+    from components.io import artifacts
+
+    location = artifacts.input_location(data, dataset)
+    return {
+        # Numbers in dict parameters may arrive as JSON floats (3.0); the jobs' fields are strict.
+        "inputs": datasets.reader_config(location, base.integers_back(reader or {})),
+        "target": target,
+        "model": {"KIND": model_kind, "params": base.integers_back(model_params or {})},
+        "model_name": model_name,
+        "features": features or None,
+        "categorical": categorical or None,
+        "exclude": exclude or [],
+        "time_column": time_column or None,
+        "splitter": {"KIND": "TrainTestSplitter", "test_size": float(test_size)},
+        "holdout": {"KIND": "ParquetWriter", "path": holdout.path},
+    }
