@@ -91,7 +91,7 @@ def explain(
     if result.lineage is not None:  # also shown in the Kubeflow UI beside the artifacts
         models_explanations.metadata.update(result.lineage.metadata())
         samples_explanations.metadata.update(result.lineage.metadata())
-    artifacts.write_text(report, reports.explanations_page(result))
+    artifacts.write_text(report, result.report or reports.explanations_page(result))
     artifacts.write_text(summary, reports.explanations_summary(result))
     artifacts.write_text(card, result.card or cards.missing(result.model_ref))
     return result.model_ref.version or 0

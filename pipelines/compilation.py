@@ -32,7 +32,9 @@ def build(name: str, gpu: bool = True, retries: bool = True) -> T.Any:
     }
     if name not in builders:
         raise SystemExit(f"unknown pipeline '{name}'; pipelines: {', '.join(NAMES)}")
-    settings = Settings(gpu=gpu) if retries else Settings(gpu=gpu, retries={})
+    settings = Settings(gpu=gpu, pipeline=name)
+    if not retries:
+        settings = settings.model_copy(update={"retries": {}})
     return builders[name](settings)
 
 

@@ -7,6 +7,7 @@ Outputs and the MLflow store live under `components.io.services.lifecycle_home()
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pathlib
 import shutil
@@ -17,6 +18,9 @@ import typing as T
 from components.utils import secrets
 from pipelines.console import Console, Step, failure_of
 from pipelines.kfp_client import UsageError, guarded
+
+# Read by the steps (components.io.parents), which record them on the run's MLflow parent run.
+PARAMETERS_VARIABLE = "LIFECYCLE_PIPELINE_PARAMETERS"
 
 
 def default_root() -> pathlib.Path:
@@ -72,6 +76,9 @@ def run_local(
     )
     # Retries are for a cluster's passing failures; here they would only repeat an error.
     pipeline = compilation.build(name, gpu=False, retries=False)
+    # The run's parameters, defaults included, for the steps' MLflow parent run.
+    declared = {key: spec.default for key, spec in pipeline.component_spec.inputs.items()}
+    os.environ[PARAMETERS_VARIABLE] = json.dumps({**declared, **(params or {})}, default=str)
     succeeded = True
     try:
         with console.attached():
@@ -80,6 +87,8 @@ def run_local(
         if "finished with status" not in str(error):
             raise  # not a pipeline failure, but a failure to run it at all
         succeeded = False
+    finally:
+        os.environ.pop(PARAMETERS_VARIABLE, None)  # the next run of this process has its own
     runs = sorted(set(pipeline_root.glob("*")) - before, key=lambda p: p.stat().st_mtime)
     if not runs:
         raise RuntimeError(f"pipeline {name} produced no output under {pipeline_root}")

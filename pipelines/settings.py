@@ -47,6 +47,7 @@ class Settings(pdt.BaseModel, frozen=True, extra="forbid"):
             that a hung step fails, reaches the alert and frees the run.
         parallelism: the most shard pods of a sharded prediction that run at once (the other
             shards wait for a free slot); each shard pod has the predict step's resources.
+        pipeline: the pipeline's name, given to every step (its MLflow parent run shows it).
     """
 
     gpu: bool = True
@@ -85,6 +86,7 @@ class Settings(pdt.BaseModel, frozen=True, extra="forbid"):
         "publish": 600,
     }
     parallelism: int = pdt.Field(default=8, gt=0)
+    pipeline: str = ""
 
     GPU_STEPS: T.ClassVar[tuple[str, ...]] = ("predict", "explain")
 
@@ -113,6 +115,8 @@ class Settings(pdt.BaseModel, frozen=True, extra="forbid"):
         # OpenMP (scikit-learn's trees) sizes its pool by the node's cores, not the pod's limit;
         # more threads than the CPU limit only make the step slower under CFS throttling.
         task.set_env_variable("OMP_NUM_THREADS", str(resources.threads()))
+        if self.pipeline:  # components.io.parents names the steps' MLflow parent run after it
+            task.set_env_variable("LIFECYCLE_PIPELINE", self.pipeline)
         # The pod's activeDeadlineSeconds: a hung step is stopped (each retry gets its own
         # deadline), fails, and the exit handler's notify step still tells people why.
         kubernetes.set_timeout(task, self.timeouts[step])

@@ -91,6 +91,7 @@ class EvaluationResult:
         targets: the holdout's true values (for the regression chart).
         predicted: the candidate's predictions of them.
         card: the version's model card with the verdict (Markdown; None: it has no card).
+        report: the evaluation report (HTML), as logged on the job's run ("": not made).
     """
 
     candidate_ref: ModelRef
@@ -106,6 +107,7 @@ class EvaluationResult:
     targets: pd.Series
     predicted: pd.Series
     card: str | None = None
+    report: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,6 +218,7 @@ class ExplanationsResult:
         warnings: what the user should know.
         lineage: where the explanations came from, as written into both files' metadata.
         card: the version's model card with its top features (Markdown; None: it has none).
+        report: the explanations report (HTML), as logged on the job's run ("": not made).
     """
 
     model_ref: ModelRef
@@ -227,6 +230,7 @@ class ExplanationsResult:
     warnings: list[str] = dataclasses.field(default_factory=list)
     lineage: Lineage | None = None
     card: str | None = None
+    report: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

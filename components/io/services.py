@@ -14,8 +14,9 @@ import mlflow
 import pydantic as pdt
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
+from components.core import lineage
+from components.io import parents
 from components.utils import secrets
 
 # MLflow's client retries an unreachable server for many minutes by default. Bounded here, so a
@@ -326,21 +327,33 @@ class MlflowService(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
             return experiment.experiment_id
 
     def start_run(self, run_name: str, tags: dict[str, str]) -> mlflow.ActiveRun:
-        """Start the job's run: nested under the KFP MLflow plugin's run when there is one.
+        """Start the job's run, nested under its pipeline run's: the plugin's, or one of ours.
 
-        MLflow would resume the run named by `MLFLOW_RUN_ID` instead of starting one (and
-        refuse when the experiments differ); the job's own run, nested, keeps its own status
-        and error while the plugin's run stays the plugin's to end.
+        With KFP's MLflow plugin on, the parent is the plugin's run: MLflow would resume the
+        run named by `MLFLOW_RUN_ID` instead of starting one (and refuse when the experiments
+        differ); the job's own run, nested, keeps its own status and error while the plugin's
+        run stays the plugin's to end. Without the plugin, a step of a pipeline (its tags hold
+        the KFP run id) nests under the one parent run of that KFP run, found or created (see
+        `components.io.parents`); a job run on its own has no parent.
 
         Args:
-            run_name: the run's name (the job's KIND).
+            run_name: the run's name (the step's name, or the job's KIND outside a pipeline).
             tags: the run's tags.
         """
-        parent = os.environ.pop(PARENT_RUN_VARIABLE, None)
+        plugin = os.environ.pop(PARENT_RUN_VARIABLE, None)
         try:
+            parent = plugin or self._pipeline_parent(tags)
             return mlflow.start_run(run_name=run_name, tags=tags, parent_run_id=parent or None)
         finally:
-            _restore_parent(parent)
+            _restore_parent(plugin)
+
+    def _pipeline_parent(self, tags: dict[str, str]) -> str | None:
+        """The parent run of the step's KFP run (None outside a pipeline)."""
+        kfp_run_id = tags.get(lineage.KFP_RUN_TAG)
+        if not kfp_run_id:
+            return None
+        experiment_id = mlflow.tracking.fluent._get_experiment_id()
+        return parents.find_or_create(self.client(), experiment_id, kfp_run_id)
 
     @staticmethod
     def end_run(status: str) -> None:
@@ -349,8 +362,7 @@ class MlflowService(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         Args:
             status: FINISHED or FAILED.
         """
-        run = mlflow.active_run()
-        parent = run.data.tags.get(MLFLOW_PARENT_RUN_ID) if run is not None else None
+        parent = os.environ.get(PARENT_RUN_VARIABLE)
         try:
             mlflow.end_run(status)
         finally:

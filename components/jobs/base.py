@@ -64,8 +64,9 @@ class Job(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         if self.RECORDS_RUN:
             try:
                 self.mlflow_service.start()
+                # Named after the step (train, predict), as the pipeline's graph shows it.
                 run = self.mlflow_service.start_run(
-                    self.KIND, {JOB_TAG: self.KIND, **self.run_tags}
+                    self.step, {JOB_TAG: self.KIND, **self.run_tags}
                 )
                 logger.info("MLflow run %s at %s", run.info.run_id, self.mlflow_service.server())
             except Exception as error:
@@ -246,7 +247,8 @@ def _record_failure(
         service = settings.get("mlflow_service") or services.MlflowService()
         service.start()
         tags = {JOB_TAG: kind, ERROR_TAG: f"SettingsError: {text}"[:5000]}
-        service.start_run(kind, {**tags, **settings.get("run_tags", {})})
+        run_tags = settings.get("run_tags", {})
+        service.start_run(run_tags.get(TASK_TAG, kind), {**tags, **run_tags})
         service.end_run("FAILED")
     except Exception as error:
         logger.warning("cannot record the failure in MLflow: %s", error)

@@ -8,7 +8,7 @@ import typing as T
 import pydantic as pdt
 
 from components.core import results
-from components.io import monitoring, runs
+from components.io import monitoring, parents, runs
 from components.jobs import base
 from components.utils import secrets
 
@@ -24,10 +24,7 @@ KEY_METRICS = (
     "test_rmse",
     "test_r2",
     "test_f1_macro",
-    "holdout_rmse",
-    "holdout_r2",
-    "holdout_f1_macro",
-    "holdout_accuracy",
+    "test_accuracy",
     "drift_drifted_features",
     "challenger_agreement",
     "challenger_mean_absolute_difference",
@@ -71,6 +68,8 @@ class NotificationJob(base.Job, frozen=True):
             died = {failure.task: failure.cause for failure in self.tasks.failures()}
         # The pipeline is over: a run still RUNNING belongs to a step that died. End it FAILED.
         closed = self._close_abandoned(steps, died)
+        # The pipeline run's parent run ends with the pipeline, in its state.
+        self._end_parent()
         # A retried step records one run per attempt: report each step once, its last attempt.
         last = {step["task"]: step for step in steps}
         failed = [step for step in last.values() if step["status"] == "FAILED"]
@@ -164,7 +163,20 @@ class NotificationJob(base.Job, frozen=True):
                 "metrics": run.data.metrics,
             }
             for run in runs
+            if run.data.tags.get(parents.PARENT_TAG) != "true"  # the pipeline run's own
         ]
+
+    def _end_parent(self) -> None:
+        """End the parent run of the pipeline run's steps (none with KFP's MLflow plugin)."""
+        if not self.run_id:
+            return
+        try:
+            client = self.mlflow_service.client()
+            experiment = self.mlflow_service.experiment_id(client, create=False)
+            if experiment is not None:
+                parents.end(client, experiment, self.run_id, self.state)
+        except Exception as error:  # the alert matters more than the parent's status
+            logger.warning("cannot end the parent run: %s", secrets.redact(str(error)))
 
     def _promotion(self, steps: list[dict[str, T.Any]]) -> tuple[str, dict[str, str]]:
         """What became of the version evaluated: promoted, or why not and which version serves.
