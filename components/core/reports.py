@@ -10,6 +10,7 @@ import base64
 import functools
 import html
 import io
+import types
 import typing as T
 
 import numpy as np
@@ -32,7 +33,7 @@ img { max-width: 100%; height: auto; }
 
 
 @functools.cache
-def pyplot():
+def pyplot() -> types.ModuleType:
     """Pyplot, imported on the first chart, drawing without a display (Agg).
 
     Not at import: the steps that chart nothing (notify, promote) would pay a second for it.
