@@ -13,7 +13,7 @@ import os
 import pytest
 from mlflow.tracking import MlflowClient
 
-from components.io import datasets, registries
+from components.io import datasets, parents, registries
 from components.jobs import base, training
 from components.jobs.notification import NotificationJob
 from tests.jobs.helpers import features, run, settings, unique, with_demand
@@ -55,7 +55,9 @@ def train(data, name, common, **fields):
 
 
 def job_runs(client: MlflowClient, experiment: str):
-    return client.search_runs([experiment], f"tags.`{base.PIPELINE_RUN_TAG}` = 'run-plugin'")
+    """The jobs' runs of the KFP run, without the parent run that the jobs make for it."""
+    found = client.search_runs([experiment], f"tags.`{base.PIPELINE_RUN_TAG}` = 'run-plugin'")
+    return [run for run in found if run.data.tags.get(parents.PARENT_TAG) != "true"]
 
 
 def test_with_the_plugin_a_job_records_a_nested_run_in_the_plugins_experiment(
@@ -113,7 +115,9 @@ def test_the_deployments_experiment_name_alone_is_where_the_jobs_record(
     client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
     experiment = client.get_experiment_by_name(experiment_name)
     [job_run] = job_runs(client, experiment.experiment_id)
-    assert "mlflow.parentRunId" not in job_run.data.tags
+    # Without the plugin's run, the job nests under the parent run it made for the KFP run.
+    [parent] = parents.find(client, experiment.experiment_id, "run-plugin")
+    assert job_run.data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert job_run.info.status == "FINISHED"
 
 
@@ -127,7 +131,8 @@ def test_without_the_plugin_the_jobs_record_in_their_own_experiment(
     client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
     ours = client.get_experiment_by_name(common["mlflow_service"].experiment_name)
     [job_run] = job_runs(client, ours.experiment_id)
-    assert "mlflow.parentRunId" not in job_run.data.tags
+    [parent] = parents.find(client, ours.experiment_id, "run-plugin")
+    assert job_run.data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert client.get_model_version(name, str(result.model_ref.version)).run_id == (
         job_run.info.run_id
     )

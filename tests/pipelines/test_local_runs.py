@@ -630,3 +630,28 @@ def test_latest_holds_the_outputs_of_the_partial_run_only(failed):
     for name in names:  # each a copy of this run's artifact
         artifacts = failed.run_dir.glob(f"*/{'report' if name.endswith('.html') else 'card'}")
         assert any(path.read_bytes() == (latest / name).read_bytes() for path in artifacts)
+
+
+def test_training_steps_nest_under_one_parent_run_with_the_pipelines_parameters(
+    trained, mlflow_server
+):
+    """The MLflow UI's view of a kfp.local run: one parent, the steps' runs named and nested."""
+    from components.io import parents
+
+    client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
+    experiment = client.get_experiment_by_name(trained.experiment).experiment_id
+    [parent] = client.search_runs([experiment], f"tags.`{parents.PARENT_TAG}` = 'true'")
+    kfp_run_id = parent.data.tags[base.PIPELINE_RUN_TAG]
+    steps = client.search_runs([experiment], f"tags.`{base.PIPELINE_RUN_TAG}` = '{kfp_run_id}'")
+    children = {run.info.run_name: run for run in steps if run.info.run_id != parent.info.run_id}
+    assert sorted(children) == ["evaluate", "promote", "train"]
+    assert {run.data.tags["mlflow.parentRunId"] for run in children.values()} == {
+        parent.info.run_id
+    }
+    assert parent.data.tags[parents.PIPELINE_TAG] == "training"
+    assert parent.info.run_name.startswith("training")
+    assert parent.data.params["model_name"] == trained.model_name
+    assert parent.data.params["target"] == "cnt"
+    assert parent.data.params["model_params"] == '{"max_iter": 30}'
+    assert parent.data.params["tolerance"] == "0.0"  # a default, not given
+    assert parent.info.status == "FINISHED"  # ended by the exit step
