@@ -55,21 +55,19 @@ def evaluate(
     from components.core import cards, reports
     from components.io import artifacts
     from components.jobs import base
-    from components.jobs.evaluation import EvaluationJob
+    from components.jobs.evaluation import EvaluationJob, evaluate_fields
 
-    result = base.run_job(
+    settings = base.step_settings(experiment, run_id, "evaluate")
+    # The one mapping of this step's inputs to its job, also the pre-run check's.
+    fields = base.guard(
         EvaluationJob,
-        base.step_settings(experiment, run_id, "evaluate"),
-        inputs={"KIND": "ParquetReader", "path": holdout.path},
-        target=target,
-        model_name=model.metadata["name"],
-        alias_or_version=int(model.metadata["version"]),
-        champion_alias=champion_alias,
-        thresholds={name: float(limit) for name, limit in thresholds.items()}
-        if thresholds
-        else None,
-        tolerance=float(tolerance),
-    )
+        settings,
+        lambda: evaluate_fields(
+            target=target, holdout=holdout, model=model, thresholds=thresholds,
+            tolerance=tolerance, champion_alias=champion_alias,
+        ),
+    )  # fmt: skip
+    result = base.run_job(EvaluationJob, settings, **fields)
     artifacts.log_metrics(metrics, result.scores)
     artifacts.log_metrics(metrics, result.champion_scores, prefix="champion_")
     if result.curves is not None:

@@ -59,35 +59,27 @@ def explain(
         Output: The registered version explained (0 for an unregistered model).
     """
     from components.core import cards, reports
-    from components.io import artifacts, datasets, registries, shards
+    from components.io import artifacts, shards
     from components.jobs import base
-    from components.jobs.explanations import ExplanationsJob
+    from components.jobs.explanations import ExplanationsJob, explain_fields
 
     settings = base.step_settings(experiment, run_id, "explain")
+    the_plan = None
     if plan is not None:
         the_plan = base.guard(ExplanationsJob, settings, lambda: shards.ShardPlan.read(plan.path))
-        inputs, found = the_plan.sample_reader_config(), the_plan.finder
-    else:
-        location = base.guard(
-            ExplanationsJob, settings, lambda: artifacts.input_location(data, dataset)
-        )
-        inputs = datasets.reader_config(location, base.integers_back(reader or {}))
-        found = registries.finder_config(
-            base.integers_back(finder or {}), model_name, alias_or_version
-        )
-    result = base.run_job(
+    # The one mapping of this step's inputs to its job, also the pre-run check's.
+    fields = base.guard(
         ExplanationsJob,
         settings,
-        inputs_samples=inputs,
-        models_explanations={"KIND": "ParquetWriter", "path": models_explanations.path},
-        samples_explanations={"KIND": "ParquetWriter", "path": samples_explanations.path},
-        finder=found,
-        input_schema=input_schema or None,
-        passthrough=passthrough or [],
-        max_samples=int(max_samples),  # integers may arrive as JSON floats (1000.0)
-        allow_unsigned=allow_unsigned,
-        spread=plan is not None,
-    )
+        lambda: explain_fields(
+            models_explanations=models_explanations, samples_explanations=samples_explanations,
+            data=data, dataset=dataset, the_plan=the_plan, model_name=model_name,
+            alias_or_version=alias_or_version, finder=finder, reader=reader,
+            max_samples=max_samples, passthrough=passthrough, input_schema=input_schema,
+            allow_unsigned=allow_unsigned,
+        ),
+    )  # fmt: skip
+    result = base.run_job(ExplanationsJob, settings, **fields)
     if result.lineage is not None:  # also shown in the Kubeflow UI beside the artifacts
         models_explanations.metadata.update(result.lineage.metadata())
         samples_explanations.metadata.update(result.lineage.metadata())

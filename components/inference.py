@@ -78,35 +78,25 @@ def predict(
         version: The registered version that predicted them (0 for an unregistered model).
     """
     from components.core import reports
-    from components.io import artifacts, datasets, registries
+    from components.io import artifacts
     from components.jobs import base
-    from components.jobs.inference import InferenceJob
+    from components.jobs.inference import InferenceJob, predict_fields
 
     settings = base.step_settings(experiment, run_id, "predict")
-    location = base.guard(InferenceJob, settings, lambda: artifacts.input_location(data, dataset))
-    rival = base.guard(
-        InferenceJob, settings, lambda: registries.challenger_config(challenger, model_name)
-    )
-    result = base.run_job(
+    # The one mapping of this step's inputs to its job, also the pre-run check's.
+    fields = base.guard(
         InferenceJob,
         settings,
-        # Integers may arrive as JSON floats (131072.0); the jobs' fields are strict.
-        inputs=datasets.reader_config(
-            location, base.integers_back(reader or {}), batch_size=int(batch_size)
+        lambda: predict_fields(
+            predictions=predictions, data=data, dataset=dataset, model_name=model_name,
+            alias_or_version=alias_or_version, finder=finder, reader=reader, writer=writer,
+            batch_size=batch_size, passthrough=passthrough, input_schema=input_schema,
+            probabilities=probabilities, allow_unsigned=allow_unsigned,
+            drift_policy=drift_policy, drift_thresholds=drift_thresholds, challenger=challenger,
+            challenger_tolerance=challenger_tolerance,
         ),
-        outputs=datasets.writer_config(predictions.path, base.integers_back(writer or {})),
-        finder=registries.finder_config(
-            base.integers_back(finder or {}), model_name, alias_or_version
-        ),
-        input_schema=input_schema or None,
-        passthrough=passthrough or [],
-        probabilities=probabilities,
-        allow_unsigned=allow_unsigned,
-        drift_policy=drift_policy,
-        drift_thresholds=dict(drift_thresholds or {}),
-        challenger=rival,
-        challenger_tolerance=float(challenger_tolerance) or None,
-    )
+    )  # fmt: skip
+    result = base.run_job(InferenceJob, settings, **fields)
     predictions.metadata.update({"rows": result.rows, "model": result.model_ref.describe()})
     if result.lineage is not None:  # also shown in the Kubeflow UI beside the artifact
         predictions.metadata.update(result.lineage.metadata())

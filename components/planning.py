@@ -44,26 +44,21 @@ def plan_shards(
         plan: Which pieces each shard reads, and the model version they all use (JSON).
         Output: The shards' indices, to fan out over.
     """
-    from components.io import artifacts, datasets, registries
     from components.jobs import base
-    from components.jobs.planning import PlanningJob
+    from components.jobs.planning import PlanningJob, plan_shards_fields
 
     settings = base.step_settings(experiment, run_id, "plan-shards")
-    location = base.guard(PlanningJob, settings, lambda: artifacts.input_location(data, dataset))
-    rival = base.guard(
-        PlanningJob, settings, lambda: registries.challenger_config(challenger, model_name)
-    )
-    result = base.run_job(
+    # The one mapping of this step's inputs to its job, also the pre-run check's.
+    fields = base.guard(
         PlanningJob,
         settings,
-        inputs=datasets.reader_config(location, base.integers_back(reader or {})),
-        finder=registries.finder_config(
-            base.integers_back(finder or {}), model_name, alias_or_version
+        lambda: plan_shards_fields(
+            plan=plan, data=data, dataset=dataset, model_name=model_name,
+            alias_or_version=alias_or_version, finder=finder, reader=reader, shards=shards,
+            challenger=challenger,
         ),
-        shards=int(shards),  # integers may arrive as JSON floats (2.0)
-        output=plan.path,
-        challenger=rival,
-    )
+    )  # fmt: skip
+    result = base.run_job(PlanningJob, settings, **fields)
     plan.metadata.update(
         {"shards": result.shards, "pieces": result.pieces, "model": result.model_ref.describe()}
     )

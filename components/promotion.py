@@ -45,17 +45,18 @@ def promote(
     from components.core import reports
     from components.io import artifacts
     from components.jobs import base
-    from components.jobs.promotion import PromotionJob
+    from components.jobs.promotion import PromotionJob, promote_fields
 
-    result = base.run_job(
+    settings = base.step_settings(experiment, run_id, "promote")
+    # The one mapping of this step's inputs to its job, also the pre-run check's.
+    fields = base.guard(
         PromotionJob,
-        base.step_settings(experiment, run_id, "promote"),
-        model_name=model_name,
-        alias=alias,
-        version=int(version),
-        inputs={"KIND": "ParquetReader", "path": holdout.path} if holdout else None,
-        target=target or None,
-        tolerance=float(tolerance),
-    )
+        settings,
+        lambda: promote_fields(
+            model_name=model_name, version=version, holdout=holdout, target=target,
+            tolerance=tolerance, alias=alias,
+        ),
+    )  # fmt: skip
+    result = base.run_job(PromotionJob, settings, **fields)
     artifacts.write_text(summary, reports.promotion_summary(result))
     return str(result.served_ref.version)

@@ -48,21 +48,18 @@ def publish_predictions(
     from components.core import reports as summaries
     from components.io import artifacts, shards
     from components.jobs import base
-    from components.jobs.publication import PublicationJob
+    from components.jobs.publication import PublicationJob, publish_predictions_fields
 
     settings = base.step_settings(experiment, run_id, "publish-predictions")
     parsed = base.guard(
         PublicationJob, settings, lambda: [shards.ShardReport.parse(text) for text in reports]
     )
-    result = base.run_job(
-        PublicationJob,
-        settings,
-        plan=plan.path,
-        reports=parsed,
-        output=predictions.path,
-        drift_policy=drift_policy,
-        drift_thresholds=dict(drift_thresholds or {}),
-    )
+    # The one mapping of this step's inputs to its job, also the pre-run check's.
+    fields = publish_predictions_fields(
+        plan=plan, shard_reports=parsed, predictions=predictions, drift_policy=drift_policy,
+        drift_thresholds=drift_thresholds,
+    )  # fmt: skip
+    result = base.run_job(PublicationJob, settings, **fields)
     predictions.metadata.update(
         {"rows": result.rows, "shards": result.shards, "model": result.model_ref.describe()}
     )

@@ -49,30 +49,25 @@ def predict_shard(
         part: The shard's predictions: pass-through columns, prediction, class probabilities.
         Output: The shard's report (JSON): its part's location, rows and rules broken.
     """
-    from components.io import datasets, shards
+    from components.io import shards
     from components.jobs import base
-    from components.jobs.inference import InferenceJob
+    from components.jobs.inference import InferenceJob, predict_shard_fields
 
     shard = int(shard)  # integers may arrive as JSON floats (1.0)
     settings = base.step_settings(experiment, run_id, f"predict-shard-{shard}")
     the_plan = base.guard(InferenceJob, settings, lambda: shards.ShardPlan.read(plan.path))
-    inputs = base.guard(InferenceJob, settings, lambda: the_plan.reader_config(shard))
-    outputs = datasets.writer_config(part.path, base.integers_back(writer or {}))
-    result = base.run_job(
+    # The one mapping of this step's inputs to its job, also the pre-run check's.
+    fields = base.guard(
         InferenceJob,
         settings,
-        inputs={**inputs, "batch_size": int(batch_size)},
-        outputs=outputs,
-        finder=the_plan.finder,
-        input_schema=input_schema or None,
-        passthrough=passthrough or [],
-        probabilities=probabilities,
-        allow_unsigned=allow_unsigned,
-        report_violations=True,
-        drift_policy=drift_policy,
-        challenger=the_plan.challenger,
-        challenger_tolerance=float(challenger_tolerance) or None,
-    )
+        lambda: predict_shard_fields(
+            the_plan=the_plan, shard=shard, part=part, writer=writer, batch_size=batch_size,
+            passthrough=passthrough, input_schema=input_schema, probabilities=probabilities,
+            allow_unsigned=allow_unsigned, drift_policy=drift_policy,
+            challenger_tolerance=challenger_tolerance,
+        ),
+    )  # fmt: skip
+    result = base.run_job(InferenceJob, settings, **fields)
     part.metadata.update({"shard": shard, "rows": result.rows})
     if result.lineage is not None:
         part.metadata.update(result.lineage.metadata())
@@ -83,7 +78,7 @@ def predict_shard(
         rows_in=result.rows_in,
         columns=result.columns,
         model_version=result.model_ref.version,
-        format="csv" if outputs["KIND"] == "CSVWriter" else "parquet",
+        format="csv" if fields["outputs"]["KIND"] == "CSVWriter" else "parquet",
         violations=result.violations,
         warnings=result.warnings,
         seconds=result.seconds,

@@ -62,26 +62,23 @@ def train(
         version: The version registered.
     """
     from components.core import cards, reports
-    from components.io import artifacts, datasets
+    from components.io import artifacts
     from components.jobs import base
-    from components.jobs.training import TrainingJob
+    from components.jobs.training import TrainingJob, train_fields
 
     settings = base.step_settings(experiment, run_id, "train")
-    location = base.guard(TrainingJob, settings, lambda: artifacts.input_location(data, dataset))
-    result = base.run_job(
+    # The one mapping of this step's inputs to its job, also the pre-run check's.
+    fields = base.guard(
         TrainingJob,
         settings,
-        inputs=datasets.reader_config(location, base.integers_back(reader or {})),
-        target=target,
-        model={"KIND": model_kind, "params": base.integers_back(model_params or {})},
-        model_name=model_name,
-        features=features or None,
-        categorical=categorical or None,
-        exclude=exclude or [],
-        time_column=time_column or None,
-        splitter={"KIND": "TrainTestSplitter", "test_size": float(test_size)},
-        holdout={"KIND": "ParquetWriter", "path": holdout.path},
-    )
+        lambda: train_fields(
+            target=target, model_name=model_name, holdout=holdout, data=data, dataset=dataset,
+            reader=reader, model_kind=model_kind, model_params=model_params, features=features,
+            categorical=categorical, exclude=exclude, time_column=time_column,
+            test_size=test_size,
+        ),
+    )  # fmt: skip
+    result = base.run_job(TrainingJob, settings, **fields)
     artifacts.describe_model(model, result.model_ref)
     artifacts.log_metrics(metrics, result.scores)
     artifacts.write_text(summary, reports.training_summary(result))

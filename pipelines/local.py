@@ -226,7 +226,13 @@ def run_command(args: argparse.Namespace) -> int:
     from pipelines import params
 
     parameters = params.of_pipeline(args.name)
+    # Every step has checked its settings here (params.validate); a dry run shows them, stops.
     values = params.resolve(args.name, parameters, args.config, args.params)
+    if args.dry_run:
+        from pipelines import preflight
+
+        print(preflight.describe(args.name, values, parameters), end="")
+        return 0
     if args.detach:
         return detach(args.name, values, args.root)
     console = Console(verbose=args.verbose)

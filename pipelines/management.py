@@ -25,7 +25,9 @@ kinds or a user's class `package.module:Class`:
 
 Without a section, `default` is: the registry's Champion of `parameters.model_name`, the richest
 flavour loader, and local (kfp.local) trainer and job predictor. The trainers and job predictors
-get the config's `parameters`, each pipeline taking those it declares.
+get the config's `parameters`, each pipeline taking those it declares; a key that no pipeline
+declares is refused when the manager is built. Before a job starts, its pipeline's steps check
+every value as they will when they run (`pipelines.preflight`): a bad one starts nothing.
 """
 
 from __future__ import annotations
@@ -61,8 +63,9 @@ class ModelManager:
         source: where the config came from, for messages.
 
     Raises:
-        ManagementError: an unknown section, a bad type or option; every entry is built here,
-            so a mistake shows at once, with its place in the config.
+        ManagementError: an unknown section, a bad type or option, or a parameter that no
+            pipeline declares; every entry is built here, so a mistake shows at once, with its
+            place in the config.
     """
 
     def __init__(
@@ -73,6 +76,8 @@ class ModelManager:
     ):
         self.parameters = dict(parameters or {})
         self.source = source
+        self._pipelines: dict[str, params.PipelineParameters] | None = None
+        self._check_declared(self.parameters, f"{source}: parameters")
         management = dict(management or {})
         unknown = [key for key in management if key not in FACTORIES]
         if unknown:
@@ -110,13 +115,27 @@ class ModelManager:
             spec = dict(spec)
             if section in ("trainers", "job_predictors"):
                 config = dict(spec.get("config") or {})
-                config["parameters"] = {**self.parameters, **(config.get("parameters") or {})}
+                own = config.get("parameters") or {}
+                if isinstance(own, T.Mapping):
+                    self._check_declared(own, f"{where}.{name}.config.parameters")
+                config["parameters"] = {**self.parameters, **own}
                 spec["config"] = config
             try:
                 built[str(name)] = FACTORIES[section].build(spec)
             except ValueError as error:
                 raise ManagementError(f"{where}.{name}: {error}") from None
         return built
+
+    def _check_declared(self, values: T.Mapping[str, T.Any], where: str) -> None:
+        """Refuse a parameter that none of the project's pipelines declares."""
+        if not values:
+            return
+        if self._pipelines is None:
+            self._pipelines = params.of_pipelines()
+        try:
+            params.check_declared(values, self._pipelines, where)
+        except params.ParameterError as error:
+            raise ManagementError(str(error)) from None
 
     def _default(self, section: str) -> T.Any:
         if section == "finders":

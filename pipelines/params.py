@@ -1,17 +1,22 @@
 """Pipeline parameters: read them from a pipeline spec, convert and validate the values given.
 
-One place for `run --local`, `submit` and `schedule sync`: the parameters always come from the
-pipeline's own spec (the in-memory pipeline or its compiled YAML), never from a list kept here.
-Values arrive as text from the command line (`--param KEY=VALUE`) or typed from YAML (a config
-file, the schedules file); `coerce` turns both into the type the spec declares.
+One place for `run --local`, `submit`, `schedule sync` and the model manager's jobs: the
+parameters always come from the pipeline's own spec (the in-memory pipeline or its compiled
+YAML), never from a list kept here. Values arrive as text from the command line
+(`--param KEY=VALUE`) or typed from YAML (a config file, the schedules file); `coerce` turns both
+into the type the spec declares, and `validate` then has every step check them as it will
+(`pipelines.preflight`) before anything runs.
 
-A config file is YAML with three optional keys:
+A run config is YAML with three optional keys, and serves every pipeline of its model:
 
-    pipeline: inference            # the pipeline it is for; must match the one named
+    pipeline: lifecycle            # the pipeline it is mainly for (`make demo` runs it)
     parameters:                    # values by parameter name; `--param` overrides them
       model_name: bike-sharing
       batch_size: 65536
     model_management: {...}        # finders, trainers... by name (see pipelines.management)
+
+Each pipeline run with it takes the parameters it declares (`run training --config` takes
+training's and leaves `inference_data` to the others); a key that no pipeline declares is refused.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from pipelines.kfp_client import UsageError
+from pipelines.kfp_client import UsageError, compiled_pipelines
 
 STRING = "STRING"
 NUMBER_INTEGER = "NUMBER_INTEGER"
@@ -95,12 +100,33 @@ class Parameter:
         return f"{self.name}={format_value(value)}"
 
 
-@dataclass(frozen=True)
-class Config:
-    """A parameters config file.
+class PipelineParameters(dict[str, Parameter]):
+    """A pipeline's parameters by name, with the spec they were read from.
 
     Attributes:
-        pipeline: the pipeline the file is for, None when it does not say.
+        spec: the pipeline spec, whose steps check the values before a run (see
+            `pipelines.preflight`); None when the parameters come from elsewhere.
+        here: whether the pipeline runs on this machine (kfp.local), where its local inputs
+            must then exist; a compiled pipeline runs on a cluster.
+    """
+
+    def __init__(
+        self,
+        parameters: Mapping[str, Parameter] | None = None,
+        spec: Mapping[str, Any] | None = None,
+        here: bool = False,
+    ):
+        super().__init__(parameters or {})
+        self.spec = spec
+        self.here = here
+
+
+@dataclass(frozen=True)
+class Config:
+    """A run config file: it serves every pipeline of a model.
+
+    Attributes:
+        pipeline: the pipeline the file is mainly for, None when it does not say.
         parameters: values by parameter name, as YAML typed them.
         model_management: the named finders, initializers, trainers and job predictors
             (see `pipelines.management`); the pipeline commands ignore it.
@@ -118,14 +144,15 @@ def format_value(value: Any) -> str:
     return json.dumps(value)
 
 
-def from_spec(spec: Mapping[str, Any]) -> dict[str, Parameter]:
+def from_spec(spec: Mapping[str, Any], here: bool = False) -> PipelineParameters:
     """Read the input parameters of a compiled pipeline spec.
 
     Args:
         spec: the pipeline spec as a dict (its `root.inputDefinitions.parameters`).
+        here: whether the pipeline runs on this machine (see PipelineParameters).
 
     Returns:
-        The parameters by name, in name order.
+        The parameters by name, in name order, with the spec.
     """
     root = spec.get("root") or {}
     declared = (root.get("inputDefinitions") or {}).get("parameters") or {}
@@ -147,11 +174,11 @@ def from_spec(spec: Mapping[str, Any]) -> dict[str, Parameter]:
                 default = parameter.default
             parameter = Parameter(name, kind, default, parameter.description, parameter.optional)
         parameters[name] = parameter
-    return parameters
+    return PipelineParameters(parameters, spec, here)
 
 
-def of_pipeline(name: str) -> dict[str, Parameter]:
-    """Read the parameters of a pipeline built in memory, as `run --local` runs it.
+def of_pipeline(name: str) -> PipelineParameters:
+    """Read the parameters of a pipeline built in memory, as `run --local` runs it (here).
 
     Raises:
         UsageError: no pipeline has this name.
@@ -166,10 +193,17 @@ def of_pipeline(name: str) -> dict[str, Parameter]:
             f"pipelines: {', '.join(compilation.NAMES)}"
         )
     pipeline = compilation.build(name, gpu=False, retries=False)
-    return from_spec(json_format.MessageToDict(pipeline.pipeline_spec))
+    return from_spec(json_format.MessageToDict(pipeline.pipeline_spec), here=True)
 
 
-def of_file(path: Path) -> dict[str, Parameter]:
+def of_pipelines() -> dict[str, PipelineParameters]:
+    """The parameters of every pipeline of the project, built in memory, by pipeline name."""
+    from pipelines import compilation
+
+    return {name: of_pipeline(name) for name in compilation.NAMES}
+
+
+def of_file(path: Path) -> PipelineParameters:
     """Read the parameters of a compiled pipeline YAML (its first document is the spec).
 
     Raises:
@@ -183,6 +217,20 @@ def of_file(path: Path) -> dict[str, Parameter]:
     if not isinstance(spec, dict) or not isinstance(spec.get("root"), dict):
         raise ParameterError(f"{path}: not a compiled pipeline (no root in its first document)")
     return from_spec(spec)
+
+
+def of_folder(folder: Path) -> dict[str, PipelineParameters]:
+    """The parameters of every compiled pipeline in a folder (`<name>.yaml`), by name.
+
+    Files that hold no pipeline spec are left out.
+    """
+    found = {}
+    for name in compiled_pipelines(folder):
+        try:
+            found[name] = of_file(Path(folder) / f"{name}.yaml")
+        except ParameterError:
+            continue
+    return found
 
 
 def coerce(param: Parameter, value: Any) -> Any:
@@ -301,8 +349,9 @@ def validate(
         The values converted to their declared types (only those given).
 
     Raises:
-        ParameterError: an unknown name (with close matches), a value of the wrong type, or a
-            required parameter missing.
+        ParameterError: an unknown name (with close matches), a value of the wrong type, a
+            required parameter missing, or a value one of the pipeline's steps refuses (when
+            the parameters come with their spec: see `pipelines.preflight.check`).
     """
     unknown = [key for key in values if key not in parameters]
     if unknown:
@@ -321,49 +370,11 @@ def validate(
         needed = ", ".join(f"{name} ({parameters[name].type})" for name in missing)
         raise ParameterError(f"pipeline {pipeline} needs a value for: {needed}")
     converted = {key: coerce(parameters[key], value) for key, value in values.items()}
-    check_strategies(pipeline, converted, parameters)
+    if isinstance(parameters, PipelineParameters) and parameters.spec is not None:
+        from pipelines import preflight
+
+        preflight.check(pipeline, converted, parameters)
     return converted
-
-
-def check_strategies(
-    pipeline: str, values: Mapping[str, Any], parameters: Mapping[str, Parameter]
-) -> None:
-    """Check the parameters that choose a strategy by KIND, so that a typo fails before any step.
-
-    `model_kind`, `finder`, `reader` and `writer` are built as their steps will build them; an
-    unknown KIND or option is refused with the allowed values listed.
-
-    Args:
-        pipeline: the pipeline name, for messages.
-        values: the converted values given.
-        parameters: the pipeline's parameters (for the defaults of the values not given).
-    """
-    from components.core import models
-    from components.io import datasets, registries
-
-    def value(name: str) -> Any:
-        if name in values:
-            return values[name]
-        return parameters[name].default if name in parameters else None
-
-    checks: dict[str, Callable[[Any], Any]] = {
-        "model_kind": models.model_task,
-        "finder": lambda finder: registries.build_finder(
-            registries.finder_config(
-                finder, value("model_name") or "", value("alias_or_version") or "Champion"
-            )
-        ),
-        "reader": lambda options: datasets.reader_for("input", **(options or {})),
-        "writer": lambda options: datasets.writer_for("output", **(options or {})),
-    }
-    for name, check in checks.items():
-        if name in parameters and (name in values or name == "finder"):
-            try:
-                check(value(name))
-            except ValueError as error:
-                raise ParameterError(
-                    f"parameter {name!r} of pipeline {pipeline}: {error}"
-                ) from None
 
 
 def _suggest(key: str, choices: Any, lead: str = ";") -> str:
@@ -415,16 +426,66 @@ def load_config(path: Path) -> Config:
     return Config(pipeline=pipeline, parameters=dict(parameters), model_management=management)
 
 
-def check_pipeline(config: Config, pipeline: str, path: Path | str) -> None:
-    """Make sure a config file that names a pipeline names this one.
+def config_values(
+    config: Config,
+    pipeline: str,
+    parameters: Mapping[str, Parameter],
+    pipelines: Mapping[str, Mapping[str, Parameter]],
+    path: Path | str,
+) -> dict[str, Any]:
+    """The values of a run config that one pipeline takes: those it declares.
+
+    A run config serves every pipeline of its model: each takes the parameters it declares and
+    leaves the others to the rest (training takes no `inference_data`).
+
+    Args:
+        config: the run config.
+        pipeline: the pipeline about to run.
+        parameters: its parameters.
+        pipelines: every pipeline the config may serve, by name (with their parameters).
+        path: where the config came from, for messages.
 
     Raises:
-        ParameterError: the config is for another pipeline.
+        ParameterError: the config names a pipeline that does not exist, or has a key that no
+            pipeline declares.
     """
-    if config.pipeline is not None and config.pipeline != pipeline:
+    known = {**pipelines, pipeline: parameters}
+    if config.pipeline is not None and config.pipeline not in known:
         raise ParameterError(
-            f"{path}: config is for pipeline {config.pipeline!r}, not {pipeline!r}"
+            f"{path}: config is for pipeline {config.pipeline!r}, not {pipeline!r}, and there "
+            f"is no pipeline {config.pipeline!r} (pipelines: {', '.join(known)})"
         )
+    check_declared(config.parameters, known, path)
+    return {key: value for key, value in config.parameters.items() if key in parameters}
+
+
+def check_declared(
+    values: Mapping[str, Any], pipelines: Mapping[str, Mapping[str, Parameter]], source: Path | str
+) -> None:
+    """Refuse the keys of a run config that no pipeline declares, naming the closest ones.
+
+    Args:
+        values: the config's parameter values.
+        pipelines: every pipeline the config may serve, by name (with their parameters).
+        source: where the values came from, for messages.
+
+    Raises:
+        ParameterError: a key that no pipeline declares.
+    """
+    declared = sorted({name for parameters in pipelines.values() for name in parameters})
+    unknown = [key for key in values if key not in declared]
+    if not unknown:
+        return
+    names = ", ".join(pipelines) or "none"
+    if len(unknown) == 1:
+        raise ParameterError(
+            f"{source}: unknown parameter {unknown[0]!r}{_suggest(unknown[0], declared)} "
+            f"(no pipeline declares it; pipelines: {names})"
+        )
+    found = ", ".join(f"{key!r}{_suggest(key, declared, '')}" for key in unknown)
+    raise ParameterError(
+        f"{source}: unknown parameters {found} (no pipeline declares them; pipelines: {names})"
+    )
 
 
 def merge(config_params: Mapping[str, Any], cli_params: Mapping[str, Any]) -> dict[str, Any]:
@@ -437,26 +498,33 @@ def resolve(
     parameters: Mapping[str, Parameter],
     config_path: Path | None = None,
     cli_params: Mapping[str, Any] | None = None,
+    pipelines: Mapping[str, Mapping[str, Parameter]] | None = None,
 ) -> dict[str, Any]:
     """The values to run a pipeline with: a config file's, overridden by `--param`, validated.
+
+    The config's values are those the pipeline declares (see config_values); every `--param`
+    must be one of its parameters.
 
     Args:
         pipeline: the pipeline name given on the command line.
         parameters: its parameters.
         config_path: a config file, or None.
         cli_params: `--param` values (text), or None.
+        pipelines: every pipeline the config may serve, by name; default: the project's own,
+            built in memory (of_pipelines).
 
     Returns:
         The validated, converted values.
 
     Raises:
-        ParameterError: a bad config file, a config for another pipeline, or a bad value.
+        ParameterError: a bad config file, a key no pipeline declares, or a bad value.
     """
-    config = Config(None, {})
+    values: dict[str, Any] = {}
     if config_path is not None:
         config = load_config(config_path)
-        check_pipeline(config, pipeline, config_path)
-    return validate(pipeline, merge(config.parameters, cli_params or {}), parameters)
+        every = of_pipelines() if pipelines is None else pipelines
+        values = config_values(config, pipeline, parameters, every, config_path)
+    return validate(pipeline, merge(values, cli_params or {}), parameters)
 
 
 def describe(pipeline: str, parameters: Mapping[str, Parameter]) -> str:
@@ -541,7 +609,7 @@ def add_arguments(
     parser: argparse.ArgumentParser,
     lookup: Callable[[argparse.Namespace], tuple[str, Mapping[str, Parameter]]],
 ) -> None:
-    """Add `--config FILE`, `--param KEY=VALUE` and a parameter-listing `-h/--help`.
+    """Add `--config FILE`, `--param KEY=VALUE`, `--dry-run` and a parameter-listing `--help`.
 
     Args:
         parser: a sub-command parser made with add_help=False, whose positional is `name`.
@@ -553,7 +621,8 @@ def add_arguments(
         type=Path,
         default=None,
         metavar="FILE",
-        help="YAML file with `pipeline: NAME` (optional) and `parameters: {KEY: VALUE}`",
+        help="run config: YAML with `parameters: {KEY: VALUE}`; the pipeline takes those it "
+        "declares (one file serves every pipeline of a model)",
     )
     parser.add_argument(
         "--param",
@@ -563,6 +632,12 @@ def add_arguments(
         action=CollectParams,
         default={},
         help="pipeline parameter, converted to its declared type; overrides --config (repeatable)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check every parameter as the steps will, print the values and the steps that "
+        "would run, and stop: nothing runs, is registered or is written",
     )
 
 

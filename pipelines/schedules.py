@@ -41,8 +41,9 @@ class ScheduleFileError(UsageError):
 class Schedule(BaseModel):
     """One recurring run as the file declares it.
 
-    `config` names a parameters config file (params.load_config), relative to the schedules
-    file; its parameters are merged under the inline `parameters`, which win.
+    `config` names a run config file (params.load_config), relative to the schedules file: the
+    schedule's pipeline takes the parameters of it that it declares (one run config serves
+    every pipeline of a model), merged under the inline `parameters`, which win.
     """
 
     model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
@@ -158,15 +159,22 @@ def load_schedule_file(path: Path) -> ScheduleFile:
     )
 
 
-def resolve_parameters(config: ScheduleFile, pipeline_files: dict[str, Path]) -> ScheduleFile:
+def resolve_parameters(
+    config: ScheduleFile,
+    pipeline_files: dict[str, Path],
+    pipelines: dict[str, params.PipelineParameters] | None = None,
+) -> ScheduleFile:
     """Merge each schedule's config file under its inline parameters and validate the result.
 
-    Every schedule is checked against the parameters of its compiled pipeline (params.validate)
-    before anything changes on KFP; the values come back converted to the declared types.
+    Every schedule is checked against the parameters of its compiled pipeline, by the steps
+    that take them (params.validate), before anything changes on KFP; the values come back
+    converted to the declared types.
 
     Args:
         config: the schedules file as load_schedule_file read it.
         pipeline_files: compiled YAML of each pipeline the file names.
+        pipelines: every compiled pipeline a schedule's config file may serve, by name (a key
+            none of them declares is refused); default: those of pipeline_files.
 
     Returns:
         The schedules file with each schedule's merged, validated parameters.
@@ -175,14 +183,17 @@ def resolve_parameters(config: ScheduleFile, pipeline_files: dict[str, Path]) ->
         ScheduleFileError: a config file or a parameter is wrong; names every schedule at fault.
     """
     declared = {name: params.of_file(path) for name, path in pipeline_files.items()}
+    every = {**(pipelines or {}), **declared}
     problems, schedules = [], []
     for schedule in config.schedules:
         try:
             values = dict(schedule.parameters)
             if schedule.config:
                 found = params.load_config(Path(schedule.config))
-                params.check_pipeline(found, schedule.pipeline, schedule.config)
-                values = params.merge(found.parameters, values)
+                taken = params.config_values(
+                    found, schedule.pipeline, declared[schedule.pipeline], every, schedule.config
+                )
+                values = params.merge(taken, values)
             values = params.validate(schedule.pipeline, values, declared[schedule.pipeline])
         except params.ParameterError as error:
             problems.append(f"  - schedule {schedule.name!r}: {error}")
@@ -431,13 +442,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 @guarded
 def sync_command(args: argparse.Namespace) -> int:
-    """Validate the file, its pipelines and parameters, then sync (or print the plan)."""
+    """Validate the file, its pipelines and parameters (every step's), then sync or plan."""
     config = load_schedule_file(args.file)
     pipelines = sorted({schedule.pipeline for schedule in config.schedules})
     files = {
         name: resolve_pipeline_file(name, pipelines_dir=args.pipelines_dir) for name in pipelines
     }
-    config = resolve_parameters(config, files)
+    config = resolve_parameters(config, files, params.of_folder(args.pipelines_dir))
     client = build_client(args.host, args.namespace, args.token_env)
     sync(client, config, files, dry_run=args.dry_run, namespace=args.namespace)
     return 0

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import kfp
 
-from pipelines import futures, params
+from pipelines import futures, params, preflight
 from pipelines.kfp_client import (
     UsageError,
     add_connection_arguments,
@@ -220,8 +220,14 @@ def _compiled_parameters(args: argparse.Namespace) -> tuple[str, dict[str, param
 def submit_command(args: argparse.Namespace) -> int:
     """Upload the pipeline if it changed, start a run, print its link, optionally wait."""
     path = resolve_pipeline_file(args.name, args.file, args.pipelines_dir)
-    # Every value is checked against the compiled file before anything reaches KFP.
-    values = params.resolve(args.name, params.of_file(path), args.config, args.params)
+    # Every value is checked against the compiled file, by the steps that take it, before
+    # anything reaches KFP; a run config serves every compiled pipeline of the folder.
+    parameters = params.of_file(path)
+    pipelines = params.of_folder(args.pipelines_dir)
+    values = params.resolve(args.name, parameters, args.config, args.params, pipelines)
+    if args.dry_run:
+        print(preflight.describe(args.name, values, parameters), end="")
+        return 0
     client = build_client(args.host, args.namespace, args.token_env)
     version, run_id = start_run(
         client, args.name, path, values, args.experiment, args.run_name, args.namespace

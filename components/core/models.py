@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import difflib
 import typing as T
 
 import numpy as np
@@ -89,6 +90,36 @@ class Model(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
             else value
             for name, value in params.items()
         }
+
+    @pdt.field_validator("params", mode="after")
+    @classmethod
+    def _accepted_by_the_estimator(cls, params: dict[str, T.Any]) -> dict[str, T.Any]:
+        """Refuse what the estimator would refuse at fit time, before any data is read.
+
+        A name it does not take is named with the closest ones it does; a value is checked
+        against the estimator's own rules (types, ranges, choices), as its `fit` checks them.
+
+        Raises:
+            ValueError: an unknown parameter, or a value the estimator refuses.
+        """
+        estimator = cls.model_construct().estimator()
+        known = estimator.get_params()
+        unknown = [name for name in params if name not in known]
+        if unknown:
+
+            def hint(name: str) -> str:
+                close = difflib.get_close_matches(name, list(known), n=3)
+                return f" (did you mean: {', '.join(close)}?)" if close else ""
+
+            named = ", ".join(f"{name!r}{hint(name)}" for name in unknown)
+            raise ValueError(
+                f"unknown parameter{'s' if len(unknown) > 1 else ''} {named} of "
+                f"{type(estimator).__name__}; its parameters: {', '.join(sorted(known))}"
+            )
+        # sklearn's InvalidParameterError is a ValueError: "The 'max_iter' parameter of ...
+        # must be an int in the range [1, inf). Got 0 instead."
+        cls.model_construct(params=params).estimator()._validate_params()
+        return params
 
     @property
     def features(self) -> list[str]:

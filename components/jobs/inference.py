@@ -279,3 +279,96 @@ class Shadowing:
         if self.comparison is None:
             return None
         return self.comparison.summary(self.model_ref.describe(), champion_ref.describe())
+
+
+def predict_fields(
+    *,
+    predictions: T.Any,
+    data: str,
+    dataset: T.Any | None,
+    model_name: str,
+    alias_or_version: str,
+    finder: dict[str, T.Any] | None,
+    reader: dict[str, T.Any] | None,
+    writer: dict[str, T.Any] | None,
+    batch_size: int,
+    passthrough: list[str] | None,
+    input_schema: str,
+    probabilities: bool,
+    allow_unsigned: bool,
+    drift_policy: str,
+    drift_thresholds: dict[str, T.Any] | None,
+    challenger: str,
+    challenger_tolerance: float,
+) -> dict[str, T.Any]:
+    """The InferenceJob fields of a `predict` step: its parameters and artifacts, mapped once.
+
+    The arguments are the component's inputs, by name. The component runs the job built from
+    these fields; `pipelines.preflight` builds the same job before the pipeline starts, with
+    stand-ins for the artifacts, so that a value is refused as this step would refuse it.
+
+    Raises:
+        ValueError: the input is given twice or not at all, or a challenger by alias or
+            version without a model name.
+    """
+    from components.io import artifacts
+
+    location = artifacts.input_location(data, dataset)
+    return {
+        # Integers may arrive as JSON floats (131072.0); the jobs' fields are strict.
+        "inputs": datasets.reader_config(
+            location, base.integers_back(reader or {}), batch_size=int(batch_size)
+        ),
+        "outputs": datasets.writer_config(predictions.path, base.integers_back(writer or {})),
+        "finder": registries.finder_config(
+            base.integers_back(finder or {}), model_name, alias_or_version
+        ),
+        "input_schema": input_schema or None,
+        "passthrough": passthrough or [],
+        "probabilities": probabilities,
+        "allow_unsigned": allow_unsigned,
+        "drift_policy": drift_policy,
+        "drift_thresholds": dict(drift_thresholds or {}),
+        "challenger": registries.challenger_config(challenger, model_name),
+        "challenger_tolerance": float(challenger_tolerance) or None,
+    }
+
+
+def predict_shard_fields(
+    *,
+    the_plan: T.Any,
+    shard: int,
+    part: T.Any,
+    writer: dict[str, T.Any] | None,
+    batch_size: int,
+    passthrough: list[str] | None,
+    input_schema: str,
+    probabilities: bool,
+    allow_unsigned: bool,
+    drift_policy: str,
+    challenger_tolerance: float,
+) -> dict[str, T.Any]:
+    """The InferenceJob fields of a `predict_shard` step: its parameters and plan, mapped once.
+
+    The arguments are the component's inputs, by name, with `the_plan` read from its `plan`
+    (a `components.io.shards.ShardPlan`). The component runs the job built from these fields;
+    `pipelines.preflight` builds the same job before the pipeline starts, with stand-ins for
+    the plan and the artifacts, so that a value is refused as this step would refuse it.
+
+    Raises:
+        ValueError: the plan has no such shard.
+    """
+    inputs = the_plan.reader_config(int(shard))  # integers may arrive as JSON floats (1.0)
+    return {
+        "inputs": {**inputs, "batch_size": int(batch_size)},
+        "outputs": datasets.writer_config(part.path, base.integers_back(writer or {})),
+        "finder": the_plan.finder,
+        "input_schema": input_schema or None,
+        "passthrough": passthrough or [],
+        "probabilities": probabilities,
+        "allow_unsigned": allow_unsigned,
+        "report_violations": True,
+        "drift_policy": drift_policy,
+        "challenger": the_plan.challenger,
+        "challenger_tolerance": float(challenger_tolerance) or None,
+    }

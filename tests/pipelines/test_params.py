@@ -300,15 +300,61 @@ def test_merge_lets_the_command_line_win() -> None:
     assert params.merge({"a": 1, "b": 2}, {"b": "3", "c": "4"}) == {"a": 1, "b": "3", "c": "4"}
 
 
-def test_resolve_checks_the_config_is_for_this_pipeline(tmp_path: Path) -> None:
-    path = write(tmp_path, "pipeline: training\nparameters: {batch_size: 8}\n")
+OTHER = {"inference_data": param(STRING, "", "inference_data")}
 
-    with pytest.raises(ParameterError, match="config is for pipeline 'training', not 'inference'"):
-        params.resolve("inference", SPEC, path, {})
-    assert params.resolve("training", SPEC, path, {"batch_size": "9"}) == {"batch_size": 9}
+
+def test_a_config_serves_every_pipeline_each_taking_what_it_declares(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "pipeline: lifecycle\nparameters: {batch_size: 8, inference_data: rows.csv}\n"
+    )
+    pipelines = {"lifecycle": {**SPEC, **OTHER}, "training": SPEC}
+
+    # Named `lifecycle`, run as `training`: training takes its own, leaves inference_data.
+    assert params.resolve("training", SPEC, path, {}, pipelines) == {"batch_size": 8}
+    assert params.resolve("training", SPEC, path, {"batch_size": "9"}, pipelines) == {
+        "batch_size": 9
+    }
+    assert params.resolve("lifecycle", {**SPEC, **OTHER}, path, {}, pipelines) == {
+        "batch_size": 8,
+        "inference_data": "rows.csv",
+    }
+
+
+def test_a_config_key_that_no_pipeline_declares_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "parameters: {batch_size: 8, inference_dta: rows.csv}\n")
+    pipelines = {"lifecycle": {**SPEC, **OTHER}, "training": SPEC}
+
+    with pytest.raises(ParameterError) as error:
+        params.resolve("training", SPEC, path, {}, pipelines)
+
+    assert str(error.value) == (
+        f"{path}: unknown parameter 'inference_dta'; did you mean: inference_data? "
+        "(no pipeline declares it; pipelines: lifecycle, training)"
+    )
+
+
+def test_a_config_for_a_pipeline_that_does_not_exist_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "pipeline: trainig\nparameters: {batch_size: 8}\n")
+
+    with pytest.raises(ParameterError, match="config is for pipeline 'trainig', not 'training'"):
+        params.resolve("training", SPEC, path, {}, {"training": SPEC})
+
+
+def test_a_command_line_parameter_is_the_named_pipeline_s_own() -> None:
+    with pytest.raises(ParameterError, match="unknown parameter 'inference_data' for pipeline"):
+        params.resolve("training", SPEC, None, {"inference_data": "x"}, {"lifecycle": OTHER})
 
 
 # -- the run command -------------------------------------------------------------------------
+
+
+# Values the steps accept for the parameters a pipeline may require (its inputs must exist).
+VALID = {
+    "data": "demo://bike-sharing/hour.parquet",
+    "inference_data": "demo://bike-sharing/hour.parquet",
+    "target": "cnt",
+    "model_name": "bike-sharing",
+}
 
 
 def required(pipeline: str, *given: str) -> list[str]:
@@ -317,7 +363,12 @@ def required(pipeline: str, *given: str) -> list[str]:
         arg
         for parameter in params.of_pipeline(pipeline).values()
         if parameter.required and parameter.name not in given
-        for arg in ("--param", parameter.example())
+        for arg in (
+            "--param",
+            f"{parameter.name}={VALID[parameter.name]}"
+            if parameter.name in VALID
+            else parameter.example(),
+        )
     ]
 
 
@@ -326,7 +377,7 @@ def runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     """Record run_local calls instead of running a pipeline."""
     calls: list[tuple[Any, ...]] = []
 
-    def fake_run_local(name: str, values: dict, root: Any = None) -> Any:
+    def fake_run_local(name: str, values: dict, root: Any = None, **_: Any) -> Any:
         calls.append((name, values, root))
         raise SystemExit("stop: run_local reached")
 
@@ -406,15 +457,74 @@ def test_run_merges_a_config_under_the_command_line(runs: list, tmp_path: Path) 
     assert (values["batch_size"], values["max_samples"]) == (64, 5)
 
 
-def test_run_refuses_a_config_for_another_pipeline(
+DEMO_CONFIG = Path(__file__).resolve().parents[2] / "confs" / "bike-sharing.yaml"
+
+
+def test_run_takes_from_a_lifecycle_config_the_parameters_training_declares(runs: list) -> None:
+    config = params.load_config(DEMO_CONFIG)
+    assert config.pipeline == "lifecycle"
+    declared = params.of_pipeline("training")
+
+    with pytest.raises(SystemExit, match="run_local reached"):
+        main(["run", "training", "--local", "--config", str(DEMO_CONFIG)])
+
+    [(name, values, _)] = runs
+    assert name == "training"
+    taken = {key: value for key, value in config.parameters.items() if key in declared}
+    assert values == taken
+    # The inference side of the lifecycle is left to the pipelines that declare it.
+    assert {"inference_data", "passthrough", "input_schema", "max_samples"} <= set(
+        config.parameters
+    ) - set(values)
+
+
+def test_run_refuses_a_config_key_that_no_pipeline_declares(
     runs: list, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = write(tmp_path, "pipeline: training\n")
+    text = DEMO_CONFIG.read_text().replace("  max_samples:", "  max_sample:")
+    config = write(tmp_path, text)
 
-    assert main(["run", "inference", "--local", "--config", str(config)]) == 2
+    assert main(["run", "training", "--local", "--config", str(config)]) == 2
 
-    assert "config is for pipeline 'training', not 'inference'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"{config}: unknown parameter 'max_sample'; did you mean: max_samples?" in err
+    assert "no pipeline declares it; pipelines: training, inference, lifecycle" in err
     assert runs == []
+
+
+def test_dry_run_prints_the_checked_values_and_the_steps_and_writes_nothing(
+    runs: list,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("LIFECYCLE_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    argv = ["run", "lifecycle", "--local", "--config", str(DEMO_CONFIG), "--dry-run"]
+
+    assert main([*argv, "--param", "tolerance=0.05"]) == 0
+
+    out = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line.split(None, 1)[1] for line in out if line.startswith("  ")}
+    config = params.load_config(DEMO_CONFIG).parameters
+    for name in params.of_pipeline("lifecycle"):
+        if name == "tolerance":
+            assert rows[name] == "0.05"
+        elif name in config:
+            assert rows[name] == params.format_value(config[name])
+        else:
+            assert rows[name].endswith("(default)")
+    steps = out[out.index("steps that would run, in order:") + 1 : -1]
+    assert [line.split()[0] for line in steps] == [
+        "train", "evaluate", "promote", "predict", "explain", "predict-2", "explain-2", "notify",
+    ]  # fmt: skip
+    assert "TrainingJob" in steps[0] and "in branch passed" in steps[2]
+    assert "in branch not-passed" in steps[5] and "whatever happened" in steps[-1]
+    assert out[-1] == "dry run: nothing was started, registered or written"
+    assert runs == []
+    assert not home.exists(), "a dry run writes nothing: no MLflow store, no output folder"
 
 
 def test_run_help_lists_the_pipeline_parameters(capsys: pytest.CaptureFixture[str]) -> None:
@@ -452,11 +562,13 @@ def test_run_prints_the_trained_model_and_the_venv_mlflow(
     monkeypatch.setenv("LIFECYCLE_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
-    def fake_run_local(name: str, values: dict, root: Any = None) -> tuple[bool, Path]:
+    def fake_run_local(name: str, values: dict, root: Any = None, **_: Any) -> tuple[bool, Path]:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////somewhere/mlflow.db")
         return True, run_dir
 
     monkeypatch.setattr(local, "run_local", fake_run_local)
+    # The hint names a model only when registered: the fake run registered it.
+    monkeypatch.setattr(local, "_registered", lambda model: model == "taxi-demand")
 
     argv = ["run", "training", "--local", "--param", "model_name=taxi-demand"]
     assert main(argv + required("training", "model_name")) == 0

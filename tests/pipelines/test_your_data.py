@@ -322,8 +322,8 @@ def test_a_bad_config_key_or_kind_is_refused_and_nothing_runs(env, tables):
     )
     run = cli(env, "run", "inference", "--local", "--config", config)
     assert run.status == 2
-    assert "unknown parameter 'modle_name' for pipeline inference" in run.stderr
-    assert "did you mean: model_name" in run.stderr
+    assert f"{config}: unknown parameter 'modle_name'; did you mean: model_name" in run.stderr
+    assert "no pipeline declares it" in run.stderr
     run = cli(
         env, "run", "inference", "--local", "--param", f"data={tables['regression']}",
         "--param", 'finder={"KIND": "BestRunFindr"}',
@@ -336,13 +336,117 @@ def test_a_bad_config_key_or_kind_is_refused_and_nothing_runs(env, tables):
         "--param", "model_name=any", "--param", 'reader={"KIND": "ExcelReader"}',
     )  # fmt: skip
     assert run.status == 2
-    assert "allowed: ParquetReader, CSVReader" in run.stderr
+    assert "expected tags: 'ParquetReader', 'CSVReader'" in run.stderr
     run = cli(env, "run", "inference", "--local", "--param", f"data={tables['regression']}")
     assert run.status == 2
     assert "set model_name to the registered model, or give a finder" in run.stderr
     assert "Traceback" not in run.stderr and run.alerts == []
     after = set((env["home"] / "runs").rglob("*")) if (env["home"] / "runs").exists() else set()
     assert after == before, "nothing may run"
+
+
+def refused_values(folder: pathlib.Path) -> dict[str, tuple[str, dict[str, T.Any], str, list[str]]]:
+    """Case -> (pipeline, parameters, the key named, what the one line must also say).
+
+    Every enum setting, a misspelt model parameter and one out of its range, a threshold on a
+    metric the task lacks, settings out of range, missing local files.
+    """
+    missing = folder / "no-such-rows.parquet"
+    regressor = "HistGradientBoostingRegressor"
+    return {
+        "drift_policy": (
+            "inference", {"drift_policy": "fial"}, "drift_policy",
+            ["'fial'", "Input should be 'off', 'warn' or 'fail'"],
+        ),
+        "model_kind": (
+            "training", {"model_kind": "XGBRegressor"}, "model_kind",
+            ["'XGBRegressor'", f"expected tags: '{regressor}', 'HistGradientBoostingClassifier', "
+             "'Ridge', 'LogisticRegression'"],
+        ),
+        "reader": (
+            "training", {"reader": {"KIND": "ExcelReader"}}, "reader",
+            ['{"KIND": "ExcelReader"}', "expected tags: 'ParquetReader', 'CSVReader'"],
+        ),
+        "writer": (
+            "inference", {"writer": {"KIND": "JSONWriter"}}, "writer",
+            ['{"KIND": "JSONWriter"}', "expected tags: 'ParquetWriter', 'CSVWriter'"],
+        ),
+        "finder": (
+            "inference", {"finder": {"KIND": "BestRunFindr"}}, "finder",
+            ["'BestRunFindr' (did you mean: BestRunFinder?)",
+             "allowed: 'RegistryFinder', 'BestRunFinder', 'UriFinder', 'FolderFinder'"],
+        ),
+        "finder_mode": (
+            "inference", {"finder": {"KIND": "BestRunFinder", "metric": "test_rmse",
+                                     "mode": "lowest"}}, "finder",
+            ['"mode": "lowest"', "finder.mode: Input should be 'min' or 'max'"],
+        ),
+        "model_params": (
+            "training", {"model_params": {"max_iterr": 40}}, "model_params",
+            ['{"max_iterr": 40}', f"unknown parameter 'max_iterr' (did you mean: max_iter?) of "
+             f"{regressor}; its parameters: ", "learning_rate"],
+        ),
+        "model_params_range": (
+            "training", {"model_params": {"max_iter": 0}}, "model_params",
+            ['{"max_iter": 0}', "must be an int in the range [1, inf). Got 0 instead."],
+        ),
+        "thresholds": (
+            "training", {"thresholds": {"accuracy": 0.9}}, "thresholds",
+            ['{"accuracy": 0.9}', "threshold on 'accuracy' does not apply to a regression "
+             "model; its metrics: rmse, mae, r2"],
+        ),
+        "batch_size": (
+            "inference", {"batch_size": 0}, "batch_size",
+            ["0 refused by step predict", "inputs.batch_size: Input should be greater than 0"],
+        ),
+        "test_size": (
+            "training", {"test_size": 1.5}, "test_size",
+            ["1.5", "splitter.test_size: Input should be less than 1"],
+        ),
+        "missing_data": (
+            "training", {"data": str(missing)}, "data", [f"input not found: {missing}"],
+        ),
+        "missing_inference_data": (
+            "lifecycle", {"inference_data": str(missing)}, "inference_data",
+            [f"input not found: {missing}", "step predict reads it"],
+        ),
+        "missing_schema": (
+            "inference", {"input_schema": str(folder / "rules.yaml")}, "input_schema",
+            [f"pandera schema file not found: {folder / 'rules.yaml'}"],
+        ),
+    }  # fmt: skip
+
+
+REFUSED = list(refused_values(pathlib.Path("/x")))
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_a_bad_value_is_refused_in_one_line_and_nothing_is_run_or_written(
+    case, env, tables, tmp_path
+):
+    pipeline, parameters, key, says = refused_values(tmp_path)[case]
+    name = unique("refused")
+    given = {"data": str(tables["regression"]), "model_name": name, "experiment": name}
+    if pipeline != "inference":
+        given["target"] = "y"
+    if pipeline == "lifecycle":
+        given["inference_data"] = str(tables["regression"])
+    config = write_config(env["dir"], pipeline, {**given, **parameters})
+    runs = env["home"] / "runs"
+    before = set(runs.rglob("*")) if runs.exists() else set()
+
+    run = cli(env, "run", pipeline, "--local", "--config", config)
+
+    assert run.status == 2
+    [line] = run.stderr.splitlines()  # one line, no traceback
+    assert line.startswith(f"error: parameter '{key}' of pipeline {pipeline}: "), line
+    for text in says:
+        assert text in line, line
+    assert run.stdout == "" and run.alerts == []
+    client = MlflowClient(env["tracking"])
+    assert client.get_experiment_by_name(name) is None, "no MLflow run"
+    assert client.search_model_versions(f"name = '{name}'") == [], "no registered version"
+    assert (set(runs.rglob("*")) if runs.exists() else set()) == before, "no output folder"
 
 
 # %% BAD INPUTS: REFUSED IN THE STEP, THE CAUSE IN THE ALERT, NOTHING PUBLISHED
@@ -367,8 +471,6 @@ def bad_inputs(folder: pathlib.Path, source: pd.DataFrame) -> dict[str, tuple[st
     text = source.head(20)[columns].to_csv(index=False).splitlines()
     text[0] = text[0].replace("s1", "s2")  # two columns named s2
     duplicated.write_text("\n".join(text) + "\n", encoding="utf-8")
-    good = folder / "good.parquet"
-    source.head(50)[columns].to_parquet(good, index=False)
     return {
         "folder": (
             str(mixed), {},
@@ -381,15 +483,11 @@ def bad_inputs(folder: pathlib.Path, source: pd.DataFrame) -> dict[str, tuple[st
         ),
         "delimiter": (str(semicolon), {}, r"it looks separated by ';': set delimiter=';'"),
         "duplicates": (str(duplicated), {}, r"duplicated column name\(s\) 's2'"),
-        "batch_size": (
-            str(good), {"batch_size": "0"},
-            r"SettingsError: invalid InferenceJob settings: inputs\.batch_size: Input should be "
-            r"greater than 0 \(got 0\)",
-        ),
     }  # fmt: skip
 
 
-BAD_CASES = ["folder", "encoding", "delimiter", "duplicates", "batch_size"]
+# A bad setting (batch_size=0) no longer gets this far: see the refusals before anything runs.
+BAD_CASES = ["folder", "encoding", "delimiter", "duplicates"]
 
 
 @pytest.mark.parametrize("case", BAD_CASES)
