@@ -107,7 +107,12 @@ def test_a_killed_step_is_alerted_with_its_last_log_line_and_its_run_ended_faile
     assert "*failed step*\ndoomed (DoomedJob)" in facts
     # The step's MLflow run, left RUNNING by the kill, was ended FAILED by the exit step.
     client = MlflowClient(tracking)
-    [run] = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    [run] = client.search_runs([experiment_id], filter_string="tags.`kfp.task` = 'doomed'")
+    # It is nested under the pipeline run's parent run, which the exit step ended FAILED too.
+    parent = client.get_run(run.data.tags["mlflow.parentRunId"])
+    assert parent.data.tags["kfp.pipeline_run"] == "true"
+    assert parent.info.status == "FAILED"
     assert run.data.tags["kfp.task"] == "doomed"
     assert run.info.status == "FAILED"
     error = run.data.tags[base.ERROR_TAG]
