@@ -176,10 +176,8 @@ def explain_fields(
     """The ExplanationsJob fields of an `explain` step: its parameters and artifacts, mapped once.
 
     The arguments are the component's inputs, by name, with `the_plan` read from its `plan`
-    (a `components.io.shards.ShardPlan`, None without one). The component runs the job built
-    from these fields; `pipelines.preflight` builds the same job before the pipeline starts,
-    with stand-ins for the plan and the artifacts, so that a value is refused as this step
-    would refuse it.
+    (None without one); `pipelines.preflight` builds the job from them before the pipeline
+    starts, with stand-ins.
 
     Raises:
         ValueError: the input is given twice or not at all.

@@ -303,9 +303,8 @@ def predict_fields(
 ) -> dict[str, T.Any]:
     """The InferenceJob fields of a `predict` step: its parameters and artifacts, mapped once.
 
-    The arguments are the component's inputs, by name. The component runs the job built from
-    these fields; `pipelines.preflight` builds the same job before the pipeline starts, with
-    stand-ins for the artifacts, so that a value is refused as this step would refuse it.
+    The arguments are the component's inputs, by name; `pipelines.preflight` builds the job
+    from them before the pipeline starts, with stand-ins for the artifacts.
 
     Raises:
         ValueError: the input is given twice or not at all, or a challenger by alias or
@@ -350,10 +349,8 @@ def predict_shard_fields(
 ) -> dict[str, T.Any]:
     """The InferenceJob fields of a `predict_shard` step: its parameters and plan, mapped once.
 
-    The arguments are the component's inputs, by name, with `the_plan` read from its `plan`
-    (a `components.io.shards.ShardPlan`). The component runs the job built from these fields;
-    `pipelines.preflight` builds the same job before the pipeline starts, with stand-ins for
-    the plan and the artifacts, so that a value is refused as this step would refuse it.
+    The arguments are the component's inputs, by name, with `the_plan` read from its `plan`;
+    `pipelines.preflight` builds the job from them before the pipeline starts, with stand-ins.
 
     Raises:
         ValueError: the plan has no such shard.

@@ -121,9 +121,8 @@ def plan_shards_fields(
 ) -> dict[str, T.Any]:
     """The PlanningJob fields of a `plan_shards` step: its parameters and artifacts, mapped once.
 
-    The arguments are the component's inputs, by name. The component runs the job built from
-    these fields; `pipelines.preflight` builds the same job before the pipeline starts, with
-    stand-ins for the artifacts, so that a value is refused as this step would refuse it.
+    The arguments are the component's inputs, by name; `pipelines.preflight` builds the job
+    from them before the pipeline starts, with stand-ins for the artifacts.
 
     Raises:
         ValueError: the input is given twice or not at all, or a challenger by alias or

@@ -244,9 +244,8 @@ def promote_fields(
 ) -> dict[str, T.Any]:
     """The PromotionJob fields of a `promote` step: its parameters and artifacts, mapped once.
 
-    The arguments are the component's inputs, by name. The component runs the job built from
-    these fields; `pipelines.preflight` builds the same job before the pipeline starts, with
-    stand-ins for the artifacts, so that a value is refused as this step would refuse it.
+    The arguments are the component's inputs, by name; `pipelines.preflight` builds the job
+    from them before the pipeline starts, with stand-ins for the artifacts.
     """
     return {
         "model_name": model_name,

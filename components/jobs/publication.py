@@ -202,9 +202,7 @@ def publish_predictions_fields(
     """The PublicationJob fields of a `publish_predictions` step, mapped once.
 
     The arguments are the component's inputs, by name, with `shard_reports` parsed from its
-    `reports`. The component runs the job built from these fields; `pipelines.preflight` builds
-    the same job before the pipeline starts, with stand-ins for the reports and the artifacts,
-    so that a value is refused as this step would refuse it.
+    `reports`; `pipelines.preflight` builds the job from them before the pipeline starts.
     """
     return {
         "plan": plan.path,

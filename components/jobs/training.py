@@ -256,9 +256,8 @@ def train_fields(
 ) -> dict[str, T.Any]:
     """The TrainingJob fields of a `train` step: its parameters and artifacts, mapped once.
 
-    The arguments are the component's inputs, by name. The component runs the job built from
-    these fields; `pipelines.preflight` builds the same job before the pipeline starts, with
-    stand-ins for the artifacts, so that a value is refused as this step would refuse it.
+    The arguments are the component's inputs, by name; `pipelines.preflight` builds the job
+    from them before the pipeline starts, with stand-ins for the artifacts.
 
     Raises:
         ValueError: the input is given both as data and as a dataset, or not at all.
