@@ -59,6 +59,9 @@ def run_local(
 
     # Every step runs in a subprocess that inherits this environment, so they share one store.
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri or services.default_tracking_uri()
+    # As in the image: no MLflow telemetry from the steps (each is a fresh process that would
+    # start its own sender); the data and the machine are the team's own.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     # kfp.local keeps no logs: each step writes its own beside its outputs, where the exit step
     # reads why a step died before it could record its outcome in MLflow.
     os.environ.setdefault(services.STEP_LOG_VARIABLE, services.STEP_LOG)
@@ -194,7 +197,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("name", help="pipeline: training, inference or lifecycle")
     parser.add_argument(
-        "--local", action="store_true", required=True, help="run here with kfp.local"
+        "--local",
+        action="store_true",
+        help="run here with kfp.local (required: `submit` runs a pipeline on a cluster)",
     )
     params.add_arguments(parser, lambda args: (args.name, params.of_pipeline(args.name)))
     parser.add_argument(
@@ -225,6 +230,11 @@ def run_command(args: argparse.Namespace) -> int:
     """Validate the pipeline and its parameters, run it locally, then say where outputs are."""
     from pipelines import params
 
+    if not args.local:
+        raise UsageError(
+            f"`run` runs a pipeline on this machine: add --local (run {args.name} --local ...); "
+            f"to run it on a KFP cluster, use `submit {args.name} --host URL`"
+        )
     parameters = params.of_pipeline(args.name)
     # Every step has checked its settings here (params.validate); a dry run shows them, stops.
     values = params.resolve(args.name, parameters, args.config, args.params)
