@@ -306,11 +306,11 @@ def closing(
 
 def _registered(model: str) -> bool:
     """Whether the MLflow registry holds the model (False when it cannot be asked)."""
-    from components.io import registries
+    from mlflow.tracking import MlflowClient
 
     uri = os.environ["MLFLOW_TRACKING_URI"]
     try:
-        registries.MlflowClient(uri, uri).get_registered_model(model)
+        MlflowClient(uri, uri).get_registered_model(model)
     except Exception:  # not registered, or the store is unreachable: name no model
         return False
     return True

@@ -15,6 +15,9 @@ import pathlib
 import re
 import typing as T
 
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
 from components.core import lineage
 from components.io import registries
 
@@ -146,7 +149,7 @@ def trained_model(name: str, version: int, uri: str | None = None) -> TrainedMod
         version: the version.
         uri: the MLflow store (default: `tracking_uri()`).
     """
-    client = registries.MlflowClient(uri or tracking_uri(), uri or tracking_uri())
+    client = MlflowClient(uri or tracking_uri(), uri or tracking_uri())
     found = client.get_model_version(name, str(version))
     metrics = {}
     if found.run_id:
@@ -156,7 +159,7 @@ def trained_model(name: str, version: int, uri: str | None = None) -> TrainedMod
     verdict = tags.get(registries.PASSED_TAG)
     try:
         champion: int | None = int(client.get_model_version_by_alias(name, CHAMPION).version)
-    except registries.MlflowException:  # no Champion yet
+    except MlflowException:  # no Champion yet
         champion = None
     return TrainedModel(
         name=name,
@@ -192,7 +195,7 @@ def _executor_output(run_dir: pathlib.Path, task: str) -> dict[str, T.Any] | Non
     for folder in sorted(run_dir.glob(f"{task}*")):
         path = folder / EXECUTOR_OUTPUT
         if re.fullmatch(rf"{re.escape(task)}(-\d+)?", folder.name) and path.is_file():
-            return json.loads(path.read_text())
+            return T.cast(dict[str, T.Any], json.loads(path.read_text()))
     return None
 
 
@@ -275,7 +278,7 @@ def from_mlflow(pipeline: str, kfp_run_id: str, uri: str | None = None) -> Outco
         OutcomeError: no step of the run recorded what the outcome needs.
     """
     uri = uri or tracking_uri()
-    client = registries.MlflowClient(uri, uri)
+    client = MlflowClient(uri, uri)
     experiments = [e.experiment_id for e in client.search_experiments(max_results=1000)]
     runs = client.search_runs(
         experiments,

@@ -134,7 +134,7 @@ def find_or_create(client: MlflowClient, experiment_id: str, kfp_run_id: str) ->
             logger.warning("parameters of parent run %s not updated: %s", keeper, error)
     if pipeline and PIPELINE_TAG not in parent.data.tags:
         client.log_batch(keeper, tags=[RunTag(PIPELINE_TAG, pipeline)])
-    return keeper
+    return str(keeper)
 
 
 def end(client: MlflowClient, experiment_id: str, kfp_run_id: str, state: str) -> list[str]:

@@ -353,6 +353,8 @@ class MlflowService(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         if not kfp_run_id:
             return None
         experiment_id = mlflow.tracking.fluent._get_experiment_id()
+        if experiment_id is None:  # start() sets the experiment: no parent without one
+            return None
         return parents.find_or_create(self.client(), experiment_id, kfp_run_id)
 
     @staticmethod

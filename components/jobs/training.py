@@ -15,6 +15,7 @@ import pydantic as pdt
 from mlflow.exceptions import MlflowException
 
 from components.core import cards, drift, features, metrics, models, results, schemas
+from components.core.features import Features  # the field `features` hides the module in the class
 from components.io import cards as card_store
 from components.io import datasets, references, registries
 from components.jobs import base
@@ -167,7 +168,8 @@ class TrainingJob(base.Job, frozen=True):
         client = self.mlflow_service.client()
         markdown = card_store.save(client, model_ref, card)
         # The registered model's own page says what it predicts, and where the latest card is.
-        experiment_id = mlflow.active_run().info.experiment_id
+        run = mlflow.active_run()
+        experiment_id = run.info.experiment_id if run else ""
         card_store.describe_model(client, card, self.mlflow_service.tracking_uri, experiment_id)
         result = dataclasses.replace(result, card=markdown)
         self.alerter.notify(
@@ -178,7 +180,12 @@ class TrainingJob(base.Job, frozen=True):
         return result
 
     def _params(
-        self, model, found, train_rows: int, test_rows: int, hyperparameters: dict[str, T.Any]
+        self,
+        model: models.Model,
+        found: Features,
+        train_rows: int,
+        test_rows: int,
+        hyperparameters: dict[str, T.Any],
     ) -> dict[str, str]:
         """The run's params: the estimator's hyperparameters, then what it was trained on.
 

@@ -181,10 +181,13 @@ def test_cancel_during_a_run_stops_it_and_leaves_no_output(trained, home, mlflow
 
 
 def test_a_failed_run_errors_with_its_step_and_cause_through_the_cli(trained, home, tmp_path):
-    missing = tmp_path / "no-such-rows.parquet"
+    # Not Parquet: found before the run starts (a missing file would be refused then), it
+    # fails in the step that reads it.
+    broken = tmp_path / "no-such-rows.parquet"
+    broken.write_bytes(b"these bytes are not a Parquet file")
     detached = subprocess.run(
         [sys.executable, "-m", "pipelines", "run", "inference", "--local", "--detach",
-         "--param", f"data={missing}", "--param", f"model_name={trained[3]}"],
+         "--param", f"data={broken}", "--param", f"model_name={trained[3]}"],
         capture_output=True, text=True, cwd=ROOT,
     )  # fmt: skip
     assert detached.returncode == 0, detached.stderr
