@@ -106,7 +106,7 @@ def test_invalid_setting_is_refused_before_any_work_and_recorded(tracking, small
     # The failure is in MLflow, where the pipeline's alert finds the step and its error.
     [run] = job_runs(tracking, experiment, "InferenceJob")
     assert run.info.status == "FAILED"
-    assert run.info.run_name == "InferenceJob"
+    assert run.info.run_name == "predict"  # the step's name, as the MLflow UI lists it
     assert run.data.tags[base.ERROR_TAG] == f"SettingsError: {message}"
     assert run.data.tags["kfp.task"] == "predict"
     assert run.data.tags[base.PIPELINE_RUN_TAG] == "run-x"

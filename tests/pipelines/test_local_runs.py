@@ -27,7 +27,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from components.io import alerts, datasets, services
+from components.io import alerts, datasets, parents, services
 from components.jobs import base
 from components.jobs.notification import NotificationJob
 from pipelines.__main__ import main
@@ -489,8 +489,12 @@ def pipeline_run_id(failed: Run, mlflow_server: str) -> str:
     client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
     experiment = client.get_experiment_by_name(failed.experiment)
     runs = client.search_runs([experiment.experiment_id])
+    steps = [run for run in runs if base.JOB_TAG in run.data.tags]
     ids = {run.data.tags[base.PIPELINE_RUN_TAG] for run in runs}
-    assert len(ids) == 1 and len(runs) == 4  # train, evaluate, promote, predict
+    assert len(ids) == 1 and len(steps) == 4  # train, evaluate, promote, predict
+    # ... nested under the one parent run of the pipeline run
+    [parent] = [run for run in runs if run.data.tags.get(parents.PARENT_TAG) == "true"]
+    assert {run.data.tags["mlflow.parentRunId"] for run in steps} == {parent.info.run_id}
     return ids.pop()
 
 
