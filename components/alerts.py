@@ -33,7 +33,9 @@ def notify(
 
     from components.io import alerts, runs, services
     from components.jobs.notification import NotificationJob
+    from components.utils import exits
 
+    exits.exit_quickly()
     job = NotificationJob(
         pipeline=pipeline,
         run_id=run_id,

@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit status."""
+    from components.utils import exits
+
+    exits.exit_quickly()  # the command has loaded the ML stack: end at once when it is done
     args = build_parser().parse_args(argv)
     # Libraries' INFO (kfp.local's workspace, MLflow's store) only with --verbose; the
     # project's own messages always.

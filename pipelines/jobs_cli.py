@@ -15,8 +15,10 @@ import json
 import sys
 import typing as T
 
-from pipelines import futures, management
 from pipelines.kfp_client import TOKEN_ENV, guarded
+
+if T.TYPE_CHECKING:
+    from pipelines import futures
 
 ACTIONS = ("status", "wait", "cancel", "result")
 
@@ -51,7 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def find(args: argparse.Namespace) -> futures.JobFuture:
     """The job's future, from its id, with the backends of --config or --host."""
-    from pipelines import backends
+    # Here, not at the top: they load MLflow, which every other command would wait for.
+    from pipelines import backends, futures, management
 
     backend, job = futures.split_id(args.id)
     if backend == futures.KFP and args.host:
@@ -65,6 +68,8 @@ def find(args: argparse.Namespace) -> futures.JobFuture:
 @guarded
 def job_command(args: argparse.Namespace) -> int:
     """Print the job's status, final status, cancel outcome or result; exit 1 if it failed."""
+    from pipelines import futures
+
     future = find(args)
     try:
         if args.action == "status":

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import kfp
 
-from pipelines import futures, params, preflight
+from pipelines import params, preflight
 from pipelines.kfp_client import (
     UsageError,
     add_connection_arguments,
@@ -237,6 +237,8 @@ def submit_command(args: argparse.Namespace) -> int:
         f"{verb} pipeline version {version.version_name} ({version.version_id})",
         file=sys.stderr if args.detach else sys.stdout,
     )
+    from pipelines import futures  # here: it loads MLflow, which other commands need not wait for
+
     if args.detach:
         # The future id alone on stdout, for `ID=$(python -m pipelines submit ... --detach)`.
         print(f"run {run_id}: {run_link(args.host, run_id)}", file=sys.stderr)

@@ -15,7 +15,7 @@ from mlflow.exceptions import MlflowException
 from components.core import lineage
 from components.core.results import ModelRef
 from components.io import alerts, services
-from components.utils import secrets
+from components.utils import exits, secrets
 
 # Tags of the MLflow run that each job records; the notify job reads them back to tell Slack
 # which job failed and why, or what the pipeline produced.
@@ -221,6 +221,7 @@ def run_job(job_class: type[Job], settings: T.Mapping[str, T.Any], **fields: T.A
         settings: its services (`step_settings`).
         fields: the job's own fields, nested strategies as dicts with a KIND.
     """
+    exits.exit_quickly()  # a step is a process of its own: its end need not take a second
     try:
         job = job_class(**settings, **fields)
     except pdt.ValidationError as error:
