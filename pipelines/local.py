@@ -250,7 +250,8 @@ def run_command(args: argparse.Namespace) -> int:
     ok, run_dir = run_local(args.name, values, args.root, console=console)
     seconds = time.monotonic() - started
     print(f"\nOutputs in {run_dir}; this run's key outputs:")
-    print_outputs(run_dir)
+    if not print_outputs(run_dir):
+        print("  none: no step that writes one ran to its end")
     # Shown, never with its credentials: this output ends up in terminals and CI logs.
     uri = secrets.redact(os.environ["MLFLOW_TRACKING_URI"])
     model = values.get("model_name", getattr(parameters.get("model_name"), "default", None))
