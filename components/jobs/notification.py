@@ -195,7 +195,8 @@ class NotificationJob(base.Job, frozen=True):
             tags = client.get_model_version(name, version).tags or {}
             reasons = tags.get(REASONS_TAG, "")
             aliases = client.get_registered_model(name).aliases or {}
-            serving = aliases.get(CHAMPION)
+            # A local sqlite store answers versions as ints, a tracking server as text.
+            serving = None if aliases.get(CHAMPION) is None else str(aliases[CHAMPION])
         except Exception as error:  # the alert matters more than this detail
             logger.warning("cannot read the registry: %s", secrets.redact(str(error)))
         candidate = f"{name} v{version}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from components.io import alerts, datasets, registries, services
-from components.jobs import base, evaluation, promotion, training
+from components.jobs import base, evaluation, notification, promotion, training
 from tests.jobs.helpers import features, run, settings, unique, with_demand
 
 pytestmark = pytest.mark.integration
@@ -142,7 +142,7 @@ def test_a_training_that_fails_before_registering_leaves_no_version(mlflow_serve
     assert client.search_model_versions(f"name='{name}'") == []
 
 
-def test_promotion_on_a_local_store_moves_the_alias_once(data, tmp_path):
+def test_promotion_on_a_local_store_moves_the_alias_once_and_the_alert_says_so(data, tmp_path):
     """The local sqlite store (the README's first command) answers alias versions as ints."""
     service = services.MlflowService(
         tracking_uri=services.local_tracking_uri(tmp_path / "store"), experiment_name="local"
@@ -150,12 +150,24 @@ def test_promotion_on_a_local_store_moves_the_alias_once(data, tmp_path):
     common = {"mlflow_service": service, "alerter": alerts.ConsoleAlerter()}
     holdout = tmp_path / "holdout.parquet"
     name = unique("local")
-    run(train_job(data, name, common, holdout, {}))
+    tags = {base.PIPELINE_RUN_TAG: "run-local"}
+    run(train_job(data, name, common, holdout, {**tags, "kfp.task": "train"}))
+    run(
+        evaluation.EvaluationJob(
+            inputs=datasets.ParquetReader(path=str(holdout)),
+            target="cnt",
+            model_name=name,
+            alias_or_version=1,
+            run_tags={**tags, "kfp.task": "evaluate"},
+            **common,
+        )
+    )
     promote = promotion.PromotionJob(
         model_name=name,
         inputs=datasets.ParquetReader(path=str(holdout)),
         target="cnt",
         settle_seconds=0.1,
+        run_tags={**tags, "kfp.task": "promote"},
         **common,
     )
     first = run(promote)
@@ -163,3 +175,7 @@ def test_promotion_on_a_local_store_moves_the_alias_once(data, tmp_path):
     again = run(promote)
     assert (again.promoted, again.served_ref.version) == (True, 1)
     assert service.client().get_registered_model(name).aliases == {"Champion": 1}
+    # The alert reads the alias from the same store: the int 1 is the candidate's "1".
+    alert = run(notification.NotificationJob(pipeline="lifecycle", run_id="run-local", **common))
+    assert f"{name} v1 promoted: Champion is now v1." in alert.message
+    assert (alert.fields["promoted"], alert.fields["serving"]) == ("yes", f"{name} v1")
