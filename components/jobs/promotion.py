@@ -12,6 +12,11 @@ colleague). MLflow's registry has no conditional alias update, so the job compar
    promotion that had read the alias before this write, and written after it, shows up here
    and is challenged the same way. Re-evaluating, rather than refusing, is what keeps the
    better version as Champion whichever promotion writes last.
+4. Each promotion marks itself in flight on the registered model (a tag written before its
+   first read of the alias, removed at its end). Only a promotion that sees another's mark
+   after its write waits: one that sees none knows that every other promotion read the alias
+   after this write, and so compares itself with this version (step 2). A lone promotion, the
+   common case, moves the alias without waiting.
 
 Running the job again for the same version (a retry) leaves the registry as one run would.
 """
@@ -21,9 +26,11 @@ from __future__ import annotations
 import logging
 import time
 import typing as T
+import uuid
 
 import mlflow
 import pydantic as pdt
+from mlflow.exceptions import MlflowException
 
 from components.core import metrics, models, results, schemas
 from components.io import datasets, registries
@@ -33,6 +40,12 @@ logger = logging.getLogger(__name__)
 
 # Tag on a promoted version: the version the alias pointed to before (for a retry's report).
 PREVIOUS_TAG = "promotion.previous"
+# Tags on the registered model, one per promotion in flight: the key holds the promotion's
+# id, the value the time it started (seconds since the epoch).
+IN_FLIGHT_PREFIX = "promotion.in_flight."
+# A mark older than this belongs to a promotion that died without removing it: ignored, and
+# removed by the next promotion.
+IN_FLIGHT_STALE_SECONDS = 3600.0
 
 
 class PromotionError(RuntimeError):
@@ -54,8 +67,9 @@ class PromotionJob(base.Job, frozen=True):
         target: the column the model predicts (with `inputs`).
         tolerance: how much worse than the Champion the candidate may be, relative.
         loader: how the models are loaded for that comparison.
-        settle_seconds: how long to wait before checking that no concurrent promotion
-            overwrote the alias (longer than the read-to-write gap of any promotion).
+        settle_seconds: how long to wait, when another promotion of the model is in flight,
+            before checking that it did not overwrite the alias (longer than the read-to-write
+            gap of any promotion).
         max_rounds: how many times the candidate may be compared again before giving up.
     """
 
@@ -97,7 +111,11 @@ class PromotionJob(base.Job, frozen=True):
         beaten = tags.get(registries.CHAMPION_TAG)
         if verdict is None:
             logger.warning("%s was never evaluated; promoting it anyway", candidate.describe())
-        served, previous, reason = self._compare_and_set(client, candidate, beaten)
+        mark = self._mark_in_flight(client)
+        try:
+            served, previous, reason = self._compare_and_set(client, candidate, beaten, mark)
+        finally:
+            self._unmark(client, mark)
         promoted = served.version == candidate.version
         if promoted and previous is None and tags.get(PREVIOUS_TAG, "").isdigit():
             previous = int(tags[PREVIOUS_TAG])  # a retry: the earlier attempt moved the alias
@@ -131,7 +149,7 @@ class PromotionJob(base.Job, frozen=True):
         )
 
     def _compare_and_set(
-        self, client, candidate: results.ModelRef, beaten: str | None
+        self, client, candidate: results.ModelRef, beaten: str | None, mark: str
     ) -> tuple[results.ModelRef, int | None, str | None]:
         """Move the alias to the candidate while it points at the version it beat.
 
@@ -159,9 +177,18 @@ class PromotionJob(base.Job, frozen=True):
                 self.model_name, mine, PREVIOUS_TAG, current or registries.NO_CHAMPION
             )
             client.set_registered_model_alias(self.model_name, self.alias, mine)
-            # A promotion that read the alias before this write may write after it: wait longer
-            # than its read-to-write gap, then check who holds the alias.
-            time.sleep(self.settle_seconds)
+            # A promotion that read the alias before this write may write after it: one in
+            # flight now, wait longer than its read-to-write gap, then check who holds it.
+            others = self._others_in_flight(client, mark)
+            if others:
+                logger.info(
+                    "%d other promotion(s) of %s in flight: checking %s again in %.1f s",
+                    len(others),
+                    self.model_name,
+                    self.alias,
+                    self.settle_seconds,
+                )
+                time.sleep(self.settle_seconds)
             holder = self._holder(client)
             if holder == mine:
                 return candidate, int(current) if current else None, None
@@ -221,6 +248,36 @@ class PromotionJob(base.Job, frozen=True):
                 f"v{candidate.version} was evaluated against {was}"
             )
         return None
+
+    def _mark_in_flight(self, client) -> str:
+        """Mark this promotion in flight on the registered model; return the mark's tag key."""
+        mark = IN_FLIGHT_PREFIX + uuid.uuid4().hex[:16]
+        client.set_registered_model_tag(self.model_name, mark, f"{time.time():.3f}")
+        return mark
+
+    def _others_in_flight(self, client, mark: str) -> list[str]:
+        """The marks of the other promotions in flight (stale ones removed, not counted)."""
+        tags = client.get_registered_model(self.model_name).tags or {}
+        others = []
+        for key, value in tags.items():
+            if not key.startswith(IN_FLIGHT_PREFIX) or key == mark:
+                continue
+            try:
+                age = time.time() - float(value)
+            except ValueError:  # not ours to read: count it, to be safe
+                age = 0.0
+            if age > IN_FLIGHT_STALE_SECONDS:
+                self._unmark(client, key)
+            else:
+                others.append(key)
+        return others
+
+    def _unmark(self, client, mark: str) -> None:
+        """Remove a mark; one already gone (a concurrent clean-up) is fine."""
+        try:
+            client.delete_registered_model_tag(self.model_name, mark)
+        except MlflowException as error:
+            logger.debug("in-flight mark %s not removed: %s", mark, error)
 
     def _holder(self, client) -> str | None:
         """The version the alias points to, as text (a local store answers an int)."""

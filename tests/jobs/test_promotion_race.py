@@ -15,6 +15,8 @@ from __future__ import annotations
 import itertools
 import pathlib
 import threading
+import time
+import types
 import typing as T
 
 import pytest
@@ -215,3 +217,40 @@ def test_without_held_out_rows_a_moved_champion_is_refused_naming_both_versions(
     message = str(caught.value)
     assert "evaluated against v1" in message and f"{name} v3" in message, message
     assert champion(trained, name) == "3"
+
+
+def in_flight_marks(trained: Trained, name: str) -> dict[str, str]:
+    tags = trained.client.get_registered_model(name).tags
+    return {k: v for k, v in tags.items() if k.startswith(promotion.IN_FLIGHT_PREFIX)}
+
+
+@pytest.fixture
+def sleeps(monkeypatch) -> list[float]:
+    """The promotion's waits, recorded instead of slept."""
+    waited: list[float] = []
+    clock = types.SimpleNamespace(time=time.time, sleep=waited.append)
+    monkeypatch.setattr(promotion, "time", clock)  # the module's, not everyone's
+    return waited
+
+
+def test_a_lone_promotion_moves_the_alias_without_waiting_and_leaves_no_mark(trained, sleeps):
+    name = fresh_model(trained)
+    assert evaluate(trained, name, CANDIDATES["better"]).passed
+    outcome = promote(trained, name, CANDIDATES["better"], settle=30.0)
+    assert outcome.promoted is True and champion(trained, name) == "3"
+    assert sleeps == []
+    assert in_flight_marks(trained, name) == {}
+
+
+def test_a_promotion_waits_only_for_another_in_flight_and_clears_dead_marks(trained, sleeps):
+    name = fresh_model(trained)
+    assert evaluate(trained, name, CANDIDATES["better"]).passed
+    alive, dead = f"{promotion.IN_FLIGHT_PREFIX}alive", f"{promotion.IN_FLIGHT_PREFIX}dead"
+    trained.client.set_registered_model_tag(name, alive, f"{time.time():.3f}")
+    stale = time.time() - promotion.IN_FLIGHT_STALE_SECONDS - 60
+    trained.client.set_registered_model_tag(name, dead, f"{stale:.3f}")
+    outcome = promote(trained, name, CANDIDATES["better"], settle=30.0)
+    assert outcome.promoted is True and champion(trained, name) == "3"
+    assert sleeps == [30.0]  # for the live one
+    # The dead promotion's mark is gone, the live one's is its own to remove, this one's gone.
+    assert list(in_flight_marks(trained, name)) == [alive]
