@@ -11,13 +11,15 @@ import typing as T
 import numpy as np
 import pandas as pd
 import pydantic as pdt
-import shap
 from sklearn import ensemble, tree
 from sklearn.base import is_classifier
 from sklearn.pipeline import Pipeline
 
 from components.core import models
 from components.utils import cpus
+
+if T.TYPE_CHECKING:  # shap (and numba under it) loads where an explanation is computed,
+    import shap  # not where jobs are only built (the pre-run check)
 
 TREE_ESTIMATORS = (
     ensemble.HistGradientBoostingRegressor,
@@ -168,6 +170,8 @@ class TreeExplainer(Explainer, frozen=True):
     def explain(self, model, inputs, background):
         """Tree SHAP of the preprocessed features (the background is not needed)."""
         preprocessor, estimator = model[:-1], model[-1]
+        import shap
+
         features = np.asarray(preprocessor.transform(inputs), dtype=float)
         explainer = shap.TreeExplainer(estimator)
         processes = self.processes(len(features))
@@ -203,6 +207,8 @@ class LinearExplainer(Explainer, frozen=True):
     def explain(self, model, inputs, background):
         """Linear SHAP of the preprocessed features against the background's means."""
         preprocessor, estimator = model[:-1], model[-1]
+        import shap
+
         reference = np.asarray(preprocessor.transform(background), dtype=float)
         features = np.asarray(preprocessor.transform(inputs), dtype=float)
         masker = shap.maskers.Independent(reference, max_samples=len(reference))
@@ -235,6 +241,8 @@ class PermutationExplainer(Explainer, frozen=True):
         def output(rows: np.ndarray) -> np.ndarray:
             frame = pd.DataFrame(rows, columns=columns).astype(inputs.dtypes.to_dict())
             return model.predict_proba(frame) if classify else model.predict(frame)
+
+        import shap
 
         masker = shap.maskers.Independent(background, max_samples=len(background))
         explainer = shap.PermutationExplainer(output, masker)
