@@ -12,6 +12,7 @@ import pathlib
 import sys
 
 from components.io import services
+from components.utils import cpus
 from pipelines import console
 
 STEP = """
@@ -108,3 +109,23 @@ def test_progress_without_a_total_says_rows_and_rate():
     progress = services.Progress("rows", clock=lambda: now[0])
     now[0] = 10.0
     assert progress.add(5_000) == "5,000 rows, 500 rows/s"
+
+
+THREADS_STEP = "import os; print('threads', os.environ['OMP_NUM_THREADS'])"
+
+
+def threads_seen(folder: pathlib.Path, compiled: str) -> str:
+    """What OMP_NUM_THREADS a step run here sees, given the value compiled for its pod."""
+    executor = {"outputs": {"outputFile": str(folder / "executor_output.json")}}
+    step = [sys.executable, "-c", THREADS_STEP, "--executor_input", json.dumps(executor)]
+    code = console.Console(out=io.StringIO()).run_step(step, {"OMP_NUM_THREADS": compiled})
+    assert code == 0
+    return (folder / console.STEP_OUTPUT).read_text().split()[-1]
+
+
+def test_a_step_gets_no_more_openmp_threads_than_this_machine_has_cpus(tmp_path):
+    """A pod's CPU limit (OMP_NUM_THREADS=4 for train) oversubscribes a 2-core machine."""
+    here = cpus.available_cpus()
+    assert threads_seen(tmp_path / "a" / "train", str(here + 62)) == str(here)
+    assert threads_seen(tmp_path / "b" / "train", "1") == "1"
+    assert threads_seen(tmp_path / "c" / "train", str(here)) == str(here)
