@@ -22,6 +22,8 @@ import time
 import typing as T
 import warnings
 
+from pipelines import warm
+
 # Each step's whole output (what kfp.local would have printed), beside its outputs.
 STEP_OUTPUT = "output.log"
 # An alert as the steps log it (`ConsoleAlerter`): `[STATUS] title: message | facts`: a job's
@@ -76,6 +78,8 @@ class Console:
         self.steps: list[Step] = []
         # kfp.local's own report of the tasks, kept for a quiet run's `orchestrator.log`.
         self.chatter = io.StringIO()
+        # The next step's interpreter, started ahead while the pipeline runs (pipelines.warm).
+        self.interpreters: warm.Interpreters | None = None
 
     @contextlib.contextmanager
     def attached(self) -> T.Iterator[Console]:
@@ -86,8 +90,13 @@ class Console:
         """
         from kfp.local import subprocess_task_handler
 
+        from components.utils import cpus
+
         original = subprocess_task_handler.run_local_subprocess
         subprocess_task_handler.run_local_subprocess = self.run_step
+        if warm.enabled():
+            self.interpreters = warm.Interpreters(threads=cpus.available_cpus())
+            self.interpreters.start()
         try:
             if self.verbose:
                 yield self
@@ -99,6 +108,9 @@ class Console:
                 yield self
         finally:
             subprocess_task_handler.run_local_subprocess = original
+            if self.interpreters is not None:
+                self.interpreters.close()
+                self.interpreters = None
 
     def run_step(self, full_command: list[str], env_vars: dict[str, str] | None = None) -> int:
         """Run one step as kfp.local does; its output goes to its log, and here if verbose.
@@ -115,20 +127,20 @@ class Console:
         folder = task_folder(full_command)
         folder.mkdir(parents=True, exist_ok=True)
         task = task_name(folder)
-        env = {**os.environ, **on_this_machine(env_vars)} if env_vars else None
+        env = {**os.environ, **on_this_machine(env_vars or {})}
         started = time.monotonic()
         headline = ""
-        with (
-            (folder / STEP_OUTPUT).open("w", encoding="utf-8", buffering=1) as log,
-            subprocess.Popen(
+        process = self.interpreters.take(full_command, env) if self.interpreters else None
+        if process is None:  # no interpreter waiting, or not a command one can run
+            process = subprocess.Popen(
                 full_command,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,  # as kfp.local: one stream, in order
                 text=True,
                 bufsize=1,
                 env=env,
-            ) as process,
-        ):
+            )
+        with (folder / STEP_OUTPUT).open("w", encoding="utf-8", buffering=1) as log, process:
             assert process.stdout is not None  # piped above
             for line in process.stdout:
                 log.write(line)
