@@ -90,13 +90,9 @@ class Console:
         """
         from kfp.local import subprocess_task_handler
 
-        from components.utils import cpus
-
         original = subprocess_task_handler.run_local_subprocess
         subprocess_task_handler.run_local_subprocess = self.run_step
-        if warm.enabled():
-            self.interpreters = warm.Interpreters(threads=cpus.available_cpus())
-            self.interpreters.start()
+        self.start_interpreters()
         try:
             if self.verbose:
                 yield self
@@ -108,9 +104,25 @@ class Console:
                 yield self
         finally:
             subprocess_task_handler.run_local_subprocess = original
-            if self.interpreters is not None:
-                self.interpreters.close()
-                self.interpreters = None
+            self.close_interpreters()
+
+    def start_interpreters(self) -> None:
+        """Have the first step's interpreter import its libraries now (see pipelines.warm).
+
+        Called before the pipeline starts (while its parameters are checked) or when it
+        starts; `LIFECYCLE_WARM_STEPS=0` leaves every step to start its own.
+        """
+        from components.utils import cpus
+
+        if self.interpreters is None and warm.enabled():
+            self.interpreters = warm.Interpreters(threads=cpus.available_cpus())
+            self.interpreters.start()
+
+    def close_interpreters(self) -> None:
+        """Stop the interpreter left waiting: no step will take it."""
+        if self.interpreters is not None:
+            self.interpreters.close()
+            self.interpreters = None
 
     def run_step(self, full_command: list[str], env_vars: dict[str, str] | None = None) -> int:
         """Run one step as kfp.local does; its output goes to its log, and here if verbose.

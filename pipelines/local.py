@@ -235,17 +235,23 @@ def run_command(args: argparse.Namespace) -> int:
             f"`run` runs a pipeline on this machine: add --local (run {args.name} --local ...); "
             f"to run it on a KFP cluster, use `submit {args.name} --host URL`"
         )
-    parameters = params.of_pipeline(args.name)
-    # Every step has checked its settings here (params.validate); a dry run shows them, stops.
-    values = params.resolve(args.name, parameters, args.config, args.params)
-    if args.dry_run:
+    console = Console(verbose=args.verbose)
+    if not (args.dry_run or args.detach):
+        console.start_interpreters()  # the first step's imports overlap the checks below
+    try:
+        parameters = params.of_pipeline(args.name)
+        # Every step has checked its settings here (params.validate).
+        values = params.resolve(args.name, parameters, args.config, args.params)
+    except BaseException:
+        console.close_interpreters()  # nothing will run
+        raise
+    if args.dry_run:  # it shows the steps and their settings, and stops
         from pipelines import preflight
 
         print(preflight.describe(args.name, values, parameters), end="")
         return 0
     if args.detach:
         return detach(args.name, values, args.root)
-    console = Console(verbose=args.verbose)
     started = time.monotonic()
     ok, run_dir = run_local(args.name, values, args.root, console=console)
     seconds = time.monotonic() - started
@@ -256,7 +262,7 @@ def run_command(args: argparse.Namespace) -> int:
     uri = secrets.redact(os.environ["MLFLOW_TRACKING_URI"])
     model = values.get("model_name", getattr(parameters.get("model_name"), "default", None))
     # Named only when registered: a run that failed before registering it leaves none.
-    models = f"Models > {model}" if model and _registered(model) else "Models"
+    models = f"Models > {model}" if model and _registered(model, console.steps) else "Models"
     if uri.startswith(("http://", "https://")):
         print(f"MLflow UI: {uri} ({models})")
     else:
@@ -305,8 +311,18 @@ def closing(
     ]
 
 
-def _registered(model: str) -> bool:
-    """Whether the MLflow registry holds the model (False when it cannot be asked)."""
+# Steps that register or load the pipeline's model: one that succeeded found it registered.
+MODEL_STEPS = ("train", "evaluate", "promote", "predict", "explain")
+
+
+def _registered(model: str, steps: T.Sequence[Step] = ()) -> bool:
+    """Whether the MLflow registry holds the model (False when it cannot be asked).
+
+    A step that registered or loaded it and succeeded says so; otherwise the registry is
+    asked (opening a local store costs this process most of a second).
+    """
+    if any(step.succeeded and step.task.startswith(MODEL_STEPS) for step in steps):
+        return True
     from mlflow.tracking import MlflowClient
 
     uri = os.environ["MLFLOW_TRACKING_URI"]

@@ -150,16 +150,12 @@ class Interpreters:
         with self._lock:
             self._closed = True
             process, self._waiting = self._waiting, None
-        if process is not None:
-            assert process.stdin is not None
-            try:
-                process.stdin.close()  # it exits at once on an empty line
-                process.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                process.kill()
-                process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
+        if process is not None:  # it has run nothing: stopped at once, mid-import or not
+            process.kill()
+            process.wait()
+            for stream in (process.stdin, process.stdout):
+                if stream is not None:
+                    stream.close()
 
     def _spawn(self) -> subprocess.Popen[str]:
         preload = list(PRELOAD)

@@ -117,7 +117,7 @@ def test_each_step_takes_its_own_interpreter_and_none_is_left_running(interprete
     assert report(first)[0] == 0 and report(second)[0] == 0
     last = interpreters._waiting
     interpreters.close()
-    assert last is not None and last.poll() == 0  # told there is no step: it exited
+    assert last is not None and last.poll() is not None  # stopped, not left waiting
     assert interpreters.take(command(tmp_path / "c"), {}) is None  # closed: none waits
 
 
