@@ -31,6 +31,7 @@ import uuid
 import mlflow
 import pydantic as pdt
 from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 
 from components.core import metrics, models, results, schemas
 from components.io import datasets, registries
@@ -249,13 +250,13 @@ class PromotionJob(base.Job, frozen=True):
             )
         return None
 
-    def _mark_in_flight(self, client) -> str:
+    def _mark_in_flight(self, client: MlflowClient) -> str:
         """Mark this promotion in flight on the registered model; return the mark's tag key."""
         mark = IN_FLIGHT_PREFIX + uuid.uuid4().hex[:16]
         client.set_registered_model_tag(self.model_name, mark, f"{time.time():.3f}")
         return mark
 
-    def _others_in_flight(self, client, mark: str) -> list[str]:
+    def _others_in_flight(self, client: MlflowClient, mark: str) -> list[str]:
         """The marks of the other promotions in flight (stale ones removed, not counted)."""
         tags = client.get_registered_model(self.model_name).tags or {}
         others = []
@@ -272,7 +273,7 @@ class PromotionJob(base.Job, frozen=True):
                 others.append(key)
         return others
 
-    def _unmark(self, client, mark: str) -> None:
+    def _unmark(self, client: MlflowClient, mark: str) -> None:
         """Remove a mark; one already gone (a concurrent clean-up) is fine."""
         try:
             client.delete_registered_model_tag(self.model_name, mark)
