@@ -160,8 +160,13 @@ def build(settings: Settings) -> GraphComponent:
                 publish one dataset (a folder with a manifest of the parts) when all succeed.
             drift_policy: Compare the rows with the model's training profile: warn (report
                 only), fail (also publish nothing when a feature drifted), or off.
-            drift_thresholds: When a feature counts as drifted; defaults {"psi_warn": 0.1,
-                "psi": 0.25, "missing": 0.1, "out_of_range": 0.05, "unseen": 0.05}.
+            drift_thresholds: When a feature counts as drifted; defaults {"p_value": 0.05,
+                "test_rows": 1000, "min_rows": 30, "wasserstein": 0.1, "jensen_shannon": 0.1,
+                "psi_warn": 0.1, "psi": 0.25, "missing": 0.1, "out_of_range": 0.05, "unseen": 0.05,
+                "drift_share": 0.0}: up to test_rows values a column is tested (KS, chi-square;
+                p_value for the whole batch), above it a distance decides (Wasserstein,
+                Jensen-Shannon, PSI); missing, out_of_range and unseen are data-quality rules;
+                drift_share: the share of features that must drift for the batch to drift (0: any).
             challenger: Alias or version of model_name (or a model URI) that scores the same
                 rows for comparison (shadow scoring); the predictions stay the Champion's.
             challenger_tolerance: A regressor's rows differ when the two predictions differ by

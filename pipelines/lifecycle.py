@@ -78,8 +78,13 @@ def build(settings: Settings) -> GraphComponent:
             max_samples: Most rows explained with SHAP.
             drift_policy: Compare the rows predicted with the training data: warn (report
                 only), fail (also publish nothing when a feature drifted), or off.
-            drift_thresholds: When a feature counts as drifted; defaults {"psi_warn": 0.1,
-                "psi": 0.25, "missing": 0.1, "out_of_range": 0.05, "unseen": 0.05}.
+            drift_thresholds: When a feature counts as drifted; defaults {"p_value": 0.05,
+                "test_rows": 1000, "min_rows": 30, "wasserstein": 0.1, "jensen_shannon": 0.1,
+                "psi_warn": 0.1, "psi": 0.25, "missing": 0.1, "out_of_range": 0.05, "unseen": 0.05,
+                "drift_share": 0.0}: up to test_rows values a column is tested (KS, chi-square;
+                p_value for the whole batch), above it a distance decides (Wasserstein,
+                Jensen-Shannon, PSI); missing, out_of_range and unseen are data-quality rules;
+                drift_share: the share of features that must drift for the batch to drift (0: any).
             experiment: MLflow experiment of the steps' runs.
             ui_base_url: Kubeflow UI base URL for a link in the alert (default: KFP_UI_BASE_URL).
         """

@@ -1,12 +1,27 @@
 """Drift: a reference profile of the training data, batch tallies against it, and their scores.
 
-At training, `profile` summarises each feature of the training rows (quantile bins for a
-numeric feature, the values seen for a categorical one) and the model's predictions on the
-holdout. At inference, a `Tally` counts each batch into the reference's own bins: its memory is
+At training, `profile` summarises each feature of the training rows (fine quantile bins for a
+numeric feature, the values seen for a categorical one) and the model's predictions on those
+rows. At inference, a `Tally` counts each batch into the reference's own bins: its memory is
 fixed by the bins, never by the rows, and tallies of several batches or shards add up
-(`merge`). `score` then compares the tally with the reference, feature by feature: population
-stability index (PSI), missing-rate change, share of values outside the training range, share
-of categories never seen in training.
+(`merge`). `score` then judges each column with a statistic chosen for the rows it has:
+
+- up to `Thresholds.test_rows` rows (small batches, where any distance is mostly noise), a
+  two-sample test with a p-value: Kolmogorov-Smirnov on the binned distributions of a numeric
+  column, chi-square of homogeneity on a categorical one's counts (rare values pooled so that
+  every cell expects 5 rows). The level is Bonferroni-corrected over the features, so that a
+  clean batch has at most a `p_value` chance (5%) of any feature being flagged;
+- above it, distances, which do not flag a negligible difference just because the batch is
+  large: Wasserstein-1 divided by the training standard deviation (numeric), Jensen-Shannon
+  distance (categorical), and the population stability index (PSI) over deciles, kept as the
+  classic measure;
+- under `min_rows` present values, no distribution is judged: "too few rows to judge".
+
+Data-quality rules apply at any size, each needing both its size (a rise of the missing rate,
+a share of values outside the training range, of categories never seen in training) and
+significance against what clean rows would show (a binomial test at the corrected level). The
+batch's verdict is dataset drift when the share of judged features that drifted reaches
+`drift_share` (default: any one feature).
 """
 
 from __future__ import annotations
@@ -18,8 +33,11 @@ import numpy as np
 import pandas as pd
 import pydantic as pdt
 
-# Quantile bins of a numeric feature: 10 bins of about equal training rows (deciles).
-NUMERIC_BINS = 10
+# Quantile bins of a numeric feature: 50 bins of about equal training rows (2% each: the
+# Kolmogorov-Smirnov distance is read at their edges, the PSI on deciles made of them).
+NUMERIC_BINS = 50
+# The PSI compares deciles: fine bins are grouped into about this many of equal training rows.
+PSI_BINS = 10
 # Categorical values counted one by one; past this, the rarest share one "other" count and
 # values never seen in training can no longer be told apart from rare ones.
 MAX_CATEGORIES = 1000
@@ -29,7 +47,10 @@ PSI_CATEGORIES = 20
 PSI_FLOOR = 1e-4
 # Unseen values kept as examples, per feature.
 EXAMPLES = 5
-PROFILE_VERSION = 1
+# Version 2: 50 numeric bins, predictions of the training rows (1: deciles, the holdout's).
+PROFILE_VERSION = 2
+# A chi-square cell expects at least this many of the batch's rows (rarer values are pooled).
+CHI2_MIN_EXPECTED = 5
 
 
 class DriftError(ValueError):
@@ -103,8 +124,9 @@ class Profile(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         task: regression or classification.
         rows: training rows profiled.
         features: each feature's profile, in the model's feature order.
-        prediction: the model's predictions on the holdout (numeric for a regressor, the
-            predicted labels for a classifier).
+        prediction: the model's predictions (numeric for a regressor, the predicted labels
+            for a classifier), on the training rows and the holdout: enough rows that the
+            prediction's reference is not the holdout's noise.
     """
 
     version: int = PROFILE_VERSION
@@ -188,14 +210,14 @@ def profile(
     task: str,
     predictions: pd.Series | None = None,
 ) -> Profile:
-    """Profile the training rows of a model and its predictions on the holdout.
+    """Profile the training rows of a model and its predictions.
 
     Args:
         frame: the training rows.
         numerical: the numeric features.
         categorical: the categorical features.
         task: regression or classification.
-        predictions: the model's predictions on the holdout, if any.
+        predictions: the model's predictions, if any (on the training rows and the holdout).
     """
     features: dict[str, NumericProfile | CategoricalProfile] = {}
     for name in frame.columns:
@@ -250,23 +272,31 @@ class ColumnTally(pdt.BaseModel, strict=True, extra="forbid"):
         missing: rows without a value.
         rows: rows counted.
         examples: a few values not in the reference (categorical).
+        low: the smallest value counted (numeric; None before any).
+        high: the largest.
     """
 
     counts: list[int]
     missing: int = 0
     rows: int = 0
     examples: list[Category] = pdt.Field(default_factory=list)
+    low: float | None = None
+    high: float | None = None
 
     def merge(self, other: ColumnTally) -> ColumnTally:
         """The tally of both sets of rows."""
         if len(other.counts) != len(self.counts):
             raise DriftError("tallies of different bins cannot be added up")
         examples = list(dict.fromkeys([*self.examples, *other.examples]))[:EXAMPLES]
+        lows = [v for v in (self.low, other.low) if v is not None]
+        highs = [v for v in (self.high, other.high) if v is not None]
         return ColumnTally(
             counts=[a + b for a, b in zip(self.counts, other.counts, strict=True)],
             missing=self.missing + other.missing,
             rows=self.rows + other.rows,
             examples=examples,
+            low=min(lows) if lows else None,
+            high=max(highs) if highs else None,
         )
 
 
@@ -314,6 +344,8 @@ class _NumericCounter:
         self.edges = np.concatenate([[-np.inf], inner, [np.inf]])
         self.counts = np.zeros(len(self.edges) - 1, dtype=np.int64)
         self.missing = self.rows = 0
+        self.low: float | None = None
+        self.high: float | None = None
 
     def add(self, series: pd.Series) -> None:
         values = _floats(series)
@@ -326,12 +358,18 @@ class _NumericCounter:
         self.counts += np.histogram(present, self.edges)[0]
         self.missing += missing
         self.rows += len(values)
+        if len(present):  # how far outside the training range, for the Wasserstein distance
+            low, high = float(present.min()), float(present.max())
+            self.low = low if self.low is None else min(self.low, low)
+            self.high = high if self.high is None else max(self.high, high)
 
     def tally(self) -> ColumnTally:
         return ColumnTally(
             counts=self.counts.tolist(),
             missing=self.missing,
             rows=self.rows,
+            low=self.low,
+            high=self.high,
         )
 
 
@@ -413,24 +451,41 @@ class Counter:
 
 
 class Thresholds(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
-    """When a column counts as drifted.
-
-    The PSI levels are the usual ones: under 0.1 no significant change, 0.1 to 0.25 a moderate
-    change worth a look, above 0.25 a significant shift.
+    """When a column counts as drifted, per statistic (see the module's docstring).
 
     Args:
-        psi_warn: PSI from which a column is reported as changed (a warning).
-        psi: PSI from which a column has drifted.
+        p_value: the level of the tests (KS, chi-square, and the data-quality rules' binomial
+            tests) for the whole batch: each feature is tested at p_value / features
+            (Bonferroni), so a clean batch has at most this chance of any false alarm.
+        test_rows: up to this many present values (in the batch, or the reference when it has
+            fewer), tests with p-values decide; above, distances.
+        min_rows: under this many present values a column's distribution is not judged.
+        wasserstein: Wasserstein-1 distance over the training standard deviation from which a
+            numeric column has drifted (large batches).
+        jensen_shannon: Jensen-Shannon distance (base 2, 0 to 1) from which a categorical
+            column has drifted (large batches).
+        psi_warn: PSI (over deciles, or the 20 most common categories) from which a column of
+            a large batch is reported as changed (a warning). The usual levels: under 0.1 no
+            significant change, 0.1 to 0.25 a moderate one, above 0.25 a significant shift.
+        psi: PSI from which a column of a large batch has drifted.
         missing: rise of the missing rate (absolute, 0.1 = 10 points) from which it has drifted.
         out_of_range: share of values outside the training [min, max] from which it has drifted.
         unseen: share of categories never seen in training from which it has drifted.
+        drift_share: share of the judged features that must drift for the batch to have
+            drifted (0: any one feature).
     """
 
+    p_value: float = pdt.Field(default=0.05, gt=0, lt=1)
+    test_rows: int = pdt.Field(default=1000, ge=1)
+    min_rows: int = pdt.Field(default=30, ge=1)
+    wasserstein: float = pdt.Field(default=0.1, gt=0)
+    jensen_shannon: float = pdt.Field(default=0.1, gt=0, le=1)
     psi_warn: float = pdt.Field(default=0.1, ge=0)
     psi: float = pdt.Field(default=0.25, ge=0)
     missing: float = pdt.Field(default=0.1, ge=0, le=1)
     out_of_range: float = pdt.Field(default=0.05, ge=0, le=1)
     unseen: float = pdt.Field(default=0.05, ge=0, le=1)
+    drift_share: float = pdt.Field(default=0.0, ge=0, le=1)
 
     @pdt.model_validator(mode="after")
     def _warn_before_drift(self) -> T.Self:
@@ -439,8 +494,16 @@ class Thresholds(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         return self
 
 
-Status = T.Literal["drift", "warn", "ok"]
-SEVERITY: dict[str, int] = {"drift": 0, "warn": 1, "ok": 2}
+Status = T.Literal["drift", "warn", "few", "ok"]
+SEVERITY: dict[str, int] = {"drift": 0, "warn": 1, "few": 2, "ok": 3}
+# The statistic that judged a column's distribution.
+Statistic = T.Literal["ks", "chi2", "wasserstein", "jensen_shannon"]
+STATISTIC_NAMES: dict[str, str] = {
+    "ks": "KS",
+    "chi2": "chi-square",
+    "wasserstein": "Wasserstein",
+    "jensen_shannon": "Jensen-Shannon",
+}
 
 
 class ColumnDrift(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
@@ -449,13 +512,17 @@ class ColumnDrift(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     Args:
         column: the feature (or "(prediction)").
         kind: numeric or categorical.
-        status: drift, warn or ok.
+        status: drift, warn, few (too few rows to judge) or ok.
+        statistic: what judged the distribution (None: too few rows, or no value).
+        value: its p-value (tests) or distance.
+        limit: the p-value under which, or the distance from which, the column drifted.
         psi: population stability index of the non-missing values (None: no value to compare).
         missing_reference: the training missing rate.
         missing: the batch's missing rate.
         out_of_range: share of the batch's values outside the training range (numeric).
         unseen: share of the batch's values never seen in training (categorical).
         examples: a few of those unseen values.
+        broken: a data-quality rule was crossed (missing, out of range, unseen).
         reasons: why the status, one phrase per threshold crossed.
         bins: the bins' labels, and the reference's and the batch's shares in them (for charts).
     """
@@ -463,20 +530,33 @@ class ColumnDrift(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     column: str
     kind: str
     status: Status
+    statistic: Statistic | None = None
+    value: float | None = None
+    limit: float | None = None
     psi: float | None
     missing_reference: float
     missing: float
     out_of_range: float = 0.0
     unseen: float = 0.0
     examples: list[Category] = pdt.Field(default_factory=list)
+    broken: bool = False
     reasons: list[str] = pdt.Field(default_factory=list)
     bins: list[str] = pdt.Field(default_factory=list)
     reference_shares: list[float] = pdt.Field(default_factory=list)
     shares: list[float] = pdt.Field(default_factory=list)
 
     def describe(self) -> str:
-        """e.g. `temp (PSI 0.62; 31% outside the training range)`."""
+        """e.g. `temp (KS p=0.0001; 31% outside the training range)`."""
         return f"{self.column} ({'; '.join(self.reasons) or 'no change'})"
+
+    def measure(self) -> str:
+        """The statistic and its value, e.g. `KS p=0.31` or `Wasserstein 0.04`."""
+        if self.statistic is None or self.value is None:
+            return ""
+        name = STATISTIC_NAMES[self.statistic]
+        if self.statistic in TESTS:
+            return f"{name} p={_p(self.value)}"
+        return f"{name} {self.value:.3f}"
 
 
 class DriftReport(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
@@ -504,22 +584,52 @@ class DriftReport(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     @property
     def changed(self) -> list[ColumnDrift]:
         """The features that crossed a warning or drift threshold."""
-        return [column for column in self.columns if column.status != "ok"]
+        return [column for column in self.columns if column.status in ("drift", "warn")]
+
+    @property
+    def judged(self) -> list[ColumnDrift]:
+        """The features with enough rows to be judged (or a data-quality rule crossed)."""
+        return [column for column in self.columns if column.status != "few"]
+
+    @property
+    def share(self) -> float:
+        """The share of the judged features that drifted."""
+        judged = self.judged
+        return len(self.drifted) / len(judged) if judged else 0.0
+
+    @property
+    def dataset_drift(self) -> bool:
+        """Whether the batch drifted: enough features drifted, or one broke a quality rule."""
+        drifted = self.drifted
+        if not drifted:
+            return False
+        return any(c.broken for c in drifted) or self.share >= self.thresholds.drift_share
 
     def headline(self, top: int = 5) -> str:
-        """One line for an alert: the most drifted features, or that none drifted."""
+        """One line for an alert: the verdict, then the most drifted features."""
         changed = self.changed
+        features = len(self.columns)
+        if not self.judged and features:
+            return (
+                f"too few rows to judge drift: {self.rows:,} rows (each feature needs "
+                f"{self.thresholds.min_rows} values)"
+            )
         if not changed:
-            return f"no drift in {len(self.columns)} features over {self.rows:,} rows"
+            return f"no drift in {features} features over {self.rows:,} rows"
         listed = "; ".join(
             f"{column.describe()}{'' if column.status == 'drift' else ' [warn]'}"
             for column in changed[:top]
         )
         more = f"; and {len(changed) - top} more" if len(changed) > top else ""
-        return (
-            f"{len(self.drifted)} of {len(self.columns)} features drifted over {self.rows:,} "
-            f"rows: {listed}{more}"
+        verdict = (
+            f"{len(self.drifted)} of {features} features drifted"
+            if self.dataset_drift
+            else f"no dataset drift ({len(self.drifted)} of {features} features drifted, under "
+            f"the share {self.thresholds.drift_share:.0%})"
+            if self.drifted
+            else f"no drift ({len(changed)} of {features} features changed)"
         )
+        return f"{verdict} over {self.rows:,} rows: {listed}{more}"
 
     def refusal(self, scope: str = "") -> DriftError:
         """The error that refuses the batch under `drift_policy=fail`, naming each feature.
@@ -542,6 +652,9 @@ class DriftReport(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
                 "column": [c.column for c in columns],
                 "kind": [c.kind for c in columns],
                 "status": [c.status for c in columns],
+                "statistic": [STATISTIC_NAMES.get(c.statistic or "", "") for c in columns],
+                "value": [math.nan if c.value is None else c.value for c in columns],
+                "limit": [math.nan if c.limit is None else c.limit for c in columns],
                 "psi": [math.nan if c.psi is None else c.psi for c in columns],
                 "missing_reference": [c.missing_reference for c in columns],
                 "missing": [c.missing for c in columns],
@@ -553,11 +666,14 @@ class DriftReport(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         )
 
     def metrics(self) -> dict[str, float]:
-        """Scalar scores: totals, then the PSI of each column (`psi.<column>`)."""
+        """Scalar scores: totals, then each column's PSI (`psi.<column>`) and statistic."""
         psis = [c.psi for c in self.columns if c.psi is not None]
         scores = {
             "drifted_features": float(len(self.drifted)),
             "changed_features": float(len(self.changed)),
+            "judged_features": float(len(self.judged)),
+            "drift_share": self.share,
+            "dataset_drift": float(self.dataset_drift),
             "max_psi": max(psis) if psis else 0.0,
             "rows": float(self.rows),
         }
@@ -566,7 +682,18 @@ class DriftReport(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         for column in self.columns:
             if column.psi is not None:
                 scores[f"psi.{column.column}"] = column.psi
+            if column.statistic is not None and column.value is not None:
+                kind = "p_value" if column.statistic in TESTS else "distance"
+                scores[f"{kind}.{column.column}"] = column.value
         return scores
+
+
+TESTS = ("ks", "chi2")
+
+
+def _p(value: float) -> str:
+    """A p-value as text: 0.031, 2e-05."""
+    return f"{value:.2g}" if value >= 1e-3 else f"{value:.0e}"
 
 
 def psi(reference: T.Sequence[float], current: T.Sequence[float]) -> float:
@@ -578,6 +705,72 @@ def psi(reference: T.Sequence[float], current: T.Sequence[float]) -> float:
     expected = np.maximum(np.asarray(reference, dtype="float64"), PSI_FLOOR)
     actual = np.maximum(np.asarray(current, dtype="float64"), PSI_FLOOR)
     return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def jensen_shannon(reference: T.Sequence[float], current: T.Sequence[float]) -> float:
+    """Jensen-Shannon distance (base 2: 0 for the same shares, 1 for disjoint ones)."""
+    p = np.asarray(reference, dtype="float64")
+    q = np.asarray(current, dtype="float64")
+    m = (p + q) / 2
+
+    def kl(a: np.ndarray) -> float:
+        kept = a > 0
+        return float(np.sum(a[kept] * np.log2(a[kept] / m[kept])))
+
+    return math.sqrt(max(0.0, (kl(p) + kl(q)) / 2))
+
+
+def ks_p_value(distance: float, reference_rows: int, rows: int) -> float:
+    """The two-sample Kolmogorov-Smirnov p-value of a distance between two samples' CDFs.
+
+    The asymptotic distribution at the samples' effective size, as scipy's `ks_2samp` uses;
+    read at bin edges, the distance is at most the exact one, so the test errs on the side of
+    no alarm.
+    """
+    from scipy import stats
+
+    effective = reference_rows * rows / (reference_rows + rows)
+    return float(stats.kstwo.sf(distance, max(1, round(effective))))
+
+
+def chi2_p_value(reference_counts: np.ndarray, counts: np.ndarray) -> float | None:
+    """The chi-square test of homogeneity of two samples' counts over the same values.
+
+    Values are pooled, rarest first, until every cell expects CHI2_MIN_EXPECTED of the batch's
+    rows (a value never seen in training joins the rare ones: its share is the unseen rule's to
+    judge); None when fewer than two cells are left (nothing to compare).
+    """
+    from scipy import stats
+
+    rows = counts.sum()
+    order = np.argsort(-reference_counts, kind="stable")
+    reference_counts, counts = reference_counts[order], counts[order]
+    expected = rows * reference_counts / max(1, reference_counts.sum())
+    kept = int(np.sum(expected >= CHI2_MIN_EXPECTED))
+    if kept == 0:
+        return None
+    cells_reference = reference_counts[:kept].copy()
+    cells = counts[:kept].copy()
+    rest_expected = rows * reference_counts[kept:].sum() / max(1, reference_counts.sum())
+    if rest_expected >= CHI2_MIN_EXPECTED:  # the rarer values together make a cell
+        cells_reference = np.append(cells_reference, reference_counts[kept:].sum())
+        cells = np.append(cells, counts[kept:].sum())
+    else:  # too rare even together (a value or two, new ones): they join the last cell
+        cells_reference[-1] += reference_counts[kept:].sum()
+        cells[-1] += counts[kept:].sum()
+    if len(cells) < 2:
+        return None
+    table = np.vstack([cells_reference, cells])
+    return float(stats.chi2_contingency(table, correction=False).pvalue)
+
+
+def binomial_p_value(hits: int, rows: int, rate: float) -> float:
+    """How likely at least `hits` of `rows` are, each with chance `rate` (one-sided)."""
+    from scipy import stats
+
+    if hits <= 0:
+        return 1.0
+    return float(stats.binomtest(hits, rows, min(max(rate, 0.0), 1.0), "greater").pvalue)
 
 
 def _shares(counts: np.ndarray) -> np.ndarray:
@@ -597,22 +790,76 @@ def _numeric_bins(reference: NumericProfile) -> tuple[list[str], np.ndarray]:
     return [f"< {low:.4g}", *labels, f"> {high:.4g}"], np.concatenate([[0], counts, [0]])
 
 
+def _groups(reference_counts: np.ndarray, groups: int) -> np.ndarray:
+    """Each bin's group: consecutive bins of about equal training rows (deciles of 50 bins)."""
+    inner = reference_counts[1:-1] if len(reference_counts) > 2 else reference_counts
+    cumulative = np.cumsum(inner) / max(1, inner.sum())
+    labels = np.minimum((cumulative * groups - 1e-9).astype(int), groups - 1)
+    labels = np.maximum.accumulate(np.clip(labels, 0, None))
+    if len(reference_counts) > 2:  # the outer bins (outside the range) are groups of their own
+        labels = np.concatenate([[-1], labels, [groups]])
+    return np.unique(labels, return_inverse=True)[1]
+
+
+def _grouped(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    return np.bincount(groups, weights=values, minlength=groups.max() + 1)
+
+
+def _wasserstein(reference: NumericProfile, tally: ColumnTally, cdf_gap: np.ndarray) -> float:
+    """Wasserstein-1 distance over the training standard deviation, from the binned CDFs.
+
+    The CDFs' gap after each bin is known; within a bin the values are taken as spread
+    evenly, so the gap changes linearly across it. The outer bins reach the batch's own
+    minimum and maximum.
+    """
+    assert reference.min is not None and reference.max is not None
+    low = min(reference.min, tally.low if tally.low is not None else reference.min)
+    high = max(reference.max, tally.high if tally.high is not None else reference.max)
+    bounds = np.array([low, reference.min, *reference.edges, reference.max, high])
+    widths = np.diff(bounds)
+    before = np.concatenate([[0.0], cdf_gap[:-1]])
+    area = float(np.sum((np.abs(before) + np.abs(cdf_gap)) / 2 * widths))
+    scale = reference.std or (reference.max - reference.min) or 1.0
+    return area / scale
+
+
 def _score_column(
     name: str,
     reference: NumericProfile | CategoricalProfile,
     tally: ColumnTally,
     thresholds: Thresholds,
+    features: int,
 ) -> ColumnDrift:
     counts = np.asarray(tally.counts, dtype=np.int64)
-    reference_counts = np.asarray(reference.counts, dtype=np.int64)
-    out_of_range = unseen = 0.0
+    level = thresholds.p_value / max(1, features)  # Bonferroni over the batch's features
     present = tally.rows - tally.missing
+    reference_present = reference.rows - reference.missing
+    out_of_range = unseen = 0.0
+    out_rate = unseen_rate = 0.0
+    statistic: Statistic | None = None
+    value = limit = None
+    small = min(present, reference_present) <= thresholds.test_rows
+    judged = present >= thresholds.min_rows and reference_present >= thresholds.min_rows
     if isinstance(reference, NumericProfile):
         labels, reference_counts = _numeric_bins(reference)
-        expected, actual = _shares(reference_counts), _shares(counts)
+        groups = _groups(reference_counts, PSI_BINS)
+        expected = _shares(_grouped(reference_counts, groups))
+        actual = _shares(_grouped(counts, groups))
+        labels = _group_labels(labels, groups)
         if reference.min is not None and present:  # the outer bins: outside the range
             out_of_range = int(counts[0] + counts[-1]) / present
+            # A clean value falls outside the range of n training values with chance 2/(n+1).
+            out_rate = 2 / (reference_present + 1)
+        if judged and reference.min is not None:
+            gap = np.cumsum(_shares(reference_counts)) - np.cumsum(_shares(counts))
+            if small:
+                statistic, limit = "ks", level
+                value = ks_p_value(float(np.max(np.abs(gap))), reference_present, present)
+            else:
+                statistic, limit = "wasserstein", thresholds.wasserstein
+                value = _wasserstein(reference, tally, gap)
     else:
+        reference_counts = np.asarray(reference.counts, dtype=np.int64)
         # The most common reference values get a bin each; the rest (and new values) share one.
         top = min(PSI_CATEGORIES, len(reference_counts))
         expected_counts = np.append(
@@ -621,44 +868,100 @@ def _score_column(
         actual_counts = np.append(counts[:top], counts[top:].sum())
         labels = [*map(str, reference.values[:top]), "other"]
         expected, actual = _shares(expected_counts), _shares(actual_counts)
-        if reference.complete:
-            unseen = int(counts[-1]) / present if present else 0.0
+        if reference.complete and present:
+            unseen = int(counts[-1]) / present
+            # Good-Turing: the chance of a value never seen is about the share of values seen
+            # once in training.
+            singletons = int(np.sum(reference_counts == 1))
+            unseen_rate = max(1, singletons) / (reference_present + 1)
+        if judged:
+            if small:
+                full_reference = np.append(reference_counts, reference.other)
+                value = chi2_p_value(full_reference, counts)
+                statistic, limit = ("chi2", level) if value is not None else (None, None)
+            else:
+                statistic, limit = "jensen_shannon", thresholds.jensen_shannon
+                value = jensen_shannon(expected, actual)
     score = psi(expected, actual) if present and reference_counts.sum() else None
     missing_reference = reference.missing / reference.rows if reference.rows else 0.0
     missing = tally.missing / tally.rows if tally.rows else 0.0
-    reasons, status = [], "ok"
-    if score is not None and score >= thresholds.psi:
-        reasons.append(f"PSI {score:.2f}")
+    reasons: list[str] = []
+    status = "ok" if judged else "few"
+    measure = ColumnDrift(
+        column=name, kind=reference.kind, status="ok", statistic=statistic, value=value,
+        limit=limit, psi=score, missing_reference=0.0, missing=0.0,
+    ).measure()  # fmt: skip
+    if statistic in TESTS and value is not None and value < level:
+        reasons.append(measure)
         status = "drift"
-    elif score is not None and score >= thresholds.psi_warn:
-        reasons.append(f"PSI {score:.2f}")
-        status = "warn"
-    if missing - missing_reference >= thresholds.missing and missing > 0:
+    elif statistic is not None and statistic not in TESTS and value is not None:
+        if value >= T.cast(float, limit) or (score is not None and score >= thresholds.psi):
+            reasons.append(f"{measure}, PSI {score:.2f}" if score is not None else measure)
+            status = "drift"
+        elif score is not None and score >= thresholds.psi_warn:
+            reasons.append(f"PSI {score:.2f}")
+            status = "warn"
+    broken = False
+    rise = missing - missing_reference
+    missing_hits = tally.missing
+    if (
+        rise >= thresholds.missing
+        and missing > 0
+        and binomial_p_value(missing_hits, tally.rows, missing_reference) < level
+    ):
         reasons.append(f"missing {missing:.0%} (training {missing_reference:.0%})")
-        status = "drift"
-    if out_of_range >= thresholds.out_of_range and out_of_range > 0:
+        broken = True
+    outside = int(round(out_of_range * present))
+    if (
+        out_of_range >= thresholds.out_of_range
+        and out_of_range > 0
+        and binomial_p_value(outside, present, out_rate) < level
+    ):
         low, high = T.cast(NumericProfile, reference).min, T.cast(NumericProfile, reference).max
         reasons.append(f"{out_of_range:.0%} outside the training range [{low:.4g}, {high:.4g}]")
-        status = "drift"
-    if unseen >= thresholds.unseen and unseen > 0:
+        broken = True
+    new = int(round(unseen * present))
+    if (
+        unseen >= thresholds.unseen
+        and unseen > 0
+        and binomial_p_value(new, present, unseen_rate) < level
+    ):
         shown = ", ".join(map(str, tally.examples))
         reasons.append(f"{unseen:.0%} unseen categories ({shown})")
+        broken = True
+    if broken:
         status = "drift"
     return ColumnDrift(
         column=name,
         kind=reference.kind,
         status=T.cast(Status, status),
+        statistic=statistic,
+        value=value,
+        limit=limit,
         psi=score,
         missing_reference=missing_reference,
         missing=missing,
         out_of_range=out_of_range,
         unseen=unseen,
         examples=tally.examples,
+        broken=broken,
         reasons=reasons,
         bins=labels,
         reference_shares=[float(share) for share in expected],
         shares=[float(share) for share in actual],
     )
+
+
+def _group_labels(labels: list[str], groups: np.ndarray) -> list[str]:
+    """The label of each group of bins: `first to last` of its bins' ranges."""
+    named = []
+    for group in range(groups.max() + 1):
+        members = [label for label, g in zip(labels, groups, strict=True) if g == group]
+        if len(members) == 1 or " to " not in members[0] or " to " not in members[-1]:
+            named.append(members[0] if len(members) == 1 else f"{members[0]} .. {members[-1]}")
+        else:
+            named.append(f"{members[0].split(' to ')[0]} to {members[-1].split(' to ')[1]}")
+    return named
 
 
 def score(reference: Profile, tally: Tally, thresholds: Thresholds | None = None) -> DriftReport:
@@ -670,16 +973,18 @@ def score(reference: Profile, tally: Tally, thresholds: Thresholds | None = None
         thresholds: when a column counts as drifted (defaults: `Thresholds()`).
     """
     thresholds = thresholds or Thresholds()
+    features = [name for name in reference.features if name in tally.features]
     columns = [
-        _score_column(name, column, tally.features[name], thresholds)
-        for name, column in reference.features.items()
-        if name in tally.features
+        _score_column(
+            name, reference.features[name], tally.features[name], thresholds, len(features)
+        )
+        for name in features
     ]
     columns.sort(key=lambda c: (SEVERITY[c.status], -(c.psi or 0.0)))
     prediction = None
     if reference.prediction is not None and tally.prediction is not None:
         prediction = _score_column(
-            "(prediction)", reference.prediction, tally.prediction, thresholds
+            "(prediction)", reference.prediction, tally.prediction, thresholds, 1
         )
     rows = max((t.rows for t in tally.features.values()), default=0)
     return DriftReport(

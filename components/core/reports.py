@@ -328,20 +328,36 @@ def drift_page(
     sections = [f"<p>{html.escape(note)}</p>" for note in notes]
     if report is not None:
         drifted = report.drifted
-        verdict = (
-            f'<p class="failed">{len(drifted)} of {len(report.columns)} features drifted.</p>'
-            if drifted
-            else f'<p class="passed">No feature drifted ({len(report.columns)} checked).</p>'
-        )
+        features = len(report.columns)
+        if report.dataset_drift:
+            verdict = (
+                f'<p class="failed">Dataset drift: {len(drifted)} of {features} features '
+                "drifted.</p>"
+            )
+        elif drifted:
+            verdict = (
+                f'<p class="passed">No dataset drift: {len(drifted)} of {features} features '
+                f"drifted, under the share of {report.thresholds.drift_share:.0%}.</p>"
+            )
+        elif not report.judged and features:
+            verdict = f'<p class="passed">Too few rows to judge ({features} features).</p>'
+        else:
+            verdict = f'<p class="passed">No feature drifted ({features} checked).</p>'
         limits = report.thresholds
         sections += [
             "<h2>Drift and data quality</h2>",
             verdict,
             f"<p>{html.escape(report.headline())}</p>",
             f"<p>{report.rows:,} rows compared with {report.reference_rows:,} training rows. "
-            f"Thresholds: PSI {limits.psi_warn:g} (warn) / {limits.psi:g} (drift), missing "
-            f"rate +{limits.missing:.0%}, outside the training range {limits.out_of_range:.0%}, "
-            f"unseen categories {limits.unseen:.0%}.</p>",
+            f"Up to {limits.test_rows:,} values a column is tested (Kolmogorov-Smirnov for a "
+            f"numeric one, chi-square for a categorical one; drift under p = "
+            f"{limits.p_value:g} / {max(1, features)} features); above, a distance decides "
+            f"(Wasserstein over the training standard deviation from {limits.wasserstein:g}, "
+            f"Jensen-Shannon from {limits.jensen_shannon:g}, PSI {limits.psi_warn:g} warn / "
+            f"{limits.psi:g} drift). Under {limits.min_rows} values, a column is not judged. "
+            f"Data quality, at any size when significant: missing rate +{limits.missing:.0%}, "
+            f"outside the training range {limits.out_of_range:.0%}, unseen categories "
+            f"{limits.unseen:.0%}.</p>",
             table(report.table().drop(columns=["kind"]).head(50)),
         ]
         charted = [c for c in report.columns if c.psi is not None][:DRIFT_CHARTS]

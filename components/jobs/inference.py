@@ -36,7 +36,8 @@ class InferenceJob(base.Job, frozen=True):
             does, so that the publishing step judges the totals over every shard.
         drift_policy: compare the batch with the model's training profile and report it
             (`warn`), also refuse to publish when a feature drifted (`fail`), or skip it (`off`).
-        drift_thresholds: when a feature counts as drifted (PSI, missing rate, range, unseen).
+        drift_thresholds: when a feature counts as drifted (tests or distances chosen by the
+            rows, missing rate, range, unseen; see `components.core.drift.Thresholds`).
         challenger: a second model that scores the same batches, for comparison only: the
             predictions written stay the Champion's.
         challenger_tolerance: a regressor's rows differ when the two predictions differ by more
@@ -224,8 +225,8 @@ class InferenceJob(base.Job, frozen=True):
         model_ref: results.ModelRef,
         notes: list[str],
     ) -> None:
-        """Under `fail`, refuse the batch when a feature drifted, the report kept in MLflow."""
-        if self.drift_policy != "fail" or not report.drifted:
+        """Under `fail`, refuse the batch when it drifted, the report kept in MLflow."""
+        if self.drift_policy != "fail" or not report.dataset_drift:
             return
         summary = shadowing.summary(model_ref) if shadowing is not None else None
         monitoring.record(report, summary, model_ref.describe(), notes)

@@ -148,7 +148,7 @@ class PublicationJob(base.Job, frozen=True):
             challenger = next(r.challenger for r in reports if r.comparison is not None)
             merged = functools.reduce(shadow.Comparison.merge, comparisons)
             summary = merged.summary(challenger, model_ref.describe())
-        if report is not None and self.drift_policy == "fail" and report.drifted:
+        if report is not None and self.drift_policy == "fail" and report.dataset_drift:
             monitoring.record(report, summary, model_ref.describe(), notes)
             raise report.refusal(f" over the {len(reports)} shards")
         return report, summary, notes

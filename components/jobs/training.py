@@ -11,6 +11,7 @@ import warnings
 
 import mlflow
 import mlflow.data
+import pandas as pd
 import pydantic as pdt
 from mlflow.exceptions import MlflowException
 
@@ -126,13 +127,18 @@ class TrainingJob(base.Job, frozen=True):
         mlflow.log_metrics({f"test_{name}": value for name, value in scores.items()})
         source, digest = self._log_input(data)
         # The reference that inference batches are compared with: the training rows'
-        # distributions and the predictions' on the holdout, stored with the model's run.
+        # distributions, and the predictions' on the training rows and the holdout (the
+        # holdout alone is too few rows: its noise would pass for drift), stored with the run.
+        train_predictions = models.predict_frame(pipeline, train[found.columns])
         reference = drift.profile(
             train[found.columns],
             found.numerical,
             found.categorical,
             task,
-            test_predictions[models.PREDICTION],
+            pd.concat(
+                [train_predictions[models.PREDICTION], test_predictions[models.PREDICTION]],
+                ignore_index=True,
+            ),
         )
         references.log_profile(reference)
         # Keep the held-out rows for the evaluation job, before registering: a failure here

@@ -131,7 +131,7 @@ def test_the_drift_report_renders_and_names_what_drifted(report, tmp_path):
     text = rendered_text(page, tmp_path)
     assert "Monitoring: " in text and " v1" in text
     assert "2 of 12 features drifted." in text
-    assert "temp (PSI" in text and "outside the training range" in text
+    assert "temp (Wasserstein" in text and "outside the training range" in text
     assert "windspeed (missing 25% (training 0%))" in text
     screenshot, requests = render(page, tmp_path)
     assert_not_blank(screenshot)
@@ -141,9 +141,13 @@ def test_the_drift_report_renders_and_names_what_drifted(report, tmp_path):
 def test_the_drift_table_and_metrics_hold_the_scores(report):
     table = pd.read_parquet(report["table"])
     drifted = table.loc[table["status"] == "drift", "column"].tolist()
-    assert sorted(drifted) == ["temp", "windspeed"]
+    # Warmer hours rent more bikes: the predictions moved with temp, against the training
+    # rows' own predictions.
+    assert sorted(drifted) == ["(prediction)", "temp", "windspeed"]
     assert table["column"].iloc[-1] == "(prediction)"
     scores = report["metrics_object"].metadata
-    assert scores["drift_drifted_features"] == 2
-    temp = table.set_index("column").loc["temp", "psi"]
-    assert scores["drift_psi.temp"] == pytest.approx(temp)
+    assert scores["drift_drifted_features"] == 2 and scores["drift_dataset_drift"] == 1
+    temp = table.set_index("column").loc["temp"]
+    assert temp["statistic"] == "Wasserstein" and temp["value"] >= temp["limit"]
+    assert scores["drift_psi.temp"] == pytest.approx(temp["psi"])
+    assert scores["drift_distance.temp"] == pytest.approx(temp["value"])

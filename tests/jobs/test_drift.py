@@ -121,9 +121,9 @@ def test_the_reference_profile_is_stored_with_the_version_and_found_again(traine
     season = profile.features["season"]
     assert isinstance(season, drift.CategoricalProfile)
     assert sorted(season.values) == sorted(bike["season"].unique().tolist())
-    # The predictions' distribution on the holdout: as many as the rows held out.
+    # The predictions' distribution on the training rows and the holdout, all of them.
     assert profile.prediction is not None
-    assert sum(profile.prediction.counts) == int(logged["test_rows"])
+    assert sum(profile.prediction.counts) == int(logged["train_rows"]) + int(logged["test_rows"])
 
 
 def test_a_model_without_a_profile_is_predicted_with_a_note_or_refused_under_fail(
@@ -227,7 +227,7 @@ def test_drift_policy_fail_publishes_nothing_and_the_alert_names_the_features(
     assert "Failed step predict: DriftError: 3 feature(s) drifted" in alert.message
     assert "Drift (predict): 3 of 12 features drifted" in alert.message
     posted = request.raw.decode()
-    assert "temp (PSI" in posted and "weathersit" in posted and "hum (missing" in posted
+    assert "temp (Wasserstein" in posted and "weathersit" in posted and "hum (missing" in posted
 
 
 def test_shadow_scoring_with_the_champion_itself_agrees_fully(trained, batches, tmp_path):

@@ -378,7 +378,7 @@ def test_drift_policy_fail_publishes_nothing_and_the_alert_names_the_features(re
     text = message(body)
     failure = re.search(r"Failed step predict: DriftError: (\d+) feature\(s\) drifted", text)
     assert failure, text
-    assert "temp (PSI" in text and "with drift_policy=fail nothing was published" in text
+    assert "temp (Wasserstein" in text and "with drift_policy=fail nothing was published" in text
     assert fields(body)["failed step"] == "predict (InferenceJob)"
 
 
