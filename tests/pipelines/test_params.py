@@ -568,7 +568,7 @@ def test_run_prints_the_trained_model_and_the_venv_mlflow(
 
     monkeypatch.setattr(local, "run_local", fake_run_local)
     # The hint names a model only when registered: the fake run registered it.
-    monkeypatch.setattr(local, "_registered", lambda model: model == "taxi-demand")
+    monkeypatch.setattr(local, "_registered", lambda model, steps=(): model == "taxi-demand")
 
     argv = ["run", "training", "--local", "--param", "model_name=taxi-demand"]
     assert main(argv + required("training", "model_name")) == 0
