@@ -554,6 +554,16 @@ def test_run_help_without_a_name_says_how_to_list_parameters(
     assert "Name the pipeline before --help" in capsys.readouterr().out
 
 
+def test_a_step_that_used_the_model_says_it_is_registered_without_opening_the_store(monkeypatch):
+    """The closing lines skip the store (most of a second to open) when a step used the model."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////nonexistent/folder/mlflow.db")
+    failed, used = (
+        local.Step(task, Path("."), ok, 1.0, "")
+        for task, ok in [("train", False), ("predict-2", True)]
+    )
+    assert local._registered("taxi-demand", [failed, used])
+
+
 def test_run_prints_the_trained_model_and_the_venv_mlflow(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
