@@ -226,7 +226,7 @@ USER_ERRORS = frozenset(
     {
         "SettingsError", "ValidationError", "DatasetError", "DriftError", "ShardError",
         "FeatureError", "SignatureError", "UnsignedModelError", "RegistryError", "CardError",
-        "PromotionError", "FactoryError", "ShadowError", "UntrustedTypesError",
+        "PromotionError", "FactoryError", "ShadowError", "UntrustedTypesError", "PerformanceError",
         "FileNotFoundError", "ValueError",
     }
 )  # fmt: skip

@@ -707,7 +707,9 @@ def psi(reference: T.Sequence[float], current: T.Sequence[float]) -> float:
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
-def jensen_shannon(reference: T.Sequence[float], current: T.Sequence[float]) -> float:
+def jensen_shannon(
+    reference: T.Sequence[float] | np.ndarray, current: T.Sequence[float] | np.ndarray
+) -> float:
     """Jensen-Shannon distance (base 2: 0 for the same shares, 1 for disjoint ones)."""
     p = np.asarray(reference, dtype="float64")
     q = np.asarray(current, dtype="float64")

@@ -77,6 +77,10 @@ FRACTIONS = {"accuracy", "f1_macro", "roc_auc"}
 # %% FITTED RELATIONS
 
 
+class PerformanceError(ValueError):
+    """The estimated performance is worse than the holdout's beyond the tolerance, under `fail`."""
+
+
 class ClassCalibration(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     """The isotonic calibration of one class's probability, one-vs-rest.
 
@@ -727,6 +731,24 @@ class Estimate(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
             f"estimated {estimate.metric} {_number(estimate.value)} ({_number(estimate.lower)} "
             f"to {_number(estimate.upper)}{holdout}) over {self.rows:,} rows"
         )
+
+    def degraded(self, tolerance: float) -> list[MetricEstimate]:
+        """The metrics confidently worse than the holdout's: their whole band is past it.
+
+        Args:
+            tolerance: how much worse than the holdout a metric may be, relative (0.1: 10%).
+        """
+        worse = []
+        for estimate in self.estimates:
+            if estimate.holdout is None:
+                continue
+            margin = abs(estimate.holdout) * tolerance
+            if metrics.DIRECTIONS[estimate.metric] == "min":
+                if estimate.lower > estimate.holdout + margin:
+                    worse.append(estimate)
+            elif estimate.upper < estimate.holdout - margin:
+                worse.append(estimate)
+        return worse
 
     def metrics(self) -> dict[str, float]:
         """Flat scores: `estimated_<metric>`, `_lower` and `_upper` each, and `estimated_rows`."""

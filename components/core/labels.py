@@ -29,7 +29,7 @@ import typing as T
 import warnings
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 import pydantic as pdt
 
 from components.core import metrics, models

@@ -18,6 +18,9 @@ import pandas as pd
 
 from components.core import drift, results, shadow
 
+if T.TYPE_CHECKING:  # the estimate's module loads scikit-learn: not for the notify step
+    from components.core import estimation
+
 if T.TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -316,6 +319,8 @@ def drift_page(
     report: drift.DriftReport | None,
     summary: shadow.ShadowSummary | None,
     notes: T.Sequence[str] = (),
+    estimate: estimation.Estimate | None = None,
+    tolerance: float = 0.1,
 ) -> str:
     """The drift and data-quality report of a batch, and the challenger's comparison.
 
@@ -324,8 +329,39 @@ def drift_page(
         report: the batch against the training profile (None: not checked).
         summary: the challenger against the Champion (None: no challenger).
         notes: why something was not checked.
+        estimate: the batch's estimated performance, before the labels (None: not estimated).
+        tolerance: how much worse than the holdout an estimate may be before it is flagged.
     """
     sections = [f"<p>{html.escape(note)}</p>" for note in notes]
+    if estimate is not None:
+        worse = {m.metric for m in estimate.degraded(tolerance)}
+        rows = pd.DataFrame(
+            {
+                "metric": [m.metric for m in estimate.estimates],
+                "estimated": [m.value for m in estimate.estimates],
+                "lower (95%)": [m.lower for m in estimate.estimates],
+                "upper (95%)": [m.upper for m in estimate.estimates],
+                "holdout": [m.holdout for m in estimate.estimates],
+                "verdict": [
+                    "worse than the holdout" if m.metric in worse else "ok"
+                    for m in estimate.estimates
+                ],
+            }
+        )
+        verdict = (
+            f'<p class="failed">Estimated worse than the holdout beyond {tolerance:.0%}: '
+            f"{html.escape(', '.join(sorted(worse)))}.</p>"
+            if worse
+            else '<p class="passed">Estimated performance within the holdout\'s.</p>'
+        )
+        sections += [
+            "<h2>Estimated performance (before the labels)</h2>",
+            verdict,
+            f"<p>{html.escape(estimate.headline())}. Estimated from the model's calibrated "
+            f"probabilities (classifiers) or its holdout errors by predicted value "
+            f"(regressors), fitted on {estimate.holdout_rows:,} held-out rows.</p>",
+            table(rows),
+        ]
     if report is not None:
         drifted = report.drifted
         features = len(report.columns)

@@ -154,6 +154,7 @@ class InferenceResult:
         shards: how many shards predicted the rows (1: one pod).
         drift: the batch against the model's training profile (None: not checked, or left to
             the publishing step of a sharded prediction).
+        estimate: the batch's estimated performance, before its labels (None: not estimated).
         tally: the counts the drift report is made of (added up across shards).
         shadow: the challenger's comparison with the Champion (None: no challenger).
         comparison: the sums the comparison is made of (added up across shards).
@@ -172,6 +173,7 @@ class InferenceResult:
     violations: list[Violation] = dataclasses.field(default_factory=list)
     shards: int = 1
     drift: DriftReport | None = None
+    estimate: T.Any | None = None  # components.core.estimation.Estimate (it loads sklearn)
     tally: Tally | None = None
     shadow: ShadowSummary | None = None
     comparison: Comparison | None = None

@@ -74,7 +74,7 @@ def write_monitoring(metrics: T.Any, table: T.Any, report: T.Any, result: T.Any)
         report: the HTML artifact.
         result: the InferenceResult (its drift, shadow and notes).
     """
-    log_metrics(metrics, monitoring.metrics(result.drift, result.shadow))
+    log_metrics(metrics, monitoring.metrics(result.drift, result.shadow, result.estimate))
     empty = drift.DriftReport(rows=0, reference_rows=0, thresholds=drift.Thresholds(), columns=[])
     frame = (result.drift or empty).table()
     pathlib.Path(table.path).parent.mkdir(parents=True, exist_ok=True)

@@ -1,23 +1,29 @@
-"""Monitoring records: a batch's drift report and shadow comparison, kept on the job's MLflow run.
+"""Monitoring records: a batch's drift, estimated performance and shadow comparison, in MLflow.
 
-The pipeline's alert reads the two headlines back from the run's tags (`DRIFT_TAG`,
-`SHADOW_TAG`); the full report stays among the run's artifacts, also when the step fails on
-drift and KFP keeps none of its outputs.
+The pipeline's alert reads the headlines back from the run's tags (`DRIFT_TAG`,
+`PERFORMANCE_TAG`, `SHADOW_TAG`); the full report stays among the run's artifacts, also when
+the step fails on drift and KFP keeps none of its outputs.
 """
 
 from __future__ import annotations
 
 import re
+import typing as T
 
 import mlflow
 
 from components.core import drift, reports, shadow
 
+if T.TYPE_CHECKING:  # the estimate's module loads scikit-learn: not for the notify step
+    from components.core import estimation
+
 DRIFT_TAG = "monitoring.drift"
 SHADOW_TAG = "monitoring.shadow"
+PERFORMANCE_TAG = "monitoring.performance"
 REPORT_PATH = "monitoring/drift_report.html"
 DRIFT_PATH = "monitoring/drift.json"
 SHADOW_PATH = "monitoring/shadow.json"
+PERFORMANCE_PATH = "monitoring/performance.json"
 # MLflow metric names allow letters, digits and `_-. /`; a feature's name may hold anything.
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")
 
@@ -28,9 +34,11 @@ def metric_name(name: str) -> str:
 
 
 def metrics(
-    report: drift.DriftReport | None, summary: shadow.ShadowSummary | None
+    report: drift.DriftReport | None,
+    summary: shadow.ShadowSummary | None,
+    estimate: estimation.Estimate | None = None,
 ) -> dict[str, float]:
-    """The scalar scores of a batch: `drift_*` and `challenger_*`, names MLflow accepts.
+    """The scalar scores of a batch: `drift_*`, `challenger_*`, `estimated_*`, names MLflow takes.
 
     A score without a value (NaN: e.g. the correlation of no rows) is left out.
     """
@@ -39,7 +47,21 @@ def metrics(
         scores.update({metric_name(f"drift_{k}"): v for k, v in report.metrics().items()})
     if summary is not None:
         scores.update({metric_name(f"challenger_{k}"): v for k, v in summary.scores.items()})
+    if estimate is not None:
+        scores.update(estimate.metrics())
     return {name: value for name, value in scores.items() if value == value}
+
+
+def performance_headline(estimate: estimation.Estimate, tolerance: float) -> str:
+    """The estimate's line for an alert, and which metrics are confidently worse, if any."""
+    worse = estimate.degraded(tolerance)
+    if not worse:
+        return estimate.headline()
+    named = ", ".join(
+        f"{m.metric} {m.value:.4g} ({m.lower:.4g} to {m.upper:.4g}) against {m.holdout:.4g}"
+        for m in worse
+    )
+    return f"{estimate.headline()}; worse than the holdout beyond {tolerance:.0%}: {named}"
 
 
 def record(
@@ -47,6 +69,8 @@ def record(
     summary: shadow.ShadowSummary | None,
     title: str,
     notes: list[str] | None = None,
+    estimate: estimation.Estimate | None = None,
+    tolerance: float = 0.1,
 ) -> str:
     """Log the scores, the headlines and the report on the active MLflow run; return the report.
 
@@ -55,10 +79,12 @@ def record(
         summary: the shadow comparison (None: no challenger).
         title: the report's title, e.g. the model that predicted.
         notes: why something was not checked, shown in the report.
+        estimate: the batch's estimated performance (None: not estimated).
+        tolerance: how much worse than the holdout an estimate may be (relative).
     """
-    if report is None and summary is None:
+    if report is None and summary is None and estimate is None:
         return ""
-    scores = metrics(report, summary)
+    scores = metrics(report, summary, estimate)
     names = list(scores)
     for start in range(0, len(names), 1000):  # MLflow takes at most 1000 metrics per call
         mlflow.log_metrics({name: scores[name] for name in names[start : start + 1000]})
@@ -68,6 +94,9 @@ def record(
     if summary is not None:
         mlflow.set_tag(SHADOW_TAG, summary.headline[:5000])
         mlflow.log_text(summary.model_dump_json(), SHADOW_PATH)
-    page = reports.drift_page(title, report, summary, notes or [])
+    if estimate is not None:
+        mlflow.set_tag(PERFORMANCE_TAG, performance_headline(estimate, tolerance)[:5000])
+        mlflow.log_text(estimate.model_dump_json(), PERFORMANCE_PATH)
+    page = reports.drift_page(title, report, summary, notes or [], estimate, tolerance)
     mlflow.log_text(page, REPORT_PATH)
     return page

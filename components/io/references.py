@@ -11,13 +11,16 @@ import mlflow
 import pydantic as pdt
 from mlflow.tracking import MlflowClient
 
-from components.core import drift
+from components.core import drift, estimation
 from components.core.results import ModelRef
 
 logger = logging.getLogger(__name__)
 
 # Where the profile goes among the artifacts of the run that logged the model.
 PROFILE_PATH = "reference/profile.json"
+# Beside it: what estimating the model's performance without labels needs (its holdout's
+# calibration or error model, see components.core.estimation).
+ESTIMATOR_PATH = "reference/estimator.json"
 
 
 def log_profile(profile: drift.Profile) -> None:
@@ -49,6 +52,32 @@ def load_profile(client: MlflowClient, model_ref: ModelRef) -> drift.Profile | N
     except pdt.ValidationError as error:
         raise drift.DriftError(
             f"the reference profile of {model_ref.describe()} ({PROFILE_PATH} of run "
+            f"{model_ref.run_id}) cannot be read: {error.error_count()} error(s), first: "
+            f"{error.errors()[0]['msg']}"
+        ) from None
+
+
+def log_estimator(estimator: estimation.Estimator) -> None:
+    """Store the performance estimator among the artifacts of the active run."""
+    mlflow.log_text(estimator.model_dump_json(), ESTIMATOR_PATH)
+
+
+def load_estimator(client: MlflowClient, model_ref: ModelRef) -> estimation.Estimator | None:
+    """The model's performance estimator; None when it has none (trained elsewhere, earlier).
+
+    Raises:
+        ValueError: the estimator exists but cannot be read.
+    """
+    if not model_ref.run_id:
+        return None
+    text = run_text(client, model_ref.run_id, ESTIMATOR_PATH)
+    if text is None:
+        return None
+    try:
+        return estimation.Estimator.model_validate_json(text)
+    except pdt.ValidationError as error:
+        raise ValueError(
+            f"the performance estimator of {model_ref.describe()} ({ESTIMATOR_PATH} of run "
             f"{model_ref.run_id}) cannot be read: {error.error_count()} error(s), first: "
             f"{error.errors()[0]['msg']}"
         ) from None

@@ -10,10 +10,13 @@ import mlflow
 import pandas as pd
 import pydantic as pdt
 
-from components.core import drift, models, results, schemas, shadow
+from components.core import drift, estimation, models, results, schemas, shadow
 from components.io import datasets, monitoring, references, registries, services
 from components.jobs import base
 from components.utils import secrets
+
+if T.TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +45,12 @@ class InferenceJob(base.Job, frozen=True):
             predictions written stay the Champion's.
         challenger_tolerance: a regressor's rows differ when the two predictions differ by more
             than this; None: a tenth of the standard deviation of the Champion's predictions
-            on its holdout (0 without a reference profile).
+            on its training rows (0 without a reference profile).
+        performance_tolerance: how much worse than its holdout's (relative) the model's
+            performance may be estimated, with its whole 95% band, before it counts as
+            degraded: reported under `drift_policy=warn`, refused under `fail`. The estimate
+            (before the labels: see `components.core.estimation`) is made whenever drift is
+            checked and the version stored an estimator.
     """
 
     KIND: T.Literal["InferenceJob"] = "InferenceJob"
@@ -59,6 +67,7 @@ class InferenceJob(base.Job, frozen=True):
     drift_thresholds: drift.Thresholds = pdt.Field(default_factory=drift.Thresholds)
     challenger: registries.FinderKind | None = None
     challenger_tolerance: float | None = pdt.Field(default=None, ge=0)
+    performance_tolerance: float = pdt.Field(default=0.1, ge=0)
 
     def run(self) -> results.InferenceResult:
         """Find and load the model, then validate, predict and write batch by batch."""
@@ -71,6 +80,7 @@ class InferenceJob(base.Job, frozen=True):
         warnings = registries.check_signature(model_ref, predictor, self.allow_unsigned)
         # The training profile the batch is compared with, and the challenger, if any.
         reference, notes = self._reference(client, model_ref)
+        estimates = self._estimates(client, model_ref, notes)
         shadowing = self._challenger(client, reference)
         warnings += notes
         self.warn(warnings)
@@ -93,7 +103,7 @@ class InferenceJob(base.Job, frozen=True):
         origin = self.lineage_of(model_ref, self.inputs.path)
         rows, width = 0, 0
         violations: list[schemas.Violation] = []
-        report = None
+        report = estimate = None
         # A long prediction says how far it is (rows of a Parquet input are in its footers).
         progress = services.Progress("rows", total=lambda: _known_rows(reader))
         try:
@@ -107,6 +117,8 @@ class InferenceJob(base.Job, frozen=True):
                     # challenger. Both keep fixed-size sums, never rows.
                     if counter is not None:
                         counter.add(frame, predictions)
+                    if estimates is not None:
+                        estimates = self._estimate_batch(estimates, predictions, notes)
                     if shadowing is not None:
                         shadowing.add(frame, predictions[models.PREDICTION])
                     if not self.probabilities:
@@ -118,9 +130,11 @@ class InferenceJob(base.Job, frozen=True):
                 validator.raise_for_violations()
                 # Judge the drift before the output appears: `fail` leaves nothing behind. A
                 # shard leaves it to the publishing step, which judges every shard's total.
+                if estimates is not None and not self.report_violations and rows:
+                    estimate = estimation.estimate(estimates.estimator, estimates.tally())
                 if counter is not None and not self.report_violations:
                     report = drift.score(reference, counter.tally(), self.drift_thresholds)
-                    self._judge(report, shadowing, model_ref, notes)
+                self._judge(report, estimate, shadowing, model_ref, notes)
         except schemas.ValidationError as error:
             if not self.report_violations:
                 raise
@@ -149,7 +163,9 @@ class InferenceJob(base.Job, frozen=True):
             self.warn(warnings)
         page = ""
         if not self.report_violations:
-            page = monitoring.record(report, summary, model_ref.describe(), notes)
+            page = monitoring.record(
+                report, summary, model_ref.describe(), notes, estimate, self.performance_tolerance
+            )
         # Tell people the shape of the output, or the rules broken (reported by the caller).
         if violations:
             logger.warning("input validation failed: %s", "; ".join(map(str, violations)))
@@ -158,6 +174,12 @@ class InferenceJob(base.Job, frozen=True):
                 title=f"{self.KIND} succeeded",
                 message=f"Predicted {rows} rows with {model_ref.describe()}."
                 + (f"\nDrift: {report.headline()}" if report is not None else "")
+                + (
+                    "\nPerformance: "
+                    + monitoring.performance_headline(estimate, self.performance_tolerance)
+                    if estimate is not None
+                    else ""
+                )
                 + (f"\nChallenger: {summary.headline}" if summary is not None else "")
                 + "".join(f"\nWarning: {warning}" for warning in warnings),
                 fields={"shape": f"({rows}, {width})", "output": self.outputs.path},
@@ -173,6 +195,7 @@ class InferenceJob(base.Job, frozen=True):
             lineage=origin,
             violations=violations,
             drift=report,
+            estimate=estimate,
             tally=counter.tally() if counter is not None else None,
             shadow=summary,
             comparison=shadowing.comparison if shadowing is not None else None,
@@ -220,17 +243,60 @@ class InferenceJob(base.Job, frozen=True):
 
     def _judge(
         self,
-        report: drift.DriftReport,
+        report: drift.DriftReport | None,
+        estimate: estimation.Estimate | None,
         shadowing: Shadowing | None,
         model_ref: results.ModelRef,
         notes: list[str],
     ) -> None:
-        """Under `fail`, refuse the batch when it drifted, the report kept in MLflow."""
-        if self.drift_policy != "fail" or not report.dataset_drift:
+        """Under `fail`, refuse a batch that drifted or whose estimated performance degraded.
+
+        The report is kept in MLflow first: the refusal is explained there.
+        """
+        drifted = report is not None and report.dataset_drift
+        worse = estimate.degraded(self.performance_tolerance) if estimate is not None else []
+        if self.drift_policy != "fail" or not (drifted or worse):
             return
         summary = shadowing.summary(model_ref) if shadowing is not None else None
-        monitoring.record(report, summary, model_ref.describe(), notes)
-        raise report.refusal()
+        monitoring.record(
+            report, summary, model_ref.describe(), notes, estimate, self.performance_tolerance
+        )
+        if drifted:
+            raise T.cast(drift.DriftReport, report).refusal()
+        headline = monitoring.performance_headline(
+            T.cast(estimation.Estimate, estimate), self.performance_tolerance
+        )
+        raise estimation.PerformanceError(
+            f"the estimated performance of {model_ref.describe()} degraded: {headline}; with "
+            "drift_policy=fail nothing was published"
+        )
+
+    def _estimates(
+        self, client: MlflowClient, model_ref: results.ModelRef, notes: list[str]
+    ) -> estimation.EstimateCounter | None:
+        """The counter of the batch's estimated performance; None (with a note) without one."""
+        if self.drift_policy == "off":
+            return None
+        estimator = references.load_estimator(client, model_ref)
+        if estimator is None:
+            notes.append(
+                f"{model_ref.describe()} has no performance estimator (a model trained before "
+                "estimators were stored, or elsewhere): performance was not estimated"
+            )
+            return None
+        return estimation.EstimateCounter(estimator)
+
+    @staticmethod
+    def _estimate_batch(
+        estimates: estimation.EstimateCounter, predictions: pd.DataFrame, notes: list[str]
+    ) -> estimation.EstimateCounter | None:
+        """Count a batch into the estimate; a batch it cannot read ends the estimate, noted."""
+        try:
+            estimates.add(predictions)
+        except ValueError as error:
+            notes.append(f"performance not estimated: {error}")
+            return None
+        return estimates
 
 
 def _known_rows(reader: datasets.Reader) -> int | None:

@@ -94,6 +94,8 @@ class NotificationJob(base.Job, frozen=True):
         for step in last.values():
             if step["drift"]:
                 message += f"\nDrift ({step['task']}): {step['drift']}"
+            if step["performance"]:
+                message += f"\nPerformance ({step['task']}): {step['performance']}"
             if step["shadow"]:
                 message += f"\nChallenger ({step['task']}): {step['shadow']}"
             if step["warning"]:
@@ -155,6 +157,7 @@ class NotificationJob(base.Job, frozen=True):
                 "error": run.data.tags.get(base.ERROR_TAG, ""),
                 "warning": run.data.tags.get(base.WARNING_TAG, ""),
                 "drift": run.data.tags.get(monitoring.DRIFT_TAG, ""),
+                "performance": run.data.tags.get(monitoring.PERFORMANCE_TAG, ""),
                 "shadow": run.data.tags.get(monitoring.SHADOW_TAG, ""),
                 "model": _model(run.data.tags),
                 "model_name": run.data.tags.get("model_name", ""),

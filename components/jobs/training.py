@@ -11,11 +11,11 @@ import warnings
 
 import mlflow
 import mlflow.data
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 import pydantic as pdt
 from mlflow.exceptions import MlflowException
 
-from components.core import cards, drift, features, metrics, models, results, schemas
+from components.core import cards, drift, estimation, features, metrics, models, results, schemas
 from components.core.features import Features  # the field `features` hides the module in the class
 from components.io import cards as card_store
 from components.io import datasets, references, registries
@@ -141,6 +141,11 @@ class TrainingJob(base.Job, frozen=True):
             ),
         )
         references.log_profile(reference)
+        # What estimating the performance before the labels needs, fitted on the holdout.
+        try:
+            references.log_estimator(estimation.fit(task, test[self.target], test_predictions))
+        except ValueError as error:  # e.g. a class absent from the holdout: no estimate
+            logger.warning("no performance estimator for this version: %s", error)
         # Keep the held-out rows for the evaluation job, before registering: a failure here
         # must not leave a version behind.
         if self.holdout is not None:

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from components.core import drift, models
+from components.core import drift, estimation, models
 from components.io import alerts, datasets, monitoring, references, registries
 from components.jobs import base, promotion, training
 from components.jobs.inference import InferenceJob
@@ -226,6 +226,7 @@ def test_drift_policy_fail_publishes_nothing_and_the_alert_names_the_features(
     assert alert.delivered
     assert "Failed step predict: DriftError: 3 feature(s) drifted" in alert.message
     assert "Drift (predict): 3 of 12 features drifted" in alert.message
+    assert "Performance (predict): estimated rmse " in alert.message
     posted = request.raw.decode()
     assert "temp (Wasserstein" in posted and "weathersit" in posted and "hum (missing" in posted
 
@@ -286,3 +287,68 @@ def test_shadow_scoring_with_another_version_reports_the_differences(trained, ba
         run_id = result.lineage.mlflow_run_id
         tag = trained.client.get_run(run_id).data.tags[monitoring.SHADOW_TAG]
         assert tag.startswith(f"challenger {name} v2 ")
+
+
+# Performance estimated before the labels (components.core.estimation)
+
+# Limits no batch reaches: only the estimated performance can refuse one.
+NO_DRIFT = {
+    "p_value": 1e-12, "wasserstein": 100.0, "jensen_shannon": 1.0, "psi_warn": 100.0,
+    "psi": 100.0, "missing": 1.0, "out_of_range": 1.0, "unseen": 1.0,
+}  # fmt: skip
+
+
+def test_the_performance_estimator_is_stored_with_the_version(trained):
+    for name, task, metric in [
+        (trained.regressor, "regression", "rmse"),
+        (trained.classifier, "classification", "f1_macro"),
+    ]:
+        ref = registries.RegistryFinder(name=name, alias_or_version=1).find(trained.client)
+        estimator = references.load_estimator(trained.client, ref)
+        assert estimator is not None and estimator.task == task
+        logged = trained.client.get_run(ref.run_id).data
+        assert estimator.rows == int(logged.params["test_rows"])
+        assert estimator.holdout[metric] == pytest.approx(logged.metrics[f"test_{metric}"])
+
+
+def test_a_batch_gets_its_performance_estimated_in_mlflow_the_report_and_the_alert(
+    trained, batches, tmp_path
+):
+    for name, metric in [(trained.regressor, "rmse"), (trained.classifier, "f1_macro")]:
+        result = predict(trained, batches["same"], tmp_path / f"{metric}.parquet", name=name)
+        estimate = result.estimate
+        assert estimate is not None and estimate.rows == 6000
+        figure = estimate.get(metric)
+        assert figure.lower <= figure.value <= figure.upper and figure.holdout is not None
+        run_id = result.lineage.mlflow_run_id
+        logged = trained.client.get_run(run_id).data
+        assert logged.tags[monitoring.PERFORMANCE_TAG].startswith(f"estimated {metric} ")
+        assert logged.metrics[f"estimated_{metric}"] == pytest.approx(figure.value)
+        assert logged.metrics["estimated_rows"] == 6000
+        page = mlflow.artifacts.load_text(f"runs:/{run_id}/{monitoring.REPORT_PATH}")
+        assert "Estimated performance (before the labels)" in page
+
+
+def test_a_batch_estimated_worse_than_the_holdout_is_refused_under_fail(trained, bike, tmp_path):
+    """The busiest hours: the model's errors there (on its holdout) are far above its average."""
+    busy = with_demand(bike).nlargest(2000, "cnt").reset_index(drop=True)
+    data = tmp_path / "busy.parquet"
+    busy.to_parquet(data, index=False)
+    output = tmp_path / "out" / "predictions.parquet"
+    warned = predict(trained, data, output, drift_thresholds=NO_DRIFT)
+    worse = warned.estimate.degraded(0.1)
+    assert [m.metric for m in worse] and all(m.lower > m.holdout * 1.1 for m in worse)
+    tag = trained.client.get_run(warned.lineage.mlflow_run_id).data.tags
+    assert "worse than the holdout beyond 10%" in tag[monitoring.PERFORMANCE_TAG]
+    output.unlink()
+    with pytest.raises(estimation.PerformanceError) as refused:
+        predict(trained, data, output, drift_policy="fail", drift_thresholds=NO_DRIFT)
+    message = str(refused.value)
+    assert message.startswith(f"the estimated performance of {trained.regressor} v1 degraded: ")
+    assert "nothing was published" in message and not output.exists()
+    # A looser tolerance lets the same batch through.
+    kept = predict(
+        trained, data, output, drift_policy="fail", drift_thresholds=NO_DRIFT,
+        performance_tolerance=10.0,
+    )  # fmt: skip
+    assert kept.rows == 2000 and output.exists()
