@@ -83,6 +83,11 @@ def predict_shard(
         warnings=result.warnings,
         seconds=result.seconds,
         tally=result.tally,
+        estimate_tally=(
+            result.estimate_tally.model_dump(mode="json")
+            if result.estimate_tally is not None
+            else None
+        ),
         comparison=result.comparison,
         challenger=result.shadow.challenger if result.shadow is not None else "",
         notes=result.notes,

@@ -155,6 +155,7 @@ class InferenceResult:
         drift: the batch against the model's training profile (None: not checked, or left to
             the publishing step of a sharded prediction).
         estimate: the batch's estimated performance, before its labels (None: not estimated).
+        estimate_tally: the sums the estimate is made of (added up across shards).
         tally: the counts the drift report is made of (added up across shards).
         shadow: the challenger's comparison with the Champion (None: no challenger).
         comparison: the sums the comparison is made of (added up across shards).
@@ -174,6 +175,7 @@ class InferenceResult:
     shards: int = 1
     drift: DriftReport | None = None
     estimate: T.Any | None = None  # components.core.estimation.Estimate (it loads sklearn)
+    estimate_tally: T.Any | None = None  # its EstimateTally, added up across shards
     tally: Tally | None = None
     shadow: ShadowSummary | None = None
     comparison: Comparison | None = None

@@ -266,6 +266,8 @@ class ShardReport(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         warnings: what the shard's user should know.
         seconds: the shard's wall time.
         tally: its rows counted into the reference profile's bins (None: drift not checked).
+        estimate_tally: its rows' sums for the estimated performance, as JSON (an
+            `estimation.EstimateTally`; None: not estimated).
         comparison: its challenger's comparison sums (None: no challenger).
         challenger: the challenger's label, e.g. `bike-sharing v4`.
         notes: why drift or the comparison was not checked, or only in part.
@@ -282,6 +284,8 @@ class ShardReport(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     warnings: list[str] = pdt.Field(default_factory=list)
     seconds: float = pdt.Field(default=0.0, ge=0)
     tally: drift.Tally | None = None
+    # Kept as JSON here: its module loads scikit-learn, which readers of reports do not need.
+    estimate_tally: dict[str, T.Any] | None = None
     comparison: shadow.Comparison | None = None
     challenger: str = ""
     notes: list[str] = pdt.Field(default_factory=list)

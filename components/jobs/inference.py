@@ -196,6 +196,7 @@ class InferenceJob(base.Job, frozen=True):
             violations=violations,
             drift=report,
             estimate=estimate,
+            estimate_tally=estimates.tally() if estimates is not None else None,
             tally=counter.tally() if counter is not None else None,
             shadow=summary,
             comparison=shadowing.comparison if shadowing is not None else None,

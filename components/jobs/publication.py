@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import json
 import logging
 import time
 import typing as T
@@ -11,7 +12,7 @@ import typing as T
 import mlflow
 import pydantic as pdt
 
-from components.core import drift, results, schemas, shadow
+from components.core import drift, estimation, results, schemas, shadow
 from components.io import datasets, monitoring, references, shards
 from components.jobs import base
 from components.utils import secrets
@@ -35,6 +36,8 @@ class PublicationJob(base.Job, frozen=True):
         drift_policy: report the drift summed over the shards (`warn`), also refuse to
             publish when a feature drifted (`fail`), or neither (`off`).
         drift_thresholds: when a feature counts as drifted.
+        performance_tolerance: how much worse than the holdout the estimated performance
+            summed over the shards may be before it counts as degraded (see InferenceJob).
     """
 
     KIND: T.Literal["PublicationJob"] = "PublicationJob"
@@ -43,6 +46,7 @@ class PublicationJob(base.Job, frozen=True):
     output: str
     drift_policy: T.Literal["off", "warn", "fail"] = "warn"
     drift_thresholds: drift.Thresholds = pdt.Field(default_factory=drift.Thresholds)
+    performance_tolerance: float = pdt.Field(default=0.1, ge=0)
 
     def run(self) -> results.InferenceResult:
         """Check the reports against the plan, total the rules broken, write the manifest."""
@@ -70,7 +74,7 @@ class PublicationJob(base.Job, frozen=True):
             )
         # The drift and the challenger's comparison, summed over the shards: under `fail`, a
         # drifted feature publishes nothing.
-        report, summary, notes = self._monitoring(plan, reports)
+        report, summary, estimate, notes = self._monitoring(plan, reports)
         # Publish: the manifest, written last and at once, makes the parts one dataset.
         manifest = shards.Manifest(
             format=formats.pop(),
@@ -98,12 +102,20 @@ class PublicationJob(base.Job, frozen=True):
             }
         )
         mlflow.log_metrics({"rows_predicted": rows, "shards": len(reports)})
-        page = monitoring.record(report, summary, model_ref.describe(), notes)
+        page = monitoring.record(
+            report, summary, model_ref.describe(), notes, estimate, self.performance_tolerance
+        )
         self.alerter.notify(
             title=f"{self.KIND} succeeded",
             message=f"Predicted {rows} rows in {len(reports)} shards with "
             f"{model_ref.describe()}."
             + (f"\nDrift: {report.headline()}" if report is not None else "")
+            + (
+                "\nPerformance: "
+                + monitoring.performance_headline(estimate, self.performance_tolerance)
+                if estimate is not None
+                else ""
+            )
             + (f"\nChallenger: {summary.headline}" if summary is not None else "")
             + "".join(f"\nWarning: {warning}" for warning in warnings),
             fields={"rows": rows, "parts": len(parts), "output": self.output},
@@ -119,6 +131,7 @@ class PublicationJob(base.Job, frozen=True):
             warnings=warnings,
             shards=len(reports),
             drift=report,
+            estimate=estimate,
             shadow=summary,
             notes=notes,
             monitoring_page=page,
@@ -126,8 +139,13 @@ class PublicationJob(base.Job, frozen=True):
 
     def _monitoring(
         self, plan: shards.ShardPlan, reports: list[shards.ShardReport]
-    ) -> tuple[drift.DriftReport | None, shadow.ShadowSummary | None, list[str]]:
-        """Add up the shards' tallies and comparisons, score them, and judge the drift."""
+    ) -> tuple[
+        drift.DriftReport | None,
+        shadow.ShadowSummary | None,
+        estimation.Estimate | None,
+        list[str],
+    ]:
+        """Add up the shards' tallies and comparisons, score them, and judge them."""
         notes = list(dict.fromkeys(note for report in reports for note in report.notes))
         model_ref = plan.model_ref()
         tallies = [report.tally for report in reports if report.tally is not None]
@@ -148,10 +166,43 @@ class PublicationJob(base.Job, frozen=True):
             challenger = next(r.challenger for r in reports if r.comparison is not None)
             merged = functools.reduce(shadow.Comparison.merge, comparisons)
             summary = merged.summary(challenger, model_ref.describe())
-        if report is not None and self.drift_policy == "fail" and report.dataset_drift:
-            monitoring.record(report, summary, model_ref.describe(), notes)
-            raise report.refusal(f" over the {len(reports)} shards")
-        return report, summary, notes
+        estimate = self._estimate(model_ref, reports, notes)
+        worse = estimate.degraded(self.performance_tolerance) if estimate is not None else []
+        drifted = report is not None and report.dataset_drift
+        if self.drift_policy == "fail" and (drifted or worse):
+            monitoring.record(
+                report, summary, model_ref.describe(), notes, estimate, self.performance_tolerance
+            )
+            if drifted:
+                raise T.cast(drift.DriftReport, report).refusal(f" over the {len(reports)} shards")
+            headline = monitoring.performance_headline(
+                T.cast(estimation.Estimate, estimate), self.performance_tolerance
+            )
+            raise estimation.PerformanceError(
+                f"the estimated performance of {model_ref.describe()} over the {len(reports)} "
+                f"shards degraded: {headline}; with drift_policy=fail nothing was published"
+            )
+        return report, summary, estimate, notes
+
+    def _estimate(
+        self, model_ref: results.ModelRef, reports: list[shards.ShardReport], notes: list[str]
+    ) -> estimation.Estimate | None:
+        """The performance estimated over every shard's rows (None: no shard estimated)."""
+        tallies = [r.estimate_tally for r in reports if r.estimate_tally is not None]
+        if not tallies or self.drift_policy == "off":
+            return None
+        if len(tallies) < len([r for r in reports if r.rows]):
+            notes.append("some shards did not estimate the performance: it is not estimated")
+            return None
+        estimator = references.load_estimator(self.mlflow_service.client(), model_ref)
+        if estimator is None:
+            notes.append(f"the performance estimator of {model_ref.describe()} is gone")
+            return None
+        merged = functools.reduce(
+            estimation.EstimateTally.merge,
+            [estimation.EstimateTally.model_validate_json(json.dumps(t)) for t in tallies],
+        )
+        return estimation.estimate(estimator, merged)
 
     @staticmethod
     def _check_complete(count: int, reports: list[shards.ShardReport]) -> None:

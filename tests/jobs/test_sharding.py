@@ -316,15 +316,22 @@ def drifted(bike, tmp_path) -> pathlib.Path:
 
 
 def test_drift_summed_over_the_shards_is_that_of_one_pod(steps, drifted):
-    """The shards count, the publish step judges the total: the one pod's table, to the digit."""
+    """The shards count, the publish step judges the total: the one pod's table, to the digit,
+    and the one pod's estimated performance."""
     steps.one_pod(drifted)
     one_pod = pd.read_parquet(steps.folder / "one-pod-drift-table")
+    one_pod_scores = dict(steps.outputs["drift_metrics"].metadata)
     plan, indices = steps.plan(drifted, 3)
     reports = [shards.ShardReport.parse(steps.shard(plan, index)) for index in indices]
     assert all(report.tally is not None for report in reports)
+    assert all(report.estimate_tally is not None for report in reports)
     steps.publish(plan, [report.model_dump_json() for report in reports])
     sharded = pd.read_parquet(steps.folder / "published-drift-table")
     pd.testing.assert_frame_equal(sharded, one_pod)
+    scores = steps.outputs["drift_metrics"].metadata
+    estimated = {k: v for k, v in one_pod_scores.items() if k.startswith("estimated_")}
+    assert estimated and "estimated_rmse" in estimated
+    assert {k: scores[k] for k in estimated} == pytest.approx(estimated, rel=1e-9)
     features = sharded[sharded["column"] != "(prediction)"]
     drifted_features = features.loc[features["status"] == "drift", "column"].tolist()
     assert "temp" in drifted_features
