@@ -321,6 +321,7 @@ def drift_page(
     notes: T.Sequence[str] = (),
     estimate: estimation.Estimate | None = None,
     tolerance: float = 0.1,
+    extra_sections: T.Sequence[str] = (),
 ) -> str:
     """The drift and data-quality report of a batch, and the challenger's comparison.
 
@@ -331,6 +332,7 @@ def drift_page(
         notes: why something was not checked.
         estimate: the batch's estimated performance, before the labels (None: not estimated).
         tolerance: how much worse than the holdout an estimate may be before it is flagged.
+        extra_sections: HTML added after the drift (the model's trend).
     """
     sections = [f"<p>{html.escape(note)}</p>" for note in notes]
     if estimate is not None:
@@ -401,6 +403,7 @@ def drift_page(
             charted.append(report.prediction)
         if charted:
             sections.append(image(distribution_charts(charted), "distributions"))
+    sections += [section for section in extra_sections if section]
     if summary is not None:
         scores = pd.DataFrame(
             {"score": list(summary.scores), "value": list(summary.scores.values())}
@@ -418,3 +421,26 @@ def drift_page(
                 table(confusion),
             ]
     return page(f"Monitoring: {title}", sections)
+
+
+def performance_page(result: results.MonitoringResult) -> str:
+    """The realized performance against the holdout's (and the estimate), period by period."""
+    report = result.report
+    verdict = "degraded" if result.degraded else "not degraded"
+    sections = [
+        f'<p class="{"failed" if result.degraded else "passed"}">'
+        f"{html.escape(result.headline)}</p>",
+        f"<p>Compared with {html.escape(result.model_ref.describe())} "
+        f"({html.escape(result.version_source)}): {verdict} beyond a tolerance of "
+        f"{report.tolerance:.0%} on {html.escape(report.primary)}, policy "
+        f"{html.escape(result.policy)}. {html.escape(result.join.describe())}.</p>",
+        *(f"<p>Note: {html.escape(note)}</p>" for note in result.notes),
+        "<h2>Over all labelled rows</h2>",
+        table(result.table[result.table["period"] == "all"]),
+    ]
+    if report.periods:
+        sections += [
+            f"<h2>By {html.escape(report.unit or 'period')}</h2>",
+            table(result.table[result.table["period"] != "all"]),
+        ]
+    return page(f"Performance: {result.model_ref.describe()}", sections)

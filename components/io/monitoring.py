@@ -7,12 +7,13 @@ the step fails on drift and KFP keeps none of its outputs.
 
 from __future__ import annotations
 
+import html
 import re
 import typing as T
 
 import mlflow
 
-from components.core import drift, reports, shadow
+from components.core import drift, reports, shadow, trends
 
 if T.TYPE_CHECKING:  # the estimate's module loads scikit-learn: not for the notify step
     from components.core import estimation
@@ -20,6 +21,11 @@ if T.TYPE_CHECKING:  # the estimate's module loads scikit-learn: not for the not
 DRIFT_TAG = "monitoring.drift"
 SHADOW_TAG = "monitoring.shadow"
 PERFORMANCE_TAG = "monitoring.performance"
+TREND_TAG = "monitoring.trend"
+# The batch's most drifted feature ("" when none changed): read back by later runs' trends.
+WORST_TAG = "monitoring.worst"
+# The runs a trend looks back over, the current one included.
+TREND_RUNS = 10
 REPORT_PATH = "monitoring/drift_report.html"
 DRIFT_PATH = "monitoring/drift.json"
 SHADOW_PATH = "monitoring/shadow.json"
@@ -71,8 +77,12 @@ def record(
     notes: list[str] | None = None,
     estimate: estimation.Estimate | None = None,
     tolerance: float = 0.1,
+    model_name: str = "",
 ) -> str:
     """Log the scores, the headlines and the report on the active MLflow run; return the report.
+
+    With a model name, the report and the `TREND_TAG` also show the model's last runs (see
+    `components.core.trends`).
 
     Args:
         report: the batch's drift report (None: not checked).
@@ -81,6 +91,7 @@ def record(
         notes: why something was not checked, shown in the report.
         estimate: the batch's estimated performance (None: not estimated).
         tolerance: how much worse than the holdout an estimate may be (relative).
+        model_name: the registered model whose last runs make the trend ("": no trend).
     """
     if report is None and summary is None and estimate is None:
         return ""
@@ -90,6 +101,7 @@ def record(
         mlflow.log_metrics({name: scores[name] for name in names[start : start + 1000]})
     if report is not None:
         mlflow.set_tag(DRIFT_TAG, report.headline()[:5000])
+        mlflow.set_tag(WORST_TAG, report.columns[0].column if report.changed else "")
         mlflow.log_text(report.model_dump_json(), DRIFT_PATH)
     if summary is not None:
         mlflow.set_tag(SHADOW_TAG, summary.headline[:5000])
@@ -97,6 +109,73 @@ def record(
     if estimate is not None:
         mlflow.set_tag(PERFORMANCE_TAG, performance_headline(estimate, tolerance)[:5000])
         mlflow.log_text(estimate.model_dump_json(), PERFORMANCE_PATH)
-    page = reports.drift_page(title, report, summary, notes or [], estimate, tolerance)
+    sections = []
+    if model_name and report is not None:
+        trend = history(model_name, estimate.task if estimate is not None else None)
+        mlflow.set_tag(TREND_TAG, trend.headline()[:5000])
+        sections = [
+            "<h2>Trend</h2>",
+            f"<p>{html.escape(trend.headline())}</p>",
+            reports.image(trend.chart(), "trend") if len(trend.points) > 1 else "",
+        ]
+    page = reports.drift_page(
+        title, report, summary, notes or [], estimate, tolerance, extra_sections=sections
+    )
     mlflow.log_text(page, REPORT_PATH)
     return page
+
+
+def history(model_name: str, task: str | None, runs: int = TREND_RUNS) -> trends.Trend:
+    """The model's last checked runs in the active run's experiment, oldest first.
+
+    The active run, whose scores are logged by then, is the newest. A monitoring run that
+    measured the model on labelled rows (`realized_*` metrics) adds its measurement.
+
+    Args:
+        model_name: the registered model.
+        task: its task, for the primary metric (None: drift only).
+        runs: how many runs to look back over.
+    """
+    from mlflow.tracking import MlflowClient
+
+    from components.core import metrics as scoring
+
+    client = MlflowClient()
+    active = mlflow.active_run()
+    experiments = [active.info.experiment_id] if active is not None else []
+    metric = scoring.PRIMARY[T.cast(T.Any, task)] if task in scoring.PRIMARY else ""
+    quoted = model_name.replace("'", "\\'")
+    found = client.search_runs(
+        experiments,
+        filter_string=f"tags.model_name = '{quoted}' and metrics.drift_rows >= 0",
+        order_by=["attributes.start_time DESC"],
+        max_results=runs,
+    )
+    points = [
+        trends.Point(
+            run_id=run.info.run_id,
+            start_time=int(run.info.start_time or 0),
+            rows=float(run.data.metrics.get("drift_rows", 0.0)),
+            drift_share=float(run.data.metrics.get("drift_drift_share", 0.0)),
+            worst=run.data.tags.get(WORST_TAG, ""),
+            estimated=run.data.metrics.get(f"estimated_{metric}") if metric else None,
+        )
+        for run in reversed(found)
+    ]
+    realized = []
+    if metric:
+        measured = client.search_runs(
+            experiments,
+            filter_string=f"tags.model_name = '{quoted}' and metrics.realized_{metric} >= 0",
+            order_by=["attributes.start_time DESC"],
+            max_results=runs,
+        )
+        realized = [
+            trends.Realized(
+                start_time=int(run.info.start_time or 0),
+                value=float(run.data.metrics[f"realized_{metric}"]),
+                rows=float(run.data.metrics.get("realized_rows", 0.0)),
+            )
+            for run in reversed(measured)
+        ]
+    return trends.Trend(model_name=model_name, metric=metric, points=points, realized=realized)

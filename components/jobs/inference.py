@@ -76,6 +76,8 @@ class InferenceJob(base.Job, frozen=True):
         # Find the model (alias resolved to a version) and load it.
         model_ref = self.finder.find(client)
         logger.info("predicting with %s", model_ref.describe())
+        # Tagged at once: a trend read while this run is judged finds it among the model's.
+        mlflow.set_tags({"model_name": model_ref.name, "model_version": model_ref.version})
         predictor = self.loader.load(model_ref.uri)
         warnings = registries.check_signature(model_ref, predictor, self.allow_unsigned)
         # The training profile the batch is compared with, and the challenger, if any.
@@ -164,7 +166,13 @@ class InferenceJob(base.Job, frozen=True):
         page = ""
         if not self.report_violations:
             page = monitoring.record(
-                report, summary, model_ref.describe(), notes, estimate, self.performance_tolerance
+                report,
+                summary,
+                model_ref.describe(),
+                notes,
+                estimate,
+                self.performance_tolerance,
+                model_name=model_ref.name,
             )
         # Tell people the shape of the output, or the rules broken (reported by the caller).
         if violations:
@@ -260,7 +268,13 @@ class InferenceJob(base.Job, frozen=True):
             return
         summary = shadowing.summary(model_ref) if shadowing is not None else None
         monitoring.record(
-            report, summary, model_ref.describe(), notes, estimate, self.performance_tolerance
+            report,
+            summary,
+            model_ref.describe(),
+            notes,
+            estimate,
+            self.performance_tolerance,
+            model_name=model_ref.name,
         )
         if drifted:
             raise T.cast(drift.DriftReport, report).refusal()

@@ -96,6 +96,8 @@ class NotificationJob(base.Job, frozen=True):
                 message += f"\nDrift ({step['task']}): {step['drift']}"
             if step["performance"]:
                 message += f"\nPerformance ({step['task']}): {step['performance']}"
+            if step["trend"]:
+                message += f"\nTrend ({step['task']}): {step['trend']}"
             if step["shadow"]:
                 message += f"\nChallenger ({step['task']}): {step['shadow']}"
             if step["warning"]:
@@ -158,6 +160,7 @@ class NotificationJob(base.Job, frozen=True):
                 "warning": run.data.tags.get(base.WARNING_TAG, ""),
                 "drift": run.data.tags.get(monitoring.DRIFT_TAG, ""),
                 "performance": run.data.tags.get(monitoring.PERFORMANCE_TAG, ""),
+                "trend": run.data.tags.get(monitoring.TREND_TAG, ""),
                 "shadow": run.data.tags.get(monitoring.SHADOW_TAG, ""),
                 "model": _model(run.data.tags),
                 "model_name": run.data.tags.get("model_name", ""),

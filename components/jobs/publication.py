@@ -53,6 +53,8 @@ class PublicationJob(base.Job, frozen=True):
         started = time.perf_counter()
         plan = shards.ShardPlan.read(self.plan)
         model_ref = plan.model_ref()
+        # Tagged at once: a trend read while this run is judged finds it among the model's.
+        mlflow.set_tags({"model_name": model_ref.name, "model_version": model_ref.version})
         # Every shard of the plan reported exactly once, with the plan's model.
         reports = sorted(self.reports, key=lambda report: report.shard)
         self._check_complete(len(plan.shards), reports)
@@ -103,7 +105,13 @@ class PublicationJob(base.Job, frozen=True):
         )
         mlflow.log_metrics({"rows_predicted": rows, "shards": len(reports)})
         page = monitoring.record(
-            report, summary, model_ref.describe(), notes, estimate, self.performance_tolerance
+            report,
+            summary,
+            model_ref.describe(),
+            notes,
+            estimate,
+            self.performance_tolerance,
+            model_name=model_ref.name,
         )
         self.alerter.notify(
             title=f"{self.KIND} succeeded",
@@ -171,7 +179,13 @@ class PublicationJob(base.Job, frozen=True):
         drifted = report is not None and report.dataset_drift
         if self.drift_policy == "fail" and (drifted or worse):
             monitoring.record(
-                report, summary, model_ref.describe(), notes, estimate, self.performance_tolerance
+                report,
+                summary,
+                model_ref.describe(),
+                notes,
+                estimate,
+                self.performance_tolerance,
+                model_name=model_ref.name,
             )
             if drifted:
                 raise T.cast(drift.DriftReport, report).refusal(f" over the {len(reports)} shards")

@@ -352,3 +352,56 @@ def test_a_batch_estimated_worse_than_the_holdout_is_refused_under_fail(trained,
         performance_tolerance=10.0,
     )  # fmt: skip
     assert kept.rows == 2000 and output.exists()
+
+
+def test_the_trend_shows_the_model_s_last_runs_in_the_report_and_the_alert(
+    trained, bike, tmp_path, monkeypatch
+):
+    """Three batches, each drifting more: the third run's trend reads them back from MLflow."""
+    name = unique("trend")
+    common = settings(trained.common["mlflow_service"].tracking_uri, name)
+    source = registries.uri_for(trained.regressor, 1)
+    trained.client.copy_model_version(source, name)
+    trained.client.set_registered_model_alias(name, "Champion", "1")
+    frame = with_demand(bike).sample(3000, random_state=5).reset_index(drop=True)
+    run_id = unique("kfp-run")
+    tags = {base.PIPELINE_RUN_TAG: run_id, base.TASK_TAG: "predict"}
+    results = []
+    for step, shift in enumerate((0.0, 0.15, 0.3)):
+        batch = frame.assign(temp=frame["temp"] + shift, atemp=frame["atemp"] + shift)
+        data = tmp_path / f"batch-{step}.parquet"
+        batch.to_parquet(data, index=False)
+        results.append(
+            run(
+                InferenceJob(
+                    inputs=datasets.ParquetReader(path=str(data)),
+                    outputs=datasets.ParquetWriter(path=str(tmp_path / f"out-{step}.parquet")),
+                    finder=registries.RegistryFinder(name=name, alias_or_version="Champion"),
+                    run_tags=tags if step == 2 else {},
+                    **common,
+                )
+            )
+        )
+    last = trained.client.get_run(results[-1].lineage.mlflow_run_id).data.tags
+    trend = last[monitoring.TREND_TAG]
+    print(f"\n{trend}")
+    shares = [f"{r.drift.share:.0%}" for r in results]
+    assert trend.startswith(f"last 3 runs of {name}: drift share {' -> '.join(shares)} (rising")
+    assert "estimated rmse " in trend and last[monitoring.WORST_TAG] in {"temp", "atemp"}
+    first = trained.client.get_run(results[0].lineage.mlflow_run_id).data.tags
+    assert first[monitoring.TREND_TAG] == f"first checked run of {name}: no trend yet"
+    page = mlflow.artifacts.load_text(
+        f"runs:/{results[-1].lineage.mlflow_run_id}/{monitoring.REPORT_PATH}"
+    )
+    assert "<h2>Trend</h2>" in page and page.count("data:image/png;base64,") >= 2
+    with SlackWebhookServer() as slack:
+        monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.url)
+        alert = run(
+            NotificationJob(
+                pipeline="inference",
+                run_id=run_id,
+                mlflow_service=common["mlflow_service"],
+                alerter=alerts.SlackAlerter(),
+            )
+        )
+    assert f"Trend (predict): last 3 runs of {name}: drift share" in alert.message
