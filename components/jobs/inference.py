@@ -172,7 +172,7 @@ class InferenceJob(base.Job, frozen=True):
                 notes,
                 estimate,
                 self.performance_tolerance,
-                model_name=model_ref.name,
+                model_name=model_ref.name or "",
             )
         # Tell people the shape of the output, or the rules broken (reported by the caller).
         if violations:
@@ -274,7 +274,7 @@ class InferenceJob(base.Job, frozen=True):
             notes,
             estimate,
             self.performance_tolerance,
-            model_name=model_ref.name,
+            model_name=model_ref.name or "",
         )
         if drifted:
             raise T.cast(drift.DriftReport, report).refusal()

@@ -111,7 +111,7 @@ class PublicationJob(base.Job, frozen=True):
             notes,
             estimate,
             self.performance_tolerance,
-            model_name=model_ref.name,
+            model_name=model_ref.name or "",
         )
         self.alerter.notify(
             title=f"{self.KIND} succeeded",
@@ -185,7 +185,7 @@ class PublicationJob(base.Job, frozen=True):
                 notes,
                 estimate,
                 self.performance_tolerance,
-                model_name=model_ref.name,
+                model_name=model_ref.name or "",
             )
             if drifted:
                 raise T.cast(drift.DriftReport, report).refusal(f" over the {len(reports)} shards")
