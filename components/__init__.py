@@ -2,8 +2,9 @@
 
 The public components are `train`, `evaluate`, `promote`, `predict`, `explain` and `notify`
 (`from components import train`), and for predictions sharded over pods `plan_shards`,
-`predict_shard` and `publish_predictions`. They are imported on first use: inside a running step the
-package serves the jobs only, and KFP's executor must not re-create the components.
+`predict_shard` and `publish_predictions`; `monitor` scores predictions once their ground truth
+arrives. They are imported on first use: inside a running step the package serves the jobs only,
+and KFP's executor must not re-create the components.
 """
 
 import importlib
@@ -19,6 +20,7 @@ COMPONENTS = {
     "plan_shards": "components.planning",
     "predict_shard": "components.sharded_inference",
     "publish_predictions": "components.publication",
+    "monitor": "components.monitoring",
 }
 
 __all__ = list(COMPONENTS)

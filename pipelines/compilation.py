@@ -13,7 +13,7 @@ from kfp.compiler.compiler_utils import KubernetesManifestOptions
 
 COMPILED = pathlib.Path(__file__).parent / "compiled"
 MANIFESTS = pathlib.Path(__file__).parents[1] / "manifests" / "base" / "pipelines"
-NAMES = ("training", "inference", "lifecycle")
+NAMES = ("training", "inference", "lifecycle", "monitoring")
 MANIFEST_NAMESPACE = "kubeflow"  # where KFP's API server watches Pipeline objects
 IMAGES_CONFIGURATION = "images.yaml"
 EXECUTOR_IMAGE_PATH = "spec/pipelineSpec/deploymentSpec/executors/{executor}/container/image"
@@ -22,13 +22,14 @@ EXECUTOR_IMAGE_PATH = "spec/pipelineSpec/deploymentSpec/executors/{executor}/con
 def build(name: str, gpu: bool = True, retries: bool = True) -> T.Any:
     """Build one pipeline by name with the default cluster settings (GPU, retries on or off)."""
     # Imported here: the components read the image setting when they are first imported.
-    from pipelines import inference, lifecycle, training
+    from pipelines import inference, lifecycle, monitoring, training
     from pipelines.settings import Settings
 
     builders = {
         "training": training.build,
         "inference": inference.build,
         "lifecycle": lifecycle.build,
+        "monitoring": monitoring.build,
     }
     if name not in builders:
         raise SystemExit(f"unknown pipeline '{name}'; pipelines: {', '.join(NAMES)}")

@@ -26,6 +26,9 @@ TRAIN = "train"
 EVALUATE = "evaluate"
 PREDICT = "predict"
 PUBLISH = "publish-predictions"
+MONITOR = "monitor"
+# The monitor step's headline of the realized performance, on its MLflow run.
+REALIZED_TAG = "monitoring.realized"
 EXECUTOR_OUTPUT = "executor_output.json"
 # The alias the pipelines promote to, and why evaluation refused a version (its version tags).
 CHAMPION = "Champion"
@@ -113,7 +116,24 @@ class LifecycleOutcome:
         return f"{self.model.story()}; {self.predictions.story()}"
 
 
-Outcome = TrainedModel | Predictions | LifecycleOutcome
+@dataclasses.dataclass(frozen=True)
+class Monitored:
+    """What a monitoring run measured: the realized performance of a version.
+
+    Attributes:
+        model: the version compared with (`bike-sharing v1`; "" when unknown).
+        headline: the realized performance against the holdout's, in one line.
+    """
+
+    model: str
+    headline: str
+
+    def story(self) -> str:
+        """`bike-sharing v1 realized rmse 81.3 over 2,412 labelled rows, ...`."""
+        return f"{self.model or 'the model'} realized {self.headline}"
+
+
+Outcome = TrainedModel | Predictions | LifecycleOutcome | Monitored
 
 
 def to_dict(outcome: Outcome) -> dict[str, T.Any]:
@@ -128,7 +148,12 @@ def from_dict(data: T.Mapping[str, T.Any]) -> Outcome:
         return LifecycleOutcome(
             model=TrainedModel(**fields["model"]), predictions=Predictions(**fields["predictions"])
         )
-    kind = {"TrainedModel": TrainedModel, "Predictions": Predictions}.get(data.get("kind", ""))
+    kinds: dict[str, type[TrainedModel] | type[Predictions] | type[Monitored]] = {
+        "TrainedModel": TrainedModel,
+        "Predictions": Predictions,
+        "Monitored": Monitored,
+    }
+    kind = kinds.get(data.get("kind", ""))
     if kind is None:
         raise OutcomeError(f"unknown outcome kind {data.get('kind')!r}")
     return kind(**fields)
@@ -187,6 +212,8 @@ def from_local_run(pipeline: str, run_dir: pathlib.Path) -> Outcome:
         return _local_model(run_dir)
     if pipeline == "inference":
         return _local_predictions(run_dir)
+    if pipeline == "monitoring":
+        return _local_monitored(run_dir)
     return LifecycleOutcome(model=_local_model(run_dir), predictions=_local_predictions(run_dir))
 
 
@@ -263,6 +290,17 @@ def _local_predictions(run_dir: pathlib.Path) -> Predictions:
     )
 
 
+def _local_monitored(run_dir: pathlib.Path) -> Monitored:
+    output = _executor_output(run_dir, MONITOR)
+    if output is None:
+        raise OutcomeError(f"the run in {run_dir} has no output of step {MONITOR}")
+    table = _artifact(output, "performance_table")
+    return Monitored(
+        model=str(table.get("metadata", {}).get("model", "")),
+        headline=str(output["parameterValues"]["Output"]),
+    )
+
+
 # %% CLUSTER RUNS
 
 
@@ -270,7 +308,7 @@ def from_mlflow(pipeline: str, kfp_run_id: str, uri: str | None = None) -> Outco
     """What a successful KFP run of `pipeline` produced, from its steps' MLflow runs.
 
     Args:
-        pipeline: training, inference or lifecycle.
+        pipeline: training, inference, lifecycle or monitoring.
         kfp_run_id: the KFP run id, which every step put on its MLflow run.
         uri: the MLflow store the steps used (default: `tracking_uri()`).
 
@@ -290,6 +328,8 @@ def from_mlflow(pipeline: str, kfp_run_id: str, uri: str | None = None) -> Outco
         return _mlflow_model(finished, kfp_run_id, uri)
     if pipeline == "inference":
         return _mlflow_predictions(finished, kfp_run_id)
+    if pipeline == "monitoring":
+        return _mlflow_monitored(finished, kfp_run_id)
     return LifecycleOutcome(
         model=_mlflow_model(finished, kfp_run_id, uri),
         predictions=_mlflow_predictions(finished, kfp_run_id),
@@ -326,6 +366,15 @@ def _mlflow_predictions(runs: T.Sequence[T.Any], kfp_run_id: str) -> Predictions
         model_name="" if name == "None" else name,
         model_version=int(version) if version.isdigit() else None,
     )
+
+
+def _mlflow_monitored(runs: T.Sequence[T.Any], kfp_run_id: str) -> Monitored:
+    run = _of_step(runs, "MonitoringJob", MONITOR)
+    if run is None or REALIZED_TAG not in run.data.tags:
+        raise OutcomeError(f"no finished monitoring step recorded in MLflow for run {kfp_run_id}")
+    tags = run.data.tags
+    model = f"{tags['model_name']} v{tags['model_version']}" if tags.get("model_version") else ""
+    return Monitored(model=model, headline=tags[REALIZED_TAG])
 
 
 def artifact_uri(path: str) -> str:

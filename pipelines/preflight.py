@@ -42,6 +42,7 @@ STEPS: dict[str, tuple[str, str, str]] = {
         "publish_predictions_fields",
     ),
     "explain": ("components.jobs.explanations", "ExplanationsJob", "explain_fields"),
+    "monitor": ("components.jobs.monitoring", "MonitoringJob", "monitor_fields"),
 }
 # A step input that an upstream step produces: a stand-in of its type.
 _STAND_IN_VALUES: dict[str, Any] = {

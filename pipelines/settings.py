@@ -59,7 +59,7 @@ class Settings(pdt.BaseModel, frozen=True, extra="forbid"):
     slack_secret: str = "slack-webhook"
     retries: dict[str, int] = {
         "train": 1, "evaluate": 2, "promote": 2, "predict": 2, "explain": 2, "notify": 3,
-        "plan": 2, "publish": 2,
+        "plan": 2, "publish": 2, "monitor": 2,
     }  # fmt: skip
     resources: dict[str, Resources] = {
         "train": Resources(cpu_request="1", cpu_limit="4", memory_limit="8Gi"),
@@ -72,6 +72,8 @@ class Settings(pdt.BaseModel, frozen=True, extra="forbid"):
         # Plan and publish read metadata and write a small JSON file: no rows pass through them.
         "plan": Resources(cpu_request="100m", cpu_limit="1", memory_limit="1Gi"),
         "publish": Resources(cpu_request="100m", cpu_limit="500m", memory_limit="1Gi"),
+        # Monitor holds one window's labelled rows in memory, as evaluate holds its holdout.
+        "monitor": Resources(),
     }  # fmt: skip
     # Generous for the demo data, bounded for any: raise them for big data, never drop them.
     # MLflow calls are bounded (about 50 s each), so promote and notify need minutes at most.
@@ -84,6 +86,7 @@ class Settings(pdt.BaseModel, frozen=True, extra="forbid"):
         "notify": 600,
         "plan": 1800,
         "publish": 600,
+        "monitor": 3600,
     }
     parallelism: int = pdt.Field(default=8, gt=0)
     pipeline: str = ""

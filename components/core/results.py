@@ -254,3 +254,41 @@ class NotificationResult:
     fields: dict[str, T.Any]
     delivered: bool
     closed: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class MonitoringResult:
+    """A model's realized performance, once the ground truth of its predictions arrived.
+
+    Attributes:
+        model_ref: the version compared with.
+        version_source: how it was chosen ("named by the predictions' lineage", "Champion given").
+        task: regression or classification (from the version's holdout metrics).
+        join: how the predictions met the ground truth (a `labels.JoinSummary`).
+        report: the verdicts per period and over all rows (a `labels.PerformanceReport`).
+        by_period: the metrics per period, then over all rows (`labels.metrics_by_period`).
+        table: one row per period and metric, with the holdout's value and the verdict.
+        headline: one line for an alert.
+        metrics: flat figures as logged: realized_*, change_*, period counts.
+        degraded: whether the realized performance is worse than the holdout's beyond the
+            tolerance (over all rows or in any period).
+        policy: warn or fail.
+        notes: what was done to make the sides meet, or why no estimate was compared with.
+        seconds: wall time.
+        page: the performance report (HTML), as logged on the job's run ("": not made).
+    """
+
+    model_ref: ModelRef
+    version_source: str
+    task: str
+    join: T.Any  # components.core.labels.JoinSummary (labels loads the metrics' sklearn)
+    report: T.Any  # components.core.labels.PerformanceReport
+    by_period: pd.DataFrame
+    table: pd.DataFrame
+    headline: str
+    metrics: dict[str, float]
+    degraded: bool
+    policy: str
+    notes: list[str] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+    page: str = ""

@@ -98,7 +98,8 @@ def test_gpu_scheduling_only_on_predict_and_explain(name, gpu_compiled):
     executors = spec["deploymentSpec"]["executors"]
     settings = platform_executors(platform)
     steps = {step_of(executor) for executor in executors.values()}
-    assert steps >= ({"train"} if name == "training" else {"predict", "explain"})
+    expected = {"training": {"train"}, "monitoring": {"monitor"}}
+    assert steps >= expected.get(name, {"predict", "explain"})
     for label, executor in executors.items():
         config = settings[label]
         accelerator = executor["container"]["resources"].get("accelerator")
@@ -373,5 +374,6 @@ def test_every_pipeline_parameter_has_a_description_for_the_ui(pipeline):
     parameters = next(spec)["root"]["inputDefinitions"]["parameters"]
     undescribed = [name for name, p in parameters.items() if not p.get("description")]
     assert not undescribed, f"{pipeline}: no description for {undescribed}"
-    for required in ("data", "model_name"):
+    data = "predictions_data" if pipeline == "monitoring" else "data"
+    for required in (data, "model_name"):
         assert required in parameters

@@ -29,6 +29,13 @@ GOOD = {
     "training": {"data": DEMO, "target": "cnt", "model_name": "bikes"},
     "inference": {"data": DEMO, "model_name": "bikes"},
     "lifecycle": {"data": DEMO, "inference_data": DEMO, "target": "cnt", "model_name": "bikes"},
+    "monitoring": {
+        "predictions_data": DEMO,
+        "truth_data": DEMO,
+        "keys": ["instant"],
+        "target": "cnt",
+        "model_name": "bikes",
+    },
 }
 
 
