@@ -67,9 +67,8 @@ def run_local(
     os.environ.setdefault(services.STEP_LOG_VARIABLE, services.STEP_LOG)
     pipeline_root = ((root or default_root()) / "pipeline-root").absolute()
     before = set(pipeline_root.glob("*")) if pipeline_root.exists() else set()
-    # latest/ shows one run: an earlier run's files must not pass for this one's, even if this
-    # one stops before its outputs are gathered.
-    shutil.rmtree(pipeline_root.parent / LATEST, ignore_errors=True)
+    # latest/ is left as it is until this run's outputs replace it (`outputs`, also after a
+    # failed run): a run may read its input there, e.g. the last run's predictions.
     console = console or Console()
     # No venv and no pip: the steps use this environment, as pods use the project image.
     local.init(
@@ -114,6 +113,8 @@ HIGHLIGHTS = {
     "evaluate/report": "evaluation.html",
     "predict/drift_report": "drift.html",
     "publish-predictions/drift_report": "drift.html",
+    "monitor/report": "performance.html",
+    "monitor/performance_table": "performance.parquet",
     # The model card as the last step left it: explain and evaluate complete train's.
     "explain/card": "model_card.md",
     "evaluate/card": "model_card.md",
@@ -253,7 +254,12 @@ def run_command(args: argparse.Namespace) -> int:
     if args.detach:
         return detach(args.name, values, args.root)
     started = time.monotonic()
-    ok, run_dir = run_local(args.name, values, args.root, console=console)
+    try:
+        ok, run_dir = run_local(args.name, values, args.root, console=console)
+    except BaseException:
+        # latest/ shows one run: an earlier run's files must not pass for this one's.
+        shutil.rmtree((args.root or default_root()) / LATEST, ignore_errors=True)
+        raise
     seconds = time.monotonic() - started
     print(f"\nOutputs in {run_dir}; this run's key outputs:")
     if not print_outputs(run_dir):

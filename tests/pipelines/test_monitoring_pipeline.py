@@ -46,8 +46,17 @@ def test_monitoring_scores_the_predictions_and_the_alert_gives_the_headline(
     mlflow_server,
     tmp_path,
 ):
+    # The predictions as a user finds them: latest/predictions.parquet of the last local run,
+    # which this run reads before its own outputs replace latest/.
+    latest = tmp_path / "latest"
+    latest.mkdir()
+    (latest / "predictions.parquet").symlink_to(trained["predictions"])
+    given = {
+        **params(trained, str(trained["truth"])),
+        "predictions_data": str(latest / "predictions.parquet"),
+    }
     done = run(
-        slack, tmp_path, "monitoring", params(trained, str(trained["truth"])), [],
+        slack, tmp_path, "monitoring", given, [],
         trained["name"], unique("local-monitoring"), mlflow_server,
     )  # fmt: skip
 
