@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import abc
 import logging
+import signal
+import threading
 import types
 import typing as T
 
@@ -69,6 +71,11 @@ class Job(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
                     self.step, {JOB_TAG: self.KIND, **self.run_tags}
                 )
                 logger.info("MLflow run %s at %s", run.info.run_id, self.mlflow_service.server())
+            except Terminated as error:  # __exit__ will not run: end the run started, if any
+                self._report(error)
+                if mlflow.active_run() is not None:
+                    self.mlflow_service.end_run("FAILED")
+                raise
             except Exception as error:
                 # __exit__ does not run when __enter__ fails: report here, with the cause.
                 failure = self.mlflow_service.unavailable(self.step, error)
@@ -155,6 +162,30 @@ def _forget_active_run() -> None:
         stack.pop()
 
 
+class Terminated(BaseException):
+    """The step was told to stop (SIGTERM: a canceled local run, a deleted or evicted pod).
+
+    A BaseException, as KeyboardInterrupt is: no `except Exception` may take it for a failure
+    of the job's own and carry on.
+    """
+
+
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into `Terminated` in this process's main thread.
+
+    Python's default ends the process at once, leaving the job's MLflow run RUNNING; raised
+    instead, it ends the run FAILED with the cause (`Job.__exit__`) before the process ends,
+    within the grace period Kubernetes and local cancels give.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def terminate(signum: int, frame: types.FrameType | None) -> None:
+        raise Terminated("the step was stopped (SIGTERM: canceled, or its pod deleted)")
+
+    signal.signal(signal.SIGTERM, terminate)
+
+
 class SettingsError(ValueError):
     """A job's settings are invalid; the message names each field, the rule and the value."""
 
@@ -222,6 +253,7 @@ def run_job(job_class: type[Job], settings: T.Mapping[str, T.Any], **fields: T.A
         fields: the job's own fields, nested strategies as dicts with a KIND.
     """
     exits.exit_quickly()  # a step is a process of its own: its end need not take a second
+    stop_on_sigterm()  # a stopped step ends its MLflow run FAILED, not left RUNNING
     try:
         job = job_class(**settings, **fields)
     except pdt.ValidationError as error:

@@ -35,7 +35,7 @@ def interface(spec: dict) -> dict[str, dict]:
 
 def test_components_are_the_public_list():
     assert sorted(components.__all__) == sorted(
-        ["train", "evaluate", "promote", "predict", "explain", "notify"]
+        ["train", "evaluate", "promote", "predict", "explain", "notify", "monitor"]
         + ["plan_shards", "predict_shard", "publish_predictions"]
     )
 

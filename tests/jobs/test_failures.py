@@ -7,6 +7,9 @@ authentication and ignores them), and against a port where nothing listens (MLfl
 from __future__ import annotations
 
 import logging
+import signal
+import subprocess
+import sys
 import time
 
 import pandas as pd
@@ -121,3 +124,46 @@ def test_mlflow_killed_during_a_step_fails_it_in_bounded_time_with_its_cause(
     finally:
         if server.process.poll() is None:
             server.stop()
+
+
+STOPPED_STEP = """
+import sys, time, typing as T
+from components.io import alerts, services
+from components.jobs import base
+
+class Waiting(base.Job, frozen=True):
+    KIND: T.Literal["Waiting"] = "Waiting"
+
+    def run(self):
+        print("READY", flush=True)
+        time.sleep(120)
+
+settings = {
+    "mlflow_service": services.MlflowService(tracking_uri=sys.argv[1], experiment_name=sys.argv[2]),
+    "alerter": alerts.ConsoleAlerter(),
+}
+base.run_job(Waiting, settings)
+"""
+
+
+def test_a_step_stopped_by_sigterm_ends_its_mlflow_run_failed_with_the_cause(mlflow_server):
+    """A canceled local run or a deleted pod sends SIGTERM: the run must not stay RUNNING."""
+    experiment = unique("stopped")
+    step = subprocess.Popen(
+        [sys.executable, "-c", STOPPED_STEP, mlflow_server, experiment],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert step.stdout is not None
+    for line in step.stdout:  # the job runs: its MLflow run is started
+        if line.startswith("READY"):
+            break
+    step.send_signal(signal.SIGTERM)
+    rest, _ = step.communicate(timeout=60)
+    assert step.returncode != 0
+    assert "Terminated: the step was stopped (SIGTERM" in rest
+    client = MlflowClient(mlflow_server)
+    [run] = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    assert run.info.status == "FAILED"
+    assert run.data.tags[base.ERROR_TAG].startswith("Terminated: the step was stopped (SIGTERM")
