@@ -31,6 +31,7 @@ def predict(
     drift_thresholds: Optional[dict] = None,
     challenger: str = "",
     challenger_tolerance: float = 0.0,
+    performance_tolerance: float = 0.1,
     experiment: str = "model-lifecycle",
     run_id: str = "",
 ) -> NamedTuple("PredictOutputs", rows=int, version=int):
@@ -67,6 +68,9 @@ def predict(
             for comparison; the predictions written stay the Champion's. Empty: none.
         challenger_tolerance: A regressor's rows differ when the two predictions differ by more
             than this; 0: a tenth of the std of the Champion's holdout predictions.
+        performance_tolerance: How much worse than its holdout's the model's performance may
+            be estimated (relative; the whole 95% band past it) before the batch counts as
+            degraded: reported under drift_policy=warn, refused under fail.
         experiment: MLflow experiment of the inference run.
         run_id: Pipeline run id, recorded on the MLflow run (set by the pipeline).
 
@@ -97,6 +101,7 @@ def predict(
             probabilities=probabilities, allow_unsigned=allow_unsigned,
             drift_policy=drift_policy, drift_thresholds=drift_thresholds, challenger=challenger,
             challenger_tolerance=challenger_tolerance,
+            performance_tolerance=performance_tolerance,
         ),
     )  # fmt: skip
     result = base.run_job(InferenceJob, settings, **fields)

@@ -19,6 +19,7 @@ def publish_predictions(
     drift_report: Output[HTML],
     drift_policy: str = "warn",
     drift_thresholds: Optional[dict] = None,
+    performance_tolerance: float = 0.1,
     experiment: str = "model-lifecycle",
     run_id: str = "",
 ) -> int:
@@ -34,6 +35,8 @@ def publish_predictions(
         drift_policy: Judge the drift summed over the shards: warn (report only), fail (also
             publish nothing when a feature drifted), or off.
         drift_thresholds: When a feature counts as drifted (see predict).
+        performance_tolerance: How much worse than the holdout's the performance estimated
+            over every shard may be before the batch counts as degraded (see predict).
         experiment: MLflow experiment of the publishing run.
         run_id: Pipeline run id, recorded on the MLflow run (set by the pipeline).
 
@@ -57,7 +60,7 @@ def publish_predictions(
     # The one mapping of this step's inputs to its job, also the pre-run check's.
     fields = publish_predictions_fields(
         plan=plan, shard_reports=parsed, predictions=predictions, drift_policy=drift_policy,
-        drift_thresholds=drift_thresholds,
+        drift_thresholds=drift_thresholds, performance_tolerance=performance_tolerance,
     )  # fmt: skip
     result = base.run_job(PublicationJob, settings, **fields)
     predictions.metadata.update(

@@ -38,6 +38,7 @@ def add_inference(settings: Settings, **params) -> tuple[PipelineTask, PipelineT
         drift_thresholds=params["drift_thresholds"],
         challenger=params.get("challenger", ""),
         challenger_tolerance=params.get("challenger_tolerance", 0.0),
+        performance_tolerance=params.get("performance_tolerance", 0.1),
     )
     settings.configure(predict, "predict", "Batch predictions")
     explain = c.explain(**common, max_samples=params["max_samples"]).after(predict)
@@ -94,6 +95,7 @@ def add_sharded_inference(settings: Settings, **params) -> tuple[PipelineTask, P
         reports=dsl.Collected(part.outputs["Output"]),
         drift_policy=params["drift_policy"],
         drift_thresholds=params["drift_thresholds"],
+        performance_tolerance=params.get("performance_tolerance", 0.1),
         **common,
     )
     settings.configure(publish, "publish", "Publish the predictions")
@@ -134,6 +136,7 @@ def build(settings: Settings) -> GraphComponent:
         drift_thresholds: dict = {},  # noqa: B006
         challenger: str = "",
         challenger_tolerance: float = 0.0,
+        performance_tolerance: float = 0.1,
         experiment: str = DEFAULT_EXPERIMENT,
         ui_base_url: str = "",
     ):
@@ -171,6 +174,9 @@ def build(settings: Settings) -> GraphComponent:
                 rows for comparison (shadow scoring); the predictions stay the Champion's.
             challenger_tolerance: A regressor's rows differ when the two predictions differ by
                 more than this; 0: a tenth of the std of the Champion's holdout predictions.
+            performance_tolerance: How much worse than its holdout's the model's performance
+                may be estimated (relative; the whole 95% band past it) before the batch counts
+                as degraded: reported under drift_policy=warn, refused under fail.
             experiment: MLflow experiment of the steps' runs.
             ui_base_url: Kubeflow UI base URL for a link in the alert (default: KFP_UI_BASE_URL).
         """
@@ -183,6 +189,7 @@ def build(settings: Settings) -> GraphComponent:
                 allow_unsigned=allow_unsigned, max_samples=max_samples, experiment=experiment,
                 drift_policy=drift_policy, drift_thresholds=drift_thresholds,
                 challenger=challenger, challenger_tolerance=challenger_tolerance,
+                performance_tolerance=performance_tolerance,
             )  # fmt: skip
             with dsl.If(shards == 1, name="one-pod"):
                 add_inference(settings, **inference)

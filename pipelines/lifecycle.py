@@ -45,6 +45,7 @@ def build(settings: Settings) -> GraphComponent:
         max_samples: int = 1000,
         drift_policy: str = "warn",
         drift_thresholds: dict = {},  # noqa: B006
+        performance_tolerance: float = 0.1,
         experiment: str = DEFAULT_EXPERIMENT,
         ui_base_url: str = "",
     ):
@@ -85,6 +86,9 @@ def build(settings: Settings) -> GraphComponent:
                 p_value for the whole batch), above it a distance decides (Wasserstein,
                 Jensen-Shannon, PSI); missing, out_of_range and unseen are data-quality rules;
                 drift_share: the share of features that must drift for the batch to drift (0: any).
+            performance_tolerance: How much worse than its holdout's the model's performance
+                may be estimated (relative; the whole 95% band past it) before the batch counts
+                as degraded: reported under drift_policy=warn, refused under fail.
             experiment: MLflow experiment of the steps' runs.
             ui_base_url: Kubeflow UI base URL for a link in the alert (default: KFP_UI_BASE_URL).
         """
@@ -103,6 +107,7 @@ def build(settings: Settings) -> GraphComponent:
                 passthrough=passthrough, input_schema=input_schema, probabilities=probabilities,
                 allow_unsigned=allow_unsigned, max_samples=max_samples, experiment=experiment,
                 drift_policy=drift_policy, drift_thresholds=drift_thresholds,
+                performance_tolerance=performance_tolerance,
             )  # fmt: skip
             # Predict with the version the promotion serves (the new one, or a Champion
             # promoted meanwhile that beat it) when the new version passed; with the Champion

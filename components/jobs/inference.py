@@ -382,6 +382,7 @@ def predict_fields(
     drift_thresholds: dict[str, T.Any] | None,
     challenger: str,
     challenger_tolerance: float,
+    performance_tolerance: float = 0.1,
 ) -> dict[str, T.Any]:
     """The InferenceJob fields of a `predict` step: its parameters and artifacts, mapped once.
 
@@ -412,6 +413,7 @@ def predict_fields(
         "drift_thresholds": dict(drift_thresholds or {}),
         "challenger": registries.challenger_config(challenger, model_name),
         "challenger_tolerance": float(challenger_tolerance) or None,
+        "performance_tolerance": float(performance_tolerance),
     }
 
 

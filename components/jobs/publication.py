@@ -263,6 +263,7 @@ def publish_predictions_fields(
     predictions: T.Any,
     drift_policy: str,
     drift_thresholds: dict[str, T.Any] | None,
+    performance_tolerance: float = 0.1,
 ) -> dict[str, T.Any]:
     """The PublicationJob fields of a `publish_predictions` step, mapped once.
 
@@ -275,4 +276,5 @@ def publish_predictions_fields(
         "output": predictions.path,
         "drift_policy": drift_policy,
         "drift_thresholds": dict(drift_thresholds or {}),
+        "performance_tolerance": float(performance_tolerance),
     }

@@ -184,8 +184,20 @@ def test_a_branch_condition_is_decided_when_the_parameters_tell(
             "predict: challenger 'Challenger' is an alias or version of model_name, which is "
             "empty",
         ),
+        (
+            "inference",
+            {"performance_tolerance": -0.5},
+            "parameter 'performance_tolerance' of pipeline inference: -0.5 refused by step "
+            "predict: performance_tolerance: Input should be greater than or equal to 0",
+        ),
     ],
-    ids=["model-param-range", "threshold-of-the-other-task", "tolerance", "challenger"],
+    ids=[
+        "model-param-range",
+        "threshold-of-the-other-task",
+        "tolerance",
+        "challenger",
+        "performance-tolerance",
+    ],  # fmt: skip
 )
 def test_the_refusal_names_the_parameter_its_value_and_the_rule(
     pipeline: str, values: dict[str, Any], expected: str
