@@ -227,6 +227,7 @@ USER_ERRORS = frozenset(
         "SettingsError", "ValidationError", "DatasetError", "DriftError", "ShardError",
         "FeatureError", "SignatureError", "UnsignedModelError", "RegistryError", "CardError",
         "PromotionError", "FactoryError", "ShadowError", "UntrustedTypesError", "PerformanceError",
+        "LabelsError", "MonitoringError", "PerformanceDegradedError",
         "FileNotFoundError", "ValueError",
     }
 )  # fmt: skip
