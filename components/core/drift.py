@@ -551,12 +551,16 @@ class ColumnDrift(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
 
     def measure(self) -> str:
         """The statistic and its value, e.g. `KS p=0.31` or `Wasserstein 0.04`."""
-        if self.statistic is None or self.value is None:
-            return ""
-        name = STATISTIC_NAMES[self.statistic]
-        if self.statistic in TESTS:
-            return f"{name} p={_p(self.value)}"
-        return f"{name} {self.value:.3f}"
+        return _measure(self.statistic, self.value)
+
+
+def _measure(statistic: Statistic | None, value: float | None) -> str:
+    if statistic is None or value is None:
+        return ""
+    name = STATISTIC_NAMES[statistic]
+    if statistic in TESTS:
+        return f"{name} p={_p(value)}"
+    return f"{name} {value:.3f}"
 
 
 class DriftReport(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
@@ -889,10 +893,7 @@ def _score_column(
     missing = tally.missing / tally.rows if tally.rows else 0.0
     reasons: list[str] = []
     status = "ok" if judged else "few"
-    measure = ColumnDrift(
-        column=name, kind=reference.kind, status="ok", statistic=statistic, value=value,
-        limit=limit, psi=score, missing_reference=0.0, missing=0.0,
-    ).measure()  # fmt: skip
+    measure = _measure(statistic, value)
     if statistic in TESTS and value is not None and value < level:
         reasons.append(measure)
         status = "drift"
@@ -905,11 +906,10 @@ def _score_column(
             status = "warn"
     broken = False
     rise = missing - missing_reference
-    missing_hits = tally.missing
     if (
         rise >= thresholds.missing
         and missing > 0
-        and binomial_p_value(missing_hits, tally.rows, missing_reference) < level
+        and binomial_p_value(tally.missing, tally.rows, missing_reference) < level
     ):
         reasons.append(f"missing {missing:.0%} (training {missing_reference:.0%})")
         broken = True

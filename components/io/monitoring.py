@@ -15,8 +15,9 @@ import mlflow
 
 from components.core import drift, reports, shadow, trends
 
-if T.TYPE_CHECKING:  # the estimate's module loads scikit-learn: not for the notify step
+if T.TYPE_CHECKING:  # these load scikit-learn: not for the notify step
     from components.core import estimation
+    from components.core.results import ModelRef
 
 DRIFT_TAG = "monitoring.drift"
 SHADOW_TAG = "monitoring.shadow"
@@ -70,28 +71,69 @@ def performance_headline(estimate: estimation.Estimate, tolerance: float) -> str
     return f"{estimate.headline()}; worse than the holdout beyond {tolerance:.0%}: {named}"
 
 
+def alert_lines(
+    report: drift.DriftReport | None,
+    estimate: estimation.Estimate | None,
+    summary: shadow.ShadowSummary | None,
+    tolerance: float,
+) -> str:
+    """The batch's lines in a prediction's alert: drift, estimated performance, challenger."""
+    lines = [f"\nDrift: {report.headline()}" if report is not None else ""]
+    if estimate is not None:
+        lines.append(f"\nPerformance: {performance_headline(estimate, tolerance)}")
+    lines.append(f"\nChallenger: {summary.headline}" if summary is not None else "")
+    return "".join(lines)
+
+
+def refusal(
+    report: drift.DriftReport | None,
+    estimate: estimation.Estimate | None,
+    tolerance: float,
+    model: str,
+    scope: str = "",
+) -> Exception | None:
+    """The error that refuses a batch under `drift_policy=fail`; None when it may be published.
+
+    Args:
+        report: the batch's drift report (None: not checked).
+        estimate: its estimated performance (None: not estimated).
+        tolerance: how much worse than the holdout an estimate may be (relative).
+        model: the model that predicted, as the message names it.
+        scope: where the rows were counted, e.g. " over the 3 shards".
+    """
+    if report is not None and report.dataset_drift:
+        return report.refusal(scope)
+    if estimate is None or not estimate.degraded(tolerance):
+        return None
+    from components.core import estimation  # loaded by the steps that estimate
+
+    return estimation.PerformanceError(
+        f"the estimated performance of {model}{scope} degraded: "
+        f"{performance_headline(estimate, tolerance)}; with drift_policy=fail nothing was "
+        "published"
+    )
+
+
 def record(
     report: drift.DriftReport | None,
     summary: shadow.ShadowSummary | None,
-    title: str,
+    model_ref: ModelRef,
     notes: list[str] | None = None,
     estimate: estimation.Estimate | None = None,
     tolerance: float = 0.1,
-    model_name: str = "",
 ) -> str:
     """Log the scores, the headlines and the report on the active MLflow run; return the report.
 
-    With a model name, the report and the `TREND_TAG` also show the model's last runs (see
-    `components.core.trends`).
+    The report and the `TREND_TAG` also show the registered model's last runs (see
+    `components.core.trends`; a model given by URI has none).
 
     Args:
         report: the batch's drift report (None: not checked).
         summary: the shadow comparison (None: no challenger).
-        title: the report's title, e.g. the model that predicted.
+        model_ref: the model that predicted (the report's title, and whose trend).
         notes: why something was not checked, shown in the report.
         estimate: the batch's estimated performance (None: not estimated).
         tolerance: how much worse than the holdout an estimate may be (relative).
-        model_name: the registered model whose last runs make the trend ("": no trend).
     """
     if report is None and summary is None and estimate is None:
         return ""
@@ -110,8 +152,8 @@ def record(
         mlflow.set_tag(PERFORMANCE_TAG, performance_headline(estimate, tolerance)[:5000])
         mlflow.log_text(estimate.model_dump_json(), PERFORMANCE_PATH)
     sections = []
-    if model_name and report is not None:
-        trend = history(model_name, estimate.task if estimate is not None else None)
+    if model_ref.name and report is not None:
+        trend = history(model_ref.name, estimate.task if estimate is not None else None)
         mlflow.set_tag(TREND_TAG, trend.headline()[:5000])
         sections = [
             "<h2>Trend</h2>",
@@ -119,7 +161,13 @@ def record(
             reports.image(trend.chart(), "trend") if len(trend.points) > 1 else "",
         ]
     page = reports.drift_page(
-        title, report, summary, notes or [], estimate, tolerance, extra_sections=sections
+        model_ref.describe(),
+        report,
+        summary,
+        notes or [],
+        estimate,
+        tolerance,
+        extra_sections=sections,
     )
     mlflow.log_text(page, REPORT_PATH)
     return page

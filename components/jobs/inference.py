@@ -166,13 +166,7 @@ class InferenceJob(base.Job, frozen=True):
         page = ""
         if not self.report_violations:
             page = monitoring.record(
-                report,
-                summary,
-                model_ref.describe(),
-                notes,
-                estimate,
-                self.performance_tolerance,
-                model_name=model_ref.name or "",
+                report, summary, model_ref, notes, estimate, self.performance_tolerance
             )
         # Tell people the shape of the output, or the rules broken (reported by the caller).
         if violations:
@@ -181,14 +175,7 @@ class InferenceJob(base.Job, frozen=True):
             self.alerter.notify(
                 title=f"{self.KIND} succeeded",
                 message=f"Predicted {rows} rows with {model_ref.describe()}."
-                + (f"\nDrift: {report.headline()}" if report is not None else "")
-                + (
-                    "\nPerformance: "
-                    + monitoring.performance_headline(estimate, self.performance_tolerance)
-                    if estimate is not None
-                    else ""
-                )
-                + (f"\nChallenger: {summary.headline}" if summary is not None else "")
+                + monitoring.alert_lines(report, estimate, summary, self.performance_tolerance)
                 + "".join(f"\nWarning: {warning}" for warning in warnings),
                 fields={"shape": f"({rows}, {width})", "output": self.outputs.path},
             )
@@ -262,29 +249,15 @@ class InferenceJob(base.Job, frozen=True):
 
         The report is kept in MLflow first: the refusal is explained there.
         """
-        drifted = report is not None and report.dataset_drift
-        worse = estimate.degraded(self.performance_tolerance) if estimate is not None else []
-        if self.drift_policy != "fail" or not (drifted or worse):
+        if self.drift_policy != "fail":
+            return
+        tolerance = self.performance_tolerance
+        error = monitoring.refusal(report, estimate, tolerance, model_ref.describe())
+        if error is None:
             return
         summary = shadowing.summary(model_ref) if shadowing is not None else None
-        monitoring.record(
-            report,
-            summary,
-            model_ref.describe(),
-            notes,
-            estimate,
-            self.performance_tolerance,
-            model_name=model_ref.name or "",
-        )
-        if drifted:
-            raise T.cast(drift.DriftReport, report).refusal()
-        headline = monitoring.performance_headline(
-            T.cast(estimation.Estimate, estimate), self.performance_tolerance
-        )
-        raise estimation.PerformanceError(
-            f"the estimated performance of {model_ref.describe()} degraded: {headline}; with "
-            "drift_policy=fail nothing was published"
-        )
+        monitoring.record(report, summary, model_ref, notes, estimate, tolerance)
+        raise error
 
     def _estimates(
         self, client: MlflowClient, model_ref: results.ModelRef, notes: list[str]

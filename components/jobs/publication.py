@@ -105,26 +105,13 @@ class PublicationJob(base.Job, frozen=True):
         )
         mlflow.log_metrics({"rows_predicted": rows, "shards": len(reports)})
         page = monitoring.record(
-            report,
-            summary,
-            model_ref.describe(),
-            notes,
-            estimate,
-            self.performance_tolerance,
-            model_name=model_ref.name or "",
+            report, summary, model_ref, notes, estimate, self.performance_tolerance
         )
         self.alerter.notify(
             title=f"{self.KIND} succeeded",
             message=f"Predicted {rows} rows in {len(reports)} shards with "
             f"{model_ref.describe()}."
-            + (f"\nDrift: {report.headline()}" if report is not None else "")
-            + (
-                "\nPerformance: "
-                + monitoring.performance_headline(estimate, self.performance_tolerance)
-                if estimate is not None
-                else ""
-            )
-            + (f"\nChallenger: {summary.headline}" if summary is not None else "")
+            + monitoring.alert_lines(report, estimate, summary, self.performance_tolerance)
             + "".join(f"\nWarning: {warning}" for warning in warnings),
             fields={"rows": rows, "parts": len(parts), "output": self.output},
         )
@@ -175,27 +162,12 @@ class PublicationJob(base.Job, frozen=True):
             merged = functools.reduce(shadow.Comparison.merge, comparisons)
             summary = merged.summary(challenger, model_ref.describe())
         estimate = self._estimate(model_ref, reports, notes)
-        worse = estimate.degraded(self.performance_tolerance) if estimate is not None else []
-        drifted = report is not None and report.dataset_drift
-        if self.drift_policy == "fail" and (drifted or worse):
-            monitoring.record(
-                report,
-                summary,
-                model_ref.describe(),
-                notes,
-                estimate,
-                self.performance_tolerance,
-                model_name=model_ref.name or "",
-            )
-            if drifted:
-                raise T.cast(drift.DriftReport, report).refusal(f" over the {len(reports)} shards")
-            headline = monitoring.performance_headline(
-                T.cast(estimation.Estimate, estimate), self.performance_tolerance
-            )
-            raise estimation.PerformanceError(
-                f"the estimated performance of {model_ref.describe()} over the {len(reports)} "
-                f"shards degraded: {headline}; with drift_policy=fail nothing was published"
-            )
+        tolerance = self.performance_tolerance
+        scope = f" over the {len(reports)} shards"
+        error = monitoring.refusal(report, estimate, tolerance, model_ref.describe(), scope)
+        if self.drift_policy == "fail" and error is not None:
+            monitoring.record(report, summary, model_ref, notes, estimate, tolerance)
+            raise error
         return report, summary, estimate, notes
 
     def _estimate(
