@@ -271,9 +271,14 @@ def _end_group(pid: int) -> None:
 
 
 def _mark_killed(folder: JobFolder) -> None:
-    """End the MLflow runs that the canceled steps left running, as KILLED."""
+    """End the MLflow runs that the canceled run left running, as KILLED.
+
+    The steps' logs name their runs; each names its pipeline run (the KFP run id tag), whose
+    other runs are ended too: the parent run, and a step killed before its log named its run.
+    """
     from mlflow.tracking import MlflowClient
 
+    from components.core import lineage
     from pipelines import outcomes
 
     found = set()
@@ -284,9 +289,20 @@ def _mark_killed(folder: JobFolder) -> None:
         return
     try:
         client = MlflowClient(outcomes.tracking_uri())
+        pipeline_runs = set()
         for run_id in found:
-            if client.get_run(run_id).info.status == "RUNNING":
+            run = client.get_run(run_id)
+            if run.info.status == "RUNNING":
                 client.set_terminated(run_id, status="KILLED")
+            if kfp_run_id := run.data.tags.get(lineage.KFP_RUN_TAG):
+                pipeline_runs.add((run.info.experiment_id, kfp_run_id))
+        for experiment_id, kfp_run_id in pipeline_runs:
+            for run in client.search_runs(
+                [experiment_id],
+                filter_string=f"tags.`{lineage.KFP_RUN_TAG}` = '{kfp_run_id}' "
+                "and attributes.status = 'RUNNING'",
+            ):
+                client.set_terminated(run.info.run_id, status="KILLED")
     except Exception as error:  # the cancel is done; its MLflow bookkeeping is best effort
         logger.warning("could not mark the canceled steps' MLflow runs KILLED: %s", error)
 

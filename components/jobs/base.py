@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import logging
 import signal
 import threading
@@ -66,15 +67,16 @@ class Job(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         if self.RECORDS_RUN:
             try:
                 self.mlflow_service.start()
-                # Named after the step (train, predict), as the pipeline's graph shows it.
-                run = self.mlflow_service.start_run(
-                    self.step, {JOB_TAG: self.KIND, **self.run_tags}
-                )
+                # Named after the step (train, predict), as the pipeline's graph shows it. A stop
+                # while MLflow creates the run waits for it: a run created but not yet known here
+                # could never be ended, and would stay RUNNING.
+                with sigterm_deferred():
+                    run = self.mlflow_service.start_run(
+                        self.step, {JOB_TAG: self.KIND, **self.run_tags}
+                    )
                 logger.info("MLflow run %s at %s", run.info.run_id, self.mlflow_service.server())
             except Terminated as error:  # __exit__ will not run: end the run started, if any
-                self._report(error)
-                if mlflow.active_run() is not None:
-                    self.mlflow_service.end_run("FAILED")
+                self.__exit__(type(error), error, error.__traceback__)
                 raise
             except Exception as error:
                 # __exit__ does not run when __enter__ fails: report here, with the cause.
@@ -181,9 +183,41 @@ def stop_on_sigterm() -> None:
         return
 
     def terminate(signum: int, frame: types.FrameType | None) -> None:
-        raise Terminated("the step was stopped (SIGTERM: canceled, or its pod deleted)")
+        if _sigterm.deferred:
+            _sigterm.pending = True
+            return
+        raise Terminated(_STOPPED)
 
     signal.signal(signal.SIGTERM, terminate)
+
+
+_STOPPED = "the step was stopped (SIGTERM: canceled, or its pod deleted)"
+
+
+class _SigtermState:
+    deferred = 0  # how many `sigterm_deferred` blocks are open
+    pending = False  # a SIGTERM came while one was
+
+
+_sigterm = _SigtermState()
+
+
+@contextlib.contextmanager
+def sigterm_deferred() -> T.Iterator[None]:
+    """Hold a SIGTERM that comes inside the block until the block ends, then raise `Terminated`.
+
+    For a few calls that must not be cut in half (MLflow creating the job's run). A signal
+    handler runs in the main thread whichever thread the signal reached, so a flag the handler
+    reads holds it where blocking the signal in one thread (`pthread_sigmask`) would not.
+    """
+    _sigterm.deferred += 1
+    try:
+        yield
+    finally:
+        _sigterm.deferred -= 1
+    if not _sigterm.deferred and _sigterm.pending:
+        _sigterm.pending = False
+        raise Terminated(_STOPPED)
 
 
 class SettingsError(ValueError):

@@ -138,6 +138,20 @@ class Waiting(base.Job, frozen=True):
         print("READY", flush=True)
         time.sleep(120)
 
+# "while-creating": the stop comes once MLflow created the run, before start_run returns.
+if sys.argv[3] == "while-creating":
+    from mlflow.tracking import MlflowClient
+
+    create_run = MlflowClient.create_run
+
+    def slow_create_run(self, *args, **kwargs):
+        run = create_run(self, *args, **kwargs)
+        print("READY", flush=True)
+        time.sleep(5)
+        return run
+
+    MlflowClient.create_run = slow_create_run
+
 settings = {
     "mlflow_service": services.MlflowService(tracking_uri=sys.argv[1], experiment_name=sys.argv[2]),
     "alerter": alerts.ConsoleAlerter(),
@@ -146,11 +160,16 @@ base.run_job(Waiting, settings)
 """
 
 
-def test_a_step_stopped_by_sigterm_ends_its_mlflow_run_failed_with_the_cause(mlflow_server):
-    """A canceled local run or a deleted pod sends SIGTERM: the run must not stay RUNNING."""
+@pytest.mark.parametrize("when", ["while-running", "while-creating"])
+def test_a_step_stopped_by_sigterm_ends_its_mlflow_run_failed_with_the_cause(mlflow_server, when):
+    """A canceled local run or a deleted pod sends SIGTERM: the run must not stay RUNNING.
+
+    Also when the stop comes while MLflow creates the run: the server has it, the job does not
+    know it yet.
+    """
     experiment = unique("stopped")
     step = subprocess.Popen(
-        [sys.executable, "-c", STOPPED_STEP, mlflow_server, experiment],
+        [sys.executable, "-c", STOPPED_STEP, mlflow_server, experiment, when],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

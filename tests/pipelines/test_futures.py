@@ -155,11 +155,14 @@ def test_cancel_during_a_run_stops_it_and_leaves_no_output(trained, home, mlflow
     )
     outputs = future.folder.path / background.OUTPUTS
     deadline = time.monotonic() + 120
-    while not list(outputs.glob("pipeline-root/*/predict/step.log")):
+    step_run = None
+    while step_run is None:  # the predict step has started its MLflow run
         assert time.monotonic() < deadline, "the predict step never started"
         assert future.status().state in ("queued", "running")
         time.sleep(0.2)
-    time.sleep(1.0)  # the step is predicting
+        for log in outputs.glob("pipeline-root/*/predict/step.log"):
+            step_run = next(iter(background._MLFLOW_RUN.findall(log.read_text())), None)
+    time.sleep(0.5)  # the step is predicting
     assert future.status().state == "running"
     assert future.cancel() is True
     status = future.status()
@@ -178,6 +181,10 @@ def test_cancel_during_a_run_stops_it_and_leaves_no_output(trained, home, mlflow
         filter_string="attributes.status = 'RUNNING' and tags.`job.kind` = 'InferenceJob'",
     )
     assert [run.info.run_id for run in runs] == []
+    # Nor does the pipeline run's parent run.
+    step = client.get_run(step_run)
+    assert step.info.status in ("KILLED", "FAILED")
+    assert client.get_run(step.data.tags["mlflow.parentRunId"]).info.status == "KILLED"
 
 
 def test_a_failed_run_errors_with_its_step_and_cause_through_the_cli(trained, home, tmp_path):
