@@ -12,6 +12,7 @@ def notify(
     run_id: str = "",
     experiment: str = "model-lifecycle",
     ui_base_url: str = "",
+    retraining: dict = {},  # type: ignore[type-arg]  # noqa: B006 - a KFP default
 ) -> bool:
     """Send the pipeline's final alert to Slack (SLACK_WEBHOOK_URL), or to the log when unset.
 
@@ -25,6 +26,8 @@ def notify(
         run_id: Pipeline run id, used to find what each step recorded in MLflow.
         experiment: MLflow experiment the steps recorded their runs in.
         ui_base_url: Kubeflow UI base URL for a link to the run (default: KFP_UI_BASE_URL).
+        retraining: Retraining policy ({}: off): when a step found drift or degradation, start
+            the training pipeline at most once per period, and say so in the alert.
 
     Returns:
         Output: Whether the alert was delivered; a failed delivery never fails the pipeline.
@@ -42,6 +45,7 @@ def notify(
         state=status.state,
         error=status.error_message or "",
         ui_base_url=ui_base_url or os.environ.get("KFP_UI_BASE_URL", ""),
+        retraining=retraining,
         mlflow_service=services.MlflowService(experiment_name=experiment),
         alerter=alerts.default_alerter(),
         # The run's folder under kfp.local, the KFP and Kubernetes APIs on a cluster.

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import abc
 import datetime
+import json
 import os
 import pathlib
+import sys
 import typing as T
 
 import pydantic as pdt
@@ -229,3 +231,32 @@ TRAINERS = factories.Factory("trainer", Trainer, (LocalTrainer, KFPTrainer))
 JOB_PREDICTORS = factories.Factory(
     "job predictor", JobPredictor, (LocalJobPredictor, KFPJobPredictor)
 )
+
+
+def main(argv: T.Sequence[str] | None = None) -> int:
+    """Start a training and print its job id: `python -m pipelines.backends REQUEST`.
+
+    REQUEST is JSON, `{"trainer": {type, config}, "values": {training parameters}}`; the job's id
+    is printed as `{"job": ID}`, the last line of stdout. How a pipeline step starts one (the
+    retraining policy): a step runs under KFP's executor, which leaves kfp's compiler
+    unimported, and the backends need it, so they run in an interpreter of their own.
+
+    Returns:
+        0 when the training started; 1 with the reason on stderr's last line otherwise.
+    """
+    try:
+        [text] = sys.argv[1:] if argv is None else argv
+        request = json.loads(text)
+        trainer = TRAINERS.build(request["trainer"])
+        future = trainer.train(**request["values"])
+    except Exception as error:
+        print(" ".join(f"{type(error).__name__}: {error}".split()), file=sys.stderr)
+        return 1
+    print(json.dumps({"job": future.id}))
+    return 0
+
+
+if __name__ == "__main__":  # the module's classes, not this script's copies of them
+    from pipelines.backends import main as start_training
+
+    sys.exit(start_training())

@@ -56,6 +56,12 @@ _ID = re.compile(r"[0-9a-f]{16}")
 _MLFLOW_RUN = re.compile(r"MLflow run ([0-9a-f]{32}) at ")
 # How long a canceled run has to end before it is killed.
 TERM_GRACE_S = 10.0
+# What a pipeline step's environment holds about its own run (KFP's MLflow plugin's run, the
+# experiment the step resolved, the pipeline's name and parameters): never a new run's.
+# (The last two are `components.io.parents`' variables; that module loads MLflow.)
+STEP_ONLY_VARIABLES = frozenset(
+    {"MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "LIFECYCLE_PIPELINE", "LIFECYCLE_PIPELINE_PARAMETERS"}
+)
 
 
 def jobs_home() -> pathlib.Path:
@@ -194,7 +200,10 @@ def submit(
     with folder.locked():
         folder.set_state(QUEUED)
     # The worker and its steps share the store this process uses (the same default as a run).
-    environment = {**os.environ, "MLFLOW_TRACKING_URI": outcomes.tracking_uri()}
+    # Started from inside a step (a retraining started by an alert step), it is a run of its
+    # own: nothing of the step's own run passes to it.
+    environment = {k: v for k, v in os.environ.items() if k not in STEP_ONLY_VARIABLES}
+    environment["MLFLOW_TRACKING_URI"] = outcomes.tracking_uri()
     with open(folder.path / LOG_FILE, "ab") as log:
         worker = subprocess.Popen(
             [sys.executable, "-m", "pipelines.background", str(folder.path)],

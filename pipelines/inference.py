@@ -137,6 +137,7 @@ def build(settings: Settings) -> GraphComponent:
         challenger: str = "",
         challenger_tolerance: float = 0.0,
         performance_tolerance: float = 0.1,
+        retraining: dict = {},  # type: ignore[type-arg]  # noqa: B006
         experiment: str = DEFAULT_EXPERIMENT,
         ui_base_url: str = "",
     ):
@@ -177,10 +178,15 @@ def build(settings: Settings) -> GraphComponent:
             performance_tolerance: How much worse than its holdout's the model's performance
                 may be estimated (relative; the whole 95% band past it) before the batch counts
                 as degraded: reported under drift_policy=warn, refused under fail.
+            retraining: Retrain when it matters ({}: off), e.g. {"period_hours": 24,
+                "parameters": {"data": "s3://bucket/labelled/", "target": "cnt"}}: when a step
+                found what "on" names (drift, performance, labels; default all three), the alert
+                step starts the training pipeline with "parameters" through "trainer"
+                ({"type": "LocalTrainer"} by default, or KFPTrainer), at most once per period.
             experiment: MLflow experiment of the steps' runs.
             ui_base_url: Kubeflow UI base URL for a link in the alert (default: KFP_UI_BASE_URL).
         """
-        exit_task = add_notify(settings, "inference", experiment, ui_base_url)
+        exit_task = add_notify(settings, "inference", experiment, ui_base_url, retraining)
         with dsl.ExitHandler(exit_task, name="inference"):
             inference = dict(
                 data=data, model_name=model_name, alias_or_version=alias_or_version,

@@ -65,6 +65,7 @@ def build(settings: Settings) -> GraphComponent:
         policy: str = "warn",
         predictions_reader: dict = {},  # type: ignore[type-arg]  # noqa: B006 - a KFP default
         truth_reader: dict = {},  # type: ignore[type-arg]  # noqa: B006
+        retraining: dict = {},  # type: ignore[type-arg]  # noqa: B006
         experiment: str = DEFAULT_EXPERIMENT,
         ui_base_url: str = "",
     ) -> None:
@@ -85,10 +86,15 @@ def build(settings: Settings) -> GraphComponent:
             policy: warn (report a degradation) or fail (also fail the run).
             predictions_reader: Reader options of the predictions, e.g. {"KIND": "CSVReader"}.
             truth_reader: Reader options of the truth, e.g. {"KIND": "CSVReader"}.
+            retraining: Retrain when it matters ({}: off), e.g. {"period_hours": 24,
+                "parameters": {"data": "s3://bucket/labelled/", "target": "cnt"}}: when a step
+                found what "on" names (drift, performance, labels; default all three), the alert
+                step starts the training pipeline with "parameters" through "trainer"
+                ({"type": "LocalTrainer"} by default, or KFPTrainer), at most once per period.
             experiment: MLflow experiment of the steps' runs.
             ui_base_url: Kubeflow UI base URL for a link in the alert (default: KFP_UI_BASE_URL).
         """
-        exit_task = add_notify(settings, "monitoring", experiment, ui_base_url)
+        exit_task = add_notify(settings, "monitoring", experiment, ui_base_url, retraining)
         with dsl.ExitHandler(exit_task, name="monitoring"):
             add_monitoring(
                 settings, predictions_data=predictions_data, truth_data=truth_data, keys=keys,

@@ -187,6 +187,7 @@ def check(
             raise _blame(pipeline, step, refused, given, parameters) from None
         _inputs_exist(pipeline, step, job, parameters.here, opened)
     _thresholds_suit_the_model(pipeline, steps, jobs, given)
+    _retraining_can_start(pipeline, steps, jobs, given, values)
     return Checked(pipeline, values, frozenset(given), steps, jobs)
 
 
@@ -654,6 +655,52 @@ def _thresholds_suit_the_model(
             raise params.ParameterError(
                 f"pipeline {pipeline}: step {step.task}: {reason}"
             ) from None
+
+
+def _retraining_can_start(
+    pipeline: str,
+    steps: list[Step],
+    jobs: Mapping[str, Any],
+    given: Mapping[str, Any],
+    values: Mapping[str, Any],
+) -> None:
+    """Refuse a retraining policy that is invalid, or whose trainer would not start training.
+
+    The policy acts in the alert step, at the end of a run, maybe weeks after it was written
+    (there, a policy it cannot apply is a line of the alert, never a failed alert): its fields,
+    its trainer and the training pipeline's parameters are checked now, as the trainer will
+    check them (unknown names, types, the training steps' own rules).
+
+    Raises:
+        params.ParameterError: naming the parameter that holds the policy and what is wrong.
+    """
+    import pydantic as pdt
+
+    from components.io import retraining
+    from components.jobs.base import describe_errors
+    from components.utils.factories import FactoryError
+
+    for step in steps:
+        bound = step.inputs.get("retraining")
+        if step.component != "notify" or bound is None or not bound.value:
+            continue
+        parameter = bound.parameter or "retraining"
+        value = given.get(parameter, bound.value)
+        model_name = str(values.get("model_name") or "") or "model"
+        try:
+            policy = retraining.RetrainingPolicy.model_validate(bound.value)
+            trainer = policy.build_trainer()
+            training = policy.training_values(model_name, str(values.get("experiment")))
+            params.validate("training", training, trainer.declared("training"))
+        except pdt.ValidationError as error:
+            reason = describe_errors("retraining", error)
+            raise _refusal(pipeline, parameter, value, step, reason) from None
+        except FactoryError as error:
+            reason = f"trainer: {_one_line(error)}"
+            raise _refusal(pipeline, parameter, value, step, reason) from None
+        except params.ParameterError as error:
+            reason = f"parameters (of the training it starts): {_one_line(error)}"
+            raise _refusal(pipeline, parameter, value, step, reason) from None
 
 
 def _one_line(error: Exception) -> str:

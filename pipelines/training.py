@@ -1,5 +1,7 @@
 """Pipeline `training`: data -> train -> evaluate -> (if passed) promote, then one alert."""
 
+import typing as T
+
 from kfp import dsl
 from kfp.dsl import PipelineTask
 from kfp.dsl.graph_component import GraphComponent
@@ -73,7 +75,9 @@ def add_promotion(settings: Settings, train: PipelineTask, **params) -> Pipeline
     return settings.configure(promote, "promote", "Promote to Champion")
 
 
-def add_notify(settings: Settings, pipeline: str, experiment: str, ui_base_url: str):
+def add_notify(
+    settings: Settings, pipeline: str, experiment: str, ui_base_url: str, retraining: T.Any = None
+):
     """The exit task: one alert when the pipeline ends, whatever its state.
 
     Args:
@@ -81,12 +85,15 @@ def add_notify(settings: Settings, pipeline: str, experiment: str, ui_base_url: 
         pipeline: the pipeline's name, shown in the alert.
         experiment: the MLflow experiment the steps record their runs in.
         ui_base_url: the Kubeflow UI's base URL, for a link to the run.
+        retraining: the pipeline's retraining policy parameter (None: the pipeline has none).
     """
+    policy = {} if retraining is None else {"retraining": retraining}
     notify = c.notify(
         pipeline=pipeline,
         run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         experiment=experiment,
         ui_base_url=ui_base_url,
+        **policy,
     )
     return settings.configure(notify, "notify", "Notify Slack")
 

@@ -247,6 +247,7 @@ class NotificationResult:
         fields: its key facts.
         delivered: whether it reached its destination.
         closed: the MLflow runs left RUNNING by steps that died, now ended FAILED.
+        retraining: the training job the retraining policy started ("" when none).
     """
 
     title: str
@@ -254,6 +255,7 @@ class NotificationResult:
     fields: dict[str, T.Any]
     delivered: bool
     closed: list[str] = dataclasses.field(default_factory=list)
+    retraining: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -138,6 +138,8 @@ def record(
     if report is None and summary is None and estimate is None:
         return ""
     scores = metrics(report, summary, estimate)
+    if estimate is not None:  # the verdict under this tolerance, as the alert step reads it
+        scores["estimated_degraded"] = float(bool(estimate.degraded(tolerance)))
     names = list(scores)
     for start in range(0, len(names), 1000):  # MLflow takes at most 1000 metrics per call
         mlflow.log_metrics({name: scores[name] for name in names[start : start + 1000]})

@@ -9,6 +9,7 @@ import pydantic as pdt
 
 from components.core import results
 from components.io import monitoring, parents, runs
+from components.io import retraining as retrain
 from components.jobs import base
 from components.utils import secrets
 
@@ -47,6 +48,10 @@ class NotificationJob(base.Job, frozen=True):
         error: the error KFP reported, if any.
         ui_base_url: the Kubeflow UI's base URL, for a link to the run.
         tasks: where to read which tasks failed and why, besides MLflow.
+        retraining: the retraining policy ({}: off): when a step found drift or degradation,
+            start the training pipeline, at most once per period (`components.io.retraining`).
+            Checked when applied: a policy that cannot be is a line of the alert, which still
+            goes out (the run's check refuses it before the run starts).
     """
 
     KIND: T.Literal["NotificationJob"] = "NotificationJob"
@@ -57,6 +62,7 @@ class NotificationJob(base.Job, frozen=True):
     error: str = ""
     ui_base_url: str = ""
     tasks: runs.TaskReaderKind = pdt.Field(default_factory=runs.NoTaskReader, discriminator="KIND")
+    retraining: dict[str, T.Any] = pdt.Field(default_factory=dict)
 
     def run(self) -> results.NotificationResult:
         """Gather the steps' records, then send one alert."""
@@ -106,6 +112,11 @@ class NotificationJob(base.Job, frozen=True):
         verdict, facts = self._promotion(list(last.values()))
         message += f"\n{verdict}" if verdict else ""
         fields.update(facts)
+        # Whether the run called for a new version, and whether one is being trained.
+        retrained = self._retrain(list(last.values()))
+        if retrained is not None:
+            message += f"\n{retrained.line}"
+            fields["retraining"] = f"started {retrained.job}" if retrained.job else "not started"
         # Each figure says its version when the run used two (a candidate refused, a Champion
         # that predicted); `model` is the version the last step used.
         used = {step["model"] for step in steps if step.get("model")}
@@ -129,8 +140,33 @@ class NotificationJob(base.Job, frozen=True):
             link=link,
         )
         return results.NotificationResult(
-            title=title, message=message, fields=fields, delivered=delivered, closed=closed
+            title=title,
+            message=message,
+            fields=fields,
+            delivered=delivered,
+            closed=closed,
+            retraining=retrained.job if retrained is not None else "",
         )
+
+    def _retrain(self, steps: list[dict[str, T.Any]]) -> retrain.Outcome | None:
+        """Apply the retraining policy to what the steps found (None: off, or nothing fired)."""
+        if not self.retraining or self.state == "CANCELED" or not self.run_id:
+            return None  # a canceled run was stopped on purpose: nothing it found counts
+        try:
+            # Numbers come back from KFP as floats (a Struct): 20 iterations, not 20.0.
+            policy = retrain.RetrainingPolicy.model_validate(base.integers_back(self.retraining))
+        except pdt.ValidationError as error:
+            return retrain.Outcome(
+                f"Retraining: not started: {base.describe_errors('retraining policy', error)}"
+            )
+        try:
+            client = self.mlflow_service.client()
+            return retrain.apply(
+                policy, client, steps, self.run_id, self.mlflow_service.experiment_name
+            )
+        except Exception as error:  # the alert matters more than the retraining
+            logger.warning("retraining policy: %s", secrets.redact(str(error)))
+            return retrain.Outcome(f"Retraining: not started: {secrets.redact(str(error))}")
 
     def _steps(self) -> list[dict[str, T.Any]]:
         """The steps' MLflow runs for this pipeline run, oldest first; [] when unreachable."""

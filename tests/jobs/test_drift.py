@@ -325,6 +325,8 @@ def test_a_batch_gets_its_performance_estimated_in_mlflow_the_report_and_the_ale
         assert logged.tags[monitoring.PERFORMANCE_TAG].startswith(f"estimated {metric} ")
         assert logged.metrics[f"estimated_{metric}"] == pytest.approx(figure.value)
         assert logged.metrics["estimated_rows"] == 6000
+        # The verdict under the run's tolerance, as a retraining policy reads it: a clean batch.
+        assert logged.metrics["estimated_degraded"] == 0.0
         page = mlflow.artifacts.load_text(f"runs:/{run_id}/{monitoring.REPORT_PATH}")
         assert "Estimated performance (before the labels)" in page
 
@@ -338,8 +340,9 @@ def test_a_batch_estimated_worse_than_the_holdout_is_refused_under_fail(trained,
     warned = predict(trained, data, output, drift_thresholds=NO_DRIFT)
     worse = warned.estimate.degraded(0.1)
     assert [m.metric for m in worse] and all(m.lower > m.holdout * 1.1 for m in worse)
-    tag = trained.client.get_run(warned.lineage.mlflow_run_id).data.tags
-    assert "worse than the holdout beyond 10%" in tag[monitoring.PERFORMANCE_TAG]
+    logged = trained.client.get_run(warned.lineage.mlflow_run_id).data
+    assert "worse than the holdout beyond 10%" in logged.tags[monitoring.PERFORMANCE_TAG]
+    assert logged.metrics["estimated_degraded"] == 1.0  # a retraining policy's trigger
     output.unlink()
     with pytest.raises(estimation.PerformanceError) as refused:
         predict(trained, data, output, drift_policy="fail", drift_thresholds=NO_DRIFT)

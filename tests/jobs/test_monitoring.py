@@ -155,6 +155,7 @@ def test_perturbed_predictions_are_flagged_degraded(trained, tmp_path):
     tolerance = 1.5
     honest = run(job(trained, trained["predictions"], trained["truth"], tolerance=tolerance))
     assert not honest.degraded and "not degraded" not in honest.headline
+    assert honest.metrics["realized_degraded"] == 0.0  # what a retraining policy reads
     result = run(
         job(trained, worse, trained["truth"], alias_or_version=trained["version"],
             time_column="dteday", min_rows=MIN_ROWS, tolerance=tolerance)
@@ -166,6 +167,7 @@ def test_perturbed_predictions_are_flagged_degraded(trained, tmp_path):
     assert "worse than the holdout's" in result.headline
     assert "degraded beyond 150% in" in result.headline
     assert result.metrics["change_rmse"] > tolerance
+    assert result.metrics["realized_degraded"] == 1.0
 
 
 def test_policy_fail_raises_after_recording(trained, tmp_path):

@@ -30,6 +30,7 @@ from mlflow import MlflowClient
 from components.io import alerts, datasets, parents, services
 from components.jobs import base
 from components.jobs.notification import NotificationJob
+from pipelines import futures
 from pipelines.__main__ import main
 from pipelines.local import run_local
 from tests.conftest import BIKE_PARQUET, BIKE_SCHEMA
@@ -242,13 +243,28 @@ def trained(slack, data, mlflow_server, tmp_path_factory) -> Run:
 
 
 @pytest.fixture(scope="module")
-def inferred(trained, slack, mlflow_server, tmp_path_factory) -> Run:
-    """The inference pipeline on the whole bike data set, with the Champion just trained."""
+def retrain(data, tmp_path_factory) -> dict[str, T.Any]:
+    """A retraining policy: a new version on the small data, refused by its evaluation (so
+    that the Champion the other runs use stays v1), in background jobs of a folder of its own."""
+    home = tmp_path_factory.mktemp("retraining-jobs")
+    training = {**BIKE, "data": str(data["small"]), "model_params": {"max_iter": 20}}
+    return {
+        "period_hours": 24,
+        "trainer": {"type": "LocalTrainer", "config": {"home": str(home)}},
+        "parameters": {**training, "thresholds": {"r2": 0.9999}},
+    }
+
+
+@pytest.fixture(scope="module")
+def inferred(trained, slack, retrain, mlflow_server, tmp_path_factory) -> Run:
+    """The inference pipeline on the whole bike data set, with the Champion just trained; the
+    batch drifts, so its retraining policy starts a training."""
     params = {
         "data": str(BIKE_PARQUET),
         "input_schema": str(BIKE_SCHEMA),
         "passthrough": PASSTHROUGH,
         "max_samples": 50,
+        "retraining": retrain,
     }
     return run(
         slack, tmp_path_factory.mktemp("inference"), "inference", params, [],
@@ -257,10 +273,16 @@ def inferred(trained, slack, mlflow_server, tmp_path_factory) -> Run:
 
 
 @pytest.fixture(scope="module")
-def refused(trained, slack, mlflow_server, tmp_path_factory) -> Run:
+def refused(trained, inferred, slack, retrain, mlflow_server, tmp_path_factory) -> Run:
     """The inference pipeline under drift_policy=fail: the Champion learnt from the first
-    rows (winter); the whole year has drifted from them."""
-    params = {"data": str(BIKE_PARQUET), "drift_policy": "fail", "max_samples": 50}
+    rows (winter); the whole year has drifted from them. Its retraining is due, within the
+    period of the one `inferred` started."""
+    params = {
+        "data": str(BIKE_PARQUET),
+        "drift_policy": "fail",
+        "max_samples": 50,
+        "retraining": retrain,
+    }
     return run(
         slack, tmp_path_factory.mktemp("refused"), "inference", params, [],
         trained.model_name, unique("local-refused"), mlflow_server,
@@ -380,6 +402,43 @@ def test_drift_policy_fail_publishes_nothing_and_the_alert_names_the_features(re
     assert failure, text
     assert "temp (Wasserstein" in text and "with drift_policy=fail nothing was published" in text
     assert fields(body)["failed step"] == "predict (InferenceJob)"
+
+
+def test_retraining_starts_one_training_and_not_a_second_within_its_period(
+    inferred, refused, retrain, mlflow_server
+):
+    """The drifted batch's alert step starts the training pipeline in the background (a real
+    kfp.local run of its own); the next drifted run, within the period, starts none."""
+    started = fields(inferred.alert())["retraining"]
+    assert started.startswith("started local:"), message(inferred.alert())
+    job = started.removeprefix("started ")
+    text = message(inferred.alert())
+    assert f"Retraining: started job {job}, training {inferred.model_name} (the batch drifted " in (
+        text
+    )
+    home = pathlib.Path(retrain["trainer"]["config"]["home"])
+    assert [folder.name for folder in home.iterdir()] == [job.removeprefix("local:")]
+    # The training ran for real: a second version, refused by its evaluation (r2 >= 0.9999).
+    outcome = futures.LocalFuture.find(job.removeprefix("local:"), home).result(timeout=600)
+    assert (outcome.name, outcome.version) == (inferred.model_name, 2)
+    client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
+    assert client.get_registered_model(inferred.model_name).aliases == {"Champion": "1"}
+    # A run of its own, in the experiment of the run that started it: nothing of the alert
+    # step's own run (its pipeline's name, its parameters) passed to it.
+    experiment = client.get_experiment_by_name(inferred.experiment).experiment_id
+    pipelines = {
+        run.data.tags.get(parents.PIPELINE_TAG)
+        for run in client.search_runs([experiment], f"tags.`{parents.PARENT_TAG}` = 'true'")
+    }
+    assert pipelines == {"inference", "training"}
+    # The refused run is due too, within the period: not started, and the alert says by whom.
+    assert fields(refused.alert())["retraining"] == "not started"
+    assert re.search(
+        rf"Retraining: due \(the batch drifted \(predict\)\), not started: job {job} started "
+        r"one at \d{4}-\d\d-\d\d \d\d:\d\d UTC, within the 24 h period",
+        message(refused.alert()),
+    ), message(refused.alert())
+    assert len(list(home.iterdir())) == 1
 
 
 # inference over shards

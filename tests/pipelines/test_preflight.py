@@ -208,6 +208,62 @@ def test_the_refusal_names_the_parameter_its_value_and_the_rule(
     assert "\n" not in text
 
 
+TRAINING = {"data": DEMO, "target": "cnt"}
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "policy", "expected"),
+    [
+        (
+            "inference",
+            {"period_hours": 0, "parameters": TRAINING},
+            "refused by step notify: invalid retraining settings: period_hours: Input should be "
+            "greater than 0 (got 0)",
+        ),
+        (
+            "monitoring",
+            {"on": ["drfit"], "parameters": TRAINING},
+            "refused by step notify: invalid retraining settings: on.0: Input should be 'drift', "
+            "'performance' or 'labels' (got 'drfit')",
+        ),
+        (
+            "inference",
+            {"trainer": "LocalTrainr", "parameters": TRAINING},
+            "refused by step notify: trainer: unknown trainer type 'LocalTrainr' (did you mean: "
+            "LocalTrainer?)",
+        ),
+        (
+            "inference",
+            {"parameters": {"target": "cnt"}},
+            "refused by step notify: parameters (of the training it starts): pipeline training "
+            "needs a value for: data (STRING)",
+        ),
+        (
+            "inference",
+            {"parameters": {**TRAINING, "model_kind": "Ridg"}},
+            "refused by step notify: parameters (of the training it starts): parameter "
+            "'model_kind' of pipeline training: 'Ridg' refused by step train: model: ",
+        ),
+    ],
+    ids=["period", "trigger", "trainer", "no-data", "model-kind"],
+)
+def test_a_retraining_policy_is_checked_with_the_training_it_would_start(
+    pipeline: str, policy: dict[str, Any], expected: str
+) -> None:
+    """The policy acts at the end of a run: what would stop it from starting is found first."""
+    text = refusal(pipeline, retraining=policy)
+
+    assert text.startswith(f"parameter 'retraining' of pipeline {pipeline}: "), text
+    assert expected in text, text
+
+
+def test_a_valid_retraining_policy_passes_the_check() -> None:
+    found = checked("inference", retraining={"period_hours": 6, "parameters": TRAINING})
+
+    [notify] = [step for step in found.steps if step.component == "notify"]
+    assert notify.inputs["retraining"].value == {"period_hours": 6, "parameters": TRAINING}
+
+
 def test_a_refusal_no_given_value_explains_names_the_step_setting() -> None:
     # No model_name and no finder: the step's own finder has no model to find.
     text = refusal("inference", model_name="")
