@@ -67,8 +67,10 @@ class Settings(pdt.BaseModel, frozen=True, extra="forbid"):
         "promote": Resources(cpu_request="100m", cpu_limit="500m", memory_limit="1Gi"),
         "predict": Resources(cpu_request="2", cpu_limit="4", memory_request="2Gi"),
         "explain": Resources(cpu_request="1", cpu_limit="4", memory_request="2Gi"),
+        # A retraining policy that fires checks and starts the training in a second interpreter
+        # (about 300 MB, briefly): the limit leaves room for both.
         "notify": Resources(cpu_request="100m", cpu_limit="500m", memory_request="256Mi",
-                            memory_limit="512Mi"),
+                            memory_limit="1Gi"),
         # Plan and publish read metadata and write a small JSON file: no rows pass through them.
         "plan": Resources(cpu_request="100m", cpu_limit="1", memory_limit="1Gi"),
         "publish": Resources(cpu_request="100m", cpu_limit="500m", memory_limit="1Gi"),

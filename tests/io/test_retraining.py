@@ -21,6 +21,7 @@ from mlflow import MlflowClient
 
 from components.io import retraining
 from pipelines import backends, params
+from tests.pipelines.kfp_api_server import FakeKfpApiServer, isolate_kfp_client
 
 DRIFTED = {"task": "predict", "kind": "InferenceJob", "status": "FINISHED", "model_name": ""}
 
@@ -221,3 +222,24 @@ def test_a_policy_is_checked_field_by_field():
         policy(on=["drfit"])
     with pytest.raises(ValueError, match="give the trainer as"):
         policy(trainer={"config": {}})
+
+
+def test_a_kfp_trainer_creates_the_training_run_through_the_kfp_api(model, tmp_path, monkeypatch):
+    """On a cluster the alert step's trainer is KFPTrainer. The KFP API server is the fake of
+    tests/pipelines/kfp_api_server.py, over real HTTP: no Kubeflow Pipelines runs here."""
+    client, name = model
+    isolate_kfp_client(monkeypatch, tmp_path)
+    with FakeKfpApiServer() as kfp:
+        on_the_cluster = policy(
+            trainer={"type": "KFPTrainer", "config": {"host": kfp.url, "experiment": "retrain"}}
+        )
+        drifted = steps(name, drift_dataset_drift=1.0)
+        outcome = retraining.apply(
+            on_the_cluster, client, drifted, "run-1", "exp", settle_seconds=0.1
+        )
+        [run] = kfp.runs.values()
+    assert outcome is not None and outcome.job == f"kfp:{run['run_id']}", outcome
+    sent = run["runtime_config"]["parameters"]
+    assert (sent["data"], sent["target"], sent["model_name"]) == (TRAINING["data"], "cnt", name)
+    claimed = json.loads(client.get_registered_model(name).tags[retraining.claim_key("run-1")])
+    assert claimed["job"] == outcome.job
