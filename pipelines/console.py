@@ -22,6 +22,7 @@ import time
 import typing as T
 import warnings
 
+from components.io import alerts, retraining
 from pipelines import warm
 
 # Each step's whole output (what kfp.local would have printed), beside its outputs.
@@ -141,7 +142,7 @@ class Console:
         task = task_name(folder)
         env = {**os.environ, **on_this_machine(env_vars or {})}
         started = time.monotonic()
-        headline = ""
+        headline, also = "", ""
         process = self.interpreters.take(full_command, env) if self.interpreters else None
         if process is None:  # no interpreter waiting, or not a command one can run
             process = subprocess.Popen(
@@ -162,7 +163,10 @@ class Console:
                     progress = line.split(PROGRESS_MARK, 1)[1].strip()
                     self.print(f"{task:<20} ...    {time.monotonic() - started:6.1f} s  {progress}")
                 headline = _headline(line) or headline
+                if line.startswith(retraining.LINE_PREFIX):  # a training started in the background
+                    also = line.split(f" {alerts.FACTS_SEPARATOR} ", 1)[0].strip()
             code = process.wait()
+        headline = f"{headline} {also}".strip() if also else headline
         step = Step(task, folder, code == 0, time.monotonic() - started, headline)
         self.steps.append(step)
         if not self.verbose:

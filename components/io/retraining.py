@@ -54,6 +54,8 @@ SIGNALS: dict[Trigger, tuple[str, str]] = {
     "labels": ("realized_degraded", "the realized performance degraded"),
 }
 CLAIM_PREFIX = "retraining.claim."
+# How the policy's line in the alert begins (a local run's terminal shows it with the step's).
+LINE_PREFIX = "Retraining: "
 SETTLE_SECONDS = 2.0
 # Where the trainer backends are registered (loaded only when the policy fires).
 TRAINERS_MODULE = "pipelines.backends"
@@ -307,7 +309,7 @@ def apply(
     if len(names) != 1:
         found = ", ".join(names) or "none"
         return Outcome(
-            f"Retraining: not started ({why}): the run served no one registered model "
+            f"{LINE_PREFIX}not started ({why}): the run served no one registered model "
             f"(found: {found})",
             reasons=tuple(reasons),
         )
@@ -315,19 +317,19 @@ def apply(
     trained = [s for s in steps if s.get("kind") == "TrainingJob" and s.get("status") == "FINISHED"]
     if trained:
         return Outcome(
-            f"Retraining: not started ({why}): this run trained {name} itself",
+            f"{LINE_PREFIX}not started ({why}): this run trained {name} itself",
             reasons=tuple(reasons),
         )
     try:
         won, holder = claim(client, name, run, why, policy.period_seconds, settle_seconds)
     except Exception as error:
         return Outcome(
-            f"Retraining: not started ({why}): {_one_line(error)}", reasons=tuple(reasons)
+            f"{LINE_PREFIX}not started ({why}): {_one_line(error)}", reasons=tuple(reasons)
         )
     if not won:
         by = f"job {holder.job}" if holder.job else f"run {holder.run}"
         return Outcome(
-            f"Retraining: due ({why}), not started: {by} started one at {holder.when}, within "
+            f"{LINE_PREFIX}due ({why}), not started: {by} started one at {holder.when}, within "
             f"the {policy.period_hours:g} h period",
             reasons=tuple(reasons),
         )
@@ -336,7 +338,7 @@ def apply(
     except Exception as error:
         release(client, name, run)
         return Outcome(
-            f"Retraining: could not start ({why}): {_one_line(error)}", reasons=tuple(reasons)
+            f"{LINE_PREFIX}could not start ({why}): {_one_line(error)}", reasons=tuple(reasons)
         )
     try:
         record_job(client, name, holder, job)
@@ -344,7 +346,7 @@ def apply(
         logger.warning("cannot record the retraining job on %s: %s", name, error)
     after = Claim(run=run, at=holder.at + policy.period_seconds).when
     return Outcome(
-        f"Retraining: started job {job}, training {name} ({why}); the next no sooner than "
+        f"{LINE_PREFIX}started job {job}, training {name} ({why}); the next no sooner than "
         f"{after}. Follow it: python -m pipelines job status {job}",
         job=job,
         reasons=tuple(reasons),

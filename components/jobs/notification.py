@@ -156,9 +156,8 @@ class NotificationJob(base.Job, frozen=True):
             # Numbers come back from KFP as floats (a Struct): 20 iterations, not 20.0.
             policy = retrain.RetrainingPolicy.model_validate(base.integers_back(self.retraining))
         except pdt.ValidationError as error:
-            return retrain.Outcome(
-                f"Retraining: not started: {base.describe_errors('retraining policy', error)}"
-            )
+            invalid = base.describe_errors("retraining policy", error)
+            return retrain.Outcome(f"{retrain.LINE_PREFIX}not started: {invalid}")
         try:
             client = self.mlflow_service.client()
             return retrain.apply(
@@ -166,7 +165,9 @@ class NotificationJob(base.Job, frozen=True):
             )
         except Exception as error:  # the alert matters more than the retraining
             logger.warning("retraining policy: %s", secrets.redact(str(error)))
-            return retrain.Outcome(f"Retraining: not started: {secrets.redact(str(error))}")
+            return retrain.Outcome(
+                f"{retrain.LINE_PREFIX}not started: {secrets.redact(str(error))}"
+            )
 
     def _steps(self) -> list[dict[str, T.Any]]:
         """The steps' MLflow runs for this pipeline run, oldest first; [] when unreachable."""

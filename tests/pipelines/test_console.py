@@ -21,6 +21,13 @@ print("[KFP Executor 2026-01-01 10:00:00,000 INFO]: Got executor_input:")
 print(json.dumps(json.loads(sys.argv[2]), indent=4))
 print("/venv/mlflow/types/utils.py:440: UserWarning: Hint: Inferred schema contains integers")
 print("[KFP Executor 2026-01-01 10:00:05,000 INFO]: [PROGRESS] 1,000 of 4,000 rows (25%)")
+if sys.argv[4] == "retrained":  # the alert step: a multi-line alert that started a training
+    print("[KFP Executor 2026-01-01 10:00:09,000 INFO]: [SUCCEEDED] inference: SUCCEEDED: "
+          "Pipeline inference succeeded.")
+    print("Drift (predict): 3 of 12 features drifted over 17,379 rows")
+    print("Retraining: started job local:3f2a, training bikes (the batch drifted (predict)) "
+          "| run=1, retraining=started local:3f2a")
+    sys.exit(0)
 if sys.argv[4] == "ok":
     print("[KFP Executor 2026-01-01 10:00:09,000 INFO]: [SUCCEEDED] InferenceJob succeeded: "
           "Predicted 4000 rows with bike-sharing v3. | shape=(4000, 1)")
@@ -129,3 +136,17 @@ def test_a_step_gets_no_more_openmp_threads_than_this_machine_has_cpus(tmp_path)
     assert threads_seen(tmp_path / "a" / "train", str(here + 62)) == str(here)
     assert threads_seen(tmp_path / "b" / "train", "1") == "1"
     assert threads_seen(tmp_path / "c" / "train", str(here)) == str(here)
+
+
+def test_the_alert_step_line_says_when_it_started_a_training(tmp_path):
+    out = io.StringIO()
+
+    code = console.Console(out=out).run_step(command(tmp_path / "run" / "notify", "retrained"))
+
+    assert code == 0
+    line = out.getvalue().splitlines()[-1]  # after the progress line
+    assert line.startswith("notify               done")
+    assert line.endswith(
+        " s  Pipeline inference succeeded. Retraining: started job local:3f2a, training bikes "
+        "(the batch drifted (predict))"
+    )
