@@ -133,6 +133,8 @@ def test_the_drift_report_renders_and_names_what_drifted(report, tmp_path):
     assert "2 of 12 features drifted." in text
     assert "temp (Wasserstein" in text and "outside the training range" in text
     assert "windspeed (missing 25% (training 0%))" in text
+    # The performance estimated before the labels, with its band, next to the holdout's.
+    assert "Estimated performance (before the labels)" in text and "rmse" in text
     screenshot, requests = render(page, tmp_path)
     assert_not_blank(screenshot)
     assert_self_contained(page, requests)

@@ -17,6 +17,7 @@ from components.core import labels
 from components.io import datasets, registries
 from components.jobs import monitoring, training
 from components.jobs.inference import InferenceJob
+from tests.components.test_drift_report_browser import rendered_text
 from tests.jobs.helpers import features, run, settings, unique, with_demand
 
 pytestmark = pytest.mark.integration
@@ -143,6 +144,14 @@ def test_realized_metrics_by_day_match_sklearn_and_are_recorded_on_the_run(train
     assert "<table" in result.page and html.escape(result.headline) in result.page
     # The prediction run estimated its performance before the labels: compared with, too.
     assert result.report.estimated is not None and "the estimated" in result.headline
+    # The report as a browser shows it: headline, verdict, the days.
+    page = trained["folder"] / "performance.html"
+    page.write_text(result.page)
+    text = rendered_text(page, trained["folder"])
+    assert result.headline in text
+    assert f"Performance: {trained['name']} v{trained['version']}" in text
+    verdict = "degraded" if result.degraded else "not degraded"
+    assert f"): {verdict} beyond a tolerance of 10% on rmse" in text and "By day" in text
 
 
 def test_perturbed_predictions_are_flagged_degraded(trained, tmp_path):
