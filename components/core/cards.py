@@ -24,6 +24,7 @@ import numpy as np
 import pydantic as pdt
 
 from components.core import metrics, results
+from components.core.model_refs import ModelRef
 
 if T.TYPE_CHECKING:
     from skops.card import Card
@@ -320,7 +321,7 @@ def with_explanations(
     return card.model_copy(update={"explanation": explanation})
 
 
-def missing(model_ref: results.ModelRef, why: str | None = None) -> str:
+def missing(model_ref: ModelRef, why: str | None = None) -> str:
     """The Markdown written where a step has no card to show, saying why.
 
     Args:

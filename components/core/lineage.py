@@ -11,7 +11,7 @@ import typing as T
 from components.utils import secrets
 
 if T.TYPE_CHECKING:
-    from components.core.results import ModelRef
+    from components.core.model_refs import ModelRef
 
 # Every lineage key starts with this prefix: `lineage.model_uri`, `lineage.kfp_run_id`, ...
 PREFIX = "lineage."

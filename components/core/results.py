@@ -9,24 +9,9 @@ import pandas as pd
 
 from components.core.drift import DriftReport, Profile, Tally
 from components.core.lineage import Lineage
+from components.core.model_refs import ModelRef as ModelRef  # where users' finders import it
 from components.core.schemas import Violation
 from components.core.shadow import Comparison, ShadowSummary
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelRef:
-    """A resolved model: where to load it from, and which registered version it is."""
-
-    uri: str
-    name: str | None = None
-    version: int | None = None
-    run_id: str | None = None
-
-    def describe(self) -> str:
-        """A short human label, e.g. `bike-sharing v3`."""
-        if self.name and self.version:
-            return f"{self.name} v{self.version}"
-        return self.uri
 
 
 @dataclasses.dataclass(frozen=True)

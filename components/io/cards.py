@@ -14,7 +14,7 @@ import urllib.parse
 from mlflow.tracking import MlflowClient
 
 from components.core import cards
-from components.core.results import ModelRef
+from components.core.model_refs import ModelRef
 from components.io import references
 
 logger = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from components.core import drift, reports, shadow, trends
 
 if T.TYPE_CHECKING:  # these load scikit-learn: not for the notify step
     from components.core import estimation
-    from components.core.results import ModelRef
+    from components.core.model_refs import ModelRef
 
 DRIFT_TAG = "monitoring.drift"
 SHADOW_TAG = "monitoring.shadow"

@@ -12,7 +12,7 @@ import pydantic as pdt
 from mlflow.tracking import MlflowClient
 
 from components.core import drift, estimation
-from components.core.results import ModelRef
+from components.core.model_refs import ModelRef
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from mlflow.models.signature import ModelSignature
 from mlflow.tracking import MlflowClient
 
 from components.core import lineage, models, schemas
-from components.core.results import ModelRef
+from components.core.model_refs import ModelRef
 from components.utils import factories
 
 logger = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ import pyarrow.fs as pafs
 import pydantic as pdt
 
 from components.core import drift, schemas, shadow
-from components.core.results import ModelRef
+from components.core.model_refs import ModelRef
 
 # The manifest's file name inside the published folder. The leading "_" follows the Hadoop
 # convention (`_SUCCESS`, `_common_metadata`) that pyarrow and Spark readers skip.

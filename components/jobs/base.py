@@ -16,7 +16,7 @@ import requests
 from mlflow.exceptions import MlflowException
 
 from components.core import lineage
-from components.core.results import ModelRef
+from components.core.model_refs import ModelRef
 from components.io import alerts, services
 from components.utils import exits, secrets
 

@@ -11,6 +11,7 @@ import pandas as pd
 import pydantic as pdt
 
 from components.core import drift, estimation, models, results, schemas, shadow
+from components.core.model_refs import ModelRef
 from components.io import datasets, monitoring, references, registries, services
 from components.jobs import base
 from components.utils import secrets
@@ -199,9 +200,7 @@ class InferenceJob(base.Job, frozen=True):
             monitoring_page=page,
         )
 
-    def _reference(
-        self, client, model_ref: results.ModelRef
-    ) -> tuple[drift.Profile | None, list[str]]:
+    def _reference(self, client, model_ref: ModelRef) -> tuple[drift.Profile | None, list[str]]:
         """The model's training profile, with a note when drift cannot be checked."""
         if self.drift_policy == "off":
             return None, []
@@ -242,7 +241,7 @@ class InferenceJob(base.Job, frozen=True):
         report: drift.DriftReport | None,
         estimate: estimation.Estimate | None,
         shadowing: Shadowing | None,
-        model_ref: results.ModelRef,
+        model_ref: ModelRef,
         notes: list[str],
     ) -> None:
         """Under `fail`, refuse a batch that drifted or whose estimated performance degraded.
@@ -260,7 +259,7 @@ class InferenceJob(base.Job, frozen=True):
         raise error
 
     def _estimates(
-        self, client: MlflowClient, model_ref: results.ModelRef, notes: list[str]
+        self, client: MlflowClient, model_ref: ModelRef, notes: list[str]
     ) -> estimation.EstimateCounter | None:
         """The counter of the batch's estimated performance; None (with a note) without one."""
         if self.drift_policy == "off":
@@ -329,7 +328,7 @@ class Shadowing:
             self.comparison = shadow.Comparison(task=task, tolerance=self.tolerance)
         self.comparison.add(champion.reset_index(drop=True), predicted[models.PREDICTION])
 
-    def summary(self, champion_ref: results.ModelRef) -> shadow.ShadowSummary | None:
+    def summary(self, champion_ref: ModelRef) -> shadow.ShadowSummary | None:
         """The comparison's scores (None before any batch)."""
         if self.comparison is None:
             return None

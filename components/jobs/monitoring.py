@@ -13,6 +13,7 @@ import pyarrow as pa
 import pydantic as pdt
 
 from components.core import labels, lineage, metrics, reports, results
+from components.core.model_refs import ModelRef
 from components.io import datasets, monitoring, registries
 from components.jobs import base
 from components.utils import secrets
@@ -144,7 +145,7 @@ class MonitoringJob(base.Job, frozen=True):
 
     def _version(
         self, client: T.Any, origins: list[lineage.Lineage], notes: list[str]
-    ) -> tuple[results.ModelRef, str]:
+    ) -> tuple[ModelRef, str]:
         """The version compared with, and where it was named (lineage, or the alias given)."""
         named = sorted({(o.model_name, o.model_version) for o in origins if o.model_version})
         if len(named) == 1 and named[0][0] == self.model_name:
@@ -168,7 +169,7 @@ class MonitoringJob(base.Job, frozen=True):
         return finder.find(client), f"{self.alias_or_version} given"
 
     @staticmethod
-    def _holdout(client: T.Any, model_ref: results.ModelRef) -> dict[str, float]:
+    def _holdout(client: T.Any, model_ref: ModelRef) -> dict[str, float]:
         """The version's holdout metrics: its training run's `test_*`, else its evaluation tags.
 
         Raises:

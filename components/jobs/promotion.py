@@ -34,6 +34,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from components.core import metrics, models, results, schemas
+from components.core.model_refs import ModelRef
 from components.io import datasets, registries
 from components.jobs import base
 
@@ -150,8 +151,8 @@ class PromotionJob(base.Job, frozen=True):
         )
 
     def _compare_and_set(
-        self, client, candidate: results.ModelRef, beaten: str | None, mark: str
-    ) -> tuple[results.ModelRef, int | None, str | None]:
+        self, client, candidate: ModelRef, beaten: str | None, mark: str
+    ) -> tuple[ModelRef, int | None, str | None]:
         """Move the alias to the candidate while it points at the version it beat.
 
         Returns:
@@ -208,8 +209,8 @@ class PromotionJob(base.Job, frozen=True):
     def _challenge(
         self,
         client,
-        candidate: results.ModelRef,
-        champion: results.ModelRef,
+        candidate: ModelRef,
+        champion: ModelRef,
         beaten: str,
     ) -> str | None:
         """Score the candidate against a Champion promoted since its evaluation.
@@ -285,7 +286,7 @@ class PromotionJob(base.Job, frozen=True):
         version = client.get_registered_model(self.model_name).aliases.get(self.alias)
         return None if version is None else str(version)
 
-    def _find(self, client, version: str) -> results.ModelRef:
+    def _find(self, client, version: str) -> ModelRef:
         return registries.RegistryFinder(name=self.model_name, alias_or_version=version).find(
             client
         )

@@ -13,6 +13,7 @@ import mlflow
 import pydantic as pdt
 
 from components.core import drift, estimation, results, schemas, shadow
+from components.core.model_refs import ModelRef
 from components.io import datasets, monitoring, references, shards
 from components.jobs import base
 from components.utils import secrets
@@ -171,7 +172,7 @@ class PublicationJob(base.Job, frozen=True):
         return report, summary, estimate, notes
 
     def _estimate(
-        self, model_ref: results.ModelRef, reports: list[shards.ShardReport], notes: list[str]
+        self, model_ref: ModelRef, reports: list[shards.ShardReport], notes: list[str]
     ) -> estimation.Estimate | None:
         """The performance estimated over every shard's rows (None: no shard estimated)."""
         tallies = [r.estimate_tally for r in reports if r.estimate_tally is not None]

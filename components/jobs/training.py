@@ -17,6 +17,7 @@ from mlflow.exceptions import MlflowException
 
 from components.core import cards, drift, estimation, features, metrics, models, results, schemas
 from components.core.features import Features  # the field `features` hides the module in the class
+from components.core.model_refs import ModelRef
 from components.io import cards as card_store
 from components.io import datasets, references, registries
 from components.jobs import base
@@ -217,7 +218,7 @@ class TrainingJob(base.Job, frozen=True):
             context = {(f"training.{k}" if k in clashing else k): v for k, v in context.items()}
         return {**params, **{name: str(value) for name, value in context.items()}}
 
-    def _register(self, pipeline, signature, example) -> results.ModelRef:
+    def _register(self, pipeline, signature, example) -> ModelRef:
         """Register a new version, or find the one an earlier attempt of this task registered."""
         tags = registries.task_tags(self.run_tags)
         client = self.mlflow_service.client()

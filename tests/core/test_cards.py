@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 
 from components.core import cards, drift, models, results
+from components.core.model_refs import ModelRef
 
-REF = results.ModelRef(uri="models:/bike-sharing/3", name="bike-sharing", version=3, run_id="r3")
-CHAMPION = results.ModelRef(uri="models:/bike-sharing/2", name="bike-sharing", version=2)
+REF = ModelRef(uri="models:/bike-sharing/3", name="bike-sharing", version=3, run_id="r3")
+CHAMPION = ModelRef(uri="models:/bike-sharing/2", name="bike-sharing", version=2)
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +185,7 @@ def test_a_pipe_in_a_value_does_not_break_a_table(card):
 
 def test_no_card_text_says_why():
     assert "registered before model cards" in cards.missing(REF)
-    unregistered = cards.missing(results.ModelRef(uri="runs:/abc/model"))
+    unregistered = cards.missing(ModelRef(uri="runs:/abc/model"))
     assert "runs:/abc/model" in unregistered and "not a registered version" in unregistered
 
 

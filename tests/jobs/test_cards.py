@@ -18,6 +18,7 @@ from kfp import dsl
 from mlflow.tracking import MlflowClient
 
 from components.core import cards, results
+from components.core.model_refs import ModelRef
 from components.io import cards as card_store
 from components.io import datasets, registries
 from components.jobs import evaluation, explanations, training
@@ -42,7 +43,7 @@ class Carded:
     trained: results.TrainingResult
     evaluated: results.EvaluationResult
     explained: results.ExplanationsResult
-    bare_ref: results.ModelRef
+    bare_ref: ModelRef
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,8 @@ import pyarrow.parquet as pq
 import pytest
 from mlflow.entities import Run
 
-from components.core import lineage, models, results
+from components.core import lineage, models
+from components.core.model_refs import ModelRef
 from components.io import datasets, registries
 from components.jobs import explanations, inference, training
 from tests.jobs.helpers import BIKE_EXCLUDE, run, settings, unique
@@ -35,7 +36,7 @@ ROWS = 200
 class Registered:
     """The trained version, its job settings and the rows to predict."""
 
-    model_ref: results.ModelRef
+    model_ref: ModelRef
     common: dict[str, T.Any]
     inputs: pathlib.Path
 
