@@ -43,7 +43,7 @@ def version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the CLI parser; each sub-command lives in its own module."""
-    from pipelines import compilation, jobs_cli, local, schedules, submit
+    from pipelines import compilation, jobs_cli, run_cli, schedules, submit
 
     prog = program()
     parser = argparse.ArgumentParser(
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     compilation.add_arguments(commands.add_parser("compile", help="Compile every pipeline."))
     # run and submit bring their own --help, which lists the named pipeline's parameters.
-    local.add_arguments(
+    run_cli.add_arguments(
         commands.add_parser("run", help="Run a pipeline here with kfp.local.", add_help=False)
     )
     submit.add_arguments(

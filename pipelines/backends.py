@@ -25,7 +25,7 @@ import pydantic as pdt
 
 from components.io import registries
 from components.utils import factories
-from pipelines import background, futures, params
+from pipelines import background, futures, params, preflight
 from pipelines.kfp_client import COMPILED_DIR, TOKEN_ENV, UsageError
 
 
@@ -51,7 +51,8 @@ class Backend(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         declared = self.declared(pipeline)
         defaults = {key: value for key, value in self.parameters.items() if key in declared}
         given = {key: value for key, value in values.items() if value is not None}
-        return self._start(pipeline, params.validate(pipeline, {**defaults, **given}, declared))
+        checked = preflight.validate(pipeline, {**defaults, **given}, declared)
+        return self._start(pipeline, checked)
 
     @abc.abstractmethod
     def declared(self, pipeline: str) -> dict[str, params.Parameter]:

@@ -180,7 +180,7 @@ def submit(
 ) -> JobFolder:
     """Start a pipeline run under kfp.local in a background process; return at once.
 
-    The parameters must already be checked (`params.validate`): a mistake fails here, in the
+    The parameters must already be checked (`preflight.validate`): a mistake fails here, in the
     caller, not later in the background.
 
     Args:

@@ -349,9 +349,9 @@ def validate(
         The values converted to their declared types (only those given).
 
     Raises:
-        ParameterError: an unknown name (with close matches), a value of the wrong type, a
-            required parameter missing, or a value one of the pipeline's steps refuses (when
-            the parameters come with their spec: see `pipelines.preflight.check`).
+        ParameterError: an unknown name (with close matches), a value of the wrong type, or a
+            required parameter missing. What the pipeline's steps refuse is checked on top of
+            this by `pipelines.preflight.validate`.
     """
     unknown = [key for key in values if key not in parameters]
     if unknown:
@@ -369,12 +369,7 @@ def validate(
     if missing:
         needed = ", ".join(f"{name} ({parameters[name].type})" for name in missing)
         raise ParameterError(f"pipeline {pipeline} needs a value for: {needed}")
-    converted = {key: coerce(parameters[key], value) for key, value in values.items()}
-    if isinstance(parameters, PipelineParameters) and parameters.spec is not None:
-        from pipelines import preflight
-
-        preflight.check(pipeline, converted, parameters)
-    return converted
+    return {key: coerce(parameters[key], value) for key, value in values.items()}
 
 
 def _suggest(key: str, choices: Any, lead: str = ";") -> str:
@@ -501,6 +496,8 @@ def resolve(
     pipelines: Mapping[str, Mapping[str, Parameter]] | None = None,
 ) -> dict[str, Any]:
     """The values to run a pipeline with: a config file's, overridden by `--param`, validated.
+
+    Names and types only: what the steps refuse is checked on top by `pipelines.preflight`.
 
     The config's values are those the pipeline declares (see config_values); every `--param`
     must be one of its parameters.

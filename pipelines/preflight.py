@@ -9,8 +9,9 @@ as its step would refuse it (enum values, ranges, model parameters, thresholds..
 that names the parameter, before anything runs, is registered or is written. On a local run, the
 inputs the steps will open (data files, schemas) must exist, too.
 
-`check` is what `params.validate` runs for every pipeline that comes with its spec (`run`,
-`submit`, `schedule sync`, the model manager's jobs); `describe` is what `--dry-run` prints.
+`validate` (names and types by `params.validate`, then `check` for every pipeline that comes
+with its spec) is what every path that starts a pipeline runs (`run`, `submit`, `schedule sync`,
+the model manager's jobs); `describe` is what `--dry-run` prints.
 """
 
 from __future__ import annotations
@@ -148,6 +149,26 @@ class _Refused(Exception):
     def __init__(self, key: Any, field: str, text: str):
         super().__init__(text)
         self.key, self.field, self.text = key, field, text
+
+
+def validate(
+    pipeline: str, values: Mapping[str, Any], parameters: Mapping[str, params.Parameter]
+) -> dict[str, Any]:
+    """Check a pipeline's values as every path that starts it does: names, types, then steps.
+
+    `params.validate` checks the names and types; when the parameters come with their spec
+    (`params.of_pipeline`, `params.of_file`), every step then builds its job from them (`check`).
+
+    Returns:
+        The values converted to their declared types (only those given).
+
+    Raises:
+        params.ParameterError: the first mistake, in one line.
+    """
+    converted = params.validate(pipeline, values, parameters)
+    if isinstance(parameters, params.PipelineParameters) and parameters.spec is not None:
+        check(pipeline, converted, parameters)
+    return converted
 
 
 def check(
@@ -691,7 +712,7 @@ def _retraining_can_start(
             policy = retraining.RetrainingPolicy.model_validate(bound.value)
             trainer = policy.build_trainer()
             training = policy.training_values(model_name, str(values.get("experiment")))
-            params.validate("training", training, trainer.declared("training"))
+            validate("training", training, trainer.declared("training"))
         except pdt.ValidationError as error:
             reason = describe_errors("retraining", error)
             raise _refusal(pipeline, parameter, value, step, reason) from None

@@ -16,7 +16,7 @@ import kfp
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator
 
-from pipelines import params
+from pipelines import params, preflight
 from pipelines.kfp_client import (
     UsageError,
     add_connection_arguments,
@@ -167,7 +167,7 @@ def resolve_parameters(
     """Merge each schedule's config file under its inline parameters and validate the result.
 
     Every schedule is checked against the parameters of its compiled pipeline, by the steps
-    that take them (params.validate), before anything changes on KFP; the values come back
+    that take them (preflight.validate), before anything changes on KFP; the values come back
     converted to the declared types.
 
     Args:
@@ -194,7 +194,7 @@ def resolve_parameters(
                     found, schedule.pipeline, declared[schedule.pipeline], every, schedule.config
                 )
                 values = params.merge(taken, values)
-            values = params.validate(schedule.pipeline, values, declared[schedule.pipeline])
+            values = preflight.validate(schedule.pipeline, values, declared[schedule.pipeline])
         except params.ParameterError as error:
             problems.append(f"  - schedule {schedule.name!r}: {error}")
             continue

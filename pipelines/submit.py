@@ -224,7 +224,8 @@ def submit_command(args: argparse.Namespace) -> int:
     # anything reaches KFP; a run config serves every compiled pipeline of the folder.
     parameters = params.of_file(path)
     pipelines = params.of_folder(args.pipelines_dir)
-    values = params.resolve(args.name, parameters, args.config, args.params, pipelines)
+    resolved = params.resolve(args.name, parameters, args.config, args.params, pipelines)
+    values = preflight.validate(args.name, resolved, parameters)
     if args.dry_run:
         print(preflight.describe(args.name, values, parameters), end="")
         return 0

@@ -561,7 +561,7 @@ def test_a_step_that_used_the_model_says_it_is_registered_without_opening_the_st
         local.Step(task, Path("."), ok, 1.0, "")
         for task, ok in [("train", False), ("predict-2", True)]
     )
-    assert local._registered("taxi-demand", [failed, used])
+    assert local.registered("taxi-demand", [failed, used])
 
 
 def test_run_prints_the_trained_model_and_the_venv_mlflow(
@@ -578,7 +578,7 @@ def test_run_prints_the_trained_model_and_the_venv_mlflow(
 
     monkeypatch.setattr(local, "run_local", fake_run_local)
     # The hint names a model only when registered: the fake run registered it.
-    monkeypatch.setattr(local, "_registered", lambda model, steps=(): model == "taxi-demand")
+    monkeypatch.setattr(local, "registered", lambda model, steps=(): model == "taxi-demand")
 
     argv = ["run", "training", "--local", "--param", "model_name=taxi-demand"]
     assert main(argv + required("training", "model_name")) == 0

@@ -297,11 +297,11 @@ def test_on_a_cluster_only_bundled_inputs_are_checked_from_here() -> None:
     values = {**GOOD["training"], "data": "/mnt/data/rows.parquet"}
 
     # A path in the pod's filesystem cannot be looked at from here: left to the step.
-    assert params.validate("training", values, compiled)["data"] == "/mnt/data/rows.parquet"
+    assert preflight.validate("training", values, compiled)["data"] == "/mnt/data/rows.parquet"
     with pytest.raises(params.ParameterError, match="no bundled demo file demo://bike/x.csv"):
-        params.validate("training", {**values, "data": "demo://bike/x.csv"}, compiled)
+        preflight.validate("training", {**values, "data": "demo://bike/x.csv"}, compiled)
     with pytest.raises(params.ParameterError, match="input not found: /mnt/data/rows.parquet"):
-        params.validate("training", values, params.of_pipeline("training"))
+        preflight.validate("training", values, params.of_pipeline("training"))
 
 
 def test_values_with_credentials_are_never_printed(tmp_path: Path) -> None:
