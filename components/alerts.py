@@ -34,6 +34,7 @@ def notify(
     """
     import os
 
+    from components import steps
     from components.io import alerts, runs, services
     from components.jobs.notification import NotificationJob
     from components.utils import exits
@@ -45,7 +46,7 @@ def notify(
         state=status.state,
         error=status.error_message or "",
         ui_base_url=ui_base_url or os.environ.get("KFP_UI_BASE_URL", ""),
-        retraining=retraining,
+        retraining=steps.integers_back(retraining),  # numbers come back from KFP as floats
         mlflow_service=services.MlflowService(experiment_name=experiment),
         alerter=alerts.default_alerter(),
         # The run's folder under kfp.local, the KFP and Kubernetes APIs on a cluster.

@@ -52,22 +52,17 @@ def evaluate(
             none; the lifecycle predicts with it when this version does not pass.
         Output: Whether the version passed and may be promoted.
     """
+    from components import fields, steps
     from components.core import cards, reports
     from components.io import artifacts
-    from components.jobs import base
-    from components.jobs.evaluation import EvaluationJob, evaluate_fields
+    from components.jobs.evaluation import EvaluationJob
 
-    settings = base.step_settings(experiment, run_id, "evaluate")
     # The one mapping of this step's inputs to its job, also the pre-run check's.
-    fields = base.guard(
-        EvaluationJob,
-        settings,
-        lambda: evaluate_fields(
-            target=target, holdout=holdout, model=model, thresholds=thresholds,
-            tolerance=tolerance, champion_alias=champion_alias,
-        ),
+    result = steps.run_step(
+        EvaluationJob, "evaluate", experiment, run_id, fields.evaluate_fields,
+        target=target, holdout=holdout, model=model, thresholds=thresholds,
+        tolerance=tolerance, champion_alias=champion_alias,
     )  # fmt: skip
-    result = base.run_job(EvaluationJob, settings, **fields)
     artifacts.log_metrics(metrics, result.scores)
     artifacts.log_metrics(metrics, result.champion_scores, prefix="champion_")
     if result.curves is not None:

@@ -58,17 +58,18 @@ def explain(
             is none).
         Output: The registered version explained (0 for an unregistered model).
     """
+    from components import steps
     from components.core import cards, reports
+    from components.fields import explain_fields
     from components.io import artifacts, shards
-    from components.jobs import base
-    from components.jobs.explanations import ExplanationsJob, explain_fields
+    from components.jobs.explanations import ExplanationsJob
 
-    settings = base.step_settings(experiment, run_id, "explain")
+    settings = steps.step_settings(experiment, run_id, "explain")
     the_plan = None
     if plan is not None:
-        the_plan = base.guard(ExplanationsJob, settings, lambda: shards.ShardPlan.read(plan.path))
+        the_plan = steps.guard(ExplanationsJob, settings, lambda: shards.ShardPlan.read(plan.path))
     # The one mapping of this step's inputs to its job, also the pre-run check's.
-    fields = base.guard(
+    fields = steps.guard(
         ExplanationsJob,
         settings,
         lambda: explain_fields(
@@ -79,7 +80,7 @@ def explain(
             allow_unsigned=allow_unsigned,
         ),
     )  # fmt: skip
-    result = base.run_job(ExplanationsJob, settings, **fields)
+    result = steps.run_job(ExplanationsJob, settings, **fields)
     if result.lineage is not None:  # also shown in the Kubeflow UI beside the artifacts
         models_explanations.metadata.update(result.lineage.metadata())
         samples_explanations.metadata.update(result.lineage.metadata())

@@ -84,27 +84,22 @@ def predict(
         rows: Rows predicted.
         version: The registered version that predicted them (0 for an unregistered model).
     """
+    from components import fields, steps
     from components.core import reports
     from components.io import artifacts
-    from components.jobs import base
-    from components.jobs.inference import InferenceJob, predict_fields
+    from components.jobs.inference import InferenceJob
 
-    settings = base.step_settings(experiment, run_id, "predict")
     # The one mapping of this step's inputs to its job, also the pre-run check's.
-    fields = base.guard(
-        InferenceJob,
-        settings,
-        lambda: predict_fields(
-            predictions=predictions, data=data, dataset=dataset, model_name=model_name,
-            alias_or_version=alias_or_version, finder=finder, reader=reader, writer=writer,
-            batch_size=batch_size, passthrough=passthrough, input_schema=input_schema,
-            probabilities=probabilities, allow_unsigned=allow_unsigned,
-            drift_policy=drift_policy, drift_thresholds=drift_thresholds, challenger=challenger,
-            challenger_tolerance=challenger_tolerance,
-            performance_tolerance=performance_tolerance,
-        ),
+    result = steps.run_step(
+        InferenceJob, "predict", experiment, run_id, fields.predict_fields,
+        predictions=predictions, data=data, dataset=dataset, model_name=model_name,
+        alias_or_version=alias_or_version, finder=finder, reader=reader, writer=writer,
+        batch_size=batch_size, passthrough=passthrough, input_schema=input_schema,
+        probabilities=probabilities, allow_unsigned=allow_unsigned,
+        drift_policy=drift_policy, drift_thresholds=drift_thresholds, challenger=challenger,
+        challenger_tolerance=challenger_tolerance,
+        performance_tolerance=performance_tolerance,
     )  # fmt: skip
-    result = base.run_job(InferenceJob, settings, **fields)
     predictions.metadata.update({"rows": result.rows, "model": result.model_ref.describe()})
     if result.lineage is not None:  # also shown in the Kubeflow UI beside the artifact
         predictions.metadata.update(result.lineage.metadata())

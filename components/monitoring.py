@@ -65,23 +65,18 @@ def monitor(
     """
     import pathlib
 
+    from components import fields, steps
     from components.io import artifacts
-    from components.jobs import base
-    from components.jobs.monitoring import MonitoringJob, monitor_fields
+    from components.jobs.monitoring import MonitoringJob
 
-    settings = base.step_settings(experiment, run_id, "monitor")
     # The one mapping of this step's inputs to its job, also the pre-run check's.
-    fields = base.guard(
-        MonitoringJob,
-        settings,
-        lambda: monitor_fields(
-            predictions_data=predictions_data, predictions=predictions, truth_data=truth_data,
-            keys=keys, target=target, model_name=model_name, alias_or_version=alias_or_version,
-            time_column=time_column, period=period, min_rows=min_rows, tolerance=tolerance,
-            policy=policy, predictions_reader=predictions_reader, truth_reader=truth_reader,
-        ),
+    result = steps.run_step(
+        MonitoringJob, "monitor", experiment, run_id, fields.monitor_fields,
+        predictions_data=predictions_data, predictions=predictions, truth_data=truth_data,
+        keys=keys, target=target, model_name=model_name, alias_or_version=alias_or_version,
+        time_column=time_column, period=period, min_rows=min_rows, tolerance=tolerance,
+        policy=policy, predictions_reader=predictions_reader, truth_reader=truth_reader,
     )  # fmt: skip
-    result = base.run_job(MonitoringJob, settings, **fields)
     artifacts.log_metrics(metrics, result.metrics)
     pathlib.Path(performance_table.path).parent.mkdir(parents=True, exist_ok=True)
     result.table.to_parquet(performance_table.path, index=False)

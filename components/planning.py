@@ -44,21 +44,16 @@ def plan_shards(
         plan: Which pieces each shard reads, and the model version they all use (JSON).
         Output: The shards' indices, to fan out over.
     """
-    from components.jobs import base
-    from components.jobs.planning import PlanningJob, plan_shards_fields
+    from components import fields, steps
+    from components.jobs.planning import PlanningJob
 
-    settings = base.step_settings(experiment, run_id, "plan-shards")
     # The one mapping of this step's inputs to its job, also the pre-run check's.
-    fields = base.guard(
-        PlanningJob,
-        settings,
-        lambda: plan_shards_fields(
-            plan=plan, data=data, dataset=dataset, model_name=model_name,
-            alias_or_version=alias_or_version, finder=finder, reader=reader, shards=shards,
-            challenger=challenger,
-        ),
+    result = steps.run_step(
+        PlanningJob, "plan-shards", experiment, run_id, fields.plan_shards_fields,
+        plan=plan, data=data, dataset=dataset, model_name=model_name,
+        alias_or_version=alias_or_version, finder=finder, reader=reader, shards=shards,
+        challenger=challenger,
     )  # fmt: skip
-    result = base.run_job(PlanningJob, settings, **fields)
     plan.metadata.update(
         {"shards": result.shards, "pieces": result.pieces, "model": result.model_ref.describe()}
     )

@@ -42,21 +42,16 @@ def promote(
         Output: The version the alias serves now ("3"): this version, or the Champion that
             beat it; the lifecycle predicts with it.
     """
+    from components import fields, steps
     from components.core import reports
     from components.io import artifacts
-    from components.jobs import base
-    from components.jobs.promotion import PromotionJob, promote_fields
+    from components.jobs.promotion import PromotionJob
 
-    settings = base.step_settings(experiment, run_id, "promote")
     # The one mapping of this step's inputs to its job, also the pre-run check's.
-    fields = base.guard(
-        PromotionJob,
-        settings,
-        lambda: promote_fields(
-            model_name=model_name, version=version, holdout=holdout, target=target,
-            tolerance=tolerance, alias=alias,
-        ),
+    result = steps.run_step(
+        PromotionJob, "promote", experiment, run_id, fields.promote_fields,
+        model_name=model_name, version=version, holdout=holdout, target=target,
+        tolerance=tolerance, alias=alias,
     )  # fmt: skip
-    result = base.run_job(PromotionJob, settings, **fields)
     artifacts.write_text(summary, reports.promotion_summary(result))
     return str(result.served_ref.version)

@@ -48,13 +48,14 @@ def publish_predictions(
         drift_report: The rows against the training data, and the challenger's comparison.
         Output: Rows predicted.
     """
+    from components import steps
     from components.core import reports as summaries
+    from components.fields import publish_predictions_fields
     from components.io import artifacts, shards
-    from components.jobs import base
-    from components.jobs.publication import PublicationJob, publish_predictions_fields
+    from components.jobs.publication import PublicationJob
 
-    settings = base.step_settings(experiment, run_id, "publish-predictions")
-    parsed = base.guard(
+    settings = steps.step_settings(experiment, run_id, "publish-predictions")
+    parsed = steps.guard(
         PublicationJob, settings, lambda: [shards.ShardReport.parse(text) for text in reports]
     )
     # The one mapping of this step's inputs to its job, also the pre-run check's.
@@ -62,7 +63,7 @@ def publish_predictions(
         plan=plan, shard_reports=parsed, predictions=predictions, drift_policy=drift_policy,
         drift_thresholds=drift_thresholds, performance_tolerance=performance_tolerance,
     )  # fmt: skip
-    result = base.run_job(PublicationJob, settings, **fields)
+    result = steps.run_job(PublicationJob, settings, **fields)
     predictions.metadata.update(
         {"rows": result.rows, "shards": result.shards, "model": result.model_ref.describe()}
     )

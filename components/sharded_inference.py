@@ -49,15 +49,16 @@ def predict_shard(
         part: The shard's predictions: pass-through columns, prediction, class probabilities.
         Output: The shard's report (JSON): its part's location, rows and rules broken.
     """
+    from components import steps
+    from components.fields import predict_shard_fields
     from components.io import shards
-    from components.jobs import base
-    from components.jobs.inference import InferenceJob, predict_shard_fields
+    from components.jobs.inference import InferenceJob
 
     shard = int(shard)  # integers may arrive as JSON floats (1.0)
-    settings = base.step_settings(experiment, run_id, f"predict-shard-{shard}")
-    the_plan = base.guard(InferenceJob, settings, lambda: shards.ShardPlan.read(plan.path))
+    settings = steps.step_settings(experiment, run_id, f"predict-shard-{shard}")
+    the_plan = steps.guard(InferenceJob, settings, lambda: shards.ShardPlan.read(plan.path))
     # The one mapping of this step's inputs to its job, also the pre-run check's.
-    fields = base.guard(
+    fields = steps.guard(
         InferenceJob,
         settings,
         lambda: predict_shard_fields(
@@ -67,7 +68,7 @@ def predict_shard(
             challenger_tolerance=challenger_tolerance,
         ),
     )  # fmt: skip
-    result = base.run_job(InferenceJob, settings, **fields)
+    result = steps.run_job(InferenceJob, settings, **fields)
     part.metadata.update({"shard": shard, "rows": result.rows})
     if result.lineage is not None:
         part.metadata.update(result.lineage.metadata())

@@ -61,24 +61,19 @@ def train(
             reference profile; evaluation and explanation complete it in MLflow.
         version: The version registered.
     """
+    from components import fields, steps
     from components.core import cards, reports
     from components.io import artifacts
-    from components.jobs import base
-    from components.jobs.training import TrainingJob, train_fields
+    from components.jobs.training import TrainingJob
 
-    settings = base.step_settings(experiment, run_id, "train")
     # The one mapping of this step's inputs to its job, also the pre-run check's.
-    fields = base.guard(
-        TrainingJob,
-        settings,
-        lambda: train_fields(
-            target=target, model_name=model_name, holdout=holdout, data=data, dataset=dataset,
-            reader=reader, model_kind=model_kind, model_params=model_params, features=features,
-            categorical=categorical, exclude=exclude, time_column=time_column,
-            test_size=test_size,
-        ),
+    result = steps.run_step(
+        TrainingJob, "train", experiment, run_id, fields.train_fields,
+        target=target, model_name=model_name, holdout=holdout, data=data, dataset=dataset,
+        reader=reader, model_kind=model_kind, model_params=model_params, features=features,
+        categorical=categorical, exclude=exclude, time_column=time_column,
+        test_size=test_size,
     )  # fmt: skip
-    result = base.run_job(TrainingJob, settings, **fields)
     artifacts.describe_model(model, result.model_ref)
     artifacts.log_metrics(metrics, result.scores)
     artifacts.write_text(summary, reports.training_summary(result))

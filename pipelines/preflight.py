@@ -3,7 +3,7 @@
 A pipeline's spec lists its steps and where each step input comes from: a pipeline parameter, a
 constant, or an upstream step's output. Each of the project's steps maps its inputs to the fields
 of its job with one function, which its component calls when it runs (`train_fields` in
-`components.jobs.training`, and so on); here the same function builds the same job from the
+`components.fields`, and so on); here the same function builds the same job from the
 parameters, with stand-ins for what upstream steps will produce. A value is so refused exactly
 as its step would refuse it (enum values, ranges, model parameters, thresholds...), in one line
 that names the parameter, before anything runs, is registered or is written. On a local run, the
@@ -29,7 +29,8 @@ from pipelines import params
 
 # Where an artifact that an upstream step will write stands before the run: never opened.
 STAND_IN = "upstream://"
-# Each project component: the module of its job, the job class, and its inputs -> fields mapping.
+# Each project component: the module of its job, the job class, and its inputs -> fields
+# mapping (a function of `components.fields`).
 STEPS: dict[str, tuple[str, str, str]] = {
     "train": ("components.jobs.training", "TrainingJob", "train_fields"),
     "evaluate": ("components.jobs.evaluation", "EvaluationJob", "evaluate_fields"),
@@ -464,11 +465,12 @@ def _build(step: Step, inputs: Mapping[str, Bound]) -> Any:
     """
     import pydantic as pdt
 
-    from components.jobs import base
+    from components import fields as mappings
+    from components import steps
 
     module_name, job_name, fields_name = STEPS[step.component]
-    module = importlib.import_module(module_name)
-    job_class, to_fields = getattr(module, job_name), getattr(module, fields_name)
+    job_class = getattr(importlib.import_module(module_name), job_name)
+    to_fields = getattr(mappings, fields_name)
     arguments = {
         name: _argument(step, inputs, name) for name in inspect.signature(to_fields).parameters
     }
@@ -477,7 +479,7 @@ def _build(step: Step, inputs: Mapping[str, Bound]) -> Any:
     except ValueError as error:
         raise _Refused(str(error), "", _one_line(error)) from None
     experiment = inputs["experiment"].value if "experiment" in inputs else "model-lifecycle"
-    settings = base.step_settings(str(experiment), "", step.task)
+    settings = steps.step_settings(str(experiment), "", step.task)
     try:
         return job_class(**settings, **fields)
     except pdt.ValidationError as error:

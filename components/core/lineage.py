@@ -15,7 +15,7 @@ if T.TYPE_CHECKING:
 
 # Every lineage key starts with this prefix: `lineage.model_uri`, `lineage.kfp_run_id`, ...
 PREFIX = "lineage."
-# The run tags that a pipeline step puts on its job's MLflow run (see jobs.base.step_settings).
+# The run tags a pipeline step puts on its job's MLflow run (see components.steps.step_settings).
 KFP_RUN_TAG = "kfp.run_id"
 KFP_TASK_TAG = "kfp.task"
 # The distribution whose version is recorded.

@@ -185,33 +185,3 @@ class EvaluationJob(base.Job, frozen=True):
                 targets, predictions[models.probability_column(positive)].to_numpy(), positive
             ),
         )
-
-
-def evaluate_fields(
-    *,
-    target: str,
-    holdout: T.Any,
-    model: T.Any,
-    thresholds: dict[str, T.Any] | None,
-    tolerance: float,
-    champion_alias: str,
-) -> dict[str, T.Any]:
-    """The EvaluationJob fields of an `evaluate` step: its parameters and artifacts, mapped once.
-
-    The arguments are the component's inputs, by name; `pipelines.preflight` builds the job
-    from them before the pipeline starts, with stand-ins for the artifacts.
-
-    Raises:
-        ValueError: a threshold is not a number.
-    """
-    return {
-        "inputs": {"KIND": "ParquetReader", "path": holdout.path},
-        "target": target,
-        "model_name": model.metadata["name"],
-        "alias_or_version": int(model.metadata["version"]),
-        "champion_alias": champion_alias,
-        "thresholds": {name: float(limit) for name, limit in thresholds.items()}
-        if thresholds
-        else None,
-        "tolerance": float(tolerance),
-    }

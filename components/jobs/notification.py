@@ -153,8 +153,7 @@ class NotificationJob(base.Job, frozen=True):
         if not self.retraining or self.state == "CANCELED" or not self.run_id:
             return None  # a canceled run was stopped on purpose: nothing it found counts
         try:
-            # Numbers come back from KFP as floats (a Struct): 20 iterations, not 20.0.
-            policy = retrain.RetrainingPolicy.model_validate(base.integers_back(self.retraining))
+            policy = retrain.RetrainingPolicy.model_validate(self.retraining)
         except pdt.ValidationError as error:
             invalid = base.describe_errors("retraining policy", error)
             return retrain.Outcome(f"{retrain.LINE_PREFIX}not started: {invalid}")

@@ -105,38 +105,3 @@ class PlanningJob(base.Job, frozen=True):
             seconds=seconds,
             warnings=warnings,
         )
-
-
-def plan_shards_fields(
-    *,
-    plan: T.Any,
-    data: str,
-    dataset: T.Any | None,
-    model_name: str,
-    alias_or_version: str,
-    finder: dict[str, T.Any] | None,
-    reader: dict[str, T.Any] | None,
-    shards: int,
-    challenger: str,
-) -> dict[str, T.Any]:
-    """The PlanningJob fields of a `plan_shards` step: its parameters and artifacts, mapped once.
-
-    The arguments are the component's inputs, by name; `pipelines.preflight` builds the job
-    from them before the pipeline starts, with stand-ins for the artifacts.
-
-    Raises:
-        ValueError: the input is given twice or not at all, or a challenger by alias or
-            version without a model name.
-    """
-    from components.io import artifacts
-
-    location = artifacts.input_location(data, dataset)
-    return {
-        "inputs": datasets.reader_config(location, base.integers_back(reader or {})),
-        "finder": registries.finder_config(
-            base.integers_back(finder or {}), model_name, alias_or_version
-        ),
-        "shards": int(shards),  # integers may arrive as JSON floats (2.0)
-        "output": plan.path,
-        "challenger": registries.challenger_config(challenger, model_name),
-    }

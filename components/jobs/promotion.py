@@ -290,27 +290,3 @@ class PromotionJob(base.Job, frozen=True):
         return registries.RegistryFinder(name=self.model_name, alias_or_version=version).find(
             client
         )
-
-
-def promote_fields(
-    *,
-    model_name: str,
-    version: int,
-    holdout: T.Any | None,
-    target: str,
-    tolerance: float,
-    alias: str,
-) -> dict[str, T.Any]:
-    """The PromotionJob fields of a `promote` step: its parameters and artifacts, mapped once.
-
-    The arguments are the component's inputs, by name; `pipelines.preflight` builds the job
-    from them before the pipeline starts, with stand-ins for the artifacts.
-    """
-    return {
-        "model_name": model_name,
-        "alias": alias,
-        "version": int(version),
-        "inputs": {"KIND": "ParquetReader", "path": holdout.path} if holdout else None,
-        "target": target or None,
-        "tolerance": float(tolerance),
-    }

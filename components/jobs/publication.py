@@ -227,27 +227,3 @@ class PublicationJob(base.Job, frozen=True):
 def _listed(shards_: T.Iterable[int]) -> str:
     """Shard indices as `0, 3`."""
     return ", ".join(str(shard) for shard in shards_)
-
-
-def publish_predictions_fields(
-    *,
-    plan: T.Any,
-    shard_reports: list[shards.ShardReport],
-    predictions: T.Any,
-    drift_policy: str,
-    drift_thresholds: dict[str, T.Any] | None,
-    performance_tolerance: float = 0.1,
-) -> dict[str, T.Any]:
-    """The PublicationJob fields of a `publish_predictions` step, mapped once.
-
-    The arguments are the component's inputs, by name, with `shard_reports` parsed from its
-    `reports`; `pipelines.preflight` builds the job from them before the pipeline starts.
-    """
-    return {
-        "plan": plan.path,
-        "reports": shard_reports,
-        "output": predictions.path,
-        "drift_policy": drift_policy,
-        "drift_thresholds": dict(drift_thresholds or {}),
-        "performance_tolerance": float(performance_tolerance),
-    }

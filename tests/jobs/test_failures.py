@@ -129,6 +129,7 @@ def test_mlflow_killed_during_a_step_fails_it_in_bounded_time_with_its_cause(
 STOPPED_STEP = """
 import sys, time, typing as T
 from components.io import alerts, services
+from components import steps
 from components.jobs import base
 
 class Waiting(base.Job, frozen=True):
@@ -156,7 +157,7 @@ settings = {
     "mlflow_service": services.MlflowService(tracking_uri=sys.argv[1], experiment_name=sys.argv[2]),
     "alerter": alerts.ConsoleAlerter(),
 }
-base.run_job(Waiting, settings)
+steps.run_job(Waiting, settings)
 """
 
 

@@ -40,6 +40,7 @@ def doomed(experiment: str, run_id: str, last_words: str) -> str:
     import signal
     import typing as T
 
+    from components import steps
     from components.jobs import base
 
     class DoomedJob(base.Job, frozen=True):
@@ -49,7 +50,7 @@ def doomed(experiment: str, run_id: str, last_words: str) -> str:
             logging.getLogger("doomed").info(last_words)
             os.kill(os.getpid(), signal.SIGKILL)
 
-    return base.run_job(DoomedJob, base.step_settings(experiment, run_id, "doomed"))
+    return steps.run_job(DoomedJob, steps.step_settings(experiment, run_id, "doomed"))
 
 
 @dsl.pipeline(name="doomed")

@@ -1,4 +1,4 @@
-"""Integration: jobs built from settings (`base.run_job`), as the components build them.
+"""Integration: jobs built from settings (`steps.run_job`), as the components build them.
 
 Invalid settings fail like any job (a FAILED MLflow run with the error, for the pipeline's
 alert) before any work; strategies are chosen by KIND; a model without a signature is refused
@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from components import steps
 from components.core import models
 from components.io import artifacts, registries
 from components.jobs import base, inference, training
@@ -71,7 +72,7 @@ def job_runs(tracking: str, experiment: str, kind: str) -> list:
 
 def train(small: pathlib.Path, common: dict, name: str, max_iter: int):
     """Train and register a regressor of `cnt` through run_job, as the train component does."""
-    return base.run_job(
+    return steps.run_job(
         training.TrainingJob,
         common,
         inputs=reader(small),
@@ -89,9 +90,9 @@ def train(small: pathlib.Path, common: dict, name: str, max_iter: int):
 def test_invalid_setting_is_refused_before_any_work_and_recorded(tracking, small, output):
     experiment = unique("settings")
     with pytest.raises(base.SettingsError) as caught:
-        base.run_job(
+        steps.run_job(
             inference.InferenceJob,
-            base.step_settings(experiment, "run-x", "predict"),
+            steps.step_settings(experiment, "run-x", "predict"),
             inputs=reader(small, batch_size=0),
             outputs=writer(output),
             finder={"KIND": "RegistryFinder", "name": unique("never-looked-up")},
@@ -115,9 +116,9 @@ def test_invalid_setting_is_refused_before_any_work_and_recorded(tracking, small
 def test_unknown_finder_kind_lists_the_allowed_kinds(tracking, small, output):
     experiment = unique("settings")
     with pytest.raises(base.SettingsError) as caught:
-        base.run_job(
+        steps.run_job(
             inference.InferenceJob,
-            base.step_settings(experiment, "", "predict"),
+            steps.step_settings(experiment, "", "predict"),
             inputs=reader(small),
             outputs=writer(output),
             finder={"KIND": "NoSuchFinder"},
@@ -139,9 +140,9 @@ def test_unknown_finder_kind_lists_the_allowed_kinds(tracking, small, output):
 
 def test_a_components_own_check_fails_like_a_setting(tracking):
     experiment = unique("settings")
-    common = base.step_settings(experiment, "run-y", "predict")
+    common = steps.step_settings(experiment, "run-y", "predict")
     with pytest.raises(base.SettingsError) as caught:
-        base.guard(inference.InferenceJob, common, lambda: artifacts.input_location("", None))
+        steps.guard(inference.InferenceJob, common, lambda: artifacts.input_location("", None))
     message = str(caught.value)
     assert message == (
         "invalid InferenceJob settings: no input: set data (a path or URI) or connect a "
@@ -190,7 +191,7 @@ def test_unsigned_model_is_refused_unless_allowed(tracking, small, output):
     )
     # Refused: nothing could check the inputs.
     with pytest.raises(registries.UnsignedModelError) as caught:
-        base.run_job(inference.InferenceJob, common, **fields)
+        steps.run_job(inference.InferenceJob, common, **fields)
     message = str(caught.value)
     assert f"{name} v1 has no input signature" in message
     assert "allow_unsigned" in message
@@ -199,7 +200,7 @@ def test_unsigned_model_is_refused_unless_allowed(tracking, small, output):
     assert refused.info.status == "FAILED"
     assert refused.data.tags[base.ERROR_TAG] == f"UnsignedModelError: {message}"
     # Allowed: it predicts, and says so in the result and on its MLflow run.
-    done = base.run_job(inference.InferenceJob, common, allow_unsigned=True, **fields)
+    done = steps.run_job(inference.InferenceJob, common, allow_unsigned=True, **fields)
     warning = f"{name} v1 has no input signature: its inputs were not validated"
     assert done.warnings == [warning]
     assert done.rows == ROWS
@@ -225,7 +226,7 @@ def test_best_run_finder_picks_the_better_version(tracking, small, output):
     worse = train(small, common, name, max_iter=2)
     assert (better.model_ref.version, worse.model_ref.version) == (1, 2)
     assert better.scores["rmse"] < worse.scores["rmse"]
-    done = base.run_job(
+    done = steps.run_job(
         inference.InferenceJob,
         common,
         inputs=reader(small),
@@ -257,7 +258,7 @@ def test_integer_labels_stay_integers_with_a_probability_per_class(
     source = tmp_path / "labelled.parquet"
     labelled.to_parquet(source, index=False)
     common = settings(tracking, experiment)
-    trained = base.run_job(
+    trained = steps.run_job(
         training.TrainingJob,
         common,
         inputs=reader(source),
@@ -272,7 +273,7 @@ def test_integer_labels_stay_integers_with_a_probability_per_class(
     assert set(trained.scores) == {"accuracy", "f1_macro", "roc_auc", "log_loss"}
     assert 0.5 < trained.scores["roc_auc"] <= 1.0
     assert 0.0 < trained.scores["log_loss"] < np.log(3)  # better than a uniform guess
-    done = base.run_job(
+    done = steps.run_job(
         inference.InferenceJob,
         common,
         inputs=reader(source, batch_size=700),

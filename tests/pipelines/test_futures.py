@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from components import steps
 from components.io import datasets, registries
-from components.jobs import base
 from components.jobs.inference import InferenceJob
 from pipelines import backends, background, futures, management, outcomes, params
 from tests.conftest import BIKE_PARQUET
@@ -274,7 +274,7 @@ def test_a_kfp_prediction_future_follows_the_run_and_reads_mlflow(kfp, trained, 
     # The cluster's predict step: the real job, tagged with the KFP run id as a pod tags it.
     output = tmp_path / "predictions.parquet"
     with InferenceJob(
-        **base.step_settings("batch", future.run_id, "predict"),
+        **steps.step_settings("batch", future.run_id, "predict"),
         inputs=datasets.reader_config(str(BIKE_PARQUET), {}),
         outputs=datasets.writer_config(str(output), {}),
         finder=registries.RegistryFinder(name=model.name),

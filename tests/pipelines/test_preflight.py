@@ -60,9 +60,13 @@ def test_each_component_runs_the_mapping_the_check_builds_its_job_with(component
     function = getattr(importlib.import_module(components.COMPONENTS[component]), component)
     source = inspect.getsource(function.python_func)
     # The component maps its inputs with the same function, and runs the job it names.
-    assert f"import {job_name}, {fields_name}" in source
-    assert f"run_job({job_name}, settings, **fields)" in source
-    mapping = getattr(importlib.import_module(module_name), fields_name)
+    assert f"fields.{fields_name}" in source or f"import {fields_name}\n" in source
+    assert f"import {job_name}\n" in source
+    assert (
+        f"steps.run_step(\n        {job_name}," in source
+        or f"steps.run_job({job_name}, settings, **fields)" in source
+    )
+    mapping = getattr(importlib.import_module("components.fields"), fields_name)
     inputs = set(inspect.signature(function.python_func).parameters)
     # Every argument is an input or output of the component, or what it reads from its plan.
     assert set(inspect.signature(mapping).parameters) <= inputs | {"the_plan", "shard_reports"}
