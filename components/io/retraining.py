@@ -333,8 +333,9 @@ def apply(
             f"the {policy.period_hours:g} h period",
             reasons=tuple(reasons),
         )
+    values = policy.training_values(name, experiment)
     try:
-        job = start_training(policy.trainer, policy.training_values(name, experiment))
+        job = start_training(policy.trainer, values)
     except Exception as error:
         release(client, name, run)
         return Outcome(
@@ -346,8 +347,8 @@ def apply(
         logger.warning("cannot record the retraining job on %s: %s", name, error)
     after = Claim(run=run, at=holder.at + policy.period_seconds).when
     return Outcome(
-        f"{LINE_PREFIX}started job {job}, training {name} ({why}); the next no sooner than "
-        f"{after}. Follow it: python -m pipelines job status {job}",
+        f"{LINE_PREFIX}started job {job}, training {values['model_name']} ({why}); the next no "
+        f"sooner than {after}. Follow it: python -m pipelines job status {job}",
         job=job,
         reasons=tuple(reasons),
     )
