@@ -16,22 +16,6 @@ Task = T.Literal["regression", "classification"]
 
 PREDICTION = "prediction"
 
-# The demo data's features (bike sharing, hourly); `cnt` is the target, and `casual` and
-# `registered` are left out because they add up to it.
-BIKE_NUMERICAL = [
-    "yr",
-    "mnth",
-    "hr",
-    "holiday",
-    "weekday",
-    "workingday",
-    "temp",
-    "atemp",
-    "hum",
-    "windspeed",
-]
-BIKE_CATEGORICAL = ["season", "weathersit"]
-BIKE_TARGET = "cnt"
 PROBABILITY_PREFIX = "probability_"
 # At most this many one-hot columns per categorical feature: the rarest categories share one
 # "infrequent" column, so that an identifier-like column cannot blow the memory up.

@@ -7,6 +7,7 @@ import pytest
 
 from components.core import cards, drift, models, results
 from components.core.model_refs import ModelRef
+from tests.jobs.helpers import BIKE_CATEGORICAL, BIKE_NUMERICAL
 
 REF = ModelRef(uri="models:/bike-sharing/3", name="bike-sharing", version=3, run_id="r3")
 CHAMPION = ModelRef(uri="models:/bike-sharing/2", name="bike-sharing", version=2)
@@ -18,16 +19,14 @@ def trained(bike) -> results.TrainingResult:
     rows = bike.head(400)
     train, test = rows.iloc[:300], rows.iloc[300:]
     predictions = pd.Series(test["cnt"].to_numpy() * 0.9, name="prediction")
-    profile = drift.profile(
-        train, models.BIKE_NUMERICAL, models.BIKE_CATEGORICAL, "regression", predictions
-    )
+    profile = drift.profile(train, BIKE_NUMERICAL, BIKE_CATEGORICAL, "regression", predictions)
     error = test["cnt"].to_numpy() - predictions.to_numpy()
     return results.TrainingResult(
         model_ref=REF,
         model_kind="HistGradientBoostingRegressor",
         task="regression",
-        numerical=list(models.BIKE_NUMERICAL),
-        categorical=list(models.BIKE_CATEGORICAL),
+        numerical=list(BIKE_NUMERICAL),
+        categorical=list(BIKE_CATEGORICAL),
         rows=len(rows),
         train_rows=len(train),
         test_rows=len(test),
@@ -89,8 +88,8 @@ def test_training_part_shows_the_data_features_model_metrics_and_profile(card, t
     assert "- Rows: 400 (300 to train, 100 held out)" in text
     assert "`s3://bucket/bike/hour.parquet`" in text and "`5f3a9c21`" in text
     assert "- Target: `cnt`" in text
-    listed = ", ".join(f"`{name}`" for name in models.BIKE_NUMERICAL)
-    assert f"- Numerical ({len(models.BIKE_NUMERICAL)}): {listed}\n" in text
+    listed = ", ".join(f"`{name}`" for name in BIKE_NUMERICAL)
+    assert f"- Numerical ({len(BIKE_NUMERICAL)}): {listed}\n" in text
     assert "- Categorical (2): `season`, `weathersit`" in text
     assert "Kind: **HistGradientBoostingRegressor**; task: regression." in text
     parameter_rows = [line for line in text.splitlines() if "max_iter" in line]

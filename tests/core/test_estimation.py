@@ -17,6 +17,7 @@ from sklearn.datasets import make_classification
 
 from components import demo
 from components.core import estimation, metrics, models
+from tests.jobs.helpers import BIKE_CATEGORICAL, BIKE_NUMERICAL
 
 FEATURES = [f"x{i}" for i in range(10)]
 
@@ -91,7 +92,7 @@ def regression() -> Case:
     frame = frame.sample(frac=1, random_state=1).reset_index(drop=True)
     train, holdout, unseen = frame.iloc[:8000], frame.iloc[8000:12_000], frame.iloc[12_000:]
     model = models.HistGradientBoostingRegressorModel(
-        numerical=models.BIKE_NUMERICAL, categorical=models.BIKE_CATEGORICAL
+        numerical=BIKE_NUMERICAL, categorical=BIKE_CATEGORICAL
     ).build()
     model.fit(train.drop(columns="cnt"), train["cnt"])
     case = fitted("regression", "cnt", model, holdout)

@@ -13,9 +13,10 @@ from sklearn.neighbors import KNeighborsRegressor
 from sklearn.pipeline import Pipeline
 
 from components.core import explainers, models
+from tests.jobs.helpers import BIKE_CATEGORICAL, BIKE_NUMERICAL
 
-FEATURES = dict(numerical=models.BIKE_NUMERICAL, categorical=models.BIKE_CATEGORICAL)
-COLUMNS = [*models.BIKE_NUMERICAL, *models.BIKE_CATEGORICAL]
+FEATURES = dict(numerical=BIKE_NUMERICAL, categorical=BIKE_CATEGORICAL)
+COLUMNS = [*BIKE_NUMERICAL, *BIKE_CATEGORICAL]
 TREES = {"max_iter": 30}
 CASES = {
     "trees-regressor": (models.HistGradientBoostingRegressorModel(**FEATURES, params=TREES), "cnt"),

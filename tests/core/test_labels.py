@@ -16,10 +16,11 @@ from sklearn import datasets, ensemble
 from sklearn import metrics as skm
 
 from components.core import labels, metrics, models
+from tests.jobs.helpers import BIKE_CATEGORICAL, BIKE_NUMERICAL, BIKE_TARGET
 
 HOURS = pathlib.Path("/work/shared/data/bike-sharing/hour.csv")
 KEYS = ["instant"]
-TARGET = models.BIKE_TARGET
+TARGET = BIKE_TARGET
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,7 @@ def model(hours):
     """A HistGradientBoostingRegressor pipeline fitted on the first 60% of the hours."""
     train = hours.iloc[: int(len(hours) * 0.6)]
     pipeline = models.HistGradientBoostingRegressorModel(
-        numerical=models.BIKE_NUMERICAL, categorical=models.BIKE_CATEGORICAL
+        numerical=BIKE_NUMERICAL, categorical=BIKE_CATEGORICAL
     ).build()
     return pipeline.fit(train, train[TARGET])
 

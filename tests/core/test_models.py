@@ -13,8 +13,9 @@ from sklearn.pipeline import Pipeline
 
 from components.core import features, metrics, models, schemas
 from components.io import registries
+from tests.jobs.helpers import BIKE_CATEGORICAL, BIKE_NUMERICAL
 
-FEATURES = dict(numerical=models.BIKE_NUMERICAL, categorical=models.BIKE_CATEGORICAL)
+FEATURES = dict(numerical=BIKE_NUMERICAL, categorical=BIKE_CATEGORICAL)
 LABELS = ["high", "low", "medium"]
 
 
@@ -89,7 +90,7 @@ def test_preprocessing_travels_with_the_model(data):
     model = models.RidgeModel(**FEATURES)
     pipeline = fit(model, data, "cnt")
     names = list(pipeline[:-1].get_feature_names_out())
-    assert names[: len(models.BIKE_NUMERICAL)] == [f"num__{c}" for c in models.BIKE_NUMERICAL]
+    assert names[: len(BIKE_NUMERICAL)] == [f"num__{c}" for c in BIKE_NUMERICAL]
     assert "cat__season_1" in names and "cat__weathersit_3" in names
     # Missing numbers are imputed and unseen categories ignored, instead of failing the batch.
     odd = data[model.features].head(3).copy()

@@ -14,10 +14,11 @@ from mlflow.models.signature import ModelSignature
 from mlflow.models.utils import _enforce_schema
 from mlflow.types import ColSpec, DataType, Schema
 
-from components.core import models, schemas
+from components.core import schemas
 from tests.conftest import BIKE_SCHEMA
+from tests.jobs.helpers import BIKE_CATEGORICAL, BIKE_NUMERICAL
 
-FEATURES = [*models.BIKE_NUMERICAL, *models.BIKE_CATEGORICAL]
+FEATURES = [*BIKE_NUMERICAL, *BIKE_CATEGORICAL]
 
 # A module-level schema, loadable as `tests.core.test_schemas:HOUR_SCHEMA`.
 HOUR_SCHEMA = pa.DataFrameSchema({"hr": pa.Column(int, pa.Check.in_range(0, 23))})

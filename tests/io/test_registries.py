@@ -18,11 +18,12 @@ from sklearn.preprocessing import FunctionTransformer
 from components.core import models
 from components.io import registries, services
 from components.utils import signers
+from tests.jobs.helpers import BIKE_CATEGORICAL, BIKE_NUMERICAL
 
 pytestmark = pytest.mark.integration
 
-FEATURES = dict(numerical=models.BIKE_NUMERICAL, categorical=models.BIKE_CATEGORICAL)
-COLUMNS = [*models.BIKE_NUMERICAL, *models.BIKE_CATEGORICAL]
+FEATURES = dict(numerical=BIKE_NUMERICAL, categorical=BIKE_CATEGORICAL)
+COLUMNS = [*BIKE_NUMERICAL, *BIKE_CATEGORICAL]
 
 
 @pytest.fixture(scope="module")

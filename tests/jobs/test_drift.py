@@ -23,7 +23,16 @@ from components.jobs import base, promotion, training
 from components.jobs.inference import InferenceJob
 from components.jobs.notification import NotificationJob
 from tests.io.slack_server import SlackWebhookServer
-from tests.jobs.helpers import features, native_model, run, settings, unique, with_demand
+from tests.jobs.helpers import (
+    BIKE_CATEGORICAL,
+    BIKE_NUMERICAL,
+    features,
+    native_model,
+    run,
+    settings,
+    unique,
+    with_demand,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -111,7 +120,7 @@ def test_the_reference_profile_is_stored_with_the_version_and_found_again(traine
     ref = registries.RegistryFinder(name=trained.regressor, alias_or_version=1).find(trained.client)
     profile = references.load_profile(trained.client, ref)
     assert profile is not None and profile.task == "regression"
-    assert set(profile.features) == set(models.BIKE_NUMERICAL) | set(models.BIKE_CATEGORICAL)
+    assert set(profile.features) == set(BIKE_NUMERICAL) | set(BIKE_CATEGORICAL)
     logged = trained.client.get_run(ref.run_id).data.params
     assert profile.rows == int(logged["train_rows"])
     temp = profile.features["temp"]

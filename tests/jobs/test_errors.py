@@ -20,7 +20,7 @@ from components.io import alerts, datasets, registries
 from components.jobs import explanations, inference, promotion, training
 from tests.conftest import BIKE_SCHEMA
 from tests.io.slack_server import SlackWebhookServer
-from tests.jobs.helpers import BIKE_EXCLUDE, listing, run, settings, unique
+from tests.jobs.helpers import BIKE_CATEGORICAL, BIKE_EXCLUDE, listing, run, settings, unique
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +47,7 @@ def registered(mlflow_server, bike, tmp_path_factory) -> Registered:
             model=models.HistGradientBoostingRegressorModel(params={"max_iter": 10}),
             model_name=name,
             exclude=BIKE_EXCLUDE,
-            categorical=models.BIKE_CATEGORICAL,
+            categorical=BIKE_CATEGORICAL,
             **common,
         )
     )
@@ -210,7 +210,7 @@ def test_training_without_the_target_writes_no_holdout(tracking, registered, row
         model=models.HistGradientBoostingRegressorModel(params={"max_iter": 10}),
         model_name=registered.name,
         exclude=BIKE_EXCLUDE,
-        categorical=models.BIKE_CATEGORICAL,
+        categorical=BIKE_CATEGORICAL,
         holdout=datasets.ParquetWriter(path=str(holdout / "holdout.parquet")),
         **registered.common,
     )

@@ -23,6 +23,8 @@ from components.jobs import evaluation, explanations, inference, promotion, trai
 from components.utils import splitters
 from tests.conftest import BIKE_SCHEMA
 from tests.jobs.helpers import (
+    BIKE_CATEGORICAL,
+    BIKE_NUMERICAL,
     COLUMNS,
     DEMAND_LABELS,
     assert_additive,
@@ -141,8 +143,8 @@ def test_training_registers_increasing_versions(tracking, lifecycle, files, bike
     assert trained.model_ref.name == lifecycle.name
     assert trained.task == ("regression" if lifecycle.task == "regressor" else "classification")
     # The features inferred from the data, less the excluded columns, are the demo's features.
-    assert trained.numerical == models.BIKE_NUMERICAL
-    assert trained.categorical == models.BIKE_CATEGORICAL
+    assert trained.numerical == BIKE_NUMERICAL
+    assert trained.categorical == BIKE_CATEGORICAL
     assert trained.rows == len(bike)
     assert trained.test_rows == round(len(bike) * 0.2)
     assert trained.train_rows == len(bike) - trained.test_rows
@@ -465,8 +467,8 @@ def test_linear_model_is_explained_with_linear_shap(tracking, files, batch, tmp_
         )
     )
     assert trained.model_ref.version == 1
-    assert trained.numerical == models.BIKE_NUMERICAL
-    assert trained.categorical == models.BIKE_CATEGORICAL
+    assert trained.numerical == BIKE_NUMERICAL
+    assert trained.categorical == BIKE_CATEGORICAL
     samples_path = tmp_path / "samples.parquet"
     done = run(
         explanations.ExplanationsJob(

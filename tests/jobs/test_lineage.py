@@ -24,7 +24,7 @@ from components.core import lineage, models
 from components.core.model_refs import ModelRef
 from components.io import datasets, registries
 from components.jobs import explanations, inference, training
-from tests.jobs.helpers import BIKE_EXCLUDE, run, settings, unique
+from tests.jobs.helpers import BIKE_CATEGORICAL, BIKE_EXCLUDE, BIKE_TARGET, run, settings, unique
 
 pytestmark = pytest.mark.integration
 
@@ -52,11 +52,11 @@ def registered(mlflow_server, bike, tmp_path_factory) -> Registered:
     trained = run(
         training.TrainingJob(
             inputs=datasets.ParquetReader(path=str(training_rows)),
-            target=models.BIKE_TARGET,
+            target=BIKE_TARGET,
             model=models.HistGradientBoostingRegressorModel(params={"max_iter": 10}),
             model_name=unique("lineage"),
             exclude=BIKE_EXCLUDE,
-            categorical=list(models.BIKE_CATEGORICAL),
+            categorical=list(BIKE_CATEGORICAL),
             **common,
         )
     )

@@ -21,7 +21,9 @@ from components.core import models
 from components.io import artifacts, registries
 from components.jobs import base, inference, training
 from tests.jobs.helpers import (
+    BIKE_CATEGORICAL,
     BIKE_EXCLUDE,
+    BIKE_NUMERICAL,
     COLUMNS,
     listing,
     native_model,
@@ -80,7 +82,7 @@ def train(small: pathlib.Path, common: dict, name: str, max_iter: int):
         model={"KIND": "HistGradientBoostingRegressor", "params": {"max_iter": max_iter}},
         model_name=name,
         exclude=BIKE_EXCLUDE,
-        categorical=models.BIKE_CATEGORICAL,
+        categorical=BIKE_CATEGORICAL,
     )
 
 
@@ -161,8 +163,8 @@ def test_unsigned_model_is_refused_unless_allowed(tracking, small, output):
     experiment, name = unique("settings"), unique("unsigned")
     data = pd.read_parquet(small)
     pipeline = models.HistGradientBoostingRegressorModel(
-        numerical=models.BIKE_NUMERICAL,
-        categorical=models.BIKE_CATEGORICAL,
+        numerical=BIKE_NUMERICAL,
+        categorical=BIKE_CATEGORICAL,
         params={"max_iter": 10},
     ).build()
     pipeline.fit(data[COLUMNS], data["cnt"])
@@ -266,10 +268,10 @@ def test_integer_labels_stay_integers_with_a_probability_per_class(
         model={"KIND": "HistGradientBoostingClassifier", "params": {"max_iter": 30}},
         model_name=name,
         exclude=[*BIKE_EXCLUDE, "cnt"],
-        categorical=models.BIKE_CATEGORICAL,
+        categorical=BIKE_CATEGORICAL,
     )
     assert trained.task == "classification"
-    assert trained.numerical == models.BIKE_NUMERICAL
+    assert trained.numerical == BIKE_NUMERICAL
     assert set(trained.scores) == {"accuracy", "f1_macro", "roc_auc", "log_loss"}
     assert 0.5 < trained.scores["roc_auc"] <= 1.0
     assert 0.0 < trained.scores["log_loss"] < np.log(3)  # better than a uniform guess
