@@ -143,6 +143,8 @@ def predict_shard_fields(
         "probabilities": probabilities,
         "allow_unsigned": allow_unsigned,
         "report_violations": True,
+        "shard": int(shard),
+        "part_uri": part.uri,
         "drift_policy": drift_policy,
         "challenger": the_plan.challenger,
         "challenger_tolerance": float(challenger_tolerance) or None,

@@ -72,25 +72,4 @@ def predict_shard(
     part.metadata.update({"shard": shard, "rows": result.rows})
     if result.lineage is not None:
         part.metadata.update(result.lineage.metadata())
-    report = shards.ShardReport(
-        shard=shard,
-        uri=part.uri if result.rows else "",
-        rows=result.rows,
-        rows_in=result.rows_in,
-        columns=result.columns,
-        model_version=result.model_ref.version,
-        format="csv" if fields["outputs"]["KIND"] == "CSVWriter" else "parquet",
-        violations=result.violations,
-        warnings=result.warnings,
-        seconds=result.seconds,
-        tally=result.tally,
-        estimate_tally=(
-            result.estimate_tally.model_dump(mode="json")
-            if result.estimate_tally is not None
-            else None
-        ),
-        comparison=result.comparison,
-        challenger=result.shadow.challenger if result.shadow is not None else "",
-        notes=result.notes,
-    )
-    return report.model_dump_json()
+    return str(result.shard_report.model_dump_json())

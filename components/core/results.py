@@ -146,6 +146,7 @@ class InferenceResult:
         comparison: the sums the comparison is made of (added up across shards).
         notes: why drift or the comparison was not checked, or only in part.
         monitoring_page: the HTML report of the drift and the comparison ("" when neither).
+        shard_report: a shard's report for the publishing step (None: not a shard's job).
     """
 
     model_ref: ModelRef
@@ -166,6 +167,7 @@ class InferenceResult:
     comparison: Comparison | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
     monitoring_page: str = ""
+    shard_report: T.Any | None = None  # components.io.shards.ShardReport
 
 
 @dataclasses.dataclass(frozen=True)

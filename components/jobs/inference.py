@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import typing as T
@@ -12,7 +13,7 @@ import pydantic as pdt
 
 from components.core import drift, estimation, models, results, schemas, shadow
 from components.core.model_refs import ModelRef
-from components.io import datasets, monitoring, references, registries, services
+from components.io import datasets, monitoring, references, registries, services, shards
 from components.jobs import base
 from components.utils import secrets
 
@@ -52,6 +53,10 @@ class InferenceJob(base.Job, frozen=True):
             degraded: reported under `drift_policy=warn`, refused under `fail`. The estimate
             (before the labels: see `components.core.estimation`) is made whenever drift is
             checked and the version stored an estimator.
+        shard: the shard of a sharded prediction this job predicts (None: the whole input);
+            its result then carries the shard's report for the publishing step.
+        part_uri: where the publishing step finds this shard's part (default: `outputs.path`;
+            on a cluster, the artifact's URI rather than the pod's local path).
     """
 
     KIND: T.Literal["InferenceJob"] = "InferenceJob"
@@ -69,6 +74,8 @@ class InferenceJob(base.Job, frozen=True):
     challenger: registries.FinderKind | None = None
     challenger_tolerance: float | None = pdt.Field(default=None, ge=0)
     performance_tolerance: float = pdt.Field(default=0.1, ge=0)
+    shard: int | None = pdt.Field(default=None, ge=0)
+    part_uri: str = ""
 
     def run(self) -> results.InferenceResult:
         """Find and load the model, then validate, predict and write batch by batch."""
@@ -180,7 +187,7 @@ class InferenceJob(base.Job, frozen=True):
                 + "".join(f"\nWarning: {warning}" for warning in warnings),
                 fields={"shape": f"({rows}, {width})", "output": self.outputs.path},
             )
-        return results.InferenceResult(
+        result = results.InferenceResult(
             model_ref=model_ref,
             rows_in=validator.rows,
             rows=rows,
@@ -198,6 +205,34 @@ class InferenceJob(base.Job, frozen=True):
             comparison=shadowing.comparison if shadowing is not None else None,
             notes=notes,
             monitoring_page=page,
+        )
+        if self.shard is None:
+            return result
+        return dataclasses.replace(result, shard_report=self._shard_report(result))
+
+    def _shard_report(self, result: results.InferenceResult) -> shards.ShardReport:
+        """What the publishing step needs of this shard: its part, counts, tallies, findings."""
+        assert self.shard is not None  # only a shard's job reports
+        return shards.ShardReport(
+            shard=self.shard,
+            uri=(self.part_uri or self.outputs.path) if result.rows else "",
+            rows=result.rows,
+            rows_in=result.rows_in,
+            columns=result.columns,
+            model_version=result.model_ref.version,
+            format="csv" if isinstance(self.outputs, datasets.CSVWriter) else "parquet",
+            violations=result.violations,
+            warnings=result.warnings,
+            seconds=result.seconds,
+            tally=result.tally,
+            estimate_tally=(
+                result.estimate_tally.model_dump(mode="json")
+                if result.estimate_tally is not None
+                else None
+            ),
+            comparison=result.comparison,
+            challenger=result.shadow.challenger if result.shadow is not None else "",
+            notes=result.notes,
         )
 
     def _reference(self, client, model_ref: ModelRef) -> tuple[drift.Profile | None, list[str]]:

@@ -83,6 +83,7 @@ class Run:
         return output.get("parameterValues", {})
 
     def alert(self) -> dict[str, T.Any]:
+        assert len(self.alerts) == 1, [r.body for r in self.alerts]
         [request] = self.alerts
         return request.body
 
@@ -268,10 +269,17 @@ def inferred(trained, slack, retrain, mlflow_server, tmp_path_factory) -> Run:
         "max_samples": 50,
         "retraining": retrain,
     }
-    return run(
+    done = run(
         slack, tmp_path_factory.mktemp("inference"), "inference", params, [],
         trained.model_name, unique("local-inference"), mlflow_server,
     )  # fmt: skip
+    # The training it started runs in the background and alerts this module's Slack when it
+    # ends: it must end before another run of the module starts counting alerts.
+    started = fields(done.alert()).get("retraining", "")
+    if started.startswith("started local:"):
+        home = pathlib.Path(retrain["trainer"]["config"]["home"])
+        futures.LocalFuture.find(started.removeprefix("started local:"), home).wait(timeout=600)
+    return done
 
 
 @pytest.fixture(scope="module")
