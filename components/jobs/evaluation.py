@@ -42,7 +42,7 @@ class EvaluationJob(base.Job, frozen=True):
     """
 
     KIND: T.Literal["EvaluationJob"] = "EvaluationJob"
-    inputs: datasets.ReaderKind = pdt.Field(..., discriminator="KIND")
+    inputs: datasets.ReaderKind
     target: str = pdt.Field(min_length=1)
     model_name: str = pdt.Field(min_length=1)
     alias_or_version: str | int = "latest"

@@ -50,9 +50,9 @@ class ExplanationsJob(base.Job, frozen=True):
     """
 
     KIND: T.Literal["ExplanationsJob"] = "ExplanationsJob"
-    inputs_samples: datasets.ReaderKind = pdt.Field(..., discriminator="KIND")
-    models_explanations: datasets.WriterKind = pdt.Field(..., discriminator="KIND")
-    samples_explanations: datasets.WriterKind = pdt.Field(..., discriminator="KIND")
+    inputs_samples: datasets.ReaderKind
+    models_explanations: datasets.WriterKind
+    samples_explanations: datasets.WriterKind
     finder: registries.FinderKind
     loader: registries.SklearnLoader = registries.SklearnLoader()
     explainer: explainers.ExplainerKind | None = pdt.Field(default=None, discriminator="KIND")

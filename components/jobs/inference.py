@@ -60,8 +60,8 @@ class InferenceJob(base.Job, frozen=True):
     """
 
     KIND: T.Literal["InferenceJob"] = "InferenceJob"
-    inputs: datasets.ReaderKind = pdt.Field(..., discriminator="KIND")
-    outputs: datasets.WriterKind = pdt.Field(..., discriminator="KIND")
+    inputs: datasets.ReaderKind
+    outputs: datasets.WriterKind
     finder: registries.FinderKind
     loader: registries.LoaderKind = pdt.Field(default_factory=registries.FlavorLoader)
     input_schema: str | None = None

@@ -62,8 +62,8 @@ class MonitoringJob(base.Job, frozen=True):
     """
 
     KIND: T.Literal["MonitoringJob"] = "MonitoringJob"
-    predictions: datasets.ReaderKind = pdt.Field(..., discriminator="KIND")
-    truth: datasets.ReaderKind = pdt.Field(..., discriminator="KIND")
+    predictions: datasets.ReaderKind
+    truth: datasets.ReaderKind
     keys: list[str] = pdt.Field(min_length=1)
     target: str = pdt.Field(min_length=1)
     model_name: str = pdt.Field(min_length=1)

@@ -36,7 +36,7 @@ class PlanningJob(base.Job, frozen=True):
     """
 
     KIND: T.Literal["PlanningJob"] = "PlanningJob"
-    inputs: datasets.ReaderKind = pdt.Field(..., discriminator="KIND")
+    inputs: datasets.ReaderKind
     finder: registries.FinderKind
     shards: int = pdt.Field(default=2, gt=0)
     output: str

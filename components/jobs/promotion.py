@@ -79,7 +79,7 @@ class PromotionJob(base.Job, frozen=True):
     model_name: str = pdt.Field(min_length=1)
     alias: str = "Champion"
     version: int | None = None
-    inputs: datasets.ReaderKind | None = pdt.Field(default=None, discriminator="KIND")
+    inputs: datasets.ReaderKind | None = None
     target: str | None = None
     tolerance: float = pdt.Field(default=0.0, ge=0.0)
     loader: registries.SklearnLoader = registries.SklearnLoader()

@@ -52,7 +52,7 @@ class TrainingJob(base.Job, frozen=True):
     """
 
     KIND: T.Literal["TrainingJob"] = "TrainingJob"
-    inputs: datasets.ReaderKind = pdt.Field(..., discriminator="KIND")
+    inputs: datasets.ReaderKind
     target: str = pdt.Field(min_length=1)
     model: models.ModelKind = pdt.Field(
         default_factory=models.HistGradientBoostingRegressorModel, discriminator="KIND"
@@ -65,7 +65,7 @@ class TrainingJob(base.Job, frozen=True):
     splitter: splitters.SplitterKind = splitters.TrainTestSplitter()
     signer: signers.SignerKind = signers.InferSigner()
     saver: registries.SaverKind = registries.SklearnSaver()
-    holdout: datasets.WriterKind | None = pdt.Field(default=None, discriminator="KIND")
+    holdout: datasets.WriterKind | None = None
 
     def run(self) -> results.TrainingResult:
         """Read, infer the features, split, fit, score, sign, keep the holdout, register, card."""

@@ -39,12 +39,37 @@ class Factory(T.Generic[Base]):
         role: what the strategies are, for messages ("finder").
         base: the base class every kind of the role subclasses.
         kinds: the project's own kinds, each with a `KIND` literal default.
+        fallback: the kind `choose` gives when no kind says it is chosen for the facts.
     """
 
-    def __init__(self, role: str, base: type[Base], kinds: T.Sequence[type[Base]]):
+    def __init__(
+        self,
+        role: str,
+        base: type,  # abstract, as a role's base is: `type[Base]` would refuse it
+        kinds: T.Sequence[type[Base]],
+        fallback: type[Base] | None = None,
+    ):
         self.role = role
         self.base = base
         self.kinds: dict[str, type[Base]] = {kind_of(kind): kind for kind in kinds}
+        self.fallback = fallback
+
+    def choose(self, *facts: T.Any) -> type[Base]:
+        """The kind to use when none is named: the first whose `chosen_for(*facts)` says so.
+
+        Each kind declares how it is chosen by default (a reader by its file extensions, an
+        alerter by an environment variable); no caller branches on kinds.
+
+        Raises:
+            FactoryError: no kind is chosen for the facts, and the role has no fallback.
+        """
+        for kind in self.kinds.values():
+            chosen_for = getattr(kind, "chosen_for", None)
+            if chosen_for is not None and chosen_for(*facts):
+                return kind
+        if self.fallback is None:
+            raise FactoryError(f"no {self.role} is chosen for {facts!r}; {self.allowed()}")
+        return self.fallback
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -87,7 +112,7 @@ class Factory(T.Generic[Base]):
                 f"{self.role} type {kind!r} is not a subclass of {qualified(self.base)}; "
                 f"{self.allowed()}"
             )
-        return found
+        return T.cast(type[Base], found)  # a subclass of the role's base, checked above
 
     def coerce(self, value: T.Any) -> T.Any:
         """Turn a config with a KIND into an instance; leave anything else to pydantic.
@@ -140,7 +165,7 @@ class Factory(T.Generic[Base]):
             raise FactoryError(f"invalid {error.title}: {problems}") from None
         if not isinstance(built, self.base):
             raise FactoryError(f"not a {self.role}: {spec!r}")
-        return built
+        return T.cast(Base, built)
 
     def _flatten(self, spec: dict[str, T.Any]) -> dict[str, T.Any]:
         """`{type, config}` as the one config with a KIND that it means."""

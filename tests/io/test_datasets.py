@@ -514,7 +514,10 @@ def test_reader_for_builds_an_explicit_kind(tmp_path):
 def test_reader_for_an_unknown_kind_lists_the_allowed_ones():
     with pytest.raises(datasets.DatasetError) as caught:
         datasets.reader_for("x.parquet", KIND="Foo")
-    assert str(caught.value) == "unknown reader KIND 'Foo'; allowed: ParquetReader, CSVReader"
+    assert str(caught.value) == (
+        "unknown reader KIND 'Foo'; allowed: ParquetReader, CSVReader, or the import path "
+        "package.module:Class of a subclass of components.io.datasets.base:Reader"
+    )
     with pytest.raises(datasets.DatasetError, match="allowed: ParquetWriter, CSVWriter"):
         datasets.writer_for("x.parquet", KIND="ParquetReader")
 
@@ -559,3 +562,35 @@ def test_a_write_removes_what_a_killed_writer_left_behind(tmp_path):
         ".other.parquet.tmp-deadbeef",
         "predictions.parquet",
     ]
+
+
+USER_READER = "tests.pipelines.user_kinds:JsonLinesReader"
+
+
+def test_a_users_reader_by_import_path_reads_its_format(tmp_path):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"a": 1, "b": "x"}\n{"a": 2, "b": "y"}\n')
+    reader = datasets.reader_for(str(rows), KIND=USER_READER)
+    assert type(reader).__name__ == "JsonLinesReader" and reader.KIND == USER_READER
+    assert reader.read().to_dict("list") == {"a": [1, 2], "b": ["x", "y"]}
+    # A job's field takes the same config, and gives it back with its KIND, as a step needs.
+    from components.jobs.promotion import PromotionJob
+
+    job = PromotionJob(
+        model_name="m",
+        version=1,
+        target="a",
+        inputs=datasets.reader_config(str(rows), {"KIND": USER_READER}),
+    )
+    assert job.model_dump(mode="json")["inputs"]["KIND"] == USER_READER
+    # Not a reader: one line that says what is allowed.
+    with pytest.raises(datasets.DatasetError, match="not a subclass of components.io.datasets"):
+        datasets.reader_for(str(rows), KIND="tests.pipelines.user_kinds:NamedFinder")
+
+
+def test_the_default_kind_is_asked_of_the_registry_by_extension():
+    assert datasets.READERS.choose("s3://b/k.CSV?endpoint_override=h:1").__name__ == "CSVReader"
+    assert datasets.READERS.choose("rows/").__name__ == "ParquetReader"  # a folder: the fallback
+    assert datasets.WRITERS.choose("out.pq").__name__ == "ParquetWriter"
+    assert datasets.extension("gs://b/part.Parquet/") == ".parquet"
+    assert datasets.extension("data/no_extension") == ""

@@ -336,7 +336,7 @@ def test_a_bad_config_key_or_kind_is_refused_and_nothing_runs(env, tables):
         "--param", "model_name=any", "--param", 'reader={"KIND": "ExcelReader"}',
     )  # fmt: skip
     assert run.status == 2
-    assert "expected tags: 'ParquetReader', 'CSVReader'" in run.stderr
+    assert "unknown reader type 'ExcelReader'; allowed: 'ParquetReader', 'CSVReader'" in run.stderr
     run = cli(env, "run", "inference", "--local", "--param", f"data={tables['regression']}")
     assert run.status == 2
     assert "set model_name to the registered model, or give a finder" in run.stderr
@@ -365,11 +365,13 @@ def refused_values(folder: pathlib.Path) -> dict[str, tuple[str, dict[str, T.Any
         ),
         "reader": (
             "training", {"reader": {"KIND": "ExcelReader"}}, "reader",
-            ['{"KIND": "ExcelReader"}', "expected tags: 'ParquetReader', 'CSVReader'"],
+            ['{"KIND": "ExcelReader"}',
+             "unknown reader type 'ExcelReader'; allowed: 'ParquetReader', 'CSVReader'"],
         ),
         "writer": (
             "inference", {"writer": {"KIND": "JSONWriter"}}, "writer",
-            ['{"KIND": "JSONWriter"}', "expected tags: 'ParquetWriter', 'CSVWriter'"],
+            ['{"KIND": "JSONWriter"}',
+             "unknown writer type 'JSONWriter'; allowed: 'ParquetWriter', 'CSVWriter'"],
         ),
         "finder": (
             "inference", {"finder": {"KIND": "BestRunFindr"}}, "finder",

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import typing as T
 
+import pyarrow.dataset as pads
 import pydantic as pdt
 from mlflow.tracking import MlflowClient
 
 from components.core.results import ModelRef
-from components.io import registries
+from components.io import datasets, registries
 from pipelines import backends, futures
 
 
@@ -51,3 +52,13 @@ class RecordingTrainer(backends.LocalBackend, backends.Trainer, frozen=True):
 
     def _start(self, pipeline: str, values: dict[str, T.Any]) -> futures.JobFuture:
         raise NotImplementedError(f"{self.label} would start {pipeline} with {sorted(values)}")
+
+
+class JsonLinesReader(datasets.Reader, frozen=True):
+    """JSON Lines, one record per line: pyarrow reads the format. No KIND: it keeps its path."""
+
+    EXTENSIONS: T.ClassVar[tuple[str, ...]] = (".jsonl",)
+
+    def format(self) -> pads.FileFormat:
+        """pyarrow's JSON format."""
+        return pads.JsonFileFormat()

@@ -25,6 +25,17 @@ Data = pd.DataFrame | pa.Table | pa.RecordBatch
 DEFAULT_MINIO_ENDPOINT = "minio-service.kubeflow:9000"
 
 
+def extension(path: str) -> str:
+    """A path's or URI's extension, lowercase (`.csv`; "" for none).
+
+    A URI's options after "?" are not part of its name, and a trailing "/" is ignored.
+    """
+    if "://" in path:
+        path = path.split("?", 1)[0]
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    return "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
+
+
 class DatasetError(ValueError):
     """A dataset cannot be read or written; the message names the path and the cause."""
 
@@ -84,10 +95,17 @@ class Reader(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     """
 
     KIND: str
+    # The file extensions a reader of this kind is chosen for when no KIND is given.
+    EXTENSIONS: T.ClassVar[tuple[str, ...]] = ()
     path: str
     batch_size: int = pdt.Field(default=131_072, gt=0)
     columns: list[str] | None = None
     pieces: list[shards.Piece] | None = None
+
+    @classmethod
+    def chosen_for(cls, path: str) -> bool:
+        """Whether this kind reads `path` when no KIND is given: by its extension."""
+        return extension(path) in cls.EXTENSIONS
 
     @abc.abstractmethod
     def format(self) -> pads.FileFormat:

@@ -7,39 +7,27 @@ import typing as T
 
 import pydantic as pdt
 
-from components.io.datasets.base import DatasetError
+from components.io.datasets.base import DatasetError, Reader, extension
 from components.io.datasets.csv import CSVReader, CSVWriter
 from components.io.datasets.parquet import ParquetReader, ParquetWriter
+from components.io.datasets.sinks import Writer
+from components.utils import factories
 
-ReaderKind = ParquetReader | CSVReader
-WriterKind = ParquetWriter | CSVWriter
-
-
-def _kinds(union: T.Any) -> tuple[str, ...]:
-    """The KIND names of the classes in a union, in its order."""
-    return tuple(kind.model_fields["KIND"].default for kind in T.get_args(union))
-
-
-READER_KINDS: tuple[str, ...] = _kinds(ReaderKind)
-WRITER_KINDS: tuple[str, ...] = _kinds(WriterKind)
-
-# Built once: a TypeAdapter compiles its validator when it is created.
-_READERS = pdt.TypeAdapter(T.Annotated[ReaderKind, pdt.Field(discriminator="KIND")])
-_WRITERS = pdt.TypeAdapter(T.Annotated[WriterKind, pdt.Field(discriminator="KIND")])
+# The registries of readers and writers: a KIND, `{type, config}` or a user's
+# `package.module:Class`; with no KIND, the kind whose extensions the path has, else Parquet (a
+# folder of parts, or a name without a known extension).
+READERS = factories.Factory("reader", Reader, (ParquetReader, CSVReader), fallback=ParquetReader)
+WRITERS = factories.Factory("writer", Writer, (ParquetWriter, CSVWriter), fallback=ParquetWriter)
+READER_KINDS: tuple[str, ...] = READERS.names
+WRITER_KINDS: tuple[str, ...] = WRITERS.names
+# A job's reader or writer field: an instance, or a config built by its registry.
+ReaderKind = T.Annotated[pdt.SerializeAsAny[Reader], pdt.BeforeValidator(READERS.coerce)]
+WriterKind = T.Annotated[pdt.SerializeAsAny[Writer], pdt.BeforeValidator(WRITERS.coerce)]
 
 
 def is_csv(path: str) -> bool:
-    """Whether a path or URI names CSV by its extension.
-
-    Args:
-        path: a local path or a URI; a URI's options after "?" are not part of its name.
-
-    Returns:
-        True when the name ends in .csv (any case, trailing "/" ignored).
-    """
-    if "://" in path:
-        path = path.split("?", 1)[0]
-    return path.lower().rstrip("/").endswith(".csv")
+    """Whether a path or URI names CSV by its extension (a URI's options are not part of it)."""
+    return extension(path) == ".csv"
 
 
 def reader_config(
@@ -53,10 +41,10 @@ def reader_config(
         **overrides: options that win over those in options.
 
     Returns:
-        A plain dict with KIND (CSVReader for a .csv path, else ParquetReader, unless given),
-        path and the options.
+        A plain dict with KIND (unless given: the reader chosen for the path's extension, see
+        `READERS`), path and the options.
     """
-    default = "CSVReader" if is_csv(path) else "ParquetReader"
+    default = factories.kind_of(READERS.choose(path))
     return _config(default, path, options, overrides)
 
 
@@ -71,10 +59,10 @@ def writer_config(
         **overrides: options that win over those in options.
 
     Returns:
-        A plain dict with KIND (CSVWriter for a .csv path, else ParquetWriter, unless given),
-        path and the options.
+        A plain dict with KIND (unless given: the writer chosen for the path's extension, see
+        `WRITERS`), path and the options.
     """
-    default = "CSVWriter" if is_csv(path) else "ParquetWriter"
+    default = factories.kind_of(WRITERS.choose(path))
     return _config(default, path, options, overrides)
 
 
@@ -85,7 +73,7 @@ def _config(
     return {"KIND": default, **(options or {}), **overrides, "path": path}
 
 
-def reader_for(path: str, **options: T.Any) -> ReaderKind:
+def reader_for(path: str, **options: T.Any) -> Reader:
     """Build a reader from its configuration (see reader_config).
 
     Args:
@@ -99,10 +87,10 @@ def reader_for(path: str, **options: T.Any) -> ReaderKind:
         DatasetError: the KIND is unknown (the message lists the allowed ones), or an option
             is invalid (the message names it and the rule).
     """
-    return _build("reader", _READERS, READER_KINDS, reader_config(path, options))
+    return T.cast(Reader, _build(READERS, reader_config(path, options)))
 
 
-def writer_for(path: str, **options: T.Any) -> WriterKind:
+def writer_for(path: str, **options: T.Any) -> Writer:
     """Build a writer from its configuration (see writer_config).
 
     Args:
@@ -116,17 +104,25 @@ def writer_for(path: str, **options: T.Any) -> WriterKind:
         DatasetError: the KIND is unknown (the message lists the allowed ones), or an option
             is invalid (the message names it and the rule).
     """
-    return _build("writer", _WRITERS, WRITER_KINDS, writer_config(path, options))
+    return T.cast(Writer, _build(WRITERS, writer_config(path, options)))
 
 
-def _build(role: str, adapter: pdt.TypeAdapter, kinds: tuple[str, ...], config: dict) -> T.Any:
-    """Validate a configuration into a reader or a writer, or raise a one-line DatasetError."""
+def _build(registry: factories.Factory[T.Any], config: dict[str, T.Any]) -> T.Any:
+    """Build a reader or a writer from its configuration, or raise a one-line DatasetError."""
     kind = config.get("KIND")
-    # Checked here, not read from pydantic's union_tag_invalid error, so the message is ours.
-    if kind not in kinds:
-        raise DatasetError(f"unknown {role} KIND {kind!r}; allowed: {', '.join(kinds)}")
     try:
-        return adapter.validate_python(config)
+        registry.resolve(kind)
+    except factories.FactoryError as error:
+        if isinstance(kind, str) and ":" in kind:  # an import path: why it cannot be used
+            raise DatasetError(str(error)) from None
+        # A name: ours lists the kinds a user may give.
+        raise DatasetError(
+            f"unknown {registry.role} KIND {kind!r}; allowed: {', '.join(registry.names)}, or "
+            f"the import path package.module:Class of a subclass of "
+            f"{factories.qualified(registry.base)}"
+        ) from None
+    try:
+        return registry.coerce(config)
     except pdt.ValidationError as error:
         # "from None": the message says it all; pydantic's chained multi-line dump would not.
         raise DatasetError(f"invalid {kind} for {config['path']}: {_problems(error)}") from None
@@ -136,7 +132,7 @@ def _problems(error: pdt.ValidationError) -> str:
     """Pydantic's errors on one line: "batch_size: Input should be greater than 0 (got 0)"."""
     problems = []
     for problem in error.errors(include_url=False):
-        field = ".".join(str(part) for part in problem["loc"][1:]) or "options"  # [0]: the KIND
+        field = ".".join(str(part) for part in problem["loc"]) or "options"
         got = "" if problem["type"] == "missing" else f" (got {reprlib.repr(problem['input'])})"
         problems.append(f"{field}: {problem['msg']}{got}")
     return "; ".join(problems)

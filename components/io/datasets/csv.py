@@ -45,6 +45,7 @@ class CSVReader(Reader, frozen=True):
     """
 
     KIND: T.Literal["CSVReader"] = "CSVReader"
+    EXTENSIONS: T.ClassVar[tuple[str, ...]] = (".csv",)
     delimiter: str = pdt.Field(default=",", min_length=1, max_length=1)
     encoding: str = "utf-8"
 
@@ -223,6 +224,7 @@ class CSVWriter(Writer, frozen=True):
     """
 
     KIND: T.Literal["CSVWriter"] = "CSVWriter"
+    EXTENSIONS: T.ClassVar[tuple[str, ...]] = (".csv",)
 
     def sink(self, stream, schema) -> Sink:
         """A CSV writer that writes the header with the first batch."""

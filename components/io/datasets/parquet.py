@@ -19,6 +19,7 @@ class ParquetReader(Reader, frozen=True):
     """Read Parquet: one file, or a directory (hive partitions included) of files."""
 
     KIND: T.Literal["ParquetReader"] = "ParquetReader"
+    EXTENSIONS: T.ClassVar[tuple[str, ...]] = (".parquet", ".pq")
 
     def format(self) -> pads.FileFormat:
         """Parquet, read with pyarrow's defaults."""
@@ -70,6 +71,7 @@ class ParquetWriter(Writer, frozen=True):
     """
 
     KIND: T.Literal["ParquetWriter"] = "ParquetWriter"
+    EXTENSIONS: T.ClassVar[tuple[str, ...]] = (".parquet", ".pq")
     compression: str = "zstd"
 
     def sink(self, stream, schema) -> Sink:

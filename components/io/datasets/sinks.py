@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pydantic as pdt
 
-from components.io.datasets.base import Data, DatasetError, resolve, to_table
+from components.io.datasets.base import Data, DatasetError, extension, resolve, to_table
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,14 @@ class Writer(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     """
 
     KIND: str
+    # The file extensions a writer of this kind is chosen for when no KIND is given.
+    EXTENSIONS: T.ClassVar[tuple[str, ...]] = ()
     path: str
+
+    @classmethod
+    def chosen_for(cls, path: str) -> bool:
+        """Whether this kind writes `path` when no KIND is given: by its extension."""
+        return extension(path) in cls.EXTENSIONS
 
     @abc.abstractmethod
     def sink(self, stream: T.Any, schema: pa.Schema) -> Sink:
