@@ -251,7 +251,35 @@ class TrainingJob(base.Job, frozen=True):
                 )
             except MlflowException:  # a scheme MLflow has no source for (demo://): a tag says it
                 dataset = mlflow.data.from_pandas(data, targets=self.target, name=name)
-        mlflow.log_input(dataset, context="training")
+        for attempt in range(DATASET_ATTEMPTS):
+            try:
+                mlflow.log_input(dataset, context="training")
+                break
+            except MlflowException as error:
+                # Two runs that log the same new dataset at once race on the tracking server's
+                # insert (its get-or-create is not atomic on PostgreSQL): the one that lost
+                # finds the row on its next try. Its failed call linked nothing.
+                if attempt == DATASET_ATTEMPTS - 1 or not _duplicate_key(error):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
         mlflow.set_tag("training.data", location)
         logger.info("training data %s (digest %s)", location, dataset.digest)
         return location, dataset.digest
+
+
+# How many times a training logs its dataset when another run inserts the same one meanwhile.
+DATASET_ATTEMPTS = 3
+
+
+def _duplicate_key(error: Exception) -> bool:
+    """Whether a tracking server refused an insert because the row exists (a lost race)."""
+    text = str(error)
+    return any(
+        sign in text
+        for sign in (
+            "UniqueViolation",
+            "duplicate key",
+            "UNIQUE constraint failed",
+            "IntegrityError",
+        )
+    )
