@@ -209,7 +209,7 @@ def check(
             raise _blame(pipeline, step, refused, given, parameters) from None
         _inputs_exist(pipeline, step, job, parameters.here, opened)
     _thresholds_suit_the_model(pipeline, steps, jobs, given)
-    _retraining_can_start(pipeline, steps, jobs, given, values)
+    _retraining_can_start(pipeline, steps, given, values)
     return Checked(pipeline, values, frozenset(given), steps, jobs)
 
 
@@ -683,7 +683,6 @@ def _thresholds_suit_the_model(
 def _retraining_can_start(
     pipeline: str,
     steps: list[Step],
-    jobs: Mapping[str, Any],
     given: Mapping[str, Any],
     values: Mapping[str, Any],
 ) -> None:

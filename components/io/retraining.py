@@ -179,7 +179,6 @@ class Outcome:
 
     line: str
     job: str = ""
-    reasons: tuple[str, ...] = ()
 
 
 def fired(policy: RetrainingPolicy, steps: T.Sequence[T.Mapping[str, T.Any]]) -> list[str]:
@@ -310,37 +309,28 @@ def apply(
         found = ", ".join(names) or "none"
         return Outcome(
             f"{LINE_PREFIX}not started ({why}): the run served no one registered model "
-            f"(found: {found})",
-            reasons=tuple(reasons),
+            f"(found: {found})"
         )
     name = names[0]
     trained = [s for s in steps if s.get("kind") == "TrainingJob" and s.get("status") == "FINISHED"]
     if trained:
-        return Outcome(
-            f"{LINE_PREFIX}not started ({why}): this run trained {name} itself",
-            reasons=tuple(reasons),
-        )
+        return Outcome(f"{LINE_PREFIX}not started ({why}): this run trained {name} itself")
     try:
         won, holder = claim(client, name, run, why, policy.period_seconds, settle_seconds)
     except Exception as error:
-        return Outcome(
-            f"{LINE_PREFIX}not started ({why}): {_one_line(error)}", reasons=tuple(reasons)
-        )
+        return Outcome(f"{LINE_PREFIX}not started ({why}): {_one_line(error)}")
     if not won:
         by = f"job {holder.job}" if holder.job else f"run {holder.run}"
         return Outcome(
             f"{LINE_PREFIX}due ({why}), not started: {by} started one at {holder.when}, within "
-            f"the {policy.period_hours:g} h period",
-            reasons=tuple(reasons),
+            f"the {policy.period_hours:g} h period"
         )
     values = policy.training_values(name, experiment)
     try:
         job = start_training(policy.trainer, values)
     except Exception as error:
         release(client, name, run)
-        return Outcome(
-            f"{LINE_PREFIX}could not start ({why}): {_one_line(error)}", reasons=tuple(reasons)
-        )
+        return Outcome(f"{LINE_PREFIX}could not start ({why}): {_one_line(error)}")
     try:
         record_job(client, name, holder, job)
     except Exception as error:  # the job runs; only its id is missing from the claim
@@ -350,7 +340,6 @@ def apply(
         f"{LINE_PREFIX}started job {job}, training {values['model_name']} ({why}); the next no "
         f"sooner than {after}. Follow it: python -m pipelines job status {job}",
         job=job,
-        reasons=tuple(reasons),
     )
 
 

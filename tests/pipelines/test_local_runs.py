@@ -432,8 +432,8 @@ def test_retraining_starts_one_training_and_not_a_second_within_its_period(
     assert (outcome.name, outcome.version, outcome.passed) == (retrained, 1, False)
     client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
     assert client.get_registered_model(inferred.model_name).aliases == {"Champion": "1"}
-    # A run of its own, in the experiment of the run that started it: nothing of the alert
-    # step's own run (its pipeline's name, its parameters) passed to it.
+    # A pipeline run of its own (its own parent run, named training), in the experiment of the
+    # run that started it.
     experiment = client.get_experiment_by_name(inferred.experiment).experiment_id
     pipelines = {
         run.data.tags.get(parents.PIPELINE_TAG)

@@ -7,7 +7,7 @@ import typing as T
 
 import pydantic as pdt
 
-from components.io.datasets.base import DatasetError, Reader, extension
+from components.io.datasets.base import DatasetError, Reader
 from components.io.datasets.csv import CSVReader, CSVWriter
 from components.io.datasets.parquet import ParquetReader, ParquetWriter
 from components.io.datasets.sinks import Writer
@@ -23,11 +23,6 @@ WRITER_KINDS: tuple[str, ...] = WRITERS.names
 # A job's reader or writer field: an instance, or a config built by its registry.
 ReaderKind = T.Annotated[pdt.SerializeAsAny[Reader], pdt.BeforeValidator(READERS.coerce)]
 WriterKind = T.Annotated[pdt.SerializeAsAny[Writer], pdt.BeforeValidator(WRITERS.coerce)]
-
-
-def is_csv(path: str) -> bool:
-    """Whether a path or URI names CSV by its extension (a URI's options are not part of it)."""
-    return extension(path) == ".csv"
 
 
 def reader_config(
