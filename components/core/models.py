@@ -12,6 +12,8 @@ import pydantic as pdt
 from sklearn import compose, ensemble, impute, linear_model, pipeline, preprocessing
 from sklearn.base import BaseEstimator, is_classifier
 
+from components.utils import factories
+
 Task = T.Literal["regression", "classification"]
 
 PREDICTION = "prediction"
@@ -203,6 +205,8 @@ ModelKind = (
     | RidgeModel
     | LogisticRegressionModel
 )
+# The registry of model kinds: a KIND, `{type, config}` or a user's `package.module:Class`.
+MODELS = factories.Factory("model", Model, T.get_args(ModelKind))
 # Each model KIND and the task it serves.
 TASKS: dict[str, Task] = {
     kind.model_fields["KIND"].default: kind.TASK for kind in T.get_args(ModelKind)

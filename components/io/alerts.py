@@ -14,7 +14,7 @@ import urllib.parse
 
 import pydantic as pdt
 
-from components.utils import secrets
+from components.utils import factories, secrets
 
 logger = logging.getLogger(__name__)
 
@@ -314,3 +314,5 @@ def _redact(text: str, url: str) -> str:
 
 
 AlerterKind = ConsoleAlerter | SlackAlerter
+# The registry of alerters: a KIND, `{type, config}` or a user's `package.module:Class`.
+ALERTERS = factories.Factory("alerter", Alerter, (ConsoleAlerter, SlackAlerter))
