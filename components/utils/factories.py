@@ -83,6 +83,13 @@ class Factory(T.Generic[Base]):
             f"package.module:Class of a subclass of {qualified(self.base)}"
         )
 
+    def listing(self) -> str:
+        """The kinds for a help text or a description: "'A', 'B' or the import path ..."."""
+        names = [repr(name) for name in self.kinds]
+        head = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else "".join(names)
+        path = f"the import path package.module:Class of a subclass of {qualified(self.base)}"
+        return f"{head}, or {path}" if head else path
+
     def resolve(self, kind: T.Any) -> type[Base]:
         """The class named by a KIND: a registered kind or a user's class by import path.
 

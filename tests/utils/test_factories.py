@@ -172,3 +172,18 @@ def test_a_jobs_bad_finder_names_the_field_and_the_allowed_kinds():
     assert base.describe_errors("InferenceJob", caught.value) == (
         "invalid InferenceJob settings: finder.name: Field required"
     )
+
+
+def test_listing_names_every_kind_and_the_import_path():
+    """A help text lists the registered kinds from the registry, then how to give one's own."""
+    from components.core import models
+
+    assert models.MODELS.listing() == (
+        "'HistGradientBoostingRegressor', 'HistGradientBoostingClassifier', 'Ridge' or "
+        "'LogisticRegression', or the import path package.module:Class of a subclass of "
+        "components.core.models:Model"
+    )
+    empty = factories.Factory("thing", models.Model, ())
+    assert empty.listing() == (
+        "the import path package.module:Class of a subclass of components.core.models:Model"
+    )
