@@ -441,7 +441,6 @@ def _redact(text: str, url: str) -> str:
 ALERTERS = factories.Factory(
     "alerter", Alerter, (ConsoleAlerter, SlackAlerter), fallback=ConsoleAlerter
 )
-ALERTER_KINDS: tuple[str, ...] = ALERTERS.names
 
 
 def _coerce(value: T.Any) -> T.Any:
