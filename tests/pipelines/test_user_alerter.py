@@ -9,6 +9,7 @@ alerters' secret variables and LIFECYCLE_ALERTER (compiled, not run: no cluster 
 """
 
 # No `from __future__ import annotations`: KFP reads the test pipeline's annotations as types.
+import logging
 import pathlib
 
 import pytest
@@ -101,3 +102,31 @@ def test_the_notify_step_reads_every_alerters_secret_and_a_users_keys(tmp_path):
         {"envVar": WEBHOOK_ENV, "secretKey": WEBHOOK_ENV},
     ]
     assert {"name": "LIFECYCLE_ALERTER", "value": WEBHOOK} in configured["env"]
+
+
+def test_a_refused_lifecycle_alerter_is_said_in_the_notify_steps_log_and_alerted_there(
+    tracking, monkeypatch, caplog
+):
+    """The notify component as its step runs it (its function, in this process): an alerter
+    that cannot be built must not cost the run its alert."""
+    from components.alerts import notify
+
+    caplog.set_level(logging.INFO)
+    monkeypatch.setenv("LIFECYCLE_ALERTER", "TeamsAlerter")
+    status = dsl.PipelineTaskFinalStatus("FAILED", "", "notify", 1, "step predict failed")
+
+    delivered = notify.python_func(
+        status=status, pipeline="alerted", run_id=unique("run"), experiment=unique("alerter")
+    )
+
+    assert delivered is True  # to the log
+    [refused] = [r for r in caplog.records if "LIFECYCLE_ALERTER" in r.getMessage()]
+    assert refused.levelno == logging.ERROR
+    assert refused.getMessage() == (
+        "LIFECYCLE_ALERTER: unknown alerter type 'TeamsAlerter'; allowed: 'ConsoleAlerter', "
+        "'SlackAlerter', or the import path package.module:Class of a subclass of "
+        "components.io.alerts:Alerter; alerts go to the log instead"
+    )
+    [alert] = [r for r in caplog.records if r.getMessage().startswith("[FAILED] alerted: FAILED")]
+    assert "Pipeline alerted ended FAILED." in alert.getMessage()
+    assert alert.created >= refused.created
