@@ -40,6 +40,10 @@ def notify(
     from components.utils import exits
 
     exits.exit_quickly()
+    # The log first: an alerter LIFECYCLE_ALERTER names that cannot be built is said there,
+    # and the alert goes to the log instead.
+    services.LoggerService().start()
+    alerter = alerts.default_alerter()
     job = NotificationJob(
         pipeline=pipeline,
         run_id=run_id,
@@ -48,7 +52,7 @@ def notify(
         ui_base_url=ui_base_url or os.environ.get("KFP_UI_BASE_URL", ""),
         retraining=steps.integers_back(retraining),  # numbers come back from KFP as floats
         mlflow_service=services.MlflowService(experiment_name=experiment),
-        alerter=alerts.default_alerter(),
+        alerter=alerter,
         # The run's folder under kfp.local, the KFP and Kubernetes APIs on a cluster.
         tasks=runs.default_reader(status.pipeline_job_resource_name, run_id),
     )

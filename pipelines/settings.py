@@ -8,6 +8,8 @@ import pydantic as pdt
 from kfp import kubernetes
 from kfp.dsl import PipelineTask
 
+from components.io import alerts
+
 
 class Resources(pdt.BaseModel, frozen=True, extra="forbid"):
     """CPU and memory requests and limits of one step's pod."""
@@ -38,7 +40,13 @@ class Settings(pdt.BaseModel, frozen=True, extra="forbid"):
         mlflow_config_map: the run ConfigMap: every step reads its MLFLOW_TRACKING_URI, the
             notify step its KFP_UI_BASE_URL (the link to the run in alerts).
         mlflow_credentials_secret: Secret with MLFLOW_TRACKING_USERNAME / _PASSWORD (optional).
-        slack_secret: Secret whose SLACK_WEBHOOK_URL the notify step reads.
+        slack_secret: the alerters' Secret (optional): the notify step reads from it the
+            variables every registered alerter declares secret (SLACK_WEBHOOK_URL), and
+            `alerter_secret_keys`.
+        alerter_secret_keys: more keys of that Secret for the notify step, e.g. a user's
+            alerter's `SECRET_ENVIRONMENT`, or LIFECYCLE_ALERTER when its config is secret.
+        alerter: LIFECYCLE_ALERTER of the notify step, when not empty: a KIND, a
+            `package.module:Class` or a JSON `{"type": ..., "config": {...}}`, no secret in it.
         retries: retries per step; every step may be retried: a retry of the same task
             leaves the registry as one attempt would (train keeps its version, promote
             compares and sets).
@@ -57,6 +65,8 @@ class Settings(pdt.BaseModel, frozen=True, extra="forbid"):
     mlflow_config_map: str = "mlflow-config"
     mlflow_credentials_secret: str = "mlflow-credentials"
     slack_secret: str = "slack-webhook"
+    alerter_secret_keys: tuple[str, ...] = ()
+    alerter: str = ""
     retries: dict[str, int] = {
         "train": 1, "evaluate": 2, "promote": 2, "predict": 2, "explain": 2, "notify": 3,
         "plan": 2, "publish": 2, "monitor": 2,
@@ -140,9 +150,13 @@ class Settings(pdt.BaseModel, frozen=True, extra="forbid"):
             optional=True,  # an MLflow server without authentication needs no credentials
         )
         if step == "notify":
+            # Optional: a Secret or a key missing sends the alert to the log, never loses it.
+            keys = dict.fromkeys((*alerts.secret_environment(), *self.alerter_secret_keys))
             kubernetes.use_secret_as_env(
-                task, self.slack_secret, {"SLACK_WEBHOOK_URL": "SLACK_WEBHOOK_URL"}, optional=True
+                task, self.slack_secret, {key: key for key in keys}, optional=True
             )
+            if self.alerter:
+                task.set_env_variable(alerts.ALERTER_ENV, self.alerter)
             # Optional: without it (a ConfigMap applied before the key existed) the alert only
             # lacks the link to the run, which is no reason to lose the alert.
             kubernetes.use_config_map_as_env(

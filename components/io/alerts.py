@@ -6,6 +6,7 @@ import abc
 import email.utils
 import functools
 import http.client
+import json
 import logging
 import os
 import time
@@ -22,6 +23,11 @@ Status = T.Literal["SUCCEEDED", "FAILED", "RUNNING", "CANCELED"]
 
 # Between a logged alert's message and its facts (see ConsoleAlerter).
 FACTS_SEPARATOR = "|"
+# Names the alerter without a code change: a KIND, `package.module:Class`, or the JSON
+# `{"type": ..., "config": {...}}` (see `from_environment`).
+ALERTER_ENV = "LIFECYCLE_ALERTER"
+# Where the Slack alerter finds its webhook URL, unless configured otherwise.
+SLACK_WEBHOOK_ENV = "SLACK_WEBHOOK_URL"
 
 
 class Alerter(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
@@ -29,9 +35,54 @@ class Alerter(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
 
     Implementations must never raise: an alert that cannot be delivered is logged, and the job or
     pipeline keeps the outcome it had.
+
+    A kind declares its secrets (`SECRET_ENVIRONMENT`, `SECRET_PATTERNS`): `secrets.redact`
+    masks them in every log line and alert of the process once the class is defined, and the
+    notify step's Kubernetes Secret maps the variables (`pipelines.settings`). A kind says
+    whether it is the default for an environment (`chosen_for`).
     """
 
     KIND: str
+    # Environment variables holding the kind's secrets (a webhook URL, a token); their values
+    # are masked wherever they appear, and a cluster sets them from the alerters' Secret.
+    SECRET_ENVIRONMENT: T.ClassVar[tuple[str, ...]] = ()
+    # Regular expressions of the kind's secrets inside a text (a webhook's secret path); a
+    # first group, when there is one, is kept (see `secrets.register`).
+    SECRET_PATTERNS: T.ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: T.Any) -> None:
+        """Register the secrets a kind declares as soon as it is defined.
+
+        A user's class, imported by its path, is masked like the project's own.
+        """
+        super().__pydantic_init_subclass__(**kwargs)
+        secrets.register(cls.SECRET_PATTERNS, cls.SECRET_ENVIRONMENT)
+
+    def model_post_init(self, context: T.Any, /) -> None:
+        """Register the secret variables this instance reads (its config may name others)."""
+        secrets.register(environment=self.secret_environment())
+
+    def secret_environment(self) -> tuple[str, ...]:
+        """The environment variables this alerter reads secrets from.
+
+        Returns:
+            The kind's `SECRET_ENVIRONMENT`; a kind whose config names another variable adds it.
+        """
+        return self.SECRET_ENVIRONMENT
+
+    @classmethod
+    def chosen_for(cls, environ: T.Mapping[str, str]) -> bool:
+        """Whether this kind is the default alerter in an environment (see `ALERTERS.choose`).
+
+        Args:
+            environ: the environment variables (`os.environ`).
+
+        Returns:
+            False: a kind that can be the default says when (the Slack alerter: its webhook is
+            set).
+        """
+        return False
 
     @abc.abstractmethod
     def notify(
@@ -121,13 +172,29 @@ class SlackAlerter(Alerter, frozen=True):
     """
 
     KIND: T.Literal["SlackAlerter"] = "SlackAlerter"
+    SECRET_ENVIRONMENT: T.ClassVar[tuple[str, ...]] = (SLACK_WEBHOOK_ENV,)
+    # A webhook URL anywhere in a text, with no environment to read it from.
+    SECRET_PATTERNS: T.ClassVar[tuple[str, ...]] = (secrets.SLACK_WEBHOOK,)
 
-    webhook_url_env: str = "SLACK_WEBHOOK_URL"
+    webhook_url_env: str = SLACK_WEBHOOK_ENV
     ui_base_url: str | None = None
     max_attempts: int = pdt.Field(default=4, ge=1)
     max_backoff_seconds: float = pdt.Field(default=30.0, ge=0)
     timeout_seconds: float = pdt.Field(default=10.0, gt=0)
     channel_hint: str | None = None
+
+    @classmethod
+    def chosen_for(cls, environ: T.Mapping[str, str]) -> bool:
+        """The default alerter when its webhook variable is set and not empty.
+
+        Args:
+            environ: the environment variables (`os.environ`).
+        """
+        return bool(environ.get(SLACK_WEBHOOK_ENV, "").strip())
+
+    def secret_environment(self) -> tuple[str, ...]:
+        """The webhook's variable: the configured one, and the default's."""
+        return tuple(dict.fromkeys((*self.SECRET_ENVIRONMENT, self.webhook_url_env)))
 
     def notify(self, title, message, fields=None, status="SUCCEEDED", link=None) -> bool:
         """Post the alert to the webhook, retrying what may pass; log it when there is none."""
@@ -257,14 +324,70 @@ class SlackAlerter(Alerter, frozen=True):
 
 
 def default_alerter() -> Alerter:
-    """Choose the alerter from the environment.
+    """The alerter the environment asks for, never failing (see `from_environment`).
+
+    An alert must still go out when the alerter asked for cannot be built: the reason is
+    logged as an error, and alerts go to the log.
 
     Returns:
-        A SlackAlerter when SLACK_WEBHOOK_URL is set and not empty, else a ConsoleAlerter.
+        The alerter of LIFECYCLE_ALERTER, else the registered kind chosen for the environment
+        (a SlackAlerter when SLACK_WEBHOOK_URL is set and not empty), else a ConsoleAlerter.
     """
-    if os.environ.get("SLACK_WEBHOOK_URL", "").strip():
-        return SlackAlerter()
+    try:
+        return from_environment()
+    except factories.FactoryError as error:
+        logger.error("%s; alerts go to the log instead", secrets.redact(str(error)))
+    except Exception as error:  # a user's class may fail in any way: the alert matters more
+        text = f"{ALERTER_ENV}: {type(error).__name__}: {error}"
+        logger.error("%s; alerts go to the log instead", secrets.redact(text))
     return ConsoleAlerter()
+
+
+def from_environment(environ: T.Mapping[str, str] | None = None) -> Alerter:
+    """Build the alerter an environment asks for.
+
+    LIFECYCLE_ALERTER, when set, names it: a KIND (`SlackAlerter`), a user's class
+    (`mypackage.alerts:TeamsAlerter`), or a JSON `{"type": ..., "config": {...}}` (a config
+    with a KIND is taken too). Unset or empty, each registered kind says whether it is chosen
+    for the environment (`ALERTERS.choose`), else the log (ConsoleAlerter). Secrets are not
+    given here: a kind reads them from its own environment variables.
+
+    Args:
+        environ: the environment variables; `os.environ` if None.
+
+    Returns:
+        The alerter.
+
+    Raises:
+        FactoryError: LIFECYCLE_ALERTER names no alerter (unknown KIND, no subclass of
+            Alerter, bad JSON, invalid option); one line saying what is wrong and what is
+            allowed.
+    """
+    environ = os.environ if environ is None else environ
+    given = environ.get(ALERTER_ENV, "").strip()
+    if not given:
+        return ALERTERS.choose(environ).model_validate({})
+    try:
+        return ALERTERS.build(_spec(given))
+    except factories.FactoryError as error:
+        raise factories.FactoryError(f"{ALERTER_ENV}: {error}") from None
+
+
+def _spec(given: str) -> dict[str, T.Any]:
+    """LIFECYCLE_ALERTER's value as an alerter's config; JSON when it opens with a brace."""
+    if not given.startswith("{"):
+        return {"KIND": given}
+    try:
+        spec = json.loads(given)
+    except ValueError as error:
+        # The value may hold a secret: the message says where it breaks, not what it holds.
+        raise factories.FactoryError(
+            f"not valid JSON ({error}); give a KIND, "
+            f'package.module:Class or {{"type": KIND, "config": {{...}}}}'
+        ) from None
+    if not isinstance(spec, dict):  # `{` opens an object or nothing valid: kept for mypy
+        raise factories.FactoryError("a JSON value must be an object")
+    return spec
 
 
 @functools.cache
@@ -313,6 +436,33 @@ def _redact(text: str, url: str) -> str:
     return text.replace(path, "/<redacted>") if len(path) > 1 else text
 
 
-AlerterKind = ConsoleAlerter | SlackAlerter
-# The registry of alerters: a KIND, `{type, config}` or a user's `package.module:Class`.
-ALERTERS = factories.Factory("alerter", Alerter, (ConsoleAlerter, SlackAlerter))
+# The registry of alerters: a KIND, `{type, config}` or a user's `package.module:Class`; the
+# default is the first kind chosen for the environment (`chosen_for`), else the log.
+ALERTERS = factories.Factory(
+    "alerter", Alerter, (ConsoleAlerter, SlackAlerter), fallback=ConsoleAlerter
+)
+
+
+def _coerce(value: T.Any) -> T.Any:
+    """An alerter from its config: a KIND alone, `{type, config}`, a config with a KIND."""
+    if isinstance(value, str):
+        value = {"KIND": value}
+    return ALERTERS.coerce(value)
+
+
+# A job's alerter field: an instance, or a config built by the registry.
+AlerterKind = T.Annotated[pdt.SerializeAsAny[Alerter], pdt.BeforeValidator(_coerce)]
+
+
+def secret_environment(
+    kinds: T.Iterable[type[Alerter]] | None = None,
+) -> tuple[str, ...]:
+    """The environment variables that hold the alerters' secrets, each once, in order.
+
+    What the notify step's Kubernetes Secret maps (`pipelines.settings`).
+
+    Args:
+        kinds: the alerter classes; the registered kinds if None.
+    """
+    chosen = ALERTERS.kinds.values() if kinds is None else kinds
+    return tuple(dict.fromkeys(name for kind in chosen for name in kind.SECRET_ENVIRONMENT))

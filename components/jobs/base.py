@@ -48,7 +48,8 @@ class Job(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     Args:
         logger_service: logging configuration.
         mlflow_service: the MLflow tracking server and registry.
-        alerter: where success and failure alerts go.
+        alerter: where success and failure alerts go; default: LIFECYCLE_ALERTER, else the
+            kind the environment chooses (Slack when SLACK_WEBHOOK_URL is set), else the log.
         run_tags: tags put on the job's MLflow run (the KFP run and task that ran it).
     """
 
@@ -56,9 +57,8 @@ class Job(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     RECORDS_RUN: T.ClassVar[bool] = True
     logger_service: services.LoggerService = services.LoggerService()
     mlflow_service: services.MlflowService = pdt.Field(default_factory=services.MlflowService)
-    alerter: alerts.AlerterKind = pdt.Field(
-        default_factory=alerts.default_alerter, discriminator="KIND"
-    )
+    # A KIND, `{type, config}` or a user's `package.module:Class` (the registry ALERTERS).
+    alerter: alerts.AlerterKind = pdt.Field(default_factory=alerts.default_alerter)
     run_tags: dict[str, str] = pdt.Field(default_factory=dict)
 
     def __enter__(self) -> T.Self:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import time
 
 import pydantic as pdt
 import pytest
 
 from components.io import alerts
+from components.utils import factories, secrets
 from tests.io.slack_server import SlackWebhookServer, closed_port_url
 
 pytestmark = pytest.mark.integration
@@ -203,3 +206,204 @@ def test_default_alerter_follows_the_environment(monkeypatch):
     assert isinstance(alerts.default_alerter(), alerts.SlackAlerter)
     monkeypatch.delenv("SLACK_WEBHOOK_URL")
     assert isinstance(alerts.default_alerter(), alerts.ConsoleAlerter)
+
+
+# The registry of alerters.
+
+USER = "tests.user_alerters"
+WEBHOOK = f"{USER}:WebhookAlerter"
+
+
+def test_the_field_takes_a_kind_a_type_and_config_or_a_users_class():
+    from components.jobs.notification import NotificationJob
+
+    assert NotificationJob(pipeline="p", alerter="SlackAlerter").alerter == alerts.SlackAlerter()
+    spelled = {"type": "SlackAlerter", "config": {"max_attempts": 2}}
+    assert NotificationJob(pipeline="p", alerter=spelled).alerter == alerts.SlackAlerter(
+        max_attempts=2
+    )
+    job = NotificationJob(pipeline="p", alerter={"KIND": WEBHOOK, "url": "http://127.0.0.1:9"})
+    assert type(job.alerter).__name__ == "WebhookAlerter" and job.alerter.KIND == WEBHOOK
+    # What a job dumps builds the same alerter again, where a step runs.
+    dumped = job.model_dump()["alerter"]
+    assert dumped["url"] == "http://127.0.0.1:9"
+    assert NotificationJob(pipeline="p", alerter=dumped).alerter == job.alerter
+    assert NotificationJob(pipeline="p", alerter=alerts.ConsoleAlerter()).alerter == (
+        alerts.ConsoleAlerter()
+    )
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("TeamsAlerter", "unknown alerter type 'TeamsAlerter'"),
+        ("SlackAlerte", "unknown alerter type 'SlackAlerte' (did you mean: SlackAlerter?)"),
+        (f"{USER}:NotAnAlerter", f"alerter type '{USER}:NotAnAlerter' is not a subclass of"),
+        ({"KIND": f"{USER}:NotAnAlerter"}, "is not a subclass of components.io.alerts:Alerter"),
+    ],
+)
+def test_the_field_refuses_an_unknown_kind_or_a_wrong_base_in_one_line(given, expected):
+    from components.jobs import base
+    from components.jobs.notification import NotificationJob
+
+    with pytest.raises(pdt.ValidationError) as raised:
+        NotificationJob(pipeline="p", alerter=given)
+    line = base.describe_errors("NotificationJob", raised.value)
+    assert "\n" not in line
+    assert line.startswith("invalid NotificationJob settings: alerter: ")
+    assert expected in line
+    assert "allowed: 'ConsoleAlerter', 'SlackAlerter', or the import path" in line
+
+
+def test_a_users_class_that_cannot_be_imported_is_named():
+    with pytest.raises(factories.FactoryError, match=r"cannot import module 'nowhere'"):
+        alerts.ALERTERS.build({"type": "nowhere:Alerter"})
+    with pytest.raises(factories.FactoryError, match=rf"module '{USER}' has no 'Missing'"):
+        alerts.ALERTERS.build({"type": f"{USER}:Missing"})
+
+
+@pytest.mark.parametrize(
+    ("environ", "chosen"),
+    [
+        ({}, alerts.ConsoleAlerter),
+        ({"SLACK_WEBHOOK_URL": "http://127.0.0.1:9/services/x"}, alerts.SlackAlerter),
+        ({"SLACK_WEBHOOK_URL": "  "}, alerts.ConsoleAlerter),
+        ({"SLACK_WEBHOOK_URL": ""}, alerts.ConsoleAlerter),
+        ({"OTHER_WEBHOOK_URL": "http://127.0.0.1:9/x"}, alerts.ConsoleAlerter),
+    ],
+)
+def test_the_registry_chooses_by_environment(environ, chosen):
+    assert alerts.ALERTERS.choose(environ) is chosen
+    assert type(alerts.from_environment(environ)) is chosen
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("SlackAlerter", alerts.SlackAlerter()),
+        ("  ConsoleAlerter ", alerts.ConsoleAlerter()),
+        (
+            '{"type": "SlackAlerter", "config": {"max_attempts": 2}}',
+            alerts.SlackAlerter(max_attempts=2),
+        ),
+        ('{"type": "SlackAlerter"}', alerts.SlackAlerter()),
+        ('{"KIND": "SlackAlerter", "timeout_seconds": 3}', alerts.SlackAlerter(timeout_seconds=3)),
+    ],
+)
+def test_lifecycle_alerter_names_a_kind_or_a_json_config(value, expected):
+    # LIFECYCLE_ALERTER wins over the kind the environment would choose.
+    environ = {"LIFECYCLE_ALERTER": value, "SLACK_WEBHOOK_URL": "http://127.0.0.1:9/x"}
+    assert alerts.from_environment(environ) == expected  # pydantic compares the types too
+
+
+def test_lifecycle_alerter_names_a_users_class_by_its_import_path():
+    by_path = alerts.from_environment({"LIFECYCLE_ALERTER": WEBHOOK})
+    assert type(by_path).__name__ == "WebhookAlerter" and by_path.KIND == WEBHOOK
+    spec = json.dumps({"type": WEBHOOK, "config": {"url_env": "MY_HOOK", "timeout_seconds": 1}})
+    configured = alerts.from_environment({"LIFECYCLE_ALERTER": spec})
+    assert (configured.url_env, configured.timeout_seconds) == ("MY_HOOK", 1)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Teams", r"^LIFECYCLE_ALERTER: unknown alerter type 'Teams'; allowed: 'ConsoleAlerter', "),
+        (
+            f"{USER}:NotAnAlerter",
+            r"^LIFECYCLE_ALERTER: alerter type .* is not a subclass of .*allowed",
+        ),
+        ('{"type": "SlackAlerter",', r"^LIFECYCLE_ALERTER: not valid JSON \(.*\); give a KIND, "),
+        ('{"config": {}}', r"^LIFECYCLE_ALERTER: a alerter config needs a KIND; allowed: "),
+        (
+            '{"type": "SlackAlerter", "config": {"max_attempts": 0}}',
+            r"^LIFECYCLE_ALERTER: invalid SlackAlerter: max_attempts: Input should be greater",
+        ),
+        (
+            '{"type": "SlackAlerter", "config": {"webhook": "https://hooks.slack.com/services/T/B/s3cr3t"}}',
+            r"^LIFECYCLE_ALERTER: invalid SlackAlerter: webhook: Extra inputs are not permitted$",
+        ),
+        (
+            '{"type": "SlackAlerter", "config": [1]}',
+            r"^LIFECYCLE_ALERTER: alerter 'SlackAlerter': 'config' must be a mapping",
+        ),
+        ("[1, 2]", r"^LIFECYCLE_ALERTER: unknown alerter type '\[1, 2\]'"),
+    ],
+)
+def test_lifecycle_alerter_refuses_a_bad_value_in_one_line(value, expected):
+    with pytest.raises(factories.FactoryError) as raised:
+        alerts.from_environment({"LIFECYCLE_ALERTER": value})
+    message = str(raised.value)
+    assert "\n" not in message
+    assert re.search(expected, message), message
+    assert "s3cr3t" not in message
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("Teams", "LIFECYCLE_ALERTER: unknown alerter type 'Teams'; allowed: 'ConsoleAlerter'"),
+        (
+            f"{USER}:BrokenAlerter",
+            "LIFECYCLE_ALERTER: RuntimeError: the user's alerter cannot start",
+        ),
+    ],
+)
+def test_default_alerter_logs_a_refused_value_and_alerts_to_the_log(monkeypatch, logs, value, said):
+    monkeypatch.setenv("LIFECYCLE_ALERTER", value)
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", "http://127.0.0.1:9/services/x")
+    alerter = alerts.default_alerter()
+    assert type(alerter) is alerts.ConsoleAlerter
+    [error] = [record for record in logs.records if record.levelno == logging.ERROR]
+    assert error.getMessage().startswith(said)
+    assert error.getMessage().endswith("; alerts go to the log instead")
+    assert alerter.notify(TITLE, "Still told.", status="FAILED")
+    assert "Still told." in logs.text
+
+
+def test_the_alerters_declare_their_secrets():
+    assert alerts.secret_environment() == ("SLACK_WEBHOOK_URL",)
+    assert alerts.SlackAlerter(webhook_url_env="TEAM_HOOK").secret_environment() == (
+        "SLACK_WEBHOOK_URL",
+        "TEAM_HOOK",
+    )
+    assert alerts.ConsoleAlerter().secret_environment() == ()
+    from tests import user_alerters
+
+    assert alerts.secret_environment([alerts.SlackAlerter, user_alerters.WebhookAlerter]) == (
+        "SLACK_WEBHOOK_URL",
+        "USER_WEBHOOK_URL",
+    )
+
+
+def test_a_configured_webhook_variable_is_masked_once_the_alerter_is_built(monkeypatch):
+    hook = "http://127.0.0.1:9/team/hook/0123456789abcdef"
+    monkeypatch.setenv("TEAM_HOOK_FOR_MASKING", hook)
+    assert secrets.redact(f"posting to {hook}") == f"posting to {hook}"
+    alerts.SlackAlerter(webhook_url_env="TEAM_HOOK_FOR_MASKING")
+    assert secrets.redact(f"posting to {hook}") == "posting to ***"
+
+
+# A user's alerter, posting over real HTTP.
+
+
+def test_a_users_webhook_alerter_posts_json_and_checks_the_answer(slack, monkeypatch, logs, capsys):
+    from tests import user_alerters
+
+    monkeypatch.setenv(user_alerters.WEBHOOK_ENV, slack.url)
+    secrets.install_log_redaction()  # as a job's logging starts (services.LoggerService)
+    alerter = alerts.ALERTERS.build({"type": WEBHOOK})
+    assert alerter.notify(TITLE, "Scored the batch.", FIELDS, "SUCCEEDED", LINK) is True
+    [request] = slack.requests
+    assert request.body == {
+        "title": TITLE,
+        "message": "Scored the batch.",
+        "status": "SUCCEEDED",
+        "facts": {"rows": "1200", "model": "wine-quality", "version": "7"},
+        "link": LINK,
+    }
+    # Its careless log line names the URL: declared secret, it is masked.
+    assert f"webhook alert {TITLE!r} delivered to ***" in logs.text
+    slack.script([(500, "internal_error")])
+    assert alerter.notify(TITLE, "Again.") is False
+    assert "HTTP 500" in logs.text
+    assert_no_secret(slack.url, logs, capsys)
