@@ -14,7 +14,10 @@ def notify(
     ui_base_url: str = "",
     retraining: dict = {},  # type: ignore[type-arg]  # noqa: B006 - a KFP default
 ) -> bool:
-    """Send the pipeline's final alert to Slack (SLACK_WEBHOOK_URL), or to the log when unset.
+    """Send the pipeline's final alert through the alerter the environment chooses.
+
+    LIFECYCLE_ALERTER names it (a KIND, package.module:Class or {"type", "config"} JSON); else
+    Slack when SLACK_WEBHOOK_URL is set; else the step's log.
 
     A step that died before recording its outcome in MLflow (killed, out of memory, MLflow
     unreachable) is named with the cause found in its log or its pod's status, and its MLflow

@@ -8,7 +8,7 @@ import typing as T
 import pydantic as pdt
 
 from components.core import results
-from components.io import monitoring, parents, runs
+from components.io import alerts, monitoring, parents, runs
 from components.io import retraining as retrain
 from components.jobs import base
 from components.utils import secrets
@@ -130,13 +130,16 @@ class NotificationJob(base.Job, frozen=True):
         link = None
         if self.ui_base_url and self.run_id:
             link = f"{self.ui_base_url.rstrip('/')}/#/runs/details/{self.run_id}"
-        status = "SUCCEEDED" if self.state == "SUCCEEDED" else "FAILED"
+        status: alerts.Status = (
+            "CANCELED" if self.state == "CANCELED" else
+            "SUCCEEDED" if self.state == "SUCCEEDED" else "FAILED"
+        )  # fmt: skip
         title = f"{self.pipeline}: {self.state}"
         delivered = self.alerter.notify(
             title=title,
             message=message,
             fields=fields,
-            status=status if self.state != "CANCELED" else "CANCELED",
+            status=status,
             link=link,
         )
         return results.NotificationResult(
