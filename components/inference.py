@@ -43,13 +43,16 @@ def predict(
         dataset: Rows to predict as a Dataset artifact from an upstream step.
         model_name: Registered model name in MLflow.
         alias_or_version: Alias (e.g. Champion) or version number of the model to use.
-        finder: Another way to find the model, by KIND: {"KIND": "BestRunFinder",
+        finder: Another way to find the model, by KIND, e.g. {"KIND": "BestRunFinder",
             "metric": "test_rmse", "mode": "min"} (the best run of the experiment), or
-            {"KIND": "UriFinder", "uri": "runs:/<id>/model"}; default: model_name and
+            {"KIND": "UriFinder", "uri": "runs:/<id>/model"}, or a user's package.module:Class
+            (the pipeline's description lists the kinds); default: model_name and
             alias_or_version.
         reader: Reader options, e.g. {"KIND": "CSVReader", "delimiter": ";", "encoding":
             "latin-1"}; the format follows the file extension when KIND is not given.
-        writer: Output format: {"KIND": "ParquetWriter"} (default) or {"KIND": "CSVWriter"}.
+        writer: Output format: a writer KIND with its options, e.g. {"KIND": "CSVWriter"}, or
+            a user's {"KIND": "package.module:Class"}; by default the path's extension picks
+            it, else Parquet (the pipeline's description lists the kinds).
         batch_size: Rows per batch; bounds the step's memory.
         passthrough: Input columns copied beside the predictions (ids, timestamps) for joins.
         input_schema: Pandera schema with domain rules: a YAML file or module:NAME (optional).

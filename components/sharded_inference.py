@@ -33,7 +33,9 @@ def predict_shard(
     Args:
         plan: The plan made by plan_shards.
         shard: Which shard of the plan to predict.
-        writer: Output format: {"KIND": "ParquetWriter"} (default) or {"KIND": "CSVWriter"}.
+        writer: Output format: a writer KIND with its options, e.g. {"KIND": "CSVWriter"}, or
+            a user's {"KIND": "package.module:Class"}; by default the path's extension picks
+            it, else Parquet (the pipeline's description lists the kinds).
         batch_size: Rows per batch; bounds the step's memory.
         passthrough: Input columns copied beside the predictions (ids, timestamps) for joins.
         input_schema: Pandera schema with domain rules: a YAML file or module:NAME (optional).
