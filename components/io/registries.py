@@ -600,7 +600,7 @@ class SklearnSaver(Saver, frozen=True):
     @classmethod
     def chosen_for(cls, kind: models.Model) -> bool:
         """The model kinds saved with the sklearn flavour."""
-        return kind.FLAVOR == mlflow.sklearn.FLAVOR_NAME
+        return bool(kind.FLAVOR == mlflow.sklearn.FLAVOR_NAME)
 
     def trusts(self, kind: models.Model | None) -> tuple[str, ...]:
         """The types this saver lets skops load for a model of this kind.

@@ -199,7 +199,7 @@ class TrainingJob(base.Job, frozen=True):
         Returns:
             the estimator's hyperparameters, given or default.
         """
-        hyperparameters = pipeline[-1].get_params(deep=False)
+        hyperparameters: dict[str, T.Any] = pipeline[-1].get_params(deep=False)
         mlflow.log_params(self._params(model, found, train_rows, test_rows, hyperparameters))
         # Which of them the config set; the others are the estimator's defaults.
         mlflow.set_tag("model.params_set", ", ".join(sorted(model.params)) or "-")
