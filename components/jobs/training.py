@@ -113,11 +113,7 @@ class TrainingJob(base.Job, frozen=True):
         # Write the version's model card: its data, features, model, metrics and profile.
         result = self._card(result, model, source, digest, hyperparameters)
         # Tell people which version exists now.
-        self.alerter.notify(
-            title=f"{self.KIND} succeeded",
-            message=f"Registered {model_ref.describe()} ({model.KIND}).",
-            fields={"rows": len(data), **{k: round(v, 4) for k, v in scores.items()}},
-        )
+        self._notify(result)
         return result
 
     def _read(self) -> pd.DataFrame:
@@ -276,6 +272,14 @@ class TrainingJob(base.Job, frozen=True):
         experiment_id = run.info.experiment_id if run else ""
         card_store.describe_model(client, card, self.mlflow_service.tracking_uri, experiment_id)
         return dataclasses.replace(result, card=markdown)
+
+    def _notify(self, result: results.TrainingResult) -> None:
+        """Tell people which version exists now, and how well it scored on the holdout."""
+        self.alerter.notify(
+            title=f"{self.KIND} succeeded",
+            message=f"Registered {result.model_ref.describe()} ({result.model_kind}).",
+            fields={"rows": result.rows, **{k: round(v, 4) for k, v in result.scores.items()}},
+        )
 
     def _params(
         self,
