@@ -194,3 +194,22 @@ def test_the_job_refuses_an_unknown_kind_or_another_roles_class_in_one_line(
     line = base.describe_errors("TrainingJob", caught.value)
     assert "\n" not in line
     assert line.startswith(f"invalid TrainingJob settings: {expected}"), line
+
+
+def test_the_train_steps_model_kind_may_be_a_users_import_path(rows, tmp_path):
+    """What the `train` component builds its job from: model_kind and KFP's float params."""
+    from types import SimpleNamespace
+
+    from components import fields
+
+    mapped = fields.train_fields(
+        target="cnt", model_name="never-trained", holdout=SimpleNamespace(path=str(tmp_path)),
+        data=str(rows), dataset=None, reader=None, model_kind=FOREST,
+        model_params={"n_estimators": 8.0}, features=None, categorical=None, exclude=None,
+        time_column="", test_size=0.25,
+    )  # fmt: skip
+    built = training.TrainingJob(**mapped)
+    assert type(built.model).__name__ == "RandomForestRegressorModel"
+    assert built.model.KIND == FOREST and built.model.params == {"n_estimators": 8}
+    assert built.splitter.test_size == 0.25
+    assert built.saver is None  # chosen for the model kind when it registers
