@@ -16,12 +16,14 @@ from sklearn.base import is_classifier
 from sklearn.pipeline import Pipeline
 
 from components.core import models
-from components.utils import cpus
+from components.utils import cpus, factories
 
 if T.TYPE_CHECKING:  # shap (and numba under it) loads where an explanation is computed,
     import shap  # not where jobs are only built (the pre-run check)
 
-TREE_ESTIMATORS = (
+# sklearn's tree estimators that Tree SHAP explains exactly, whoever trained them (a model
+# registered elsewhere too); a model kind of the project says so itself (`Model.TREE_ENSEMBLE`).
+SKLEARN_TREES = (
     ensemble.HistGradientBoostingRegressor,
     ensemble.HistGradientBoostingClassifier,
     ensemble.RandomForestRegressor,
@@ -84,14 +86,25 @@ def raw_output_labels(estimator: T.Any, n_outputs: int) -> list[str]:
 
 
 class Explainer(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
-    """Compute SHAP values for a fitted Pipeline(preprocessor, estimator)."""
+    """Compute SHAP values for a fitted Pipeline(preprocessor, estimator).
+
+    The registry (`EXPLAINERS`) chooses one for a model when none is named: the first kind whose
+    `chosen_for` says so, else permutation SHAP, which explains any model.
+    """
 
     KIND: str
 
     @classmethod
-    @abc.abstractmethod
-    def supports(cls, estimator: T.Any) -> bool:
-        """Whether this explainer is the right one for the final estimator."""
+    def chosen_for(cls, estimator: T.Any) -> bool:
+        """Whether this explainer is the one for the final estimator when none is named.
+
+        Args:
+            estimator: the fitted final estimator of the pipeline.
+
+        Returns:
+            False unless a kind says otherwise: such an explainer is used when named only.
+        """
+        return False
 
     @abc.abstractmethod
     def explain(
@@ -151,9 +164,9 @@ class TreeExplainer(Explainer, frozen=True):
     workers: int | None = pdt.Field(default=None, gt=0)
 
     @classmethod
-    def supports(cls, estimator):
-        """Tree ensembles that Tree SHAP explains exactly."""
-        return isinstance(estimator, TREE_ESTIMATORS)
+    def chosen_for(cls, estimator: T.Any) -> bool:
+        """Tree ensembles: sklearn's, and those of the model kinds that declare one."""
+        return isinstance(estimator, SKLEARN_TREES + models.tree_estimators())
 
     def processes(self, rows: int) -> int:
         """How many processes explain this many rows: 1 when a pool would not pay.
@@ -200,7 +213,7 @@ class LinearExplainer(Explainer, frozen=True):
     KIND: T.Literal["LinearExplainer"] = "LinearExplainer"
 
     @classmethod
-    def supports(cls, estimator):
+    def chosen_for(cls, estimator: T.Any) -> bool:
         """Linear models: a coefficient per feature and an intercept."""
         return hasattr(estimator, "coef_") and hasattr(estimator, "intercept_")
 
@@ -219,7 +232,7 @@ class LinearExplainer(Explainer, frozen=True):
 
 
 class PermutationExplainer(Explainer, frozen=True):
-    """Model-agnostic permutation SHAP on the raw input columns (any other estimator).
+    """Model-agnostic permutation SHAP on the raw input columns (the registry's fallback).
 
     Args:
         max_evals: the model evaluations per sample; bounds the cost (at least 2 * features + 1).
@@ -227,11 +240,6 @@ class PermutationExplainer(Explainer, frozen=True):
 
     KIND: T.Literal["PermutationExplainer"] = "PermutationExplainer"
     max_evals: int = 500
-
-    @classmethod
-    def supports(cls, estimator):
-        """Any model: permutation SHAP only calls predict."""
-        return True
 
     def explain(self, model, inputs, background):
         """Permutation SHAP of the raw input columns, with a bounded number of evaluations."""
@@ -253,16 +261,26 @@ class PermutationExplainer(Explainer, frozen=True):
         return Explanations(values, base, columns, outputs)
 
 
-ExplainerKind = TreeExplainer | LinearExplainer | PermutationExplainer
-
-# Tried in this order: the first that supports the estimator explains it.
-EXPLAINERS: tuple[type[Explainer], ...] = (TreeExplainer, LinearExplainer, PermutationExplainer)
+# The registry of explainers, tried in this order for a model when none is named; permutation
+# SHAP, which only calls predict, explains any model the others are not chosen for.
+EXPLAINERS = factories.Factory(
+    "explainer",
+    Explainer,
+    (TreeExplainer, LinearExplainer, PermutationExplainer),
+    fallback=PermutationExplainer,
+)
+# A job's explainer field: an Explainer, or a config with a KIND built by the registry (a user's
+# class by import path included).
+ExplainerKind = T.Annotated[pdt.SerializeAsAny[Explainer], pdt.BeforeValidator(EXPLAINERS.coerce)]
 
 
 def explainer_for(model: Pipeline) -> Explainer:
-    """The explainer made for the pipeline's final estimator."""
-    estimator = model[-1]
-    return next(kind() for kind in EXPLAINERS if kind.supports(estimator))
+    """The explainer the registry chooses for the pipeline's final estimator.
+
+    Args:
+        model: the fitted pipeline.
+    """
+    return EXPLAINERS.choose(model[-1])()
 
 
 def raw_output(model: Pipeline, inputs: pd.DataFrame) -> np.ndarray:

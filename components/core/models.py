@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import difflib
+import inspect
 import typing as T
 
 import numpy as np
@@ -19,6 +20,8 @@ Task = T.Literal["regression", "classification"]
 PREDICTION = "prediction"
 
 PROBABILITY_PREFIX = "probability_"
+# The fitted trees of sklearn's histogram gradient boosting, which skops does not trust by default.
+HIST_TREES = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
 # At most this many one-hot columns per categorical feature: the rarest categories share one
 # "infrequent" column, so that an identifier-like column cannot blow the memory up.
 MAX_CATEGORIES = 100
@@ -40,10 +43,24 @@ class Model(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
             an "infrequent" one, and categories unseen in training count as infrequent (all
             zeros when no category was rare).
         params: keyword arguments for the estimator.
+
+    A kind declares, beside its estimator, what the other roles need to know of it:
+
+    - `TASK`: what it predicts, "regression" or "classification" (the target is checked
+      against it before fitting).
+    - `FLAVOR`: the MLflow flavour it is saved with; the saver is the one registered for it
+      (`components.io.registries.SAVERS`).
+    - `TRUSTED_TYPES`: the types its fitted pipeline holds that skops does not trust by
+      default, reviewed by hand; the saver trusts these and refuses any other.
+    - `TREE_ENSEMBLE`: its estimator is a tree ensemble that Tree SHAP explains exactly
+      (`components.core.explainers.TreeExplainer`).
     """
 
     KIND: str
     TASK: T.ClassVar[Task]
+    FLAVOR: T.ClassVar[str] = "sklearn"
+    TRUSTED_TYPES: T.ClassVar[tuple[str, ...]] = ()
+    TREE_ENSEMBLE: T.ClassVar[bool] = False
     numerical: list[str] = pdt.Field(default_factory=list)
     categorical: list[str] = pdt.Field(default_factory=list)
     params: dict[str, T.Any] = pdt.Field(default_factory=dict)
@@ -154,6 +171,8 @@ class HistGradientBoostingRegressorModel(Model, frozen=True):
 
     KIND: T.Literal["HistGradientBoostingRegressor"] = "HistGradientBoostingRegressor"
     TASK: T.ClassVar[Task] = "regression"
+    TRUSTED_TYPES: T.ClassVar[tuple[str, ...]] = (HIST_TREES,)
+    TREE_ENSEMBLE: T.ClassVar[bool] = True
 
     def estimator(self) -> BaseEstimator:
         """The regressor, seeded for repeatable fits."""
@@ -165,6 +184,8 @@ class HistGradientBoostingClassifierModel(Model, frozen=True):
 
     KIND: T.Literal["HistGradientBoostingClassifier"] = "HistGradientBoostingClassifier"
     TASK: T.ClassVar[Task] = "classification"
+    TRUSTED_TYPES: T.ClassVar[tuple[str, ...]] = (HIST_TREES,)
+    TREE_ENSEMBLE: T.ClassVar[bool] = True
 
     def estimator(self) -> BaseEstimator:
         """The classifier, seeded for repeatable fits."""
@@ -176,6 +197,8 @@ class RidgeModel(Model, frozen=True):
 
     KIND: T.Literal["Ridge"] = "Ridge"
     TASK: T.ClassVar[Task] = "regression"
+    # SimpleImputer keeps the dtype it was fitted on.
+    TRUSTED_TYPES: T.ClassVar[tuple[str, ...]] = ("numpy.dtype",)
 
     def scaler(self) -> T.Any:
         """Fill missing numbers with the median, then standardise."""
@@ -199,30 +222,64 @@ class LogisticRegressionModel(RidgeModel, frozen=True):
         return linear_model.LogisticRegression(**{"max_iter": 1000, **self.params})
 
 
-ModelKind = (
-    HistGradientBoostingRegressorModel
-    | HistGradientBoostingClassifierModel
-    | RidgeModel
-    | LogisticRegressionModel
-)
 # The registry of model kinds: a KIND, `{type, config}` or a user's `package.module:Class`.
-MODELS = factories.Factory("model", Model, T.get_args(ModelKind))
-# Each model KIND and the task it serves.
-TASKS: dict[str, Task] = {
-    kind.model_fields["KIND"].default: kind.TASK for kind in T.get_args(ModelKind)
-}
+MODELS = factories.Factory(
+    "model",
+    Model,
+    (
+        HistGradientBoostingRegressorModel,
+        HistGradientBoostingClassifierModel,
+        RidgeModel,
+        LogisticRegressionModel,
+    ),
+)
+# A job's model field: a Model, or a config with a KIND built by the registry (a user's class by
+# import path included); the task, flavour and trusted types are read from the class.
+ModelKind = T.Annotated[pdt.SerializeAsAny[Model], pdt.BeforeValidator(MODELS.coerce)]
 
 
 def model_task(kind: str) -> Task:
-    """The task a model KIND serves: "regression" or "classification".
+    """The task a model KIND (or a user's `package.module:Class`) serves.
+
+    Returns:
+        "regression" or "classification", as the class declares it (`TASK`).
 
     Raises:
-        ValueError: the kind is unknown; the message lists the allowed kinds.
+        factories.FactoryError: the kind is unknown or not a Model; the message lists the
+            allowed kinds.
     """
-    if kind not in TASKS:
-        allowed = ", ".join(f"{name} ({task})" for name, task in TASKS.items())
-        raise ValueError(f"unknown model kind '{kind}'; allowed: {allowed}")
-    return TASKS[kind]
+    return MODELS.resolve(kind).TASK
+
+
+def known_kinds() -> list[type[Model]]:
+    """Every model kind this process knows: the registered ones, then any other imported.
+
+    A user's kind given by import path is a subclass of Model once its module is imported.
+    """
+    found: list[type[Model]] = list(MODELS.kinds.values())
+    pending = list(Model.__subclasses__())
+    while pending:
+        kind = pending.pop(0)
+        pending.extend(kind.__subclasses__())
+        if kind not in found and not inspect.isabstract(kind):
+            found.append(kind)
+    return found
+
+
+def tree_estimators() -> tuple[type, ...]:
+    """The estimator classes of the known model kinds that declare a tree ensemble."""
+    return tuple(
+        dict.fromkeys(
+            type(kind.model_construct().estimator()) for kind in known_kinds() if kind.TREE_ENSEMBLE
+        )
+    )
+
+
+def trusted_types() -> tuple[str, ...]:
+    """The types that the registered model kinds declare for skops, each once, in order."""
+    return tuple(
+        dict.fromkeys(name for kind in MODELS.kinds.values() for name in kind.TRUSTED_TYPES)
+    )
 
 
 def task_of(model: T.Any) -> Task:

@@ -20,13 +20,10 @@ from components.utils import factories
 
 logger = logging.getLogger(__name__)
 
-# Types that skops may load beyond its own defaults. Listed by hand on purpose: a new type in a
-# model must be reviewed and added here, never trusted automatically at save or load time.
-TRUSTED_TYPES: tuple[str, ...] = (
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    # SimpleImputer keeps the dtype it was fitted on (the linear models' numeric preprocessing).
-    "numpy.dtype",
-)
+# Types that skops may load beyond its own defaults: those the project's model kinds declare
+# (`Model.TRUSTED_TYPES`), reviewed by hand with each kind, never trusted automatically at save or
+# load time. A saving step trusts those of the kind it saves.
+TRUSTED_TYPES: tuple[str, ...] = models.trusted_types()
 ARTIFACT_PATH = "model"
 # The file that makes a folder an MLflow model.
 MLMODEL = "MLmodel"
@@ -538,13 +535,29 @@ def check_signature(ref: ModelRef, predictor: Predictor, allow_unsigned: bool) -
 
 
 class UntrustedTypesError(TypeError):
-    """The model holds types that are not in TRUSTED_TYPES, so skops would refuse to load it."""
+    """The model holds types that its model kind does not declare, so skops would refuse them."""
 
 
 class Saver(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
-    """Log a fitted model to MLflow and register it as a new version."""
+    """Log a fitted model to MLflow and register it as a new version.
+
+    The registry (`SAVERS`) chooses the saver of a model kind when none is named: the first
+    whose `chosen_for(kind)` says so (by the MLflow flavour the kind is saved with).
+    """
 
     KIND: str
+
+    @classmethod
+    def chosen_for(cls, kind: models.Model) -> bool:
+        """Whether this saver is the one for a model kind when none is named.
+
+        Args:
+            kind: the model kind (its class declares its flavour).
+
+        Returns:
+            False unless a saver says otherwise: such a saver is used when named only.
+        """
+        return False
 
     @abc.abstractmethod
     def save(
@@ -554,6 +567,7 @@ class Saver(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         signature: ModelSignature,
         input_example: pd.DataFrame,
         tags: T.Mapping[str, str] | None = None,
+        kind: models.Model | None = None,
     ) -> ModelRef:
         """Log and register the model; return the new version's reference.
 
@@ -563,29 +577,52 @@ class Saver(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
             signature: its inputs and outputs.
             input_example: a few input rows, stored with the model.
             tags: tags of the new version, set as it is created (never missing on it).
+            kind: the model kind the model was built from, which declares what saving it
+                needs (e.g. the types skops may trust); None for a model built elsewhere.
         """
 
 
 class SklearnSaver(Saver, frozen=True):
     """Log with the sklearn flavour in skops format (never pickle), and register it.
 
+    skops refuses to load a type it does not trust; the saver trusts only the types that the
+    model kind declares (`Model.TRUSTED_TYPES`; those of every project kind, `TRUSTED_TYPES`,
+    for a model given without its kind) and the ones listed here, and refuses any other before
+    anything is logged.
+
     Args:
-        trusted_types: types skops may load beyond its defaults (reviewed by hand).
+        trusted_types: more types skops may load beyond its defaults (reviewed by hand).
     """
 
     KIND: T.Literal["SklearnSaver"] = "SklearnSaver"
-    trusted_types: tuple[str, ...] = TRUSTED_TYPES
+    trusted_types: tuple[str, ...] = ()
 
-    def save(self, model, name, signature, input_example, tags=None) -> ModelRef:
+    @classmethod
+    def chosen_for(cls, kind: models.Model) -> bool:
+        """The model kinds saved with the sklearn flavour."""
+        return bool(kind.FLAVOR == mlflow.sklearn.FLAVOR_NAME)
+
+    def trusts(self, kind: models.Model | None) -> tuple[str, ...]:
+        """The types this saver lets skops load for a model of this kind.
+
+        Args:
+            kind: the model kind, or None for a model built elsewhere.
+        """
+        declared = TRUSTED_TYPES if kind is None else kind.TRUSTED_TYPES
+        return tuple(dict.fromkeys([*declared, *self.trusted_types]))
+
+    def save(self, model, name, signature, input_example, tags=None, kind=None) -> ModelRef:
         """Check the model's types, then log it in skops format and register a version."""
         import skops.io  # only a saving step pays for it (a second at start-up)
 
         untrusted = set(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
-        unknown = sorted(untrusted - set(self.trusted_types))
+        unknown = sorted(untrusted - set(self.trusts(kind)))
         if unknown:
+            owner = f"model kind {kind.KIND}" if kind is not None else "the saver"
             raise UntrustedTypesError(
-                f"model '{name}' holds types that skops does not trust: {unknown}; "
-                "review them and add them to trusted_types"
+                f"model '{name}' holds types that skops does not trust: {unknown}; {owner} "
+                f"trusts {sorted(self.trusts(kind)) or 'none'}: review them and declare them "
+                "in the model kind's TRUSTED_TYPES (or the saver's trusted_types)"
             )
         info = mlflow.sklearn.log_model(
             sk_model=model,
@@ -607,4 +644,27 @@ class SklearnSaver(Saver, frozen=True):
         )
 
 
-SaverKind = SklearnSaver
+# The registry of savers; a model kind's is the one chosen for its flavour (`SAVERS.choose`).
+SAVERS = factories.Factory("saver", Saver, (SklearnSaver,))
+# A job's saver field: a Saver, or a config with a KIND built by the registry (a user's class by
+# import path included).
+SaverKind = T.Annotated[pdt.SerializeAsAny[Saver], pdt.BeforeValidator(SAVERS.coerce)]
+
+
+def saver_for(kind: models.Model) -> Saver:
+    """The saver registered for a model kind's flavour.
+
+    Args:
+        kind: the model kind.
+
+    Raises:
+        factories.FactoryError: no saver is registered for the kind's flavour; the message
+            lists the savers.
+    """
+    try:
+        return SAVERS.choose(kind)()
+    except factories.FactoryError:
+        raise factories.FactoryError(
+            f"no saver is chosen for the {kind.FLAVOR!r} flavour of model kind {kind.KIND}; "
+            f"name one: {SAVERS.allowed()}"
+        ) from None

@@ -39,7 +39,9 @@ class ExplanationsJob(base.Job, frozen=True):
             per feature; base_value + the sum of the row's SHAP values = the model's raw output.
         finder: which model: a registered alias or version, the best run of an experiment, a URI.
         loader: the native sklearn loader (explanations need the fitted pipeline).
-        explainer: force an explainer; by default chosen from the final estimator.
+        explainer: force an explainer (a KIND of `explainers.EXPLAINERS`, `{type, config}`
+            or a user's class by import path); by default the registry chooses it for the
+            final estimator.
         input_schema: a pandera schema (YAML file or `module:NAME`) with domain rules.
         passthrough: input columns copied beside the sample explanations (ids).
         allow_unsigned: explain a model that has no signature (inputs then go unchecked).
@@ -55,7 +57,7 @@ class ExplanationsJob(base.Job, frozen=True):
     samples_explanations: datasets.WriterKind
     finder: registries.FinderKind
     loader: registries.SklearnLoader = registries.SklearnLoader()
-    explainer: explainers.ExplainerKind | None = pdt.Field(default=None, discriminator="KIND")
+    explainer: explainers.ExplainerKind | None = None
     input_schema: str | None = None
     passthrough: list[str] = pdt.Field(default_factory=list)
     max_samples: int = pdt.Field(default=1000, gt=0)

@@ -14,6 +14,8 @@ import mlflow.data
 import pandas as pd  # type: ignore[import-untyped]
 import pydantic as pdt
 from mlflow.exceptions import MlflowException
+from mlflow.models.signature import ModelSignature
+from sklearn.pipeline import Pipeline
 
 from components.core import cards, drift, estimation, features, metrics, models, results, schemas
 from components.core.features import Features  # the field `features` hides the module in the class
@@ -39,7 +41,9 @@ class TrainingJob(base.Job, frozen=True):
     Args:
         inputs: the training data (features and target).
         target: the column to predict.
-        model: the model kind (preprocessor + estimator) and its parameters.
+        model: the model kind (preprocessor + estimator) and its parameters: a KIND of
+            `models.MODELS`, `{type, config}` or a user's subclass of `models.Model` by import
+            path; its class declares the task, and what saving and explaining it need.
         model_name: the registered model name; each training adds a version.
         features: the candidate feature columns (all columns but the target when None).
         categorical: columns to treat as categories even if numeric (codes).
@@ -47,30 +51,77 @@ class TrainingJob(base.Job, frozen=True):
         time_column: a time column: the holdout is then the latest rows, not a random draw.
         splitter: how rows are held out for evaluation.
         signer: how the model signature is generated.
-        saver: how the model is logged and registered.
+        saver: how the model is logged and registered; by default the saver registered for
+            the model kind's flavour.
         holdout: where to write the held-out rows (for the evaluation job), if anywhere.
     """
 
     KIND: T.Literal["TrainingJob"] = "TrainingJob"
     inputs: datasets.ReaderKind
     target: str = pdt.Field(min_length=1)
-    model: models.ModelKind = pdt.Field(
-        default_factory=models.HistGradientBoostingRegressorModel, discriminator="KIND"
-    )
+    model: models.ModelKind = pdt.Field(default_factory=models.HistGradientBoostingRegressorModel)
     model_name: str = pdt.Field(min_length=1)
     features: list[str] | None = None
     categorical: list[str] | None = None
     exclude: list[str] = pdt.Field(default_factory=list)
     time_column: str | None = None
-    splitter: splitters.SplitterKind = splitters.TrainTestSplitter()
-    signer: signers.SignerKind = signers.InferSigner()
-    saver: registries.SaverKind = registries.SklearnSaver()
+    splitter: splitters.SplitterKind = pdt.Field(default_factory=splitters.TrainTestSplitter)
+    signer: signers.SignerKind = pdt.Field(default_factory=signers.InferSigner)
+    saver: registries.SaverKind | None = None
     holdout: datasets.WriterKind | None = None
 
     def run(self) -> results.TrainingResult:
-        """Read, infer the features, split, fit, score, sign, keep the holdout, register, card."""
+        """Read, infer the features, split, fit, score, sign, log, keep the holdout, register."""
         started = time.perf_counter()
-        # Read the training data and find the target.
+        # Read the training data and find the target; rows without a value in it cannot train.
+        data = self._read()
+        # Infer the features from the column types, and check the target suits the task.
+        model, found = self._model_for(data)
+        data[self.target] = features.check_target(model.TASK, data[self.target], self.target)
+        # Hold rows out for evaluation: the latest when time-ordered, stratified for classes.
+        train, test = self._split(model, data)
+        # Fit the preprocessor and the estimator together.
+        pipeline = self._fit(model, found, train)
+        # Score on the held-out rows.
+        test_predictions, scores = self._evaluate_on_holdout(model, found, pipeline, test)
+        # Sign the model with its inputs and outputs.
+        example, signature = self._sign(found, pipeline, train)
+        # Log how it was trained and how well, on which data, and the reference for inference.
+        hyperparameters = self._log_training(model, found, pipeline, len(train), len(test), scores)
+        source, digest = self._log_input(data)
+        profile = self._log_reference(model, found, pipeline, train, test, test_predictions)
+        # Keep the held-out rows for the evaluation job, before registering: a failure here
+        # must not leave a version behind.
+        if self.holdout is not None:
+            self.holdout.write(test)
+        # Register last; a retry of the same pipeline task keeps the version it registered.
+        model_ref = self._register(model, pipeline, signature, example)
+        mlflow.set_tags({"model_name": self.model_name, "model_version": model_ref.version})
+        result = results.TrainingResult(
+            model_ref=model_ref,
+            model_kind=model.KIND,
+            task=model.TASK,
+            numerical=found.numerical,
+            categorical=found.categorical,
+            rows=len(data),
+            train_rows=len(train),
+            test_rows=len(test),
+            scores=scores,
+            seconds=time.perf_counter() - started,
+            profile=profile,
+        )
+        # Write the version's model card: its data, features, model, metrics and profile.
+        result = self._card(result, model, source, digest, hyperparameters)
+        # Tell people which version exists now.
+        self._notify(result)
+        return result
+
+    def _read(self) -> pd.DataFrame:
+        """The training data, normalised, without the rows that have no target value.
+
+        Raises:
+            features.FeatureError: the target column is not in the data.
+        """
         data = schemas.normalize(self.inputs.read())
         if self.target not in data.columns:
             raise features.FeatureError(
@@ -81,14 +132,16 @@ class TrainingJob(base.Job, frozen=True):
         if unlabeled:
             logger.warning("dropping %d rows without a value in '%s'", unlabeled, self.target)
             data = data[data[self.target].notna()].reset_index(drop=True)
-        # Infer the features from the column types, and check the target suits the task.
+        return data
+
+    def _model_for(self, data: pd.DataFrame) -> tuple[models.Model, Features]:
+        """The features inferred from the data, and the configured model kind built on them."""
         found = features.infer(
             data, self.target, self.features, self.categorical, self.exclude, self.time_column
         )
-        task = self.model.TASK
-        data[self.target] = features.check_target(task, data[self.target], self.target)
-        model = type(self.model)(
-            numerical=found.numerical, categorical=found.categorical, params=self.model.params
+        # Validated again with its features: a kind's own fields (a user's kind) are kept.
+        model = type(self.model).model_validate(
+            {**dict(self.model), "numerical": found.numerical, "categorical": found.categorical}
         )
         logger.info(
             "%s on %d numerical and %d categorical features",
@@ -96,28 +149,54 @@ class TrainingJob(base.Job, frozen=True):
             len(found.numerical),
             len(found.categorical),
         )
-        # Hold rows out for evaluation: the latest when time-ordered, stratified for classes.
-        splitter = self.splitter.model_copy(
-            update={
-                "time_column": self.time_column,
-                "stratify": self.target if task == "classification" else None,
-            }
-        )
-        train, test = splitter.split(data)
+        return model, found
+
+    def _split(self, model: models.Model, data: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The (train, test) rows, as the splitter holds them out for this data and task."""
+        stratify = self.target if model.TASK == "classification" else None
+        train, test = self.splitter.refined(self.time_column, stratify).split(data)
         logger.info("training on %d rows, holding out %d", len(train), len(test))
-        # Fit the preprocessor and the estimator together.
+        return train, test
+
+    def _fit(self, model: models.Model, found: Features, train: pd.DataFrame) -> Pipeline:
+        """The model's pipeline (preprocessor and estimator), fitted on the training rows."""
         pipeline = model.build()
         pipeline.fit(train[found.columns], train[self.target])
-        # Score on the held-out rows.
+        return pipeline
+
+    def _evaluate_on_holdout(
+        self, model: models.Model, found: Features, pipeline: Pipeline, test: pd.DataFrame
+    ) -> tuple[pd.DataFrame, dict[str, float]]:
+        """The predictions on the held-out rows, and the task's metrics on them."""
         test_predictions = models.predict_frame(pipeline, test[found.columns])
-        scores = metrics.score(task, test[self.target], test_predictions)
+        scores = metrics.score(model.TASK, test[self.target], test_predictions)
         logger.info("holdout metrics: %s", scores)
-        # Sign the model with its inputs and outputs.
+        return test_predictions, scores
+
+    def _sign(
+        self, found: Features, pipeline: Pipeline, train: pd.DataFrame
+    ) -> tuple[pd.DataFrame, ModelSignature]:
+        """An input example (a few training rows), and the signature the signer generates."""
         example = train[found.columns].head(5)
         signature = self.signer.sign(train[found.columns], pipeline.predict(example))
-        # Log parameters and metrics, then register a new version.
-        hyperparameters = pipeline[-1].get_params(deep=False)
-        mlflow.log_params(self._params(model, found, len(train), len(test), hyperparameters))
+        return example, signature
+
+    def _log_training(
+        self,
+        model: models.Model,
+        found: Features,
+        pipeline: Pipeline,
+        train_rows: int,
+        test_rows: int,
+        scores: dict[str, float],
+    ) -> dict[str, T.Any]:
+        """Log the run's params, the features and the holdout metrics.
+
+        Returns:
+            the estimator's hyperparameters, given or default.
+        """
+        hyperparameters: dict[str, T.Any] = pipeline[-1].get_params(deep=False)
+        mlflow.log_params(self._params(model, found, train_rows, test_rows, hyperparameters))
         # Which of them the config set; the others are the estimator's defaults.
         mlflow.set_tag("model.params_set", ", ".join(sorted(model.params)) or "-")
         # Feature names can be many and long: a file, not params with a length limit.
@@ -126,16 +205,30 @@ class TrainingJob(base.Job, frozen=True):
             "features.json",
         )
         mlflow.log_metrics({f"test_{name}": value for name, value in scores.items()})
-        source, digest = self._log_input(data)
-        # The reference that inference batches are compared with: the training rows'
-        # distributions, and the predictions' on the training rows and the holdout (the
-        # holdout alone is too few rows: its noise would pass for drift), stored with the run.
+        return hyperparameters
+
+    def _log_reference(
+        self,
+        model: models.Model,
+        found: Features,
+        pipeline: Pipeline,
+        train: pd.DataFrame,
+        test: pd.DataFrame,
+        test_predictions: pd.DataFrame,
+    ) -> drift.Profile:
+        """Log what inference batches are compared with, and what estimates their performance.
+
+        Returns:
+            the reference profile stored with the run.
+        """
+        # The training rows' distributions, and the predictions' on the training rows and the
+        # holdout (the holdout alone is too few rows: its noise would pass for drift).
         train_predictions = models.predict_frame(pipeline, train[found.columns])
         reference = drift.profile(
             train[found.columns],
             found.numerical,
             found.categorical,
-            task,
+            model.TASK,
             pd.concat(
                 [train_predictions[models.PREDICTION], test_predictions[models.PREDICTION]],
                 ignore_index=True,
@@ -144,31 +237,26 @@ class TrainingJob(base.Job, frozen=True):
         references.log_profile(reference)
         # What estimating the performance before the labels needs, fitted on the holdout.
         try:
-            references.log_estimator(estimation.fit(task, test[self.target], test_predictions))
+            references.log_estimator(
+                estimation.fit(model.TASK, test[self.target], test_predictions)
+            )
         except ValueError as error:  # e.g. a class absent from the holdout: no estimate
             logger.warning("no performance estimator for this version: %s", error)
-        # Keep the held-out rows for the evaluation job, before registering: a failure here
-        # must not leave a version behind.
-        if self.holdout is not None:
-            self.holdout.write(test)
-        # Register last; a retry of the same pipeline task keeps the version it registered.
-        model_ref = self._register(pipeline, signature, example)
-        mlflow.set_tags({"model_name": self.model_name, "model_version": model_ref.version})
-        # Tell people which version exists now.
-        result = results.TrainingResult(
-            model_ref=model_ref,
-            model_kind=model.KIND,
-            task=task,
-            numerical=found.numerical,
-            categorical=found.categorical,
-            rows=len(data),
-            train_rows=len(train),
-            test_rows=len(test),
-            scores=scores,
-            seconds=time.perf_counter() - started,
-            profile=reference,
-        )
-        # Write the version's model card: its data, features, model, metrics and profile.
+        return reference
+
+    def _card(
+        self,
+        result: results.TrainingResult,
+        model: models.Model,
+        source: str,
+        digest: str,
+        hyperparameters: dict[str, T.Any],
+    ) -> results.TrainingResult:
+        """Save the version's model card, and describe the registered model with it.
+
+        Returns:
+            the result with its card (Markdown).
+        """
         card = cards.from_training(
             result,
             target=self.target,
@@ -178,18 +266,20 @@ class TrainingJob(base.Job, frozen=True):
             params_set=model.params,
         )
         client = self.mlflow_service.client()
-        markdown = card_store.save(client, model_ref, card)
+        markdown = card_store.save(client, result.model_ref, card)
         # The registered model's own page says what it predicts, and where the latest card is.
         run = mlflow.active_run()
         experiment_id = run.info.experiment_id if run else ""
         card_store.describe_model(client, card, self.mlflow_service.tracking_uri, experiment_id)
-        result = dataclasses.replace(result, card=markdown)
+        return dataclasses.replace(result, card=markdown)
+
+    def _notify(self, result: results.TrainingResult) -> None:
+        """Tell people which version exists now, and how well it scored on the holdout."""
         self.alerter.notify(
             title=f"{self.KIND} succeeded",
-            message=f"Registered {model_ref.describe()} ({model.KIND}).",
-            fields={"rows": len(data), **{k: round(v, 4) for k, v in scores.items()}},
+            message=f"Registered {result.model_ref.describe()} ({result.model_kind}).",
+            fields={"rows": result.rows, **{k: round(v, 4) for k, v in result.scores.items()}},
         )
-        return result
 
     def _params(
         self,
@@ -218,8 +308,18 @@ class TrainingJob(base.Job, frozen=True):
             context = {(f"training.{k}" if k in clashing else k): v for k, v in context.items()}
         return {**params, **{name: str(value) for name, value in context.items()}}
 
-    def _register(self, pipeline, signature, example) -> ModelRef:
-        """Register a new version, or find the one an earlier attempt of this task registered."""
+    def _register(
+        self,
+        model: models.Model,
+        pipeline: Pipeline,
+        signature: ModelSignature,
+        example: pd.DataFrame,
+    ) -> ModelRef:
+        """Register a new version, or find the one an earlier attempt of this task registered.
+
+        The saver is the job's, or the one registered for the model kind's flavour; it saves
+        the pipeline as its model kind declares (the types skops may trust).
+        """
         tags = registries.task_tags(self.run_tags)
         client = self.mlflow_service.client()
         earlier = registries.task_version(client, self.model_name, tags)
@@ -231,7 +331,8 @@ class TrainingJob(base.Job, frozen=True):
                 tags[base.PIPELINE_RUN_TAG],
             )
             return earlier
-        model_ref = self.saver.save(pipeline, self.model_name, signature, example, tags=tags)
+        saver = self.saver or registries.saver_for(model)
+        model_ref = saver.save(pipeline, self.model_name, signature, example, tags=tags, kind=model)
         logger.info("registered %s from run %s", model_ref.describe(), model_ref.run_id)
         return model_ref
 

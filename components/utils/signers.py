@@ -12,6 +12,7 @@ from mlflow.models import infer_signature
 from mlflow.models.signature import ModelSignature
 
 from components.core import schemas
+from components.utils import factories
 
 logger = logging.getLogger(__name__)
 
@@ -77,4 +78,8 @@ class InferSigner(Signer, frozen=True):
         return signature
 
 
-SignerKind = InferSigner
+# The registry of signers: a KIND, `{type, config}` or a user's `package.module:Class`.
+SIGNERS = factories.Factory("signer", Signer, (InferSigner,))
+# A job's signer field: a Signer, or a config with a KIND built by the registry (a user's class
+# by import path included).
+SignerKind = T.Annotated[pdt.SerializeAsAny[Signer], pdt.BeforeValidator(SIGNERS.coerce)]

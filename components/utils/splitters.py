@@ -11,6 +11,8 @@ import pandas as pd
 import pydantic as pdt
 from sklearn import model_selection
 
+from components.utils import factories
+
 logger = logging.getLogger(__name__)
 
 
@@ -18,6 +20,16 @@ class Splitter(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid")
     """Split a frame into a training part and a test (holdout) part."""
 
     KIND: str
+
+    def refined(self, time_column: str | None, stratify: str | None) -> Splitter:
+        """This splitter told what the training knows of the data; by default it keeps itself.
+
+        Args:
+            time_column: the column that orders the rows in time, if any.
+            stratify: the column whose classes should keep their shares (a classifier's
+                target), if any.
+        """
+        return self
 
     @abc.abstractmethod
     def split(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -47,6 +59,10 @@ class TrainTestSplitter(Splitter, frozen=True):
     stratify: str | None = None
     time_column: str | None = None
     random_state: int = 42
+
+    def refined(self, time_column: str | None, stratify: str | None) -> Splitter:
+        """Hold out the latest rows by the time column, or a draw stratified on the classes."""
+        return self.model_copy(update={"time_column": time_column, "stratify": stratify})
 
     def split(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Return (train, test), each with a fresh 0..n-1 index.
@@ -147,4 +163,8 @@ def _plain(value: T.Any) -> T.Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-SplitterKind = TrainTestSplitter
+# The registry of splitters: a KIND, `{type, config}` or a user's `package.module:Class`.
+SPLITTERS = factories.Factory("splitter", Splitter, (TrainTestSplitter,))
+# A job's splitter field: a Splitter, or a config with a KIND built by the registry (a user's
+# class by import path included).
+SplitterKind = T.Annotated[pdt.SerializeAsAny[Splitter], pdt.BeforeValidator(SPLITTERS.coerce)]

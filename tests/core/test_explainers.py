@@ -212,10 +212,52 @@ def test_a_workers_error_reaches_the_caller(fitted, data, background, monkeypatc
 
 
 def test_explainer_kinds_validate_the_workers():
-    kinds = pydantic.TypeAdapter(
-        T.Annotated[explainers.ExplainerKind, pydantic.Field(discriminator="KIND")]
-    )
+    kinds = pydantic.TypeAdapter(explainers.ExplainerKind)
     assert kinds.validate_python({"KIND": "TreeExplainer"}) == explainers.TreeExplainer()
     assert kinds.validate_python({"KIND": "TreeExplainer", "workers": 2}).workers == 2
     with pytest.raises(pydantic.ValidationError, match="workers"):
         kinds.validate_python({"KIND": "TreeExplainer", "workers": 0})
+
+
+# %% THE REGISTRY OF EXPLAINERS
+
+
+def test_an_unknown_explainer_is_refused_in_one_line_listing_the_kinds():
+    with pytest.raises(pydantic.ValidationError) as caught:
+        pydantic.TypeAdapter(explainers.ExplainerKind).validate_python({"KIND": "Kernel"})
+    (error,) = caught.value.errors()
+    message = error["msg"]
+    assert "\n" not in message
+    assert "unknown explainer type 'Kernel'; allowed: 'TreeExplainer', " in message
+    assert "'LinearExplainer', 'PermutationExplainer', or the import path" in message
+
+
+def test_a_class_that_is_not_an_explainer_is_refused():
+    with pytest.raises(ValueError, match="is not a subclass of components.core.explainers:Expl"):
+        explainers.EXPLAINERS.build({"type": "tests.user_models:NotAKind"})
+
+
+def test_a_users_explainer_is_built_by_its_import_path(fitted, inputs, background):
+    from tests import user_models
+
+    path = "tests.user_models:OcclusionExplainer"
+    built = pydantic.TypeAdapter(explainers.ExplainerKind).validate_python({"KIND": path})
+    assert type(built) is user_models.OcclusionExplainer and path == built.KIND
+    explained = built.explain(fitted["linear-regressor"], inputs.head(3), background)
+    assert explained.features == COLUMNS and explained.values.shape == (3, len(COLUMNS), 1)
+    # Chosen only when named: the registry's choice for the same model is Linear SHAP.
+    assert type(explainers.explainer_for(fitted["linear-regressor"])) is explainers.LinearExplainer
+
+
+def test_a_model_kind_that_declares_a_tree_ensemble_is_explained_with_tree_shap(data, inputs):
+    """sklearn's list does not name GradientBoostingClassifier: the user's kind says it is one."""
+    from tests import user_models
+
+    model = user_models.BoostedClassifierModel(**FEATURES)
+    assert not isinstance(model.estimator(), explainers.SKLEARN_TREES)
+    pipeline = model.build().fit(data[COLUMNS], data["busy"])
+    explainer = explainers.explainer_for(pipeline)
+    assert type(explainer) is explainers.TreeExplainer
+    explained = explainer.explain(pipeline, inputs, inputs)
+    assert explained.outputs == ["yes"]
+    assert_additive(explained, explainers.raw_output(pipeline, inputs))

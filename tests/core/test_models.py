@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import typing as T
-
 import numpy as np
 import pandas as pd
 import pydantic as pdt
@@ -12,7 +10,6 @@ import skops.io
 from sklearn.pipeline import Pipeline
 
 from components.core import features, metrics, models, schemas
-from components.io import registries
 from tests.jobs.helpers import BIKE_CATEGORICAL, BIKE_NUMERICAL
 
 FEATURES = dict(numerical=BIKE_NUMERICAL, categorical=BIKE_CATEGORICAL)
@@ -111,15 +108,18 @@ def test_model_features_may_be_left_to_inference_but_must_not_overlap():
 
 
 def test_model_task_by_kind():
-    assert models.TASKS == {
+    assert {name: kind.TASK for name, kind in models.MODELS.kinds.items()} == {
         "HistGradientBoostingRegressor": "regression",
         "HistGradientBoostingClassifier": "classification",
         "Ridge": "regression",
         "LogisticRegression": "classification",
     }
     assert models.model_task("LogisticRegression") == "classification"
-    with pytest.raises(ValueError, match=r"unknown model kind 'XGB'; allowed: Hist.*\(regress"):
+    assert models.model_task("tests.user_models:RandomForestRegressorModel") == "regression"
+    with pytest.raises(ValueError, match=r"unknown model type 'XGB'; allowed: 'Hist") as caught:
         models.model_task("XGB")
+    assert "\n" not in str(caught.value)
+    assert str(caught.value).endswith(models.MODELS.allowed())
 
 
 def test_params_reach_the_estimator():
@@ -165,7 +165,7 @@ def messy() -> pd.DataFrame:
 
 KINDS_AND_TARGETS = [
     (kind, target)
-    for kind in T.get_args(models.ModelKind)
+    for kind in models.MODELS.kinds.values()
     for target in (["y"] if kind.TASK == "regression" else ["classes", "busy"])
 ]
 
@@ -201,9 +201,9 @@ def test_every_kind_fits_and_predicts_any_data(messy, kind, target):
         assert set(predictions[models.PREDICTION]) <= set(classes)
         scores = metrics.score(task, labels, models.predict_frame(pipeline, data[found.columns]))
         assert set(scores) == {"accuracy", "f1_macro", "roc_auc", "log_loss"}
-    # The model saves with skops, holding no type beyond those the registry trusts.
+    # The model saves with skops, holding no type beyond those its kind declares.
     untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
-    assert set(untrusted) <= set(registries.TRUSTED_TYPES)
+    assert set(untrusted) <= set(kind.TRUSTED_TYPES)
     loaded = skops.io.loads(skops.io.dumps(pipeline), trusted=untrusted)
     pd.testing.assert_frame_equal(
         models.predict_frame(loaded, schemas.normalize(batch)), predictions
@@ -223,4 +223,60 @@ def test_rare_categories_share_one_column():
     unseen = pd.DataFrame({"user": ["never seen"], "x": [1]})
     assert np.isfinite(pipeline.predict(unseen)).all()
     untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
-    assert set(untrusted) <= set(registries.TRUSTED_TYPES)
+    assert set(untrusted) <= set(models.HistGradientBoostingRegressorModel.TRUSTED_TYPES)
+
+
+# %% THE REGISTRY OF MODEL KINDS
+
+
+def test_an_unknown_model_kind_is_refused_in_one_line_listing_the_kinds():
+    with pytest.raises(ValueError) as caught:
+        models.MODELS.build({"KIND": "XGBRegressor", "params": {}})
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("unknown model type 'XGBRegressor'; allowed: ")
+    for name in models.MODELS.names:
+        assert repr(name) in message
+    assert "package.module:Class of a subclass of components.core.models:Model" in message
+
+
+def test_a_class_that_is_not_a_model_is_refused():
+    with pytest.raises(ValueError) as caught:
+        models.MODELS.build({"KIND": "tests.user_models:NotAKind"})
+    assert str(caught.value).startswith(
+        "model type 'tests.user_models:NotAKind' is not a subclass of "
+        "components.core.models:Model; allowed: 'HistGradientBoostingRegressor'"
+    )
+
+
+def test_a_users_model_kind_is_built_by_its_import_path(data):
+    """The task, trusted types and tree ensemble are read from the user's class."""
+    from tests import user_models
+
+    path = "tests.user_models:RandomForestRegressorModel"
+    model = models.MODELS.build({"type": path, "config": {"params": {"n_estimators": 3.0}}})
+    assert type(model) is user_models.RandomForestRegressorModel
+    assert path == model.KIND  # it declares none: its path names it where a step rebuilds it
+    assert model.TASK == models.model_task(path) == "regression"
+    assert model.params == {"n_estimators": 3}  # a KFP float back to the int sklearn expects
+    assert models.MODELS.config_of(model)["KIND"] == path
+    fitted = fit(model.model_copy(update=FEATURES), data, "cnt")
+    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(fitted))
+    assert set(untrusted) == set(model.TRUSTED_TYPES)  # what it declares, and no more
+    # A tree ensemble it says it is, and the explainers will know it.
+    assert type(model.estimator()) in models.tree_estimators()
+    with pytest.raises(pdt.ValidationError, match="unknown parameter 'n_trees'"):
+        models.MODELS.coerce({"KIND": path, "params": {"n_trees": 3}})
+
+
+def test_the_project_kinds_declare_what_their_saving_and_explaining_need():
+    kinds = models.MODELS.kinds
+    assert {name: kind.TREE_ENSEMBLE for name, kind in kinds.items()} == {
+        "HistGradientBoostingRegressor": True,
+        "HistGradientBoostingClassifier": True,
+        "Ridge": False,
+        "LogisticRegression": False,
+    }
+    assert {kind.FLAVOR for kind in kinds.values()} == {"sklearn"}
+    # Each kind's declared types, once each, make the types the project trusts.
+    assert models.trusted_types() == (models.HIST_TREES, "numpy.dtype")

@@ -360,8 +360,9 @@ def refused_values(folder: pathlib.Path) -> dict[str, tuple[str, dict[str, T.Any
         ),
         "model_kind": (
             "training", {"model_kind": "XGBRegressor"}, "model_kind",
-            ["'XGBRegressor'", f"expected tags: '{regressor}', 'HistGradientBoostingClassifier', "
-             "'Ridge', 'LogisticRegression'"],
+            ["'XGBRegressor'", f"unknown model type 'XGBRegressor'; allowed: '{regressor}', "
+             "'HistGradientBoostingClassifier', 'Ridge', 'LogisticRegression', or the import "
+             "path package.module:Class of a subclass of components.core.models:Model"],
         ),
         "reader": (
             "training", {"reader": {"KIND": "ExcelReader"}}, "reader",

@@ -96,3 +96,33 @@ def test_signer_failure_raises_a_clear_error_and_logs_it(caplog):
     assert "hr" not in message.split("(inputs:")[0]  # only the column at fault is blamed
     [record] = [r for r in caplog.records if r.name == signers.__name__]
     assert record.levelno == logging.ERROR and "tags" in record.getMessage()
+
+
+# %% THE REGISTRY OF SIGNERS
+
+
+def test_an_unknown_signer_is_refused_in_one_line_listing_the_kinds():
+    with pytest.raises(ValueError) as caught:
+        signers.SIGNERS.build({"KIND": "SchemaSigner"})
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message == (
+        "unknown signer type 'SchemaSigner'; allowed: 'InferSigner', or the import path "
+        "package.module:Class of a subclass of components.utils.signers:Signer"
+    )
+
+
+def test_a_class_that_is_not_a_signer_is_refused():
+    with pytest.raises(ValueError, match="is not a subclass of components.utils.signers:Signer"):
+        signers.SIGNERS.build({"KIND": "tests.user_models:NotAKind"})
+
+
+def test_a_users_signer_is_built_by_its_import_path(holes):
+    from tests import user_models
+
+    path = "tests.user_models:InputsOnlySigner"
+    signer = signers.SIGNERS.build({"type": path})
+    assert type(signer) is user_models.InputsOnlySigner and path == signer.KIND
+    signature = signer.sign(holes[NUMERICAL], holes["cnt"].to_numpy(dtype=float))
+    assert signature.inputs.input_names() == NUMERICAL and signature.outputs is None
+    assert signers.SIGNERS.build({"type": "InferSigner"}) == signers.InferSigner()

@@ -117,3 +117,46 @@ def test_split_needs_a_row_on_each_side(frame, rows):
 def test_test_size_must_be_a_fraction(test_size):
     with pytest.raises(pdt.ValidationError, match="test_size"):
         splitters.TrainTestSplitter(test_size=test_size)
+
+
+# %% THE REGISTRY OF SPLITTERS
+
+
+def test_an_unknown_splitter_is_refused_in_one_line_listing_the_kinds():
+    with pytest.raises(ValueError) as caught:
+        splitters.SPLITTERS.build({"type": "KFoldSplitter", "config": {"folds": 5}})
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message == (
+        "unknown splitter type 'KFoldSplitter'; allowed: 'TrainTestSplitter', or the import "
+        "path package.module:Class of a subclass of components.utils.splitters:Splitter"
+    )
+
+
+def test_a_class_that_is_not_a_splitter_is_refused():
+    with pytest.raises(ValueError, match="is not a subclass of components.utils.splitters:Split"):
+        splitters.SPLITTERS.build({"KIND": "tests.user_models:NotAKind"})
+
+
+def test_a_splitters_options_are_checked_where_it_is_built():
+    with pytest.raises(ValueError, match=r"^invalid TrainTestSplitter: test_size: Input should"):
+        splitters.SPLITTERS.build({"type": "TrainTestSplitter", "config": {"test_size": 2.0}})
+
+
+def test_a_users_splitter_is_built_by_its_import_path_and_keeps_itself_when_refined(frame):
+    from tests import user_models
+
+    path = "tests.user_models:FirstRowsSplitter"
+    splitter = splitters.SPLITTERS.build({"KIND": path, "rows": 30})
+    assert type(splitter) is user_models.FirstRowsSplitter and path == splitter.KIND
+    assert splitter.refined(time_column="dteday", stratify="season") is splitter
+    train, test = splitter.split(frame)
+    assert test["instant"].tolist() == frame["instant"].head(30).tolist()
+    assert len(train) == len(frame) - 30
+
+
+def test_the_train_test_splitter_is_refined_with_the_time_column_and_the_classes():
+    refined = splitters.TrainTestSplitter(test_size=0.3).refined("dteday", "season")
+    assert refined == splitters.TrainTestSplitter(
+        test_size=0.3, time_column="dteday", stratify="season"
+    )
