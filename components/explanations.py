@@ -22,6 +22,7 @@ def explain(
     alias_or_version: str = "Champion",
     finder: Optional[dict] = None,
     reader: Optional[dict] = None,
+    explainer: Optional[dict] = None,
     max_samples: int = 1000,
     passthrough: Optional[list] = None,
     input_schema: str = "",
@@ -42,6 +43,10 @@ def explain(
         finder: Another way to find the model, by KIND (see predict): BestRunFinder, UriFinder
             or RegistryFinder; default: model_name and alias_or_version.
         reader: Reader options, e.g. {"KIND": "CSVReader", "delimiter": ";"}.
+        explainer: How to explain: an explainer KIND with its options, e.g.
+            {"KIND": "PermutationExplainer", "max_evals": 500}, or a user's
+            {"KIND": "package.module:Class"} (the pipeline's description lists the kinds);
+            default: the one chosen for the model's estimator (Tree SHAP for tree ensembles).
         max_samples: Most rows explained; bounds the step's time and memory.
         passthrough: Input columns copied beside the sample explanations (ids).
         input_schema: Pandera schema with domain rules: a YAML file or module:NAME (optional).
@@ -76,8 +81,8 @@ def explain(
             models_explanations=models_explanations, samples_explanations=samples_explanations,
             data=data, dataset=dataset, the_plan=the_plan, model_name=model_name,
             alias_or_version=alias_or_version, finder=finder, reader=reader,
-            max_samples=max_samples, passthrough=passthrough, input_schema=input_schema,
-            allow_unsigned=allow_unsigned,
+            explainer=explainer, max_samples=max_samples, passthrough=passthrough,
+            input_schema=input_schema, allow_unsigned=allow_unsigned,
         ),
     )  # fmt: skip
     result = steps.run_job(ExplanationsJob, settings, **fields)

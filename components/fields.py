@@ -275,6 +275,7 @@ def explain_fields(
     alias_or_version: str,
     finder: dict[str, T.Any] | None,
     reader: dict[str, T.Any] | None,
+    explainer: dict[str, T.Any] | None,
     max_samples: int,
     passthrough: list[str] | None,
     input_schema: str,
@@ -302,6 +303,7 @@ def explain_fields(
         "models_explanations": {"KIND": "ParquetWriter", "path": models_explanations.path},
         "samples_explanations": {"KIND": "ParquetWriter", "path": samples_explanations.path},
         "finder": found,
+        "explainer": integers_back(explainer) if explainer else None,  # None: chosen for it
         "input_schema": input_schema or None,
         "passthrough": passthrough or [],
         "max_samples": int(max_samples),  # integers may arrive as JSON floats (1000.0)
