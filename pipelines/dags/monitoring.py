@@ -7,8 +7,8 @@ from kfp.dsl import PipelineTask
 from kfp.dsl.graph_component import GraphComponent
 
 import components as c
-from pipelines.settings import Settings
-from pipelines.training import DEFAULT_EXPERIMENT, add_notify
+from pipelines.dags.settings import Settings
+from pipelines.dags.training import DEFAULT_EXPERIMENT, add_notify
 
 
 def add_monitoring(settings: Settings, **params: T.Any) -> PipelineTask:

@@ -7,7 +7,7 @@ from kfp.dsl import PipelineTask
 from kfp.dsl.graph_component import GraphComponent
 
 import components as c
-from pipelines.settings import Settings
+from pipelines.dags.settings import Settings
 
 DEFAULT_EXPERIMENT = "model-lifecycle"
 

@@ -3,9 +3,9 @@
 from kfp import dsl
 from kfp.dsl.graph_component import GraphComponent
 
-from pipelines.inference import add_inference
-from pipelines.settings import Settings
-from pipelines.training import DEFAULT_EXPERIMENT, add_notify, add_promotion, add_training
+from pipelines.dags.inference import add_inference
+from pipelines.dags.settings import Settings
+from pipelines.dags.training import DEFAULT_EXPERIMENT, add_notify, add_promotion, add_training
 
 
 def build(settings: Settings) -> GraphComponent:
