@@ -12,6 +12,18 @@ the other). Layers, top to bottom (docs/architecture.md):
 
 A module may import its own layer or one below. A component module imports at its top level only
 kfp, the standard library and `components.image`: its body imports the job, inside the step.
+
+Inside `pipelines`, the sub-packages are ordered too, top to bottom (a module imports its own
+sub-package or one after it; `pipelines.__main__` is the CLI's):
+
+    cli       argparse: the commands
+    jobs      job handles (futures), trainers and job predictors, the model manager
+    local     the kfp.local runner, its console, warm interpreters, the background worker
+    cluster   the KFP client, compilation, submitted runs, recurring runs
+    checks    parameters and config files, every step's pre-run check (preflight)
+    dags      the pipelines, their parameters' descriptions, their cluster settings
+    common    the user-error type, the outcomes of a run
+
 Run with `-s` to print the map.
 """
 
@@ -30,6 +42,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGES = ("components", "pipelines")
 BOTTOM = ("io", "core", "utils", "demo")
 LAYERS = ("parts (io, core, utils, demo)", "jobs", "components", "pipelines")
+# pipelines' sub-packages, top to bottom: each imports only itself and those after it.
+SUBPACKAGES = ("cli", "jobs", "local", "cluster", "checks", "dags", "common")
+# Modules of the package itself, with the sub-package they belong with.
+ROOT_MODULES = {"pipelines": "cli", "pipelines.__main__": "cli"}
 
 
 def module_files() -> dict[str, pathlib.Path]:
@@ -57,6 +73,32 @@ def layer(module: str) -> int:
     if len(parts) > 1 and parts[1] == "jobs":
         return 1
     return 2  # components/*.py and the package itself
+
+
+def subpackage(module: str) -> str:
+    """The sub-package of `pipelines` a module belongs to (`cli` for `pipelines.__main__`).
+
+    Raises:
+        ValueError: the module is in no sub-package of SUBPACKAGES.
+    """
+    if module in ROOT_MODULES:
+        return ROOT_MODULES[module]
+    parts = module.split(".")
+    if parts[0] != "pipelines" or len(parts) < 2 or parts[1] not in SUBPACKAGES:
+        raise ValueError(f"{module} is in none of pipelines' sub-packages {', '.join(SUBPACKAGES)}")
+    return parts[1]
+
+
+def upward_in_pipelines(graph: dict[str, dict[str, int]]) -> list[str]:
+    """The imports between pipelines' sub-packages that point up SUBPACKAGES' order."""
+    return [
+        f"{module} ({subpackage(module)}) imports {target} ({subpackage(target)})"
+        for module, targets in graph.items()
+        if module.split(".")[0] == "pipelines"
+        for target in targets
+        if target.split(".")[0] == "pipelines"
+        and SUBPACKAGES.index(subpackage(target)) < SUBPACKAGES.index(subpackage(module))
+    ]
 
 
 def _imported(module: str, node: ast.Import | ast.ImportFrom) -> list[str]:
@@ -168,6 +210,30 @@ def test_imports_point_down_a_layer() -> None:
     assert upward == [], "\n".join(upward)
 
 
+def test_every_pipelines_module_is_in_a_subpackage() -> None:
+    """A new module goes in the sub-package of its concern, not beside them."""
+    for module in MODULES:
+        if module.split(".")[0] == "pipelines":
+            subpackage(module)  # raises for a module outside the order
+
+
+def test_the_direction_check_finds_upward_imports() -> None:
+    graph = {
+        "pipelines.cli.run": {"pipelines.local.runner": 1},
+        "pipelines.local.runner": {"pipelines.dags.catalog": 1, "pipelines.jobs.futures": 2},
+        "pipelines.dags.catalog": {"components": 1},
+    }
+    assert upward_in_pipelines(graph) == [
+        "pipelines.local.runner (local) imports pipelines.jobs.futures (jobs)"
+    ]
+
+
+def test_pipelines_subpackages_import_one_way() -> None:
+    """cli > jobs > local > cluster > checks > dags > common, lazy imports included."""
+    upward = upward_in_pipelines(GRAPH)
+    assert upward == [], "\n".join(upward)
+
+
 def test_jobs_do_not_import_each_other() -> None:
     """What two jobs share lives in io/ or core/; `jobs.base` is every job's base class."""
     crossing = [
@@ -205,13 +271,28 @@ def test_a_component_module_imports_only_kfp_at_its_top(module: str) -> None:
 def test_the_map(capsys: pytest.CaptureFixture[str]) -> None:
     """Prints, per layer, its modules and the imports between layers (see `-s`)."""
     edges = sum(len(targets) for targets in GRAPH.values())
-    lines = [f"{len(MODULES)} modules, {edges} imports between them, no circle, none upward"]
+    lines = [
+        f"{len(MODULES)} modules, {edges} imports between them, no circle, none upward "
+        "(between layers, and between pipelines' sub-packages)"
+    ]
     for number in reversed(range(len(LAYERS))):
         members = [m for m in MODULES if layer(m) == number]
         below = sorted({LAYERS[layer(t)] for m in members for t in GRAPH[m] if layer(t) < number})
         lines.append(
             f"  {LAYERS[number]}: {len(members)} modules; imports from "
             f"{', '.join(below) or 'nothing below'}"
+        )
+    pipelines = [m for m in MODULES if layer(m) == 3]
+    lines.append(f"  pipelines, top to bottom: {' > '.join(SUBPACKAGES)}")
+    for name in SUBPACKAGES:
+        members = [m for m in pipelines if subpackage(m) == name]
+        after = sorted(
+            {subpackage(t) for m in members for t in GRAPH[m] if layer(t) == 3} - {name},
+            key=SUBPACKAGES.index,
+        )
+        lines.append(
+            f"    {name}: {len(members)} modules; imports from "
+            f"{', '.join(after) or 'no other sub-package'}"
         )
     with capsys.disabled():
         print("\n" + "\n".join(lines))

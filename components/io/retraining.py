@@ -58,7 +58,7 @@ CLAIM_PREFIX = "retraining.claim."
 LINE_PREFIX = "Retraining: "
 SETTLE_SECONDS = 2.0
 # Where the trainer backends are registered (loaded only when the policy fires).
-TRAINERS_MODULE = "pipelines.backends"
+TRAINERS_MODULE = "pipelines.jobs.backends"
 # Set by KFP for a step's interpreter: kfp then imports its runtime only, not its compiler.
 KFP_RUNTIME_VARIABLE = "_KFP_RUNTIME"
 # A trainer starts a background run, or creates one through the KFP API: seconds, not minutes.

@@ -188,7 +188,7 @@ def test_the_image_installs_exactly_the_lock_and_compiles_the_committed_files(im
         assert normal[name] == locked[name], (name, normal[name], locked[name])
     out = tmp_path / "compiled"
     image.python(
-        "import pathlib; from pipelines.compilation import compile_all;"
+        "import pathlib; from pipelines.cluster.compilation import compile_all;"
         f"compile_all(pathlib.Path({str(out)!r}), pathlib.Path({str(tmp_path / 'manifests')!r}))"
     )
     for committed in sorted((ROOT / "pipelines" / "compiled").glob("*.yaml")):

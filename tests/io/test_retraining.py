@@ -20,7 +20,8 @@ import pytest
 from mlflow import MlflowClient
 
 from components.io import retraining
-from pipelines import backends, params
+from pipelines.checks import params
+from pipelines.jobs import backends
 from tests.pipelines.kfp_api_server import FakeKfpApiServer, isolate_kfp_client
 
 DRIFTED = {"task": "predict", "kind": "InferenceJob", "status": "FINISHED", "model_name": ""}

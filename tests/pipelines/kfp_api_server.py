@@ -573,7 +573,7 @@ def isolate_kfp_client(monkeypatch: Any, tmp_path: Path) -> None:
     """
     from kfp.client import client as kfp_client_module
 
-    from pipelines import kfp_client
+    from pipelines.cluster import client as kfp_client
 
     context = str(tmp_path / "kfp-context.json")
     monkeypatch.setattr(kfp_client_module.Client, "_LOCAL_KFP_CONTEXT", context)

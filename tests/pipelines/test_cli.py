@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from pipelines.__main__ import main
+from pipelines.cli import main
 
 SCRIPT = pathlib.Path(sys.executable).parent / "kfp-lifecycle"
 

@@ -20,8 +20,9 @@ import yaml
 from kfp import compiler
 
 from components.image import IMAGE
-from pipelines import compilation
-from pipelines.settings import Settings
+from pipelines.cluster import compilation
+from pipelines.dags import catalog
+from pipelines.dags.settings import Settings
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 GPU_STEPS = ("predict", "explain")
@@ -34,7 +35,7 @@ STALE = "is stale: run `make compile` and commit the result"
 def compile_pipeline(name: str, gpu: bool, tmp_path: pathlib.Path) -> tuple[dict, dict]:
     """Compile one pipeline to IR YAML; return its pipeline spec and its platform spec."""
     path = tmp_path / f"{name}-{'gpu' if gpu else 'cpu'}.yaml"
-    compiler.Compiler().compile(compilation.build(name, gpu=gpu), str(path))
+    compiler.Compiler().compile(catalog.build(name, gpu=gpu), str(path))
     documents = list(yaml.safe_load_all(path.read_text()))
     assert len(documents) == 2, "the IR YAML holds the pipeline spec, then the platform spec"
     return documents[0], documents[1]
@@ -78,7 +79,7 @@ def all_tasks(spec: dict) -> dict[str, dict]:
     return {name: task for dag in dags for name, task in dag["tasks"].items()}
 
 
-@pytest.fixture(scope="module", params=compilation.NAMES)
+@pytest.fixture(scope="module", params=catalog.NAMES)
 def name(request) -> str:
     return request.param
 
@@ -257,14 +258,14 @@ def test_compiled_files_are_fresh(tmp_path):
     out, manifests = tmp_path / "compiled", tmp_path / "manifests"
     env = {k: v for k, v in os.environ.items() if k != "LIFECYCLE_IMAGE"}
     code = (
-        "import pathlib, sys; from pipelines.compilation import compile_all; "
+        "import pathlib, sys; from pipelines.cluster.compilation import compile_all; "
         "compile_all(pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]))"
     )
     subprocess.run(
         [sys.executable, "-c", code, str(out), str(manifests)], cwd=ROOT, env=env, check=True
     )
-    for name in compilation.NAMES:
-        fresh, committed = out / f"{name}.yaml", compilation.COMPILED / f"{name}.yaml"
+    for name in catalog.NAMES:
+        fresh, committed = out / f"{name}.yaml", catalog.COMPILED / f"{name}.yaml"
         assert committed.exists(), f"{committed} is missing: run `make compile`"
         assert fresh.read_bytes() == committed.read_bytes(), f"{committed} {STALE}"
     for path in sorted(manifests.iterdir()):
@@ -277,22 +278,22 @@ def test_compiling_twice_gives_the_same_bytes(tmp_path):
     first = compilation.compile_all(tmp_path / "a", tmp_path / "am")
     second = compilation.compile_all(tmp_path / "b", tmp_path / "bm")
     # An IR file and a manifest per pipeline, the images configuration, the kustomization.
-    assert len(first) == len(second) == 2 * len(compilation.NAMES) + 2
+    assert len(first) == len(second) == 2 * len(catalog.NAMES) + 2
     for a, b in zip(first, second, strict=True):
         assert a.name == b.name
         assert a.read_bytes() == b.read_bytes(), f"{a.name} differs between two compilations"
 
 
-@pytest.mark.parametrize("pipeline", compilation.NAMES)
+@pytest.mark.parametrize("pipeline", catalog.NAMES)
 def test_committed_ir_loads_with_kfp(pipeline):
-    path = compilation.COMPILED / f"{pipeline}.yaml"
+    path = catalog.COMPILED / f"{pipeline}.yaml"
     component = kfp.components.load_component_from_file(str(path))
     assert component.name == pipeline
     assert component.pipeline_spec.pipeline_info.name == pipeline
     assert "kubernetes" in component.platform_spec.platforms
 
 
-@pytest.mark.parametrize("pipeline", compilation.NAMES)
+@pytest.mark.parametrize("pipeline", catalog.NAMES)
 def test_committed_manifests_hold_a_loadable_pipeline_version(pipeline, tmp_path):
     documents = list(yaml.safe_load_all((compilation.MANIFESTS / f"{pipeline}.yaml").read_text()))
     kinds = [document["kind"] for document in documents]
@@ -301,7 +302,7 @@ def test_committed_manifests_hold_a_loadable_pipeline_version(pipeline, tmp_path
     assert pipeline_object["metadata"]["name"] == pipeline
     assert version["spec"]["pipelineName"] == pipeline
     # The version carries the same spec as the IR file, which KFP loads back.
-    ir = list(yaml.safe_load_all((compilation.COMPILED / f"{pipeline}.yaml").read_text()))
+    ir = list(yaml.safe_load_all((catalog.COMPILED / f"{pipeline}.yaml").read_text()))
     assert version["spec"]["pipelineSpec"] == ir[0]
     assert version["spec"]["platformSpec"] == ir[1]
     path = tmp_path / f"{pipeline}.yaml"
@@ -315,7 +316,7 @@ def test_committed_manifests_hold_a_loadable_pipeline_version(pipeline, tmp_path
 
 def test_kustomization_lists_every_manifest():
     kustomization = yaml.safe_load((compilation.MANIFESTS / "kustomization.yaml").read_text())
-    assert kustomization["resources"] == [f"{name}.yaml" for name in compilation.NAMES]
+    assert kustomization["resources"] == [f"{name}.yaml" for name in catalog.NAMES]
     assert kustomization["configurations"] == [compilation.IMAGES_CONFIGURATION]
 
 
@@ -329,7 +330,7 @@ def test_images_configuration_names_every_step_image():
         assert (entry["group"], entry["kind"]) == ("pipelines.kubeflow.org", "PipelineVersion")
         paths.add(entry["path"])
     wanted = set()
-    for pipeline in compilation.NAMES:
+    for pipeline in catalog.NAMES:
         documents = yaml.safe_load_all((compilation.MANIFESTS / f"{pipeline}.yaml").read_text())
         [version] = [document for document in documents if document["kind"] == "PipelineVersion"]
         for label, executor in version["spec"]["pipelineSpec"]["deploymentSpec"][
@@ -367,10 +368,10 @@ def test_component_modules_import_only_kfp_and_the_standard_library():
     assert loaded == {module: [] for module in processes}
 
 
-@pytest.mark.parametrize("pipeline", compilation.NAMES)
+@pytest.mark.parametrize("pipeline", catalog.NAMES)
 def test_every_pipeline_parameter_has_a_description_for_the_ui(pipeline):
     """The Kubeflow UI shows these beside each parameter (from the pipelines' docstrings)."""
-    spec = yaml.safe_load_all((compilation.COMPILED / f"{pipeline}.yaml").read_text())
+    spec = yaml.safe_load_all((catalog.COMPILED / f"{pipeline}.yaml").read_text())
     parameters = next(spec)["root"]["inputDefinitions"]["parameters"]
     undescribed = [name for name, p in parameters.items() if not p.get("description")]
     assert not undescribed, f"{pipeline}: no description for {undescribed}"

@@ -13,7 +13,7 @@ import sys
 
 from components.io import services
 from components.utils import cpus
-from pipelines import console
+from pipelines.local import console
 
 STEP = """
 import json, sys

@@ -22,7 +22,10 @@ from mlflow import MlflowClient
 from components import steps
 from components.io import datasets, registries
 from components.jobs.inference import InferenceJob
-from pipelines import backends, background, futures, management, outcomes, params
+from pipelines.checks import params
+from pipelines.common import outcomes
+from pipelines.jobs import backends, futures, management
+from pipelines.local import background
 from tests.conftest import BIKE_PARQUET
 from tests.pipelines.kfp_api_server import (
     FakeKfpApiServer,
@@ -130,7 +133,7 @@ def test_prediction_result_is_where_how_many_and_which_version(trained, predicte
 def test_a_future_is_found_again_from_its_id_in_a_new_process(trained, predicted, home):
     code = (
         "import json, sys\n"
-        "from pipelines import management, outcomes\n"
+        "from pipelines.common import outcomes\nfrom pipelines.jobs import management\n"
         "for future_id in sys.argv[1:]:\n"
         "    future = management.get_future(future_id)\n"
         "    status = future.status().to_dict()\n"

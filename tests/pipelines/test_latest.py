@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from pipelines import local
+from pipelines.local import runner as local
 from tests.components.test_report_browser import CHROMIUM_FLAGS, chromium
 
 pytestmark = pytest.mark.browser

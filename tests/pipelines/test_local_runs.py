@@ -30,9 +30,9 @@ from mlflow import MlflowClient
 from components.io import alerts, datasets, parents, services
 from components.jobs import base
 from components.jobs.notification import NotificationJob
-from pipelines import futures
 from pipelines.__main__ import main
-from pipelines.local import run_local
+from pipelines.jobs import futures
+from pipelines.local.runner import run_local
 from tests.conftest import BIKE_PARQUET, BIKE_SCHEMA
 from tests.io.slack_server import ReceivedRequest, SlackWebhookServer
 
@@ -209,7 +209,7 @@ def run_apart(
     params = {**params, "model_name": model_name, "experiment": experiment}
     code = (
         "import json, pathlib, sys\n"
-        "from pipelines.local import run_local\n"
+        "from pipelines.local.runner import run_local\n"
         "ok, run_dir = run_local(sys.argv[1], json.loads(sys.argv[2]), "
         "root=pathlib.Path(sys.argv[3]), tracking_uri=sys.argv[4])\n"
         "print('RUN-RESULT ' + json.dumps([ok, str(run_dir)]))\n"

@@ -12,7 +12,8 @@ import pytest
 from sklearn.linear_model import LinearRegression
 
 from components.io import registries
-from pipelines import backends, futures, management, params
+from pipelines.checks import params
+from pipelines.jobs import backends, futures, management
 from tests.pipelines import user_kinds
 
 CONFIG = """
@@ -101,11 +102,11 @@ def test_a_pipeline_takes_only_the_parameters_it_declares():
             "trainers: {fast: {type: SlurmTrainer}}",
             "model_management.trainers.fast: unknown trainer type 'SlurmTrainer'; allowed: "
             "'LocalTrainer', 'KFPTrainer', or the import path package.module:Class of a "
-            "subclass of pipelines.backends:Trainer",
+            "subclass of pipelines.jobs.backends:Trainer",
         ),
         (
             "trainers: {fast: {type: 'tests.pipelines.user_kinds:LatestVersionFinder'}}",
-            "is not a subclass of pipelines.backends:Trainer",
+            "is not a subclass of pipelines.jobs.backends:Trainer",
         ),
         (
             "job_predictors: {gpu: {type: KFPJobPredictor, config: {hots: x}}}",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipelines import outcomes
+from pipelines.common import outcomes
 from tests.jobs.test_monitoring import FIRST, trained  # noqa: F401 - a fixture
 from tests.pipelines.test_local_runs import (  # noqa: F401 - fixtures
     environment,

@@ -13,10 +13,8 @@ from typing import Any
 
 import pytest
 
-from pipelines import compilation, local, params
-from pipelines.__main__ import main
-from pipelines.kfp_client import COMPILED_DIR, UsageError
-from pipelines.params import (
+from pipelines.checks import params
+from pipelines.checks.params import (
     BOOLEAN,
     LIST,
     NUMBER_DOUBLE,
@@ -27,6 +25,10 @@ from pipelines.params import (
     Parameter,
     ParameterError,
 )
+from pipelines.cli import main
+from pipelines.common.errors import UsageError
+from pipelines.dags import catalog
+from pipelines.local import runner as local
 
 
 def param(kind: str, default: Any = None, name: str = "p") -> Parameter:
@@ -38,13 +40,13 @@ def param(kind: str, default: Any = None, name: str = "p") -> Parameter:
 
 @pytest.fixture(scope="module")
 def compiled() -> dict[str, dict[str, Parameter]]:
-    return {name: params.of_file(COMPILED_DIR / f"{name}.yaml") for name in compilation.NAMES}
+    return {name: params.of_file(catalog.COMPILED / f"{name}.yaml") for name in catalog.NAMES}
 
 
 def test_of_file_reads_types_and_defaults_of_the_compiled_pipelines(
     compiled: dict[str, dict[str, Parameter]],
 ) -> None:
-    for name in compilation.NAMES:
+    for name in catalog.NAMES:
         assert compiled[name]["model_name"].type == STRING
     # Training needs a model name; inference may find its model another way (a finder).
     assert compiled["training"]["model_name"].required

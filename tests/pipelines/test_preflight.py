@@ -19,9 +19,10 @@ import yaml
 from kfp import compiler, dsl
 
 import components
-from pipelines import backends, compilation, management, params, preflight
 from pipelines.__main__ import main
-from pipelines.kfp_client import COMPILED_DIR
+from pipelines.checks import params, preflight
+from pipelines.dags import catalog
+from pipelines.jobs import backends, management
 from tests.pipelines.kfp_api_server import FakeKfpApiServer, isolate_kfp_client
 
 DEMO = "demo://bike-sharing/hour.parquet"
@@ -72,7 +73,7 @@ def test_each_component_runs_the_mapping_the_check_builds_its_job_with(component
     assert set(inspect.signature(mapping).parameters) <= inputs | {"the_plan", "shard_reports"}
 
 
-@pytest.mark.parametrize("pipeline", compilation.NAMES)
+@pytest.mark.parametrize("pipeline", catalog.NAMES)
 def test_every_step_of_the_project_builds_its_job(pipeline: str) -> None:
     found = checked(pipeline, **({"shards": 3} if pipeline == "inference" else {}))
 
@@ -296,7 +297,7 @@ def test_a_users_component_of_a_project_name_is_left_to_its_own_checks(tmp_path:
 
 
 def test_on_a_cluster_only_bundled_inputs_are_checked_from_here() -> None:
-    compiled = params.of_file(COMPILED_DIR / "training.yaml")
+    compiled = params.of_file(catalog.COMPILED / "training.yaml")
     assert not compiled.here
     values = {**GOOD["training"], "data": "/mnt/data/rows.parquet"}
 

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from pipelines.__main__ import main
-from pipelines.kfp_client import build_client, content_hash
-from pipelines.schedules import (
+from pipelines.cluster.client import build_client, content_hash
+from pipelines.cluster.schedules import (
     ScheduleFileError,
     load_schedule_file,
     ownership_mark,
@@ -528,8 +528,8 @@ def test_a_bad_config_file_is_an_error_before_any_change(
 
 def test_the_committed_schedules_validate_against_the_committed_pipelines() -> None:
     """manifests/schedules/schedules.yaml names parameters the compiled pipelines accept."""
-    from pipelines.compilation import COMPILED
-    from pipelines.schedules import DEFAULT_FILE, resolve_parameters
+    from pipelines.cluster.schedules import DEFAULT_FILE, resolve_parameters
+    from pipelines.dags.catalog import COMPILED
 
     root = Path(__file__).resolve().parents[2]
     config = load_schedule_file(root / DEFAULT_FILE)

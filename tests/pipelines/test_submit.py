@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from pipelines.__main__ import main
-from pipelines.kfp_client import build_client, content_hash
-from pipelines.params import parse_param
-from pipelines.submit import wait_for_run
+from pipelines.cli.options import parse_param
+from pipelines.cluster.client import build_client, content_hash
+from pipelines.cluster.submit import wait_for_run
 from tests.pipelines.kfp_api_server import (
     FakeKfpApiServer,
     compile_tiny_pipeline,

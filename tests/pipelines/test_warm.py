@@ -15,7 +15,7 @@ import pytest
 from kfp.dsl import component_factory
 from kfp.local import subprocess_task_handler
 
-from pipelines import warm
+from pipelines.local import warm
 
 
 def probe() -> str:

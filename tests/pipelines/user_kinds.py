@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from components.core.results import ModelRef
 from components.io import datasets, registries
-from pipelines import backends, futures
+from pipelines.jobs import backends, futures
 
 
 class LatestVersionFinder(registries.Finder, frozen=True):

@@ -9,7 +9,7 @@ from components.io import registries
 from components.jobs import base
 from components.jobs.inference import InferenceJob
 from components.utils import factories
-from pipelines import backends
+from pipelines.jobs import backends
 from tests.pipelines import user_kinds
 
 USER = "tests.pipelines.user_kinds"

@@ -15,10 +15,11 @@ import json
 import sys
 import typing as T
 
-from pipelines.kfp_client import TOKEN_ENV, guarded
+from pipelines.cli.guard import guarded
+from pipelines.cluster.client import TOKEN_ENV
 
 if T.TYPE_CHECKING:
-    from pipelines import futures
+    from pipelines.jobs import futures
 
 ACTIONS = ("status", "wait", "cancel", "result")
 
@@ -54,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def find(args: argparse.Namespace) -> futures.JobFuture:
     """The job's future, from its id, with the backends of --config or --host."""
     # Here, not at the top: they load MLflow, which every other command would wait for.
-    from pipelines import backends, futures, management
+    from pipelines.jobs import backends, futures, management
 
     backend, job = futures.split_id(args.id)
     if backend == futures.KFP and args.host:
@@ -68,7 +69,7 @@ def find(args: argparse.Namespace) -> futures.JobFuture:
 @guarded
 def job_command(args: argparse.Namespace) -> int:
     """Print the job's status, final status, cancel outcome or result; exit 1 if it failed."""
-    from pipelines import futures
+    from pipelines.jobs import futures
 
     future = find(args)
     try:
@@ -83,7 +84,7 @@ def job_command(args: argparse.Namespace) -> int:
             status = future.wait(args.timeout)
             _print(status.to_dict())
             return 0 if status.state == futures.COMPLETED else 1
-        from pipelines import outcomes
+        from pipelines.common import outcomes
 
         return _print(outcomes.to_dict(future.result(args.timeout)))
     except (futures.JobError, TimeoutError) as error:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import re
@@ -16,18 +15,10 @@ import kfp
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator
 
-from pipelines import params, preflight
-from pipelines.kfp_client import (
-    UsageError,
-    add_connection_arguments,
-    build_client,
-    content_hash,
-    display_name_filter,
-    guarded,
-    paginate,
-    resolve_pipeline_file,
-)
-from pipelines.submit import PipelineVersion, ensure_pipeline_version
+from pipelines.checks import params, preflight
+from pipelines.cluster.client import content_hash, display_name_filter, paginate
+from pipelines.cluster.submit import PipelineVersion, ensure_pipeline_version
+from pipelines.common.errors import UsageError
 
 DEFAULT_FILE = Path("manifests/schedules/schedules.yaml")
 CRON_FIELDS = ("second", "minute", "hour", "day-of-month", "month", "day-of-week")
@@ -426,29 +417,3 @@ def _print_plan(config: ScheduleFile, actions: list[Action], foreign: int, dry_r
         for kind in ("create", "replace", "delete", "keep")
     )
     print(f"  summary: {totals}; {foreign} recurring run(s) not owned by {config.owner} left alone")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the `schedule` sub-commands (only `sync` for now) to its parser."""
-    actions = parser.add_subparsers(dest="schedule_command", required=True)
-    sync_parser = actions.add_parser("sync", help="Make KFP recurring runs match the file.")
-    sync_parser.add_argument(
-        "--file", type=Path, default=DEFAULT_FILE, help=f"schedules file (default: {DEFAULT_FILE})"
-    )
-    add_connection_arguments(sync_parser)
-    sync_parser.add_argument("--dry-run", action="store_true", help="print the plan only")
-    sync_parser.set_defaults(handler=sync_command)
-
-
-@guarded
-def sync_command(args: argparse.Namespace) -> int:
-    """Validate the file, its pipelines and parameters (every step's), then sync or plan."""
-    config = load_schedule_file(args.file)
-    pipelines = sorted({schedule.pipeline for schedule in config.schedules})
-    files = {
-        name: resolve_pipeline_file(name, pipelines_dir=args.pipelines_dir) for name in pipelines
-    }
-    config = resolve_parameters(config, files, params.of_folder(args.pipelines_dir))
-    client = build_client(args.host, args.namespace, args.token_env)
-    sync(client, config, files, dry_run=args.dry_run, namespace=args.namespace)
-    return 0

@@ -1,24 +1,21 @@
-"""Shared helpers for the cluster-facing commands: a kfp.Client, compiled files, paging."""
+"""The KFP API client: credentials, compiled files, list filters and paging."""
 
 from __future__ import annotations
 
-import argparse
-import functools
 import hashlib
 import json
 import os
-import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import kfp
-import kfp_server_api
-import urllib3
 from kfp.client import ServiceAccountTokenVolumeCredentials
 
-COMPILED_DIR = Path(__file__).parent / "compiled"
+from pipelines.common.errors import UsageError
+from pipelines.dags.catalog import COMPILED, compiled_pipelines
+
 TOKEN_ENV = "KF_PIPELINES_TOKEN"
 # Projected, audience-bound token that multi-user KFP expects; the kubelet rotates it.
 KFP_SA_TOKEN_PATH = Path("/var/run/secrets/kubeflow/pipelines/token")
@@ -26,69 +23,6 @@ KFP_SA_TOKEN_PATH = Path("/var/run/secrets/kubeflow/pipelines/token")
 K8S_SA_TOKEN_PATH = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 # KFP's filter proto operation code for EQUALS.
 _EQUALS = 1
-
-
-class UsageError(ValueError):
-    """A mistake the user can fix from the command line (unknown pipeline, bad file)."""
-
-
-Handler = Callable[[argparse.Namespace], int]
-
-
-def guarded(handler: Handler) -> Handler:
-    """Turn expected failures into one line on stderr and an exit status, not a traceback.
-
-    Exit status 2 for a usage mistake, 1 when KFP refuses or cannot be reached.
-    """
-
-    @functools.wraps(handler)
-    def wrapper(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except UsageError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        except kfp_server_api.ApiException as error:
-            print(
-                f"error: KFP answered {error.status} {error.reason}: {error.body}", file=sys.stderr
-            )
-            return 1
-        except urllib3.exceptions.HTTPError as error:
-            print(f"error: cannot reach KFP at {args.host}: {error}", file=sys.stderr)
-            return 1
-
-    return wrapper
-
-
-def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the options every cluster-facing command shares.
-
-    Args:
-        parser: the sub-command parser to extend.
-    """
-    host = os.environ.get("KF_PIPELINES_ENDPOINT")
-    parser.add_argument(
-        "--host",
-        default=host,
-        required=host is None,
-        help="KFP API endpoint, e.g. http://localhost:8080 (default: $KF_PIPELINES_ENDPOINT).",
-    )
-    parser.add_argument(
-        "--namespace",
-        default=None,
-        help="Kubernetes namespace (profile) on a multi-user KFP; leave out on single-user.",
-    )
-    parser.add_argument(
-        "--token-env",
-        default=TOKEN_ENV,
-        help=f"environment variable holding a bearer token (default: {TOKEN_ENV}).",
-    )
-    parser.add_argument(
-        "--pipelines-dir",
-        type=Path,
-        default=COMPILED_DIR,
-        help="folder of compiled pipeline YAML files (default: the package's compiled/).",
-    )
 
 
 def build_client(
@@ -132,7 +66,7 @@ def build_client(
 
 
 def resolve_pipeline_file(
-    name: str, file: Path | None = None, pipelines_dir: Path = COMPILED_DIR
+    name: str, file: Path | None = None, pipelines_dir: Path = COMPILED
 ) -> Path:
     """Find the compiled YAML of a pipeline.
 
@@ -158,12 +92,6 @@ def resolve_pipeline_file(
             f"unknown pipeline {name!r}: no {path}. Compiled pipelines available: {available}"
         )
     return path
-
-
-def compiled_pipelines(pipelines_dir: Path = COMPILED_DIR) -> list[str]:
-    """List the names of the compiled pipelines in a folder, sorted."""
-    folder = Path(pipelines_dir)
-    return sorted(path.stem for path in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
 def content_hash(path: Path) -> str:

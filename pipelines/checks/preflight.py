@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from pipelines import params
+from pipelines.checks import params
 
 # Where an artifact that an upstream step will write stands before the run: never opened.
 STAND_IN = "upstream://"

@@ -8,9 +8,9 @@ Each job has a folder `<jobs home>/<id>/` (by default `lifecycle_home()/jobs/<id
     worker.log    the worker's output (kfp.local's and the steps' logs)
     outputs/      the run's outputs (`pipeline-root/<run>/...`)
 
-The worker (`python -m pipelines.background JOB_FOLDER`) leads a process group of its own, so that
-a cancel ends it and every step it started. Any process that can read the folder can follow the
-job: that is how a future is found again from its id in a new process.
+The worker (`python -m pipelines.local.background JOB_FOLDER`) leads a process group of its own,
+so that a cancel ends it and every step it started. Any process that can read the folder can
+follow the job: that is how a future is found again from its id in a new process.
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ def submit(
     Returns:
         The job's folder, with the job queued and its worker started.
     """
-    from pipelines import outcomes
+    from pipelines.common import outcomes
 
     folder = JobFolder((home or jobs_home()) / new_id())
     folder.path.mkdir(parents=True)
@@ -206,7 +206,7 @@ def submit(
     environment["MLFLOW_TRACKING_URI"] = outcomes.tracking_uri()
     with open(folder.path / LOG_FILE, "ab") as log:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.background", str(folder.path)],
+            [sys.executable, "-m", "pipelines.local.background", str(folder.path)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -288,7 +288,7 @@ def _mark_killed(folder: JobFolder) -> None:
     from mlflow.tracking import MlflowClient
 
     from components.core import lineage
-    from pipelines import outcomes
+    from pipelines.common import outcomes
 
     found = set()
     for log in (folder.path / OUTPUTS).glob("pipeline-root/*/**/step.log"):
@@ -324,7 +324,8 @@ def work(folder: JobFolder) -> int:
     """
     from components.io import runs
     from components.utils import secrets
-    from pipelines import local, outcomes
+    from pipelines.common import outcomes
+    from pipelines.local import runner
 
     record = folder.record()
     with folder.locked():
@@ -333,11 +334,11 @@ def work(folder: JobFolder) -> int:
         folder.set_state(RUNNING, started_at=now())
     pipeline = record["pipeline"]
     try:
-        ok, run_dir = local.run_local(pipeline, record["params"], folder.path / OUTPUTS)
+        ok, run_dir = runner.run_local(pipeline, record["params"], folder.path / OUTPUTS)
         with folder.locked():
             if folder.state().state not in FINAL_STATES:
                 folder.set_state(RUNNING, run_dir=str(run_dir))
-        local.print_outputs(run_dir)
+        runner.print_outputs(run_dir)
         if ok:
             outcome = outcomes.to_dict(outcomes.from_local_run(pipeline, run_dir))
             folder.finish(COMPLETED, outcome=outcome)
@@ -353,7 +354,7 @@ def work(folder: JobFolder) -> int:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m pipelines.background JOB_FOLDER`: run a submitted job."""
+    """`python -m pipelines.local.background JOB_FOLDER`: run a submitted job."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

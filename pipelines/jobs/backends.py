@@ -6,9 +6,9 @@
     future.result()                                # TrainedModel(name="bikes", version=4, ...)
 
 A trainer runs the `training` pipeline and a job predictor the `inference` pipeline, with the
-same parameters as `python -m pipelines run`; both return a future at once (`pipelines.futures`).
-Which backend runs them is configuration: each is a KIND built by a factory, as finders and
-loaders are (see `pipelines.management`).
+same parameters as `python -m pipelines run`; both return a future at once
+(`pipelines.jobs.futures`). Which backend runs them is configuration: each is a KIND built by a
+factory, as finders and loaders are (see `pipelines.jobs.management`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,12 @@ import pydantic as pdt
 
 from components.io import registries
 from components.utils import factories
-from pipelines import background, futures, params, preflight
-from pipelines.kfp_client import COMPILED_DIR, TOKEN_ENV, UsageError
+from pipelines.checks import params, preflight
+from pipelines.cluster.client import TOKEN_ENV
+from pipelines.common.errors import UsageError
+from pipelines.dags.catalog import COMPILED
+from pipelines.jobs import futures
+from pipelines.local import background
 
 
 class Backend(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
@@ -114,12 +118,12 @@ class KFPBackend(Backend, frozen=True):
     namespace: str | None = None
     token_env: str = TOKEN_ENV
     experiment: str = "Default"
-    pipelines_dir: str = str(COMPILED_DIR)
+    pipelines_dir: str = str(COMPILED)
     tracking_uri: str | None = None
 
     def client(self) -> T.Any:
         """A connected kfp.Client."""
-        from pipelines.kfp_client import build_client
+        from pipelines.cluster.client import build_client
 
         if not self.host:
             raise UsageError(
@@ -133,12 +137,12 @@ class KFPBackend(Backend, frozen=True):
         return params.of_file(self._file(pipeline))
 
     def _file(self, pipeline: str) -> pathlib.Path:
-        from pipelines.kfp_client import resolve_pipeline_file
+        from pipelines.cluster.client import resolve_pipeline_file
 
         return resolve_pipeline_file(pipeline, None, pathlib.Path(self.pipelines_dir))
 
     def _start(self, pipeline: str, values: dict[str, T.Any]) -> futures.KFPFuture:
-        from pipelines import submit
+        from pipelines.cluster import submit
 
         client = self.client()
         run_name = f"{pipeline}-{datetime.datetime.now(datetime.UTC):%Y%m%d-%H%M%S}"
@@ -235,7 +239,7 @@ JOB_PREDICTORS = factories.Factory(
 
 
 def main(argv: T.Sequence[str] | None = None) -> int:
-    """Start a training and print its job id: `python -m pipelines.backends REQUEST`.
+    """Start a training and print its job id: `python -m pipelines.jobs.backends REQUEST`.
 
     REQUEST is JSON, `{"trainer": {type, config}, "values": {training parameters}}`; the job's id
     is printed as `{"job": ID}`, the last line of stdout. How a pipeline step starts one (the
@@ -258,6 +262,6 @@ def main(argv: T.Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # the module's classes, not this script's copies of them
-    from pipelines.backends import main as start_training
+    from pipelines.jobs.backends import main as start_training
 
     sys.exit(start_training())

@@ -5,7 +5,7 @@ parameters always come from the pipeline's own spec (the in-memory pipeline or i
 YAML), never from a list kept here. Values arrive as text from the command line
 (`--param KEY=VALUE`) or typed from YAML (a config file, the schedules file); `coerce` turns both
 into the type the spec declares, and `validate` then has every step check them as it will
-(`pipelines.preflight`) before anything runs.
+(`pipelines.checks.preflight`) before anything runs.
 
 A run config is YAML with three optional keys, and serves every pipeline of its model:
 
@@ -13,7 +13,7 @@ A run config is YAML with three optional keys, and serves every pipeline of its 
     parameters:                    # values by parameter name; `--param` overrides them
       model_name: bike-sharing
       batch_size: 65536
-    model_management: {...}        # finders, trainers... by name (see pipelines.management)
+    model_management: {...}        # finders, trainers... by name (see pipelines.jobs.management)
 
 Each pipeline run with it takes the parameters it declares (`run training --config` takes
 training's and leaves `inference_data` to the others); a key that no pipeline declares is refused.
@@ -21,12 +21,10 @@ training's and leaves `inference_data` to the others); a key that no pipeline de
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import difflib
 import json
 import math
-import sys
 import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -35,7 +33,8 @@ from typing import Any
 
 import yaml
 
-from pipelines.kfp_client import UsageError, compiled_pipelines
+from pipelines.common.errors import UsageError
+from pipelines.dags.catalog import compiled_pipelines
 
 STRING = "STRING"
 NUMBER_INTEGER = "NUMBER_INTEGER"
@@ -105,7 +104,7 @@ class PipelineParameters(dict[str, Parameter]):
 
     Attributes:
         spec: the pipeline spec, whose steps check the values before a run (see
-            `pipelines.preflight`); None when the parameters come from elsewhere.
+            `pipelines.checks.preflight`); None when the parameters come from elsewhere.
         here: whether the pipeline runs on this machine (kfp.local), where its local inputs
             must then exist; a compiled pipeline runs on a cluster.
     """
@@ -129,7 +128,7 @@ class Config:
         pipeline: the pipeline the file is mainly for, None when it does not say.
         parameters: values by parameter name, as YAML typed them.
         model_management: the named finders, initializers, trainers and job predictors
-            (see `pipelines.management`); the pipeline commands ignore it.
+            (see `pipelines.jobs.management`); the pipeline commands ignore it.
     """
 
     pipeline: str | None
@@ -185,22 +184,22 @@ def of_pipeline(name: str) -> PipelineParameters:
     """
     from google.protobuf import json_format
 
-    from pipelines import compilation
+    from pipelines.dags import catalog
 
-    if name not in compilation.NAMES:
+    if name not in catalog.NAMES:
         raise UsageError(
-            f"unknown pipeline {name!r}{_suggest(name, compilation.NAMES)}; "
-            f"pipelines: {', '.join(compilation.NAMES)}"
+            f"unknown pipeline {name!r}{_suggest(name, catalog.NAMES)}; "
+            f"pipelines: {', '.join(catalog.NAMES)}"
         )
-    pipeline = compilation.build(name, gpu=False, retries=False)
+    pipeline = catalog.build(name, gpu=False, retries=False)
     return from_spec(json_format.MessageToDict(pipeline.pipeline_spec), here=True)
 
 
 def of_pipelines() -> dict[str, PipelineParameters]:
     """The parameters of every pipeline of the project, built in memory, by pipeline name."""
-    from pipelines import compilation
+    from pipelines.dags import catalog
 
-    return {name: of_pipeline(name) for name in compilation.NAMES}
+    return {name: of_pipeline(name) for name in catalog.NAMES}
 
 
 def of_file(path: Path) -> PipelineParameters:
@@ -351,7 +350,7 @@ def validate(
     Raises:
         ParameterError: an unknown name (with close matches), a value of the wrong type, or a
             required parameter missing. What the pipeline's steps refuse is checked on top of
-            this by `pipelines.preflight.validate`.
+            this by `pipelines.checks.preflight.validate`.
     """
     unknown = [key for key in values if key not in parameters]
     if unknown:
@@ -497,7 +496,7 @@ def resolve(
 ) -> dict[str, Any]:
     """The values to run a pipeline with: a config file's, overridden by `--param`, validated.
 
-    Names and types only: what the steps refuse is checked on top by `pipelines.preflight`.
+    Names and types only: what the steps refuse is checked on top by `pipelines.checks.preflight`.
 
     The config's values are those the pipeline declares (see config_values); every `--param`
     must be one of its parameters.
@@ -543,99 +542,6 @@ def describe(pipeline: str, parameters: Mapping[str, Parameter]) -> str:
             text = " ".join(param.description.split())
             lines.extend(textwrap.wrap(text, 100, initial_indent=indent, subsequent_indent=indent))
     return "\n".join(lines) + "\n"
-
-
-def parse_param(text: str) -> tuple[str, str]:
-    """Split `KEY=VALUE`; VALUE stays text until `coerce` converts it by the declared type.
-
-    Raises:
-        argparse.ArgumentTypeError: no `=` or an empty key.
-    """
-    key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.strip(), raw
-
-
-class CollectParams(argparse.Action):
-    """Gather repeated --param KEY=VALUE into one dict; a key given twice is an error."""
-
-    def __call__(self, parser, namespace, values, option_string=None):  # noqa: D102
-        params = dict(getattr(namespace, self.dest) or {})
-        key, value = values
-        if key in params:
-            parser.error(f"{option_string} {key} given twice")
-        params[key] = value
-        setattr(namespace, self.dest, params)
-
-
-class PipelineHelp(argparse.Action):
-    """`-h/--help` that also lists the named pipeline's parameters with types and defaults.
-
-    Args:
-        option_strings: the option names.
-        lookup: namespace -> (pipeline name, its parameters); may raise UsageError.
-        dest: unused (help stores nothing).
-        help: the option's help text.
-    """
-
-    def __init__(
-        self,
-        option_strings: list[str],
-        lookup: Callable[[argparse.Namespace], tuple[str, Mapping[str, Parameter]]],
-        dest: str = argparse.SUPPRESS,
-        help: str = "show this help and the pipeline's parameters, then exit",
-    ):
-        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, help=help)
-        self.lookup = lookup
-
-    def __call__(self, parser, namespace, values, option_string=None):  # noqa: D102
-        text = parser.format_help()
-        if getattr(namespace, "name", None) is None:
-            text += "\nName the pipeline before --help to list its parameters.\n"
-        else:
-            try:
-                text += "\n" + describe(*self.lookup(namespace))
-            except UsageError as error:
-                text += f"\nerror: {error}\n"
-        sys.stdout.write(text)
-        parser.exit()
-
-
-def add_arguments(
-    parser: argparse.ArgumentParser,
-    lookup: Callable[[argparse.Namespace], tuple[str, Mapping[str, Parameter]]],
-) -> None:
-    """Add `--config FILE`, `--param KEY=VALUE`, `--dry-run` and a parameter-listing `--help`.
-
-    Args:
-        parser: a sub-command parser made with add_help=False, whose positional is `name`.
-        lookup: namespace -> (pipeline name, its parameters), for --help.
-    """
-    parser.add_argument("-h", "--help", action=PipelineHelp, lookup=lookup)
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="run config: YAML with `parameters: {KEY: VALUE}`; the pipeline takes those it "
-        "declares (one file serves every pipeline of a model)",
-    )
-    parser.add_argument(
-        "--param",
-        dest="params",
-        metavar="KEY=VALUE",
-        type=parse_param,
-        action=CollectParams,
-        default={},
-        help="pipeline parameter, converted to its declared type; overrides --config (repeatable)",
-    )
-    parser.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="check every parameter as the steps will, print the values and the steps that "
-        "would run, and stop: nothing runs, is registered or is written",
-    )
 
 
 def _one_line(error: Exception) -> str:

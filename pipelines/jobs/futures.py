@@ -19,8 +19,9 @@ import pathlib
 import time
 import typing as T
 
-from pipelines import background, outcomes
-from pipelines.kfp_client import UsageError
+from pipelines.common import outcomes
+from pipelines.common.errors import UsageError
+from pipelines.local import background
 
 QUEUED, RUNNING, COMPLETED, ERRORED, CANCELED = (
     background.QUEUED,
@@ -177,7 +178,7 @@ class LocalFuture(JobFuture):
     """A pipeline run under kfp.local in a background process of its own.
 
     Args:
-        folder: the job's folder (see `pipelines.background`).
+        folder: the job's folder (see `pipelines.local.background`).
     """
 
     def __init__(self, folder: background.JobFolder):
@@ -237,7 +238,7 @@ class KFPFuture(JobFuture):
     """A run on a Kubeflow Pipelines cluster.
 
     Its outcome is read from MLflow, where each step's job recorded a run tagged with the KFP
-    run id (see `pipelines.outcomes.from_mlflow`).
+    run id (see `pipelines.common.outcomes.from_mlflow`).
 
     Args:
         client: a connected `kfp.Client`.
@@ -275,19 +276,19 @@ class KFPFuture(JobFuture):
 
     def _find_pipeline(self) -> str:
         """The pipeline a run runs, from the display name of its pipeline version."""
-        from pipelines import compilation
+        from pipelines.dags import catalog
 
         run = self._run()
         reference = run.pipeline_version_reference
         name = ""
         if reference is not None and reference.pipeline_id:
             name = self.client.get_pipeline(reference.pipeline_id).display_name or ""
-        for known in compilation.NAMES:
+        for known in catalog.NAMES:
             if name == known or (run.display_name or "").startswith(f"{known}-"):
                 return known
         raise FutureNotFound(
             f"KFP run {self.run_id} is not a run of this project's pipelines "
-            f"({', '.join(compilation.NAMES)})"
+            f"({', '.join(catalog.NAMES)})"
         )
 
     def status(self) -> JobStatus:

@@ -12,7 +12,7 @@ import pathlib
 import shutil
 import typing as T
 
-from pipelines.console import Console, Step, failure_of
+from pipelines.local.console import Console, Step, failure_of
 
 # Read by the steps (components.io.parents), which record them on the run's MLflow parent run.
 PARAMETERS_VARIABLE = "LIFECYCLE_PIPELINE_PARAMETERS"
@@ -35,7 +35,7 @@ def run_local(
     """Run a pipeline under kfp.local's SubprocessRunner in this Python environment.
 
     Each step's whole output goes to `<run>/<task>/output.log`; what is printed is the
-    console's to say (default: one line per step as it ends, see `pipelines.console`).
+    console's to say (default: one line per step as it ends, see `pipelines.local.console`).
 
     Args:
         name: training, inference or lifecycle.
@@ -50,7 +50,7 @@ def run_local(
     from kfp import local
 
     from components.io import services
-    from pipelines import compilation
+    from pipelines.dags import catalog
 
     # Every step runs in a subprocess that inherits this environment, so they share one store.
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri or services.default_tracking_uri()
@@ -72,7 +72,7 @@ def run_local(
         raise_on_error=True,  # the exit step still runs first, then the failure is raised
     )
     # Retries are for a cluster's passing failures; here they would only repeat an error.
-    pipeline = compilation.build(name, gpu=False, retries=False)
+    pipeline = catalog.build(name, gpu=False, retries=False)
     # The run's parameters, defaults included, for the steps' MLflow parent run.
     declared = {key: spec.default for key, spec in pipeline.component_spec.inputs.items()}
     os.environ[PARAMETERS_VARIABLE] = json.dumps({**declared, **(params or {})}, default=str)
@@ -153,7 +153,7 @@ def print_outputs(run_dir: pathlib.Path) -> dict[str, pathlib.Path]:
     Returns:
         The printed paths, by `task/artifact`.
     """
-    from pipelines import outcomes
+    from pipelines.common import outcomes
 
     found = outputs(run_dir)
     # Outputs of one run may belong to two versions: a candidate refused, a Champion serving.
@@ -185,7 +185,7 @@ def closing(
         seconds: its wall time.
         uri: the MLflow store (credentials masked), for the advice on MLflow's failures.
     """
-    from pipelines import outcomes
+    from pipelines.common import outcomes
 
     if succeeded:
         try:

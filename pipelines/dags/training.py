@@ -7,9 +7,12 @@ from kfp.dsl import PipelineTask
 from kfp.dsl.graph_component import GraphComponent
 
 import components as c
-from pipelines.settings import Settings
+from pipelines.dags import defaults
+from pipelines.dags.descriptions import described
+from pipelines.dags.settings import Settings
 
-DEFAULT_EXPERIMENT = "model-lifecycle"
+# What runs with the version a training leaves served: given its version (a placeholder).
+Serve = T.Callable[[T.Any], T.Any]
 
 
 def add_training(settings: Settings, **params) -> tuple[PipelineTask, PipelineTask]:
@@ -68,7 +71,7 @@ def add_promotion(settings: Settings, train: PipelineTask, **params) -> Pipeline
         holdout=train.outputs["holdout"],
         target=params["target"],
         tolerance=params["tolerance"],
-        alias="Champion",
+        alias=defaults.ALIAS,
         experiment=experiment,
         run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
     )
@@ -98,6 +101,34 @@ def add_notify(
     return settings.configure(notify, "notify", "Notify Slack")
 
 
+def add_training_and_promotion(
+    settings: Settings, serve: Serve | None = None, **params: T.Any
+) -> tuple[PipelineTask, PipelineTask]:
+    """Add train and evaluate, then promote when the new version passed; return train, evaluate.
+
+    With `serve`, what serves the model comes after: given the version the promotion serves
+    (the new one, or a Champion promoted meanwhile that beat it) when the new version passed,
+    the Champion the evaluation read otherwise; never whatever the alias points to later.
+
+    Args:
+        settings: the cluster settings of the steps.
+        serve: adds the steps that use the served version (the lifecycle's inference); None:
+            the training ends with the promotion.
+        **params: the pipeline's training parameters, by name.
+    """
+    train, evaluate = add_training(settings, **params)
+    # `passed` is evaluate's return value ("Output"): kfp.local (2.17) resolves no other
+    # output name in a condition without an Else branch; a cluster resolves any.
+    with dsl.If(evaluate.outputs["Output"] == True, name="passed"):  # noqa: E712
+        promote = add_promotion(settings, train, **params)
+        if serve is not None:
+            serve(promote.outputs["Output"])
+    if serve is not None:
+        with dsl.Else(name="not-passed"):
+            serve(evaluate.outputs["champion"])
+    return train, evaluate
+
+
 def build(settings: Settings) -> GraphComponent:
     """Build the training pipeline with the given cluster settings.
 
@@ -110,59 +141,33 @@ def build(settings: Settings) -> GraphComponent:
         description="Train a tabular model on any data set, evaluate it against thresholds and "
         "the Champion, and promote it to Champion when it passes. Alerts Slack at the end.",
     )
+    @described()
     def training(
         data: str,
         target: str,
         model_name: str,
-        model_kind: str = "HistGradientBoostingRegressor",
+        model_kind: str = defaults.MODEL_KIND,
         model_params: dict = {},  # noqa: B006 - a KFP parameter default, never mutated
         features: list = [],  # noqa: B006
         categorical: list = [],  # noqa: B006
         exclude: list = [],  # noqa: B006
         time_column: str = "",
-        test_size: float = 0.2,
+        test_size: float = defaults.TEST_SIZE,
         reader: dict = {},  # noqa: B006
         thresholds: dict = {},  # noqa: B006
-        tolerance: float = 0.0,
-        experiment: str = DEFAULT_EXPERIMENT,
+        tolerance: float = defaults.TOLERANCE,
+        experiment: str = defaults.EXPERIMENT,
         ui_base_url: str = "",
     ):
-        """Train, evaluate and promote a model.
-
-        Args:
-            data: Training data: Parquet file or folder, or CSV (local path, s3://, gs://,
-                demo://bike-sharing/hour.parquet for the demo).
-            target: Column to predict.
-            model_name: Registered model name in MLflow; each training adds a version.
-            model_kind: HistGradientBoostingRegressor, HistGradientBoostingClassifier, Ridge or
-                LogisticRegression; the task follows from it.
-            model_params: Estimator parameters, e.g. {"max_iter": 200}.
-            features: Candidate feature columns; empty: every column but the target.
-            categorical: Columns treated as categories even when numeric (codes).
-            exclude: Columns never used as features (ids, timestamps, leaks of the target).
-            time_column: Time column: the holdout is then the latest rows.
-            test_size: Fraction of rows held out for evaluation.
-            reader: Reader options, e.g. {"KIND": "CSVReader", "delimiter": ";"}.
-            thresholds: Metric limits, e.g. {"r2": 0.7}; empty: the task's defaults.
-            tolerance: How much worse than the Champion a new version may be (0.02 = 2%).
-            experiment: MLflow experiment of the steps' runs.
-            ui_base_url: Kubeflow UI base URL for a link in the alert (default: KFP_UI_BASE_URL).
-        """
+        """Train, evaluate and promote a model."""
         exit_task = add_notify(settings, "training", experiment, ui_base_url)
         with dsl.ExitHandler(exit_task, name="training"):
-            train, evaluate = add_training(
+            add_training_and_promotion(
                 settings, data=data, target=target, model_name=model_name, reader=reader,
                 model_kind=model_kind, model_params=model_params, features=features,
                 categorical=categorical, exclude=exclude, time_column=time_column,
                 test_size=test_size, thresholds=thresholds, tolerance=tolerance,
                 experiment=experiment,
             )  # fmt: skip
-            # `passed` is evaluate's return value ("Output"): kfp.local (2.17) resolves no other
-            # output name in a condition without an Else branch; a cluster resolves any.
-            with dsl.If(evaluate.outputs["Output"] == True, name="passed"):  # noqa: E712
-                add_promotion(
-                    settings, train, model_name=model_name, target=target, tolerance=tolerance,
-                    experiment=experiment,
-                )  # fmt: skip
 
     return training

@@ -1,7 +1,7 @@
 """`run NAME --local`: check a pipeline's parameters, run it here, say what it produced.
 
-The argparse side of local runs; the runner itself is `pipelines.local`, the background worker
-that `--detach` starts is `pipelines.background`.
+The argparse side of local runs; the runner itself is `pipelines.local.runner`, the background
+worker that `--detach` starts is `pipelines.local.background`.
 """
 
 from __future__ import annotations
@@ -15,14 +15,17 @@ import time
 import typing as T
 
 from components.utils import secrets
-from pipelines import local
-from pipelines.console import Console
-from pipelines.kfp_client import UsageError, guarded
+from pipelines.cli.guard import guarded
+from pipelines.cli.options import add_parameter_arguments
+from pipelines.common.errors import UsageError
+from pipelines.local import runner
+from pipelines.local.console import Console
 
 
 def detach(name: str, values: dict[str, T.Any], root: pathlib.Path | None) -> int:
     """Start the run in a background process and print its job id alone (for scripts)."""
-    from pipelines import background, futures
+    from pipelines.jobs import futures
+    from pipelines.local import background
 
     if root is not None:
         raise UsageError(
@@ -42,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser: the `run` sub-command parser, made with add_help=False (its --help lists the
             named pipeline's parameters).
     """
-    from pipelines import params
+    from pipelines.checks import params
 
     parser.add_argument("name", help="pipeline: training, inference or lifecycle")
     parser.add_argument(
@@ -50,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run here with kfp.local (required: `submit` runs a pipeline on a cluster)",
     )
-    params.add_arguments(parser, lambda args: (args.name, params.of_pipeline(args.name)))
+    add_parameter_arguments(parser, lambda args: (args.name, params.of_pipeline(args.name)))
     parser.add_argument(
         "--root",
         type=pathlib.Path,
@@ -77,7 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 @guarded
 def run_command(args: argparse.Namespace) -> int:
     """Validate the pipeline and its parameters, run it locally, then say where outputs are."""
-    from pipelines import params, preflight
+    from pipelines.checks import params, preflight
 
     if not args.local:
         raise UsageError(
@@ -102,26 +105,26 @@ def run_command(args: argparse.Namespace) -> int:
         return detach(args.name, values, args.root)
     started = time.monotonic()
     try:
-        ok, run_dir = local.run_local(args.name, values, args.root, console=console)
+        ok, run_dir = runner.run_local(args.name, values, args.root, console=console)
     except BaseException:
         # latest/ shows one run: an earlier run's files must not pass for this one's.
-        shutil.rmtree((args.root or local.default_root()) / local.LATEST, ignore_errors=True)
+        shutil.rmtree((args.root or runner.default_root()) / runner.LATEST, ignore_errors=True)
         raise
     seconds = time.monotonic() - started
     print(f"\nOutputs in {run_dir}; this run's key outputs:")
-    if not local.print_outputs(run_dir):
+    if not runner.print_outputs(run_dir):
         print("  none: no step that writes one ran to its end")
     # Shown, never with its credentials: this output ends up in terminals and CI logs.
     uri = secrets.redact(os.environ["MLFLOW_TRACKING_URI"])
     model = values.get("model_name", getattr(parameters.get("model_name"), "default", None))
     # Named only when registered: a run that failed before registering it leaves none.
-    models = f"Models > {model}" if model and local.registered(model, console.steps) else "Models"
+    models = f"Models > {model}" if model and runner.registered(model, console.steps) else "Models"
     if uri.startswith(("http://", "https://")):
         print(f"MLflow UI: {uri} ({models})")
     else:
         mlflow = pathlib.Path(sys.executable).parent / "mlflow"
         ui = f"{mlflow} ui --backend-store-uri {uri}"
         print(f"MLflow UI: {ui}, then http://127.0.0.1:5000 ({models})")
-    for line in local.closing(args.name, ok, run_dir, console.steps, seconds, uri):
+    for line in runner.closing(args.name, ok, run_dir, console.steps, seconds, uri):
         print(line)
     return 0 if ok else 1

@@ -2,41 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
-import os
 import pathlib
-import typing as T
 
 import yaml
 from kfp import compiler
 from kfp.compiler.compiler_utils import KubernetesManifestOptions
 
-COMPILED = pathlib.Path(__file__).parent / "compiled"
-MANIFESTS = pathlib.Path(__file__).parents[1] / "manifests" / "base" / "pipelines"
-NAMES = ("training", "inference", "lifecycle", "monitoring")
+from pipelines.dags.catalog import COMPILED, NAMES, build
+
+MANIFESTS = pathlib.Path(__file__).parents[2] / "manifests" / "base" / "pipelines"
 MANIFEST_NAMESPACE = "kubeflow"  # where KFP's API server watches Pipeline objects
 IMAGES_CONFIGURATION = "images.yaml"
 EXECUTOR_IMAGE_PATH = "spec/pipelineSpec/deploymentSpec/executors/{executor}/container/image"
-
-
-def build(name: str, gpu: bool = True, retries: bool = True) -> T.Any:
-    """Build one pipeline by name with the default cluster settings (GPU, retries on or off)."""
-    # Imported here: the components read the image setting when they are first imported.
-    from pipelines import inference, lifecycle, monitoring, training
-    from pipelines.settings import Settings
-
-    builders = {
-        "training": training.build,
-        "inference": inference.build,
-        "lifecycle": lifecycle.build,
-        "monitoring": monitoring.build,
-    }
-    if name not in builders:
-        raise SystemExit(f"unknown pipeline '{name}'; pipelines: {', '.join(NAMES)}")
-    settings = Settings(gpu=gpu, pipeline=name)
-    if not retries:
-        settings = settings.model_copy(update={"retries": {}})
-    return builders[name](settings)
 
 
 def compile_all(
@@ -111,24 +88,3 @@ def _version() -> str:
     from importlib.metadata import version
 
     return version("kfp-model-lifecycle").replace(".", "-")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """`compile [--no-gpu] [--image IMAGE] [--out DIR] [--no-manifests]`."""
-    parser.add_argument("--no-gpu", action="store_true", help="no GPU scheduling (kind, CPU)")
-    parser.add_argument("--image", help="component image (default: LIFECYCLE_IMAGE or built-in)")
-    parser.add_argument("--out", type=pathlib.Path, default=COMPILED, help="output folder")
-    parser.add_argument(
-        "--no-manifests", action="store_true", help="skip the Kubernetes-native manifests"
-    )
-    parser.set_defaults(handler=compile_command)
-
-
-def compile_command(args: argparse.Namespace) -> int:
-    """Compile every pipeline (and its manifests) and print the files written."""
-    if args.image:
-        os.environ["LIFECYCLE_IMAGE"] = args.image
-    manifests = None if args.no_manifests or args.out != COMPILED else MANIFESTS
-    for path in compile_all(args.out, manifests, gpu=not args.no_gpu):
-        print(f"wrote {path}")
-    return 0

@@ -23,7 +23,7 @@ import typing as T
 import warnings
 
 from components.io import alerts, retraining
-from pipelines import warm
+from pipelines.local import warm
 
 # Each step's whole output (what kfp.local would have printed), beside its outputs.
 STEP_OUTPUT = "output.log"
@@ -79,7 +79,7 @@ class Console:
         self.steps: list[Step] = []
         # kfp.local's own report of the tasks, kept for a quiet run's `orchestrator.log`.
         self.chatter = io.StringIO()
-        # The next step's interpreter, started ahead while the pipeline runs (pipelines.warm).
+        # The next step's interpreter, started ahead while the pipeline runs (pipelines.local.warm).
         self.interpreters: warm.Interpreters | None = None
 
     @contextlib.contextmanager
@@ -108,7 +108,7 @@ class Console:
             self.close_interpreters()
 
     def start_interpreters(self) -> None:
-        """Have the first step's interpreter import its libraries now (see pipelines.warm).
+        """Have the first step's interpreter import its libraries now (see pipelines.local.warm).
 
         Called before the pipeline starts (while its parameters are checked) or when it
         starts; `LIFECYCLE_WARM_STEPS=0` leaves every step to start its own.

@@ -1,12 +1,16 @@
 """Pipeline `inference`: predict with the Champion (in one pod or sharded), explain, one alert."""
 
+import typing as T
+
 from kfp import dsl
 from kfp.dsl import PipelineTask
 from kfp.dsl.graph_component import GraphComponent
 
 import components as c
-from pipelines.settings import Settings
-from pipelines.training import DEFAULT_EXPERIMENT, add_notify
+from pipelines.dags import defaults
+from pipelines.dags.descriptions import described
+from pipelines.dags.settings import Settings
+from pipelines.dags.training import add_notify
 
 
 def add_inference(settings: Settings, **params) -> tuple[PipelineTask, PipelineTask]:
@@ -36,9 +40,10 @@ def add_inference(settings: Settings, **params) -> tuple[PipelineTask, PipelineT
         probabilities=params["probabilities"],
         drift_policy=params["drift_policy"],
         drift_thresholds=params["drift_thresholds"],
-        challenger=params.get("challenger", ""),
-        challenger_tolerance=params.get("challenger_tolerance", 0.0),
-        performance_tolerance=params.get("performance_tolerance", 0.1),
+        # The lifecycle has no shadow scoring: these take the pipelines' defaults there.
+        challenger=params.get("challenger", defaults.CHALLENGER),
+        challenger_tolerance=params.get("challenger_tolerance", defaults.CHALLENGER_TOLERANCE),
+        performance_tolerance=params.get("performance_tolerance", defaults.PERFORMANCE_TOLERANCE),
     )
     settings.configure(predict, "predict", "Batch predictions")
     explain = c.explain(**common, max_samples=params["max_samples"]).after(predict)
@@ -95,7 +100,7 @@ def add_sharded_inference(settings: Settings, **params) -> tuple[PipelineTask, P
         reports=dsl.Collected(part.outputs["Output"]),
         drift_policy=params["drift_policy"],
         drift_thresholds=params["drift_thresholds"],
-        performance_tolerance=params.get("performance_tolerance", 0.1),
+        performance_tolerance=params["performance_tolerance"],
         **common,
     )
     settings.configure(publish, "publish", "Publish the predictions")
@@ -104,6 +109,19 @@ def add_sharded_inference(settings: Settings, **params) -> tuple[PipelineTask, P
     ).after(publish)
     settings.configure(explain, "explain", "SHAP explanations")
     return publish, explain
+
+
+def add_one_pod_or_sharded_inference(settings: Settings, **params: T.Any) -> None:
+    """Add the inference in one pod when `shards` is 1, else sharded over `shards` pods.
+
+    Args:
+        settings: the cluster settings of the steps.
+        **params: the pipeline's inference parameters, by name, and `shards`.
+    """
+    with dsl.If(params["shards"] == 1, name="one-pod"):
+        add_inference(settings, **params)
+    with dsl.Else(name="sharded"):
+        add_sharded_inference(settings, **params)
 
 
 def build(settings: Settings) -> GraphComponent:
@@ -118,88 +136,41 @@ def build(settings: Settings) -> GraphComponent:
         description="Batch predictions and SHAP explanations from a model in MLflow "
         "(a registered model's Champion by default). Alerts Slack at the end.",
     )
+    @described(data="rows", model_name="served_model_name")
     def inference(
         data: str,
         model_name: str = "",
-        alias_or_version: str = "Champion",
+        alias_or_version: str = defaults.ALIAS,
         finder: dict = {},  # noqa: B006 - a KFP parameter default, never mutated
         reader: dict = {},  # noqa: B006
         writer: dict = {},  # noqa: B006
-        batch_size: int = 131072,
+        batch_size: int = defaults.BATCH_SIZE,
         passthrough: list = [],  # noqa: B006
         input_schema: str = "",
         probabilities: bool = True,
         allow_unsigned: bool = False,
-        max_samples: int = 1000,
-        shards: int = 1,
-        drift_policy: str = "warn",
+        max_samples: int = defaults.MAX_SAMPLES,
+        shards: int = defaults.SHARDS,
+        drift_policy: str = defaults.DRIFT_POLICY,
         drift_thresholds: dict = {},  # noqa: B006
-        challenger: str = "",
-        challenger_tolerance: float = 0.0,
-        performance_tolerance: float = 0.1,
+        challenger: str = defaults.CHALLENGER,
+        challenger_tolerance: float = defaults.CHALLENGER_TOLERANCE,
+        performance_tolerance: float = defaults.PERFORMANCE_TOLERANCE,
         retraining: dict = {},  # type: ignore[type-arg]  # noqa: B006
-        experiment: str = DEFAULT_EXPERIMENT,
+        experiment: str = defaults.EXPERIMENT,
         ui_base_url: str = "",
     ):
-        """Predict and explain.
-
-        Args:
-            data: Rows to predict: Parquet file or folder, or CSV (local path, s3://, gs://,
-                demo://bike-sharing/hour.parquet for the demo), streamed from where it is.
-            model_name: Registered model name in MLflow.
-            alias_or_version: Alias (Champion) or version number of the model.
-            finder: Another way to find the model, by KIND, e.g. {"KIND": "BestRunFinder",
-                "metric": "test_rmse", "mode": "min"} or {"KIND": "UriFinder", "uri": "..."}.
-            reader: Reader options, e.g. {"KIND": "CSVReader", "delimiter": ";", "encoding":
-                "latin-1"}; the format follows the extension when KIND is not given.
-            writer: Predictions format: {"KIND": "ParquetWriter"} (default) or CSVWriter.
-            batch_size: Rows per batch; bounds the memory of predict.
-            passthrough: Input columns copied beside the predictions (ids, timestamps).
-            input_schema: Pandera schema with domain rules: a YAML file or module:NAME.
-            probabilities: Add one probability column per class (classifiers).
-            allow_unsigned: Use a model without a signature (inputs then go unchecked).
-            max_samples: Most rows explained with SHAP.
-            shards: Pods that share the prediction (1: one predict pod). More split the input
-                by Parquet row groups (CSV by file), predict each shard in its own pod, and
-                publish one dataset (a folder with a manifest of the parts) when all succeed.
-            drift_policy: Compare the rows with the model's training profile: warn (report
-                only), fail (also publish nothing when a feature drifted), or off.
-            drift_thresholds: When a feature counts as drifted; defaults {"p_value": 0.05,
-                "test_rows": 1000, "min_rows": 30, "wasserstein": 0.1, "jensen_shannon": 0.1,
-                "psi_warn": 0.1, "psi": 0.25, "missing": 0.1, "out_of_range": 0.05, "unseen": 0.05,
-                "drift_share": 0.0}: up to test_rows values a column is tested (KS, chi-square;
-                p_value for the whole batch), above it a distance decides (Wasserstein,
-                Jensen-Shannon, PSI); missing, out_of_range and unseen are data-quality rules;
-                drift_share: the share of features that must drift for the batch to drift (0: any).
-            challenger: Alias or version of model_name (or a model URI) that scores the same
-                rows for comparison (shadow scoring); the predictions stay the Champion's.
-            challenger_tolerance: A regressor's rows differ when the two predictions differ by
-                more than this; 0: a tenth of the std of the Champion's holdout predictions.
-            performance_tolerance: How much worse than its holdout's the model's performance
-                may be estimated (relative; the whole 95% band past it) before the batch counts
-                as degraded: reported under drift_policy=warn, refused under fail.
-            retraining: Retrain when it matters ({}: off), e.g. {"period_hours": 24,
-                "parameters": {"data": "s3://bucket/labelled/", "target": "cnt"}}: when a step
-                found what "on" names (drift, performance, labels; default all three), the alert
-                step starts the training pipeline with "parameters" through "trainer"
-                ({"type": "LocalTrainer"} by default, or KFPTrainer), at most once per period.
-            experiment: MLflow experiment of the steps' runs.
-            ui_base_url: Kubeflow UI base URL for a link in the alert (default: KFP_UI_BASE_URL).
-        """
+        """Predict and explain."""
         exit_task = add_notify(settings, "inference", experiment, ui_base_url, retraining)
         with dsl.ExitHandler(exit_task, name="inference"):
-            inference = dict(
-                data=data, model_name=model_name, alias_or_version=alias_or_version,
+            add_one_pod_or_sharded_inference(
+                settings, data=data, model_name=model_name, alias_or_version=alias_or_version,
                 finder=finder, reader=reader, writer=writer, batch_size=batch_size,
                 passthrough=passthrough, input_schema=input_schema, probabilities=probabilities,
-                allow_unsigned=allow_unsigned, max_samples=max_samples, experiment=experiment,
+                allow_unsigned=allow_unsigned, max_samples=max_samples, shards=shards,
                 drift_policy=drift_policy, drift_thresholds=drift_thresholds,
                 challenger=challenger, challenger_tolerance=challenger_tolerance,
-                performance_tolerance=performance_tolerance,
+                performance_tolerance=performance_tolerance, experiment=experiment,
             )  # fmt: skip
-            with dsl.If(shards == 1, name="one-pod"):
-                add_inference(settings, **inference)
-            with dsl.Else(name="sharded"):
-                add_sharded_inference(settings, shards=shards, **inference)
 
     return inference

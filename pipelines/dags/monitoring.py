@@ -7,8 +7,10 @@ from kfp.dsl import PipelineTask
 from kfp.dsl.graph_component import GraphComponent
 
 import components as c
-from pipelines.settings import Settings
-from pipelines.training import DEFAULT_EXPERIMENT, add_notify
+from pipelines.dags import defaults
+from pipelines.dags.descriptions import described
+from pipelines.dags.settings import Settings
+from pipelines.dags.training import add_notify
 
 
 def add_monitoring(settings: Settings, **params: T.Any) -> PipelineTask:
@@ -51,49 +53,32 @@ def build(settings: Settings) -> GraphComponent:
         "them by period and compare with the version's holdout metrics (and the estimate made "
         "before the labels). Alerts Slack at the end with the headline.",
     )
+    @described(
+        target="truth_target",
+        model_name="monitored_model_name",
+        alias_or_version="lineage_version",
+        time_column="period_column",
+        tolerance="holdout_tolerance",
+    )
     def monitoring(
         predictions_data: str,
         truth_data: str,
         keys: list,  # type: ignore[type-arg]
         target: str,
         model_name: str,
-        alias_or_version: str = "Champion",
+        alias_or_version: str = defaults.ALIAS,
         time_column: str = "",
-        period: str = "D",
-        min_rows: int = 30,
-        tolerance: float = 0.1,
-        policy: str = "warn",
+        period: str = defaults.PERIOD,
+        min_rows: int = defaults.MIN_ROWS,
+        tolerance: float = defaults.MONITORING_TOLERANCE,
+        policy: str = defaults.MONITORING_POLICY,
         predictions_reader: dict = {},  # type: ignore[type-arg]  # noqa: B006 - a KFP default
         truth_reader: dict = {},  # type: ignore[type-arg]  # noqa: B006
         retraining: dict = {},  # type: ignore[type-arg]  # noqa: B006
-        experiment: str = DEFAULT_EXPERIMENT,
+        experiment: str = defaults.EXPERIMENT,
         ui_base_url: str = "",
     ) -> None:
-        """Score predictions against their ground truth and the holdout.
-
-        Args:
-            predictions_data: Predictions: an inference run's output (Parquet file or folder)
-                or any table with the key columns and `prediction` (local path, s3://, gs://).
-            truth_data: Ground truth: the key columns and the target (Parquet or CSV).
-            keys: Columns that identify a row on both sides, e.g. ["instant"].
-            target: The truth's column with the true value.
-            model_name: Registered model name in MLflow that made the predictions.
-            alias_or_version: Version compared with when the predictions' lineage names none.
-            time_column: Predictions' column placing a row in a period; empty: all rows only.
-            period: h (hours), D (days), W (weeks) or M (months).
-            min_rows: A period with fewer labelled rows is counted but not scored.
-            tolerance: How much worse than the holdout a metric may be (0.1 = 10%).
-            policy: warn (report a degradation) or fail (also fail the run).
-            predictions_reader: Reader options of the predictions, e.g. {"KIND": "CSVReader"}.
-            truth_reader: Reader options of the truth, e.g. {"KIND": "CSVReader"}.
-            retraining: Retrain when it matters ({}: off), e.g. {"period_hours": 24,
-                "parameters": {"data": "s3://bucket/labelled/", "target": "cnt"}}: when a step
-                found what "on" names (drift, performance, labels; default all three), the alert
-                step starts the training pipeline with "parameters" through "trainer"
-                ({"type": "LocalTrainer"} by default, or KFPTrainer), at most once per period.
-            experiment: MLflow experiment of the steps' runs.
-            ui_base_url: Kubeflow UI base URL for a link in the alert (default: KFP_UI_BASE_URL).
-        """
+        """Score predictions against their ground truth and the holdout."""
         exit_task = add_notify(settings, "monitoring", experiment, ui_base_url, retraining)
         with dsl.ExitHandler(exit_task, name="monitoring"):
             add_monitoring(

@@ -27,7 +27,7 @@ Without a section, `default` is: the registry's Champion of `parameters.model_na
 flavour loader, and local (kfp.local) trainer and job predictor. The trainers and job predictors
 get the config's `parameters`, each pipeline taking those it declares; a key that no pipeline
 declares is refused when the manager is built. Before a job starts, its pipeline's steps check
-every value as they will when they run (`pipelines.preflight`): a bad one starts nothing.
+every value as they will when they run (`pipelines.checks.preflight`): a bad one starts nothing.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ import typing as T
 
 from components.io import registries
 from components.utils import factories
-from pipelines import backends, futures, params
+from pipelines.checks import params
+from pipelines.jobs import backends, futures
 
 DEFAULT = "default"
 SECTION = "model_management"
@@ -185,7 +186,7 @@ class ModelManager:
         Returns:
             The model found (version, URI) and the loaded predictor.
         """
-        from pipelines import outcomes
+        from pipelines.common import outcomes
 
         # The same store as the runs: $MLFLOW_TRACKING_URI, else the local one (never ./mlflow.db).
         uri = outcomes.tracking_uri()

@@ -1,0 +1,1 @@
+"""Checks before a run: parameters (types, config files) and every step's own check (preflight)."""

@@ -1,0 +1,1 @@
+"""The KFP cluster: the API client, compilation, submitted runs and recurring runs."""

@@ -1,0 +1,20 @@
+"""The defaults the pipelines share, written once: their signatures and builders take them here."""
+
+EXPERIMENT = "model-lifecycle"
+MODEL_KIND = "HistGradientBoostingRegressor"
+TEST_SIZE = 0.2
+# How much worse than the Champion a new version may be; the promotion compares with it too.
+TOLERANCE = 0.0
+ALIAS = "Champion"  # the alias promote sets, and the one inference serves by default
+BATCH_SIZE = 131072
+MAX_SAMPLES = 1000
+SHARDS = 1
+DRIFT_POLICY = "warn"
+CHALLENGER = ""
+CHALLENGER_TOLERANCE = 0.0
+PERFORMANCE_TOLERANCE = 0.1
+# Monitoring: how much worse than the holdout a realized metric may be, scored by period.
+MONITORING_TOLERANCE = 0.1
+PERIOD = "D"
+MIN_ROWS = 30
+MONITORING_POLICY = "warn"

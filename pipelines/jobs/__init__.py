@@ -1,0 +1,1 @@
+"""Job handles: futures, the trainer and job predictor backends, the model manager."""
