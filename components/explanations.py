@@ -22,7 +22,7 @@ def explain(
     alias_or_version: str = "Champion",
     finder: Optional[dict] = None,
     reader: Optional[dict] = None,
-    explainer: Optional[dict] = None,
+    explainer: Optional[dict] = None,  # type: ignore[type-arg]
     max_samples: int = 1000,
     passthrough: Optional[list] = None,
     input_schema: str = "",

@@ -1,10 +1,10 @@
 """Each step's inputs mapped to its job's fields, once: by its component, and before the run.
 
 A component calls its step's function with its parameters and artifacts, then builds and runs the
-job from what it returns (`components.steps`); `pipelines.preflight` calls the same function with
-the pipeline's parameters and stand-ins for the upstream artifacts, and builds the same job, so
-that a value the step would refuse is refused before anything runs. KFP concerns stop here: the
-jobs get plain fields (integers as integers, configs with their KIND).
+job from what it returns (`components.steps`); `pipelines.checks.preflight` calls the same
+function with the pipeline's parameters and stand-ins for the upstream artifacts, and builds the
+same job, so that a value the step would refuse is refused before anything runs. KFP concerns
+stop here: the jobs get plain fields (integers as integers, configs with their KIND).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def train_fields(
 ) -> dict[str, T.Any]:
     """The TrainingJob fields of a `train` step: its parameters and artifacts, mapped once.
 
-    The arguments are the component's inputs, by name; `pipelines.preflight` builds the job
+    The arguments are the component's inputs, by name; `pipelines.checks.preflight` builds the job
     from them before the pipeline starts, with stand-ins for the artifacts.
 
     Raises:
@@ -68,7 +68,7 @@ def evaluate_fields(
 ) -> dict[str, T.Any]:
     """The EvaluationJob fields of an `evaluate` step: its parameters and artifacts, mapped once.
 
-    The arguments are the component's inputs, by name; `pipelines.preflight` builds the job
+    The arguments are the component's inputs, by name; `pipelines.checks.preflight` builds the job
     from them before the pipeline starts, with stand-ins for the artifacts.
 
     Raises:
@@ -98,7 +98,7 @@ def promote_fields(
 ) -> dict[str, T.Any]:
     """The PromotionJob fields of a `promote` step: its parameters and artifacts, mapped once.
 
-    The arguments are the component's inputs, by name; `pipelines.preflight` builds the job
+    The arguments are the component's inputs, by name; `pipelines.checks.preflight` builds the job
     from them before the pipeline starts, with stand-ins for the artifacts.
     """
     return {
@@ -128,7 +128,8 @@ def predict_shard_fields(
     """The InferenceJob fields of a `predict_shard` step: its parameters and plan, mapped once.
 
     The arguments are the component's inputs, by name, with `the_plan` read from its `plan`;
-    `pipelines.preflight` builds the job from them before the pipeline starts, with stand-ins.
+    `pipelines.checks.preflight` builds the job from them before the pipeline starts, with
+    stand-ins.
 
     Raises:
         ValueError: the plan has no such shard.
@@ -174,7 +175,7 @@ def predict_fields(
 ) -> dict[str, T.Any]:
     """The InferenceJob fields of a `predict` step: its parameters and artifacts, mapped once.
 
-    The arguments are the component's inputs, by name; `pipelines.preflight` builds the job
+    The arguments are the component's inputs, by name; `pipelines.checks.preflight` builds the job
     from them before the pipeline starts, with stand-ins for the artifacts.
 
     Raises:
@@ -219,7 +220,7 @@ def plan_shards_fields(
 ) -> dict[str, T.Any]:
     """The PlanningJob fields of a `plan_shards` step: its parameters and artifacts, mapped once.
 
-    The arguments are the component's inputs, by name; `pipelines.preflight` builds the job
+    The arguments are the component's inputs, by name; `pipelines.checks.preflight` builds the job
     from them before the pipeline starts, with stand-ins for the artifacts.
 
     Raises:
@@ -252,7 +253,7 @@ def publish_predictions_fields(
     """The PublicationJob fields of a `publish_predictions` step, mapped once.
 
     The arguments are the component's inputs, by name, with `shard_reports` parsed from its
-    `reports`; `pipelines.preflight` builds the job from them before the pipeline starts.
+    `reports`; `pipelines.checks.preflight` builds the job from them before the pipeline starts.
     """
     return {
         "plan": plan.path,
@@ -284,7 +285,7 @@ def explain_fields(
     """The ExplanationsJob fields of an `explain` step: its parameters and artifacts, mapped once.
 
     The arguments are the component's inputs, by name, with `the_plan` read from its `plan`
-    (None without one); `pipelines.preflight` builds the job from them before the pipeline
+    (None without one); `pipelines.checks.preflight` builds the job from them before the pipeline
     starts, with stand-ins.
 
     Raises:
@@ -331,7 +332,7 @@ def monitor_fields(
 ) -> dict[str, T.Any]:
     """The MonitoringJob fields of a `monitor` step: its parameters and artifacts, mapped once.
 
-    The arguments are the component's inputs, by name; `pipelines.preflight` builds the job
+    The arguments are the component's inputs, by name; `pipelines.checks.preflight` builds the job
     from them before the pipeline starts, with stand-ins for the artifacts.
 
     Raises:

@@ -38,7 +38,7 @@ class Alerter(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
 
     A kind declares its secrets (`SECRET_ENVIRONMENT`, `SECRET_PATTERNS`): `secrets.redact`
     masks them in every log line and alert of the process once the class is defined, and the
-    notify step's Kubernetes Secret maps the variables (`pipelines.settings`). A kind says
+    notify step's Kubernetes Secret maps the variables (`pipelines.dags.settings`). A kind says
     whether it is the default for an environment (`chosen_for`).
     """
 
@@ -116,7 +116,8 @@ class ConsoleAlerter(Alerter, frozen=True):
         """Log the alert: an error for a failure, information otherwise.
 
         The line reads `[STATUS] title: message | key=value, ...`: the message's first line is
-        the step's headline that a local run prints (see `pipelines.console`), the facts follow.
+        the step's headline that a local run prints (see `pipelines.local.console`), the facts
+        follow.
         """
         facts = ", ".join(f"{key}={value}" for key, value in (fields or {}).items())
         level = logging.ERROR if status == "FAILED" else logging.INFO
@@ -459,7 +460,7 @@ def secret_environment(
 ) -> tuple[str, ...]:
     """The environment variables that hold the alerters' secrets, each once, in order.
 
-    What the notify step's Kubernetes Secret maps (`pipelines.settings`).
+    What the notify step's Kubernetes Secret maps (`pipelines.dags.settings`).
 
     Args:
         kinds: the alerter classes; the registered kinds if None.

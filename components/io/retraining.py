@@ -16,11 +16,11 @@ An opt-in policy, read by the pipeline's exit step once every other step has end
   of the start (which run, when, why, which job) until the period is over; a claim whose start
   failed is removed, so that a later run may try again. (As with the parent runs, this holds while
   an MLflow call and the skew between the steps' clocks stay under `SETTLE_SECONDS`.)
-- **The trainer** is one of the trainer backends (`pipelines.backends.TRAINERS`: `LocalTrainer`, a
-  background kfp.local run on this machine; `KFPTrainer`, a run on the cluster), or a user's
-  subclass by import path. A step loads it by name only when the policy fires, as any strategy
-  given by import path is loaded. The training pipeline gets `parameters`, with the served model's
-  name and the run's experiment unless they are given.
+- **The trainer** is one of the trainer backends (`pipelines.jobs.backends.TRAINERS`:
+  `LocalTrainer`, a background kfp.local run on this machine; `KFPTrainer`, a run on the
+  cluster), or a user's subclass by import path. A step loads it by name only when the policy
+  fires, as any strategy given by import path is loaded. The training pipeline gets
+  `parameters`, with the served model's name and the run's experiment unless they are given.
 
 Nothing here fails the step: every outcome, a refusal to start included, is one line of the alert.
 """
@@ -126,7 +126,7 @@ class TrainingNotStarted(RuntimeError):
 def start_training(trainer: T.Mapping[str, T.Any], values: T.Mapping[str, T.Any]) -> str:
     """Start the training pipeline through a trainer backend; return the job's id.
 
-    The backends run in an interpreter of their own (`python -m pipelines.backends`): a step's
+    The backends run in an interpreter of their own (`python -m pipelines.jobs.backends`): a step's
     interpreter runs KFP's executor, which leaves the kfp compiler they need unimported.
 
     Raises:

@@ -175,7 +175,8 @@ class LoggerService(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
             sys.excepthook = _logging_excepthook(sys.excepthook)
 
 
-# Marks a long step's progress lines: a local run shows them even when quiet (pipelines.console).
+# Marks a long step's progress lines: a local run shows them even when quiet
+# (pipelines.local.console).
 PROGRESS_MARK = "[PROGRESS]"
 
 

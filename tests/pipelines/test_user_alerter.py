@@ -16,8 +16,8 @@ import pytest
 import yaml
 from kfp import compiler, dsl
 
-from pipelines.local import run_local
-from pipelines.settings import Settings
+from pipelines.dags.settings import Settings
+from pipelines.local.runner import run_local
 from tests.conftest import BIKE_PARQUET
 from tests.io.slack_server import SlackWebhookServer
 from tests.pipelines.test_local_runs import environment, unique  # noqa: F401 - a fixture
