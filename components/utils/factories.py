@@ -105,15 +105,15 @@ class Factory(T.Generic[Base]):
             raise FactoryError(f"unknown {self.role} type {kind!r}{hint}; {self.allowed()}")
         module_name, _, name = kind.partition(":")
         try:
-            found = getattr(importlib.import_module(module_name), name)
-        except ImportError as error:
+            module = importlib.import_module(module_name)
+        except Exception as error:  # a user's module may fail to import in any way
+            cause = str(error) if isinstance(error, ImportError) else _described(error)
             raise FactoryError(
-                f"{self.role} type {kind!r}: cannot import module {module_name!r} ({error})"
+                f"{self.role} type {kind!r}: cannot import module {module_name!r} ({cause})"
             ) from None
-        except AttributeError:
-            raise FactoryError(
-                f"{self.role} type {kind!r}: module {module_name!r} has no {name!r}"
-            ) from None
+        found = getattr(module, name, None)
+        if found is None:
+            raise FactoryError(f"{self.role} type {kind!r}: module {module_name!r} has no {name!r}")
         if not isinstance(found, type) or not issubclass(found, self.base):
             raise FactoryError(
                 f"{self.role} type {kind!r} is not a subclass of {qualified(self.base)}; "
@@ -201,6 +201,11 @@ def _open(cls: type[pdt.BaseModel]) -> bool:
     """Whether a class takes any KIND (a user's class that declares none of its own)."""
     field = cls.model_fields.get("KIND")
     return field is not None and not isinstance(field.default, str)
+
+
+def _described(error: BaseException) -> str:
+    """An error as `Type: message`, on one line."""
+    return f"{type(error).__name__}: {' '.join(str(error).split())}"
 
 
 def qualified(cls: type) -> str:

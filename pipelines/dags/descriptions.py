@@ -15,7 +15,7 @@ import inspect
 import json
 import typing as T
 
-from components.core import drift, models
+from components.core import drift, explainers, models
 from components.io import datasets, registries, retraining
 from components.utils import factories
 
@@ -73,6 +73,9 @@ PIECES: dict[str, str] = {
     "input_schema": "Pandera schema with domain rules: a YAML file or module:NAME.",
     "probabilities": "Add one probability column per class (classifiers).",
     "allow_unsigned": "Use a model without a signature (inputs then go unchecked).",
+    "explainer": f'How to explain: {{"KIND": KIND, ...its options}}, KIND '
+    f"{explainers.EXPLAINERS.listing()}; empty: the one chosen for the model's estimator "
+    f"(Tree SHAP for tree ensembles, else {_fallback(explainers.EXPLAINERS)}).",
     "max_samples": "Most rows explained with SHAP.",
     "shards": "Pods that share the prediction (1: one predict pod). More split the input by "
     "Parquet row groups (CSV by file), predict each shard in its own pod, and publish one "

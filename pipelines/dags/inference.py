@@ -46,7 +46,9 @@ def add_inference(settings: Settings, **params) -> tuple[PipelineTask, PipelineT
         performance_tolerance=params.get("performance_tolerance", defaults.PERFORMANCE_TOLERANCE),
     )
     settings.configure(predict, "predict", "Batch predictions")
-    explain = c.explain(**common, max_samples=params["max_samples"]).after(predict)
+    explain = c.explain(
+        **common, explainer=params["explainer"], max_samples=params["max_samples"]
+    ).after(predict)
     settings.configure(explain, "explain", "SHAP explanations")
     return predict, explain
 
@@ -105,8 +107,9 @@ def add_sharded_inference(settings: Settings, **params) -> tuple[PipelineTask, P
     )
     settings.configure(publish, "publish", "Publish the predictions")
     explain = c.explain(
-        plan=plan.outputs["plan"], max_samples=params["max_samples"], **checks, **common
-    ).after(publish)
+        plan=plan.outputs["plan"], explainer=params["explainer"],
+        max_samples=params["max_samples"], **checks, **common,
+    ).after(publish)  # fmt: skip
     settings.configure(explain, "explain", "SHAP explanations")
     return publish, explain
 
@@ -149,6 +152,7 @@ def build(settings: Settings) -> GraphComponent:
         input_schema: str = "",
         probabilities: bool = True,
         allow_unsigned: bool = False,
+        explainer: dict = {},  # noqa: B006
         max_samples: int = defaults.MAX_SAMPLES,
         shards: int = defaults.SHARDS,
         drift_policy: str = defaults.DRIFT_POLICY,
@@ -167,7 +171,8 @@ def build(settings: Settings) -> GraphComponent:
                 settings, data=data, model_name=model_name, alias_or_version=alias_or_version,
                 finder=finder, reader=reader, writer=writer, batch_size=batch_size,
                 passthrough=passthrough, input_schema=input_schema, probabilities=probabilities,
-                allow_unsigned=allow_unsigned, max_samples=max_samples, shards=shards,
+                allow_unsigned=allow_unsigned, explainer=explainer, max_samples=max_samples,
+                shards=shards,
                 drift_policy=drift_policy, drift_thresholds=drift_thresholds,
                 challenger=challenger, challenger_tolerance=challenger_tolerance,
                 performance_tolerance=performance_tolerance, experiment=experiment,

@@ -47,6 +47,7 @@ def build(settings: Settings) -> GraphComponent:
         input_schema: str = "",
         probabilities: bool = True,
         allow_unsigned: bool = False,
+        explainer: dict = {},  # noqa: B006
         max_samples: int = defaults.MAX_SAMPLES,
         drift_policy: str = defaults.DRIFT_POLICY,
         drift_thresholds: dict = {},  # noqa: B006
@@ -62,7 +63,8 @@ def build(settings: Settings) -> GraphComponent:
                 settings, data=inference_data, model_name=model_name, alias_or_version=version,
                 finder=finder, reader=reader, writer=writer, batch_size=batch_size,
                 passthrough=passthrough, input_schema=input_schema, probabilities=probabilities,
-                allow_unsigned=allow_unsigned, max_samples=max_samples, experiment=experiment,
+                allow_unsigned=allow_unsigned, explainer=explainer, max_samples=max_samples,
+                experiment=experiment,
                 drift_policy=drift_policy, drift_thresholds=drift_thresholds,
                 performance_tolerance=performance_tolerance,
             )  # fmt: skip

@@ -564,7 +564,7 @@ def test_a_write_removes_what_a_killed_writer_left_behind(tmp_path):
     ]
 
 
-USER_READER = "tests.pipelines.user_kinds:JsonLinesReader"
+USER_READER = "tests.user_datasets:JsonLinesReader"
 
 
 def test_a_users_reader_by_import_path_reads_its_format(tmp_path):

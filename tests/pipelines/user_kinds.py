@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import typing as T
 
-import pyarrow.dataset as pads
 import pydantic as pdt
 from mlflow.tracking import MlflowClient
 
 from components.core.results import ModelRef
-from components.io import datasets, registries
+from components.io import registries
 from pipelines.jobs import backends, futures
 
 
@@ -53,39 +51,3 @@ class RecordingTrainer(backends.LocalBackend, backends.Trainer, frozen=True):
 
     def _start(self, pipeline: str, values: dict[str, T.Any]) -> futures.JobFuture:
         raise NotImplementedError(f"{self.label} would start {pipeline} with {sorted(values)}")
-
-
-class JsonLinesReader(datasets.Reader, frozen=True):
-    """JSON Lines, one record per line: pyarrow reads the format. No KIND: it keeps its path."""
-
-    EXTENSIONS: T.ClassVar[tuple[str, ...]] = (".jsonl",)
-
-    def format(self) -> pads.FileFormat:
-        """pyarrow's JSON format."""
-        return pads.JsonFileFormat()
-
-
-class JsonLinesWriter(datasets.Writer, frozen=True):
-    """JSON Lines out, one record per row; no metadata kept. No KIND: it keeps its path."""
-
-    EXTENSIONS: T.ClassVar[tuple[str, ...]] = (".jsonl",)
-
-    def sink(self, stream: T.Any, schema: T.Any) -> datasets.Sink:
-        """Each batch's rows as JSON objects, one per line."""
-        return _JsonLinesSink(stream)
-
-    def read_metadata(self) -> dict[str, str]:
-        """JSON Lines has nowhere to keep metadata."""
-        return {}
-
-
-class _JsonLinesSink(datasets.Sink):
-    def __init__(self, stream: T.Any):
-        self.stream = stream
-
-    def write(self, data: T.Any) -> None:
-        for row in datasets.to_table(data).to_pylist():
-            self.stream.write((json.dumps(row, default=str) + "\n").encode())
-
-    def close(self) -> None:
-        """The writer closes the stream it opened."""

@@ -104,6 +104,12 @@ def test_a_users_trainer_is_built_and_gets_its_options():
             "finder type 'no_such_package.finders:Mine': cannot import module "
             "'no_such_package.finders'",
         ),
+        (  # the module's own error, not "has no": the class may well be there
+            {"type": "tests.broken_kinds:Mine"},
+            "finder type 'tests.broken_kinds:Mine': cannot import module 'tests.broken_kinds' "
+            "(AttributeError: partially initialized module 'kfp.dsl' has no attribute "
+            "'Pipeline')",
+        ),
         (
             {"type": f"{USER}:Missing"},
             f"finder type '{USER}:Missing': module '{USER}' has no 'Missing'",

@@ -1,20 +1,29 @@
-"""A user's alerter, named by LIFECYCLE_ALERTER, carries a real kfp.local run's alert.
+"""A user's own classes, named by their import paths, carry real kfp.local runs end to end.
 
-The alerter (`tests/user_alerters.py:WebhookAlerter`) is no project kind: the notify step
-imports it by its path, in its own subprocess, which inherits this process's environment as a
-pod gets it from its Secret and ConfigMap. It posts to a real HTTP server on 127.0.0.1. One
-run, the cheapest there is: an inference whose model is not registered fails in predict at
-once, and the alert must say so. Also here: the cluster settings that give the notify step the
-alerters' secret variables and LIFECYCLE_ALERTER (compiled, not run: no cluster here).
+None of them is a project kind: each step imports it by its path, in its own subprocess, which
+inherits this process's environment as a pod gets it from its Secret and ConfigMap.
+
+- A lifecycle run whose every pluggable part is the user's: their JSON Lines reader (training
+  and inference data) and writer (the predictions), their model kind (a random forest the
+  project does not offer), their explainer, and their alerter (`LIFECYCLE_ALERTER`), which
+  posts to a real HTTP server on 127.0.0.1.
+- The cheapest run there is for the alerter's failure path: an inference whose model is not
+  registered fails in predict at once, and the alert must say so.
+- The cluster settings that give the notify step the alerters' secret variables and
+  LIFECYCLE_ALERTER (compiled, not run: no cluster here).
 """
 
 # No `from __future__ import annotations`: KFP reads the test pipeline's annotations as types.
+import json
 import logging
 import pathlib
 
+import mlflow
+import pandas as pd
 import pytest
 import yaml
 from kfp import compiler, dsl
+from mlflow import MlflowClient
 
 from pipelines.dags.settings import Settings
 from pipelines.local.runner import run_local
@@ -29,6 +38,8 @@ pytestmark = [
 ]
 
 WEBHOOK = "tests.user_alerters:WebhookAlerter"
+USER_KINDS = "tests.user_datasets"
+TRAINING_ROWS, INFERENCE_ROWS, EXPLAINED = 3_000, 500, 20
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +51,66 @@ def webhook(environment):  # noqa: F811 - the fixture
         yield server
 
 
+def test_a_lifecycle_runs_on_the_users_reader_writer_model_explainer_and_alerter(
+    webhook, mlflow_server, tmp_path
+):
+    webhook.reset()
+    bike = pd.read_parquet(BIKE_PARQUET).drop(columns=["dteday"])
+    training, rows = tmp_path / "training.jsonl", tmp_path / "rows.jsonl"
+    bike.head(TRAINING_ROWS).to_json(training, orient="records", lines=True)
+    bike.iloc[TRAINING_ROWS : TRAINING_ROWS + INFERENCE_ROWS].to_json(
+        rows, orient="records", lines=True
+    )
+    model = unique("users-classes")
+    params = {
+        "data": str(training),
+        "inference_data": str(rows),
+        "target": "cnt",
+        "exclude": ["instant", "casual", "registered"],
+        "categorical": ["season", "weathersit"],
+        "time_column": "instant",
+        "passthrough": ["instant"],
+        "thresholds": {"r2": 0.5},
+        "max_samples": EXPLAINED,
+        "model_name": model,
+        "experiment": unique("users-classes"),
+        # Every pluggable part the user's, by import path:
+        "reader": {"KIND": f"{USER_KINDS}:JsonLinesReader"},
+        "writer": {"KIND": f"{USER_KINDS}:JsonLinesWriter"},
+        "model_kind": "tests.user_models:RandomForestRegressorModel",
+        "explainer": {"KIND": "tests.user_models:OcclusionExplainer"},
+    }
+
+    succeeded, run_dir = run_local("lifecycle", params, root=tmp_path, tracking_uri=mlflow_server)
+
+    assert succeeded
+    # The user's model kind was trained on the rows their reader read, then registered.
+    client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
+    assert client.get_model_version_by_alias(model, "Champion").version == "1"
+    fitted = mlflow.sklearn.load_model(f"models:/{model}/1")
+    assert type(fitted[-1]).__name__ == "RandomForestRegressor"
+    # Their writer wrote the predictions: one JSON object per input row, ids passed through.
+    lines = (run_dir / "predict" / "predictions").read_text().splitlines()
+    predictions = [json.loads(line) for line in lines]
+    assert len(predictions) == INFERENCE_ROWS
+    assert [row["instant"] for row in predictions] == bike["instant"].iloc[
+        TRAINING_ROWS : TRAINING_ROWS + INFERENCE_ROWS
+    ].tolist()
+    assert all(isinstance(row["prediction"], float) for row in predictions)
+    # Their explainer explained the raw columns (Tree SHAP would explain one-hot columns).
+    samples = pd.read_parquet(run_dir / "explain" / "samples_explanations")
+    assert len(samples) == EXPLAINED
+    assert {"shap_hr", "shap_season", "shap_temp"} <= set(samples.columns)
+    assert "shap_season_1" not in samples.columns
+    # Their alerter posted the run's one alert.
+    [request] = webhook.requests
+    assert request.body["title"] == "lifecycle: SUCCEEDED"
+    assert request.body["status"] == "SUCCEEDED"
+    assert f"{model} v1" in json.dumps(request.body)
+
+
 def test_a_users_alerter_named_by_its_path_posts_the_runs_outcome(webhook, mlflow_server, tmp_path):
+    webhook.reset()
     model = unique("no-such-model")
     params = {"data": str(BIKE_PARQUET), "model_name": model, "experiment": unique("alerter")}
 
