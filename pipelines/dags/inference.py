@@ -152,7 +152,7 @@ def build(settings: Settings) -> GraphComponent:
         input_schema: str = "",
         probabilities: bool = True,
         allow_unsigned: bool = False,
-        explainer: dict = {},  # noqa: B006
+        explainer: dict = {},  # type: ignore[type-arg]  # noqa: B006
         max_samples: int = defaults.MAX_SAMPLES,
         shards: int = defaults.SHARDS,
         drift_policy: str = defaults.DRIFT_POLICY,
