@@ -1,6 +1,6 @@
 """Shards: the plan that splits an input between pods, and the manifest that publishes their parts.
 
-A sharded prediction runs in three steps (see `pipelines/inference.py`): a plan lists the
+A sharded prediction runs in three steps (see `pipelines/dags/inference.py`): a plan lists the
 input's pieces (Parquet row groups, CSV files) from metadata alone and splits them into balanced
 shards; one pod per shard predicts its pieces into a part of its own; a last step publishes the
 parts as one dataset by writing a manifest that lists them, once every shard has succeeded.
