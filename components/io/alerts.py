@@ -444,15 +444,8 @@ ALERTERS = factories.Factory(
 )
 
 
-def _coerce(value: T.Any) -> T.Any:
-    """An alerter from its config: a KIND alone, `{type, config}`, a config with a KIND."""
-    if isinstance(value, str):
-        value = {"KIND": value}
-    return ALERTERS.coerce(value)
-
-
 # A job's alerter field: an instance, or a config built by the registry.
-AlerterKind = T.Annotated[pdt.SerializeAsAny[Alerter], pdt.BeforeValidator(_coerce)]
+AlerterKind = T.Annotated[pdt.SerializeAsAny[Alerter], pdt.BeforeValidator(ALERTERS.coerce)]
 
 
 def secret_environment(

@@ -1,10 +1,11 @@
 """Factories: build a strategy (finder, loader, trainer...) by its KIND or a user's own class.
 
 Every pluggable strategy is a pydantic model with a `KIND`. A factory knows the project's kinds
-of one role and builds any of them from a config, in either of two spellings of one thing:
+of one role and builds any of them from a config, in any of three spellings of one thing:
 
     {"KIND": "BestRunFinder", "metric": "test_r2", "mode": "max"}      # a pipeline parameter
     {"type": "BestRunFinder", "config": {"metric": "test_r2", "mode": "max"}}   # a YAML config
+    "PermutationExplainer"                                   # a KIND alone: default options
 
 `KIND` (or `type`) is a registered kind, or the import path of a user's class,
 `package.module:Class`, which must subclass the role's base class. A user's class is built the
@@ -122,11 +123,13 @@ class Factory(T.Generic[Base]):
         return T.cast(type[Base], found)  # a subclass of the role's base, checked above
 
     def coerce(self, value: T.Any) -> T.Any:
-        """Turn a config with a KIND into an instance; leave anything else to pydantic.
+        """Turn a KIND, or a config with one, into an instance; leave anything else to pydantic.
 
         For a field's `BeforeValidator`: field errors of the kind surface as the field's own
         validation errors (`finder.name: Field required`).
         """
+        if isinstance(value, str):  # a KIND alone: the kind with its default options
+            value = {"KIND": value}
         if isinstance(value, T.Mapping):
             spec = dict(value)
             if "KIND" not in spec and set(spec) <= set(SPEC_KEYS) and "type" in spec:

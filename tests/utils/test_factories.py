@@ -193,3 +193,15 @@ def test_listing_names_every_kind_and_the_import_path():
     assert empty.listing() == (
         "the import path package.module:Class of a subclass of components.core.models:Model"
     )
+
+
+def test_a_kind_alone_builds_it_with_its_default_options():
+    """A registered KIND or a user's import path, alone: the kind with its default options."""
+    from components.core import explainers
+
+    adapter = pdt.TypeAdapter(explainers.ExplainerKind)
+    assert adapter.validate_python("PermutationExplainer") == explainers.PermutationExplainer()
+    trainer = backends.TRAINERS.coerce(f"{USER}:RecordingTrainer")
+    assert isinstance(trainer, user_kinds.RecordingTrainer) and trainer.label == "mine"
+    with pytest.raises(pdt.ValidationError, match="unknown explainer type 'Shapley'; allowed: "):
+        adapter.validate_python("Shapley")
