@@ -1,6 +1,6 @@
 """Component `explain`: SHAP explanations of a model from MLflow and of sample rows."""
 
-from typing import Optional
+from typing import Any, Optional
 
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Output
@@ -69,23 +69,19 @@ def explain(
     from components.io import artifacts, shards
     from components.jobs.explanations import ExplanationsJob
 
-    settings = steps.step_settings(experiment, run_id, "explain")
-    the_plan = None
-    if plan is not None:
-        the_plan = steps.guard(ExplanationsJob, settings, lambda: shards.ShardPlan.read(plan.path))
+    def mapping(**inputs: Any) -> dict:  # type: ignore[type-arg]
+        # A sharded prediction's plan, read first: its shards hold the rows, it names the model.
+        the_plan = shards.ShardPlan.read(plan.path) if plan is not None else None
+        return explain_fields(the_plan=the_plan, **inputs)
+
     # The one mapping of this step's inputs to its job, also the pre-run check's.
-    fields = steps.guard(
-        ExplanationsJob,
-        settings,
-        lambda: explain_fields(
-            models_explanations=models_explanations, samples_explanations=samples_explanations,
-            data=data, dataset=dataset, the_plan=the_plan, model_name=model_name,
-            alias_or_version=alias_or_version, finder=finder, reader=reader,
-            explainer=explainer, max_samples=max_samples, passthrough=passthrough,
-            input_schema=input_schema, allow_unsigned=allow_unsigned,
-        ),
+    result = steps.run_step(
+        ExplanationsJob, "explain", experiment, run_id, mapping,
+        models_explanations=models_explanations, samples_explanations=samples_explanations,
+        data=data, dataset=dataset, model_name=model_name, alias_or_version=alias_or_version,
+        finder=finder, reader=reader, explainer=explainer, max_samples=max_samples,
+        passthrough=passthrough, input_schema=input_schema, allow_unsigned=allow_unsigned,
     )  # fmt: skip
-    result = steps.run_job(ExplanationsJob, settings, **fields)
     if result.lineage is not None:  # also shown in the Kubeflow UI beside the artifacts
         models_explanations.metadata.update(result.lineage.metadata())
         samples_explanations.metadata.update(result.lineage.metadata())

@@ -1,6 +1,6 @@
 """Component `publish_predictions`: publish the shards' parts as one dataset, all or nothing."""
 
-from typing import Optional
+from typing import Any, Optional
 
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Output
@@ -54,16 +54,17 @@ def publish_predictions(
     from components.io import artifacts, shards
     from components.jobs.publication import PublicationJob
 
-    settings = steps.step_settings(experiment, run_id, "publish-predictions")
-    parsed = steps.guard(
-        PublicationJob, settings, lambda: [shards.ShardReport.parse(text) for text in reports]
-    )
+    def mapping(**inputs: Any) -> dict:  # type: ignore[type-arg]
+        # Each shard's report, as its step returned it (JSON), read first.
+        parsed = [shards.ShardReport.parse(text) for text in reports]
+        return publish_predictions_fields(shard_reports=parsed, **inputs)
+
     # The one mapping of this step's inputs to its job, also the pre-run check's.
-    fields = publish_predictions_fields(
-        plan=plan, shard_reports=parsed, predictions=predictions, drift_policy=drift_policy,
+    result = steps.run_step(
+        PublicationJob, "publish-predictions", experiment, run_id, mapping,
+        plan=plan, predictions=predictions, drift_policy=drift_policy,
         drift_thresholds=drift_thresholds, performance_tolerance=performance_tolerance,
     )  # fmt: skip
-    result = steps.run_job(PublicationJob, settings, **fields)
     predictions.metadata.update(
         {"rows": result.rows, "shards": result.shards, "model": result.model_ref.describe()}
     )

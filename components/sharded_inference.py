@@ -1,6 +1,6 @@
 """Component `predict_shard`: batch predictions of one shard of a plan, into a part of its own."""
 
-from typing import Optional
+from typing import Any, Optional
 
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Output
@@ -57,20 +57,18 @@ def predict_shard(
     from components.jobs.inference import InferenceJob
 
     shard = int(shard)  # integers may arrive as JSON floats (1.0)
-    settings = steps.step_settings(experiment, run_id, f"predict-shard-{shard}")
-    the_plan = steps.guard(InferenceJob, settings, lambda: shards.ShardPlan.read(plan.path))
+
+    def mapping(**inputs: Any) -> dict:  # type: ignore[type-arg]
+        # The plan, read first: it pins the model and lists this shard's pieces.
+        return predict_shard_fields(the_plan=shards.ShardPlan.read(plan.path), **inputs)
+
     # The one mapping of this step's inputs to its job, also the pre-run check's.
-    fields = steps.guard(
-        InferenceJob,
-        settings,
-        lambda: predict_shard_fields(
-            the_plan=the_plan, shard=shard, part=part, writer=writer, batch_size=batch_size,
-            passthrough=passthrough, input_schema=input_schema, probabilities=probabilities,
-            allow_unsigned=allow_unsigned, drift_policy=drift_policy,
-            challenger_tolerance=challenger_tolerance,
-        ),
+    result = steps.run_step(
+        InferenceJob, f"predict-shard-{shard}", experiment, run_id, mapping,
+        shard=shard, part=part, writer=writer, batch_size=batch_size, passthrough=passthrough,
+        input_schema=input_schema, probabilities=probabilities, allow_unsigned=allow_unsigned,
+        drift_policy=drift_policy, challenger_tolerance=challenger_tolerance,
     )  # fmt: skip
-    result = steps.run_job(InferenceJob, settings, **fields)
     part.metadata.update({"shard": shard, "rows": result.rows})
     if result.lineage is not None:
         part.metadata.update(result.lineage.metadata())
