@@ -200,6 +200,43 @@ def check_signature(frame: pd.DataFrame, signature: ModelSignature | None) -> li
     return violations
 
 
+# The rule a feature holding +inf or -inf breaks: no model scores an infinity meaningfully
+# (trees send it down one branch, linear models give inf or NaN), so it is never predicted
+# silently. Missing values are another matter: every model kind handles those.
+INFINITE = "holds +inf or -inf; replace them with a number, or leave the cells empty (missing)"
+
+
+def check_finite(frame: pd.DataFrame, columns: T.Iterable[str] | None = None) -> list[Violation]:
+    """Count the infinities in each floating-point column (all columns, or those named).
+
+    Args:
+        frame: a batch, normalised or not (numpy, nullable and pyarrow floats are all read).
+        columns: the columns a model reads; None checks every column.
+    """
+    names = frame.columns if columns is None else [c for c in columns if c in frame.columns]
+    violations = []
+    for name in names:
+        series = frame[name]
+        if kind_of(series) != "f":
+            continue
+        values = series.to_numpy(dtype="float64", na_value=np.nan)
+        infinite = int(np.isinf(values).sum())
+        if infinite:
+            violations.append(Violation(str(name), INFINITE, infinite))
+    return violations
+
+
+def refuse_infinite(frame: pd.DataFrame, columns: T.Iterable[str]) -> None:
+    """Raise when a column the model reads holds an infinity, naming each column and row count.
+
+    Raises:
+        ValidationError: one violation per column with infinities.
+    """
+    violations = check_finite(frame, columns)
+    if violations:
+        raise ValidationError(violations, len(frame))
+
+
 def _dtype(series: pd.Series) -> str:
     """A column's type as a person reads it: `str` for text held in object columns."""
     if series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) == "string":
@@ -327,6 +364,7 @@ class Validator:
         # Checked as the model will see it: nullable types and pyarrow strings normalised.
         frame = normalize(frame)
         violations = check_signature(frame, self.signature) + check_schema(frame, self.schema)
+        violations += check_finite(frame, self._features(frame))
         violations += [
             Violation(name, "missing, named as a pass-through column", len(frame))
             for name in self.passthrough
@@ -336,6 +374,13 @@ class Validator:
             self.counts[(violation.column, violation.rule)] += violation.rows
         self.rows += len(frame)
         return not violations
+
+    def _features(self, frame: pd.DataFrame) -> list[str]:
+        """The columns the model reads: its signature's, else all but the pass-through ones."""
+        inputs = self.signature.inputs if self.signature is not None else None
+        if inputs is not None and inputs.has_input_names():
+            return list(inputs.input_names())
+        return [name for name in frame.columns if name not in self.passthrough]
 
     def raise_for_violations(self) -> None:
         """Raise one ValidationError with every broken rule seen so far, or an empty-input error."""

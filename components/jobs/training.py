@@ -139,6 +139,8 @@ class TrainingJob(base.Job, frozen=True):
         found = features.infer(
             data, self.target, self.features, self.categorical, self.exclude, self.time_column
         )
+        # An infinity in a feature or the target would be fitted silently: refused first.
+        schemas.refuse_infinite(data, [*found.columns, self.target])
         # Validated again with its features: a kind's own fields (a user's kind) are kept.
         model = type(self.model).model_validate(
             {**dict(self.model), "numerical": found.numerical, "categorical": found.categorical}

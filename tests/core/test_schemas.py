@@ -306,3 +306,20 @@ def test_a_signature_of_normalized_data_accepts_normalized_batches():
     assert schemas.check_signature(conformed, signature) == []
     enforced = _enforce_schema(conformed, signature.inputs)
     assert list(enforced.columns) == list(frame.columns)
+
+
+def test_infinities_are_counted_per_column_in_every_float_dtype():
+    frame = pd.DataFrame(
+        {
+            "numpy": [1.0, float("inf"), float("nan"), 2.0],
+            "nullable": pd.array([float("-inf"), None, 1.0, float("inf")], dtype="Float64"),
+            "arrow": pd.array([1.0, float("inf"), None, 3.0], dtype="double[pyarrow]"),
+            "ints": [1, 2, 3, 4],
+            "text": ["a", "inf", "b", None],
+        }
+    )
+    found = {v.column: v.rows for v in schemas.check_finite(frame)}
+    assert found == {"numpy": 1, "nullable": 2, "arrow": 1}
+    assert schemas.check_finite(frame, ["ints", "text", "absent"]) == []
+    with pytest.raises(schemas.ValidationError, match=r"column 'nullable': holds \+inf"):
+        schemas.refuse_infinite(frame, ["nullable"])

@@ -594,3 +594,31 @@ def test_the_default_kind_is_asked_of_the_registry_by_extension():
     assert datasets.WRITERS.choose("out.pq").__name__ == "ParquetWriter"
     assert datasets.extension("gs://b/part.Parquet/") == ".parquet"
     assert datasets.extension("data/no_extension") == ""
+
+
+def test_csv_missing_markers_in_text_columns_are_missing_as_pandas_reads_them(tmp_path):
+    path = tmp_path / "markers.csv"
+    path.write_text("city,temp\nOslo,1.5\nNA,2.0\nN/A,NA\nnull,\n,3.0\nNamibia,4.0\n")
+    frame = datasets.CSVReader(path=str(path)).read()
+    expected = pd.read_csv(path)
+    assert frame["city"].isna().tolist() == expected["city"].isna().tolist()
+    assert frame["city"].isna().tolist() == [False, True, True, True, True, False]
+    assert frame["temp"].isna().tolist() == [False, False, True, True, False, False]
+    assert frame["city"].dropna().tolist() == ["Oslo", "Namibia"]
+
+
+def test_csv_reader_markers_are_pandas_defaults():
+    from pandas._libs.parsers import STR_NA_VALUES
+
+    assert sorted(datasets.csv.NULL_VALUES) == sorted(STR_NA_VALUES)
+
+
+def test_csv_reader_can_keep_na_as_text(tmp_path):
+    path = tmp_path / "codes.csv"
+    # "NA" is North America here, not a missing value.
+    path.write_text("continent,n\nNA,1\nEU,2\n,3\n")
+    kept = datasets.CSVReader(path=str(path), strings_can_be_null=False).read()
+    assert kept["continent"].tolist() == ["NA", "EU", ""]
+    only_empty = datasets.CSVReader(path=str(path), null_values=[""]).read()
+    assert only_empty["continent"].isna().tolist() == [False, False, True]
+    assert only_empty["continent"].iloc[0] == "NA"

@@ -201,6 +201,39 @@ def test_missing_input_file(tracking, registered, tmp_path, output, kind):
     assert f"input not found: {source}" in message
 
 
+@JOBS
+def test_infinities_are_refused_with_the_column_and_the_rows(
+    tracking, registered, rows, tmp_path, output, kind
+):
+    rows["windspeed"] = rows["windspeed"].astype("float64")
+    rows.loc[rows.index[[5, 6, 7]], "windspeed"] = float("inf")
+    rows.loc[rows.index[900], "windspeed"] = float("-inf")
+    rows.loc[rows.index[901], "windspeed"] = float("nan")  # missing is fine
+    job = make_job(kind, write(rows, tmp_path), output, registered, input_schema=None)
+    message = fails(job, schemas.ValidationError, output)
+    assert f"column 'windspeed': {schemas.INFINITE} (4 rows)" in message
+    assert "1 rule(s) broken in 1 column(s)" in message
+
+
+def test_training_refuses_infinities_and_registers_nothing(tracking, registered, rows, tmp_path):
+    rows["temp"] = rows["temp"].astype("float64")
+    rows.loc[rows.index[:2], "temp"] = float("-inf")
+    job = training.TrainingJob(
+        inputs=datasets.ParquetReader(path=write(rows, tmp_path)),
+        target="cnt",
+        model=models.HistGradientBoostingRegressorModel(params={"max_iter": 10}),
+        model_name=registered.name,
+        exclude=BIKE_EXCLUDE,
+        categorical=BIKE_CATEGORICAL,
+        **registered.common,
+    )
+    with pytest.raises(schemas.ValidationError) as caught:
+        run(job)
+    assert f"column 'temp': {schemas.INFINITE} (2 rows)" in str(caught.value)
+    client = registered.common["mlflow_service"].client()
+    assert registries.latest_version(client, registered.name) == 1  # nothing registered
+
+
 def test_training_without_the_target_writes_no_holdout(tracking, registered, rows, tmp_path):
     holdout = tmp_path / "holdout"
     holdout.mkdir()

@@ -39,15 +39,27 @@ class CSVReader(Reader, frozen=True):
     Text must decode with the encoding: bytes that do not are refused with the column and row,
     rather than read as a binary column whose raw bytes would be written out again.
 
+    Missing values are read as pandas reads them, in every column, text included: an empty
+    field and the markers in `null_values` (`NA`, `N/A`, `null`, `NaN`, `None`, ...) are
+    missing. pyarrow alone would keep them as text in text columns, so that a model would see
+    "NA" as one more category.
+
     Args:
         delimiter: the one character between values.
         encoding: the files' text encoding (a Python codec name, e.g. "latin-1").
+        null_values: the texts read as missing; None means pandas' markers (`NULL_VALUES`),
+            [] means none (then only numeric and other typed columns have missing values, as
+            empty fields).
+        strings_can_be_null: False keeps the markers as text in text columns (an empty field
+            stays an empty text), for data whose text "NA" means something.
     """
 
     KIND: T.Literal["CSVReader"] = "CSVReader"
     EXTENSIONS: T.ClassVar[tuple[str, ...]] = (".csv",)
     delimiter: str = pdt.Field(default=",", min_length=1, max_length=1)
     encoding: str = "utf-8"
+    null_values: list[str] | None = None
+    strings_can_be_null: bool = True
 
     @pdt.field_validator("encoding")
     @classmethod
@@ -61,7 +73,16 @@ class CSVReader(Reader, frozen=True):
     def format(self) -> pads.FileFormat:
         """CSV with the reader's delimiter and encoding."""
         return pads.CsvFileFormat(
-            read_options=self.read_options(), parse_options=self.parse_options()
+            read_options=self.read_options(),
+            parse_options=self.parse_options(),
+            convert_options=self.convert_options(),
+        )
+
+    def convert_options(self) -> pacsv.ConvertOptions:
+        """The CSV convert options: which texts are missing values, in which columns."""
+        return pacsv.ConvertOptions(
+            null_values=NULL_VALUES if self.null_values is None else self.null_values,
+            strings_can_be_null=self.strings_can_be_null,
         )
 
     def read_options(self) -> pacsv.ReadOptions:
@@ -142,7 +163,12 @@ class CSVReader(Reader, frozen=True):
     def _first_undecodable(self, fragment: pads.Fragment, column: str) -> int | None:
         # The bad value lies in the first block, where pyarrow inferred binary: only that block
         # of that one column is read, as the streaming reader's first batch.
-        options = pacsv.ConvertOptions(include_columns=[column], column_types={column: pa.binary()})
+        options = pacsv.ConvertOptions(
+            include_columns=[column],
+            column_types={column: pa.binary()},
+            null_values=self.convert_options().null_values,
+            strings_can_be_null=self.strings_can_be_null,
+        )
         with fragment.filesystem.open_input_stream(fragment.path) as stream:
             reader = pacsv.open_csv(
                 stream,
@@ -201,6 +227,28 @@ def _decodes(value: bytes) -> bool:
     return True
 
 
+# The texts pandas' read_csv reads as missing (its `na_values` default), empty field included.
+NULL_VALUES = [
+    "",
+    "#N/A",
+    "#N/A N/A",
+    "#NA",
+    "-1.#IND",
+    "-1.#QNAN",
+    "-NaN",
+    "-nan",
+    "1.#IND",
+    "1.#QNAN",
+    "<NA>",
+    "N/A",
+    "NA",
+    "NULL",
+    "NaN",
+    "None",
+    "n/a",
+    "nan",
+    "null",
+]
 # Separators that a file split by something else shows inside its single header name.
 _OTHER_DELIMITERS = (";", "\t", "|", ",")
 # The header row is parsed from at most this many bytes: pyarrow's own first block.
