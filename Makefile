@@ -39,6 +39,10 @@ lock: venv ## Refresh requirements*.lock on purpose: the newest versions pyproje
 		--extra dev -o requirements-dev.lock pyproject.toml
 	$(UV) pip compile --quiet --universal --python-version 3.11 --generate-hashes \
 		-c requirements-dev.lock -o requirements.lock pyproject.toml
+	@# The GPU image's XGBoost (images/Dockerfile.gpu): the CUDA build of the locked xgboost-cpu.
+	echo "xgboost==$$(sed -n 's/^xgboost-cpu==\([^ ]*\).*/\1/p' requirements.lock)" | \
+		$(UV) pip compile --quiet --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		--generate-hashes -c requirements.lock -o requirements-gpu.lock -
 	@echo "Locked; now: make venv compile test, and commit requirements*.lock with what changed."
 
 test: venv ## Run the tests (real mlflow server, kfp.local pipelines, Slack-like server, Chromium)

