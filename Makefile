@@ -74,6 +74,7 @@ demo: venv ## Run the lifecycle pipeline locally (kfp.local + local MLflow store
 
 bench: venv ## Benchmarks: InferenceJob vs raw predict, 1 vs 2 shards, SHAP on 1 vs all cores, step start-up
 	$(PY) -m bench.inference
+	$(PY) -m bench.inference --model-kind XGBRegressor
 	$(PY) -m bench.scaling
 	$(PY) -m bench.explanations
 	$(PY) -m bench.startup
