@@ -117,7 +117,8 @@ def label_mapping(value: str | LabelMapping | None) -> dict[str, T.Any] | None:
             or None.
 
     Returns:
-        class (as `str` spells it: "0") -> label; None when no mapping is given.
+        class (as `str` spells it: "0") -> label; None when no mapping is given, or an empty
+        one (which a setting gives to ignore a version's tag).
 
     Raises:
         LabelMappingError: the text is not JSON, or neither a list nor an object.
@@ -132,6 +133,8 @@ def label_mapping(value: str | LabelMapping | None) -> dict[str, T.Any] | None:
                 f"{LABEL_MAPPING_TAG} {value!r} is not JSON: give a list of labels in class "
                 'order (["Adelie", "Chinstrap"]) or an object ({"0": "Adelie"})'
             ) from error
+    if isinstance(value, list | dict) and not value:
+        return None
     if isinstance(value, list):
         return {str(index): label for index, label in enumerate(value)}
     if isinstance(value, dict):

@@ -656,7 +656,8 @@ class Loader(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     Args:
         label_mapping: the labels of a classifier trained on label-encoded classes, a list in
             class order (["Adelie", "Chinstrap", "Gentoo"]) or an object {"0": "Adelie", ...};
-            None: the model version's `label_mapping` tag (JSON) when it has one.
+            None: the model version's `label_mapping` tag (JSON) when it has one; an empty
+            list or object: none, whatever the tag says.
     """
 
     KIND: str
