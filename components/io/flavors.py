@@ -145,23 +145,25 @@ def label_mapping(value: str | LabelMapping | None) -> dict[str, T.Any] | None:
     )
 
 
-def mapped_classes(classes: T.Sequence[T.Any], mapping: T.Mapping[str, T.Any] | None) -> np.ndarray:
+def mapped_classes(
+    classes: T.Sequence[T.Any] | np.ndarray, mapping: T.Mapping[str, T.Any] | None
+) -> np.ndarray:
     """The model's classes as the labels the mapping gives them (as they are without one).
 
     Raises:
         LabelMappingError: a class of the model has no label in the mapping.
     """
-    classes = np.asarray(classes)
+    known = np.asarray(classes)
     if mapping is None:
-        return classes
-    missing = [str(c) for c in classes if str(c) not in mapping]
+        return known
+    missing = [str(c) for c in known if str(c) not in mapping]
     if missing:
         raise LabelMappingError(
             f"{LABEL_MAPPING_TAG} has no label for the model's class(es) {', '.join(missing)} "
-            f"(the model's classes: {', '.join(str(c) for c in classes)}; the mapping's: "
+            f"(the model's classes: {', '.join(str(c) for c in known)}; the mapping's: "
             f"{', '.join(mapping)})"
         )
-    labels = [mapping[str(c)] for c in classes]
+    labels = [mapping[str(c)] for c in known]
     return np.asarray(labels, dtype=object if any(isinstance(x, str) for x in labels) else None)
 
 

@@ -593,7 +593,8 @@ def _probabilities(values: np.ndarray, kind: str) -> np.ndarray:
     if kind == "value":
         return values
     shifted = np.exp(values - values.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
+    softmax: np.ndarray = shifted / shifted.sum(axis=1, keepdims=True)
+    return softmax
 
 
 # LightGBM objectives that classify; their predictions are the class probabilities.
@@ -747,7 +748,7 @@ class FlavorLoader(Loader, frozen=True):
         """Load with the loader chosen for the model's flavours."""
         model_flavors = mlflow.models.get_model_info(uri).flavors
         kind = LOADERS.choose(model_flavors)
-        return kind(label_mapping=self.label_mapping).load(uri)
+        return kind.model_validate({"label_mapping": self.label_mapping}).load(uri)
 
 
 # The registry of loaders, native ones richest first (the order `FlavorLoader` chooses in).

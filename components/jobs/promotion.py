@@ -33,7 +33,7 @@ import pydantic as pdt
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from components.core import metrics, models, results, schemas
+from components.core import metrics, results, schemas
 from components.core.model_refs import ModelRef
 from components.io import datasets, registries
 from components.jobs import base
