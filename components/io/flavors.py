@@ -292,11 +292,15 @@ def as_categories(
     for name, known in categories.items():
         if name not in frame.columns:
             continue
-        values = frame[name]
+        values, dtype = frame[name], pd.CategoricalDtype(list(known))
         if isinstance(values.dtype, pd.CategoricalDtype):
-            values = values.astype(object)
-        dtype = pd.CategoricalDtype(list(known))
-        if pd.api.types.is_object_dtype(values.dtype) and all(isinstance(c, str) for c in known):
+            frame[name] = values.cat.set_categories(dtype.categories)
+            continue
+        if (
+            pd.api.types.is_object_dtype(values.dtype)
+            and all(isinstance(c, str) for c in known)
+            and pd.api.types.infer_dtype(values, skipna=True) != "string"
+        ):
             # Text categories meet numbers read from a file as their text ("1" for 1).
             values = values.map(
                 lambda v: v if v is None or isinstance(v, str) or v != v else str(v)
