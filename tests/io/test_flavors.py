@@ -150,6 +150,10 @@ def registered(mlflow_server, data):
         tags={flavors.LABEL_MAPPING_TAG: mapping},
     )  # fmt: skip
     register(
+        "sklearn-bare-xgb", "sklearn",
+        xgb.XGBClassifier(**SMALL, enable_categorical=True).fit(cats, codes), cats,
+    )  # fmt: skip
+    register(
         "sklearn-lgbm", "sklearn",
         text_pipeline(lgb.LGBMRegressor(**lightgbm)).fit(data[FEATURES], mass), data[FEATURES],
     )  # fmt: skip
@@ -170,6 +174,7 @@ def probabilities(predictions: pd.DataFrame) -> pd.DataFrame:
         ("lgbm-regressor", registries.LightGBMPredictor),
         ("lgbm-int-labels", registries.LightGBMPredictor),
         ("sklearn-xgb", registries.SklearnPredictor),
+        ("sklearn-bare-xgb", registries.SklearnPredictor),
         ("sklearn-lgbm", registries.SklearnPredictor),
     ],
 )
@@ -228,7 +233,7 @@ def test_categoricals_read_from_csv_and_parquet_predict_as_the_frame_trained_on(
         rows["island"], categories=categorical(data)["island"].cat.categories
     )
     assert pd.isna(in_memory.loc[0, "island"])
-    for name in ("xgb-categoricals", "xgb-booster", "lgbm-regressor"):
+    for name in ("xgb-categoricals", "xgb-booster", "lgbm-regressor", "sklearn-bare-xgb"):
         uri, model, _ = registered[name]
         predictor = registries.FlavorLoader().load(uri)
         expected = model.predict(
@@ -328,3 +333,34 @@ def test_label_mappings_are_read_from_lists_objects_and_json():
     assert relabelled["prediction"].tolist() == ["a", "b"]
     with pytest.raises(flavors.LabelMappingError, match="predicted class"):
         flavors.relabel(frame, {"0": "a"})
+
+
+class ClassIndices(mlflow.pyfunc.PythonModel):
+    """A custom model that predicts class indices: 2 for long bills, else 0."""
+
+    def predict(self, context, model_input):
+        return (model_input["bill_length_mm"] > 50).astype(int) * 2
+
+
+def test_a_pyfunc_model_is_labelled_by_its_tag_and_classifies(tracking, tmp_path, data):
+    """Models from code (a file, not a pickle): what MLflow recommends for custom models."""
+    code = tmp_path / "class_indices.py"
+    code.write_text(
+        "import mlflow\n"
+        "from tests.io.test_flavors import ClassIndices\n"
+        "mlflow.models.set_model(ClassIndices())\n"
+    )
+    name = f"flavors-pyfunc-{uuid.uuid4().hex[:8]}"
+    frame = data[NUMERICAL]
+    with mlflow.start_run():
+        mlflow.pyfunc.log_model(
+            name="model", python_model=str(code), registered_model_name=name,
+            signature=infer_signature(frame, ClassIndices().predict(None, frame)),
+        )  # fmt: skip
+    MlflowClient().set_model_version_tag(name, "1", flavors.LABEL_MAPPING_TAG, '["a", "b", "c"]')
+    predictor = registries.FlavorLoader().load(f"models:/{name}/1")
+    assert type(predictor) is registries.PyfuncPredictor
+    assert predictor.task == "classification"
+    predictions = predictor.predict(data)
+    expected = np.where(data["bill_length_mm"] > 50, "c", "a")
+    assert predictions["prediction"].tolist() == expected.tolist()
