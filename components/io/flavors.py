@@ -4,20 +4,49 @@ The predict, evaluate, promote and explain steps need more than pyfunc gives: cl
 probabilities, the fitted preprocessing, the trees (for exact SHAP values). MLflow keeps each
 framework's own format beside the generic pyfunc one; this module loads the richest one a
 model has, in the order of `NATIVE_FLAVORS`, and says which it loaded.
+
+It also keeps what a model registered outside the project needs to predict as it was trained:
+
+- its class labels, when it was trained on label-encoded classes (XGBoost requires 0..n-1):
+  the `label_mapping` tag of the model version (JSON, `["Adelie", "Chinstrap"]` or
+  `{"0": "Adelie", "1": "Chinstrap"}`), or a loader's `label_mapping` setting;
+- its categorical columns and their categories: a model trained on pandas categoricals
+  (XGBoost's `enable_categorical`, LightGBM's categorical features) meets the same columns as
+  text when they are read from Parquet or CSV, and must see them as the categories it learnt.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
+import re
 import typing as T
 
 import mlflow
+import numpy as np
+import pandas as pd
 from mlflow.models import ModelSignature
+
+from components.core import models
 
 # The frameworks' own flavours, richest first: a model logged with sklearn (a Pipeline around
 # an XGBoost estimator, say) keeps its preprocessing only in the sklearn flavour.
 NATIVE_FLAVORS = ("sklearn", "xgboost", "lightgbm")
+# The model-version tag that maps a label-encoded classifier's class indices to its labels.
+LABEL_MAPPING_TAG = "label_mapping"
+# A JSON list (index -> label) or object ({"0": "Adelie"}), as given in a tag or a setting.
+LabelMapping = list[T.Any] | dict[str, T.Any]
+# Categorical columns -> the categories the model was trained on, in the model's code order.
+Categories = dict[str, list[T.Any]]
+
+
+class LabelMappingError(ValueError):
+    """A label mapping that cannot be read, or that misses one of the model's classes."""
+
+
+class CategoriesError(ValueError):
+    """A model trained on categoricals whose categories cannot be recovered."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,17 +71,239 @@ def native_flavor(flavors: T.Iterable[str]) -> str | None:
     return next((flavor for flavor in NATIVE_FLAVORS if flavor in present), None)
 
 
-def load_native(uri: str) -> NativeModel | None:
-    """Load the model at an MLflow URI in its richest native flavour.
+def load_native(uri: str, flavor: str | None = None) -> NativeModel | None:
+    """Load the model at an MLflow URI in its richest native flavour (or the one named).
+
+    Args:
+        uri: the model's MLflow URI.
+        flavor: the flavour to load; None: the richest the model has.
 
     Returns:
         The native model, or None when the model has no native flavour (pyfunc only: a
-        custom python model, or a framework not listed in NATIVE_FLAVORS).
+        custom python model, or a framework not listed in NATIVE_FLAVORS) or not the one named.
     """
     info = mlflow.models.get_model_info(uri)
-    flavor = native_flavor(info.flavors)
-    if flavor is None:
+    flavor = flavor if flavor is not None else native_flavor(info.flavors)
+    if flavor is None or flavor not in info.flavors:
         return None
     # Each flavour's module is imported only when a model needs it.
     loader = importlib.import_module(f"mlflow.{flavor}")
     return NativeModel(model=loader.load_model(uri), flavor=flavor, signature=info.signature)
+
+
+# %% LABELS
+
+
+def version_tags(uri: str) -> dict[str, str]:
+    """The tags of the registered model version a models:/ URI names ({} for any other URI)."""
+    match = re.fullmatch(r"models:/([^/@]+)(?:/(\d+)|@(.+))", uri)
+    if match is None:
+        return {}
+    name, version, alias = match.groups()
+    client = mlflow.MlflowClient()
+    found = (
+        client.get_model_version(name, version)
+        if version is not None
+        else client.get_model_version_by_alias(name, alias)
+    )
+    return dict(found.tags or {})
+
+
+def label_mapping(value: str | LabelMapping | None) -> dict[str, T.Any] | None:
+    """A label mapping read from a tag (JSON text) or a setting, keyed by the class as text.
+
+    Args:
+        value: a JSON list (index -> label), a JSON object (class -> label), either as text,
+            or None.
+
+    Returns:
+        class (as `str` spells it: "0") -> label; None when no mapping is given, or an empty
+        one (which a setting gives to ignore a version's tag).
+
+    Raises:
+        LabelMappingError: the text is not JSON, or neither a list nor an object.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise LabelMappingError(
+                f"{LABEL_MAPPING_TAG} {value!r} is not JSON: give a list of labels in class "
+                'order (["Adelie", "Chinstrap"]) or an object ({"0": "Adelie"})'
+            ) from error
+    if isinstance(value, list | dict) and not value:
+        return None
+    if isinstance(value, list):
+        return {str(index): label for index, label in enumerate(value)}
+    if isinstance(value, dict):
+        return {str(key): label for key, label in value.items()}
+    raise LabelMappingError(
+        f"{LABEL_MAPPING_TAG} must be a list of labels in class order or an object "
+        f"class -> label, got {type(value).__name__}"
+    )
+
+
+def mapped_classes(
+    classes: T.Sequence[T.Any] | np.ndarray, mapping: T.Mapping[str, T.Any] | None
+) -> np.ndarray:
+    """The model's classes as the labels the mapping gives them (as they are without one).
+
+    Raises:
+        LabelMappingError: a class of the model has no label in the mapping.
+    """
+    known = np.asarray(classes)
+    if mapping is None:
+        return known
+    missing = [str(c) for c in known if str(c) not in mapping]
+    if missing:
+        raise LabelMappingError(
+            f"{LABEL_MAPPING_TAG} has no label for the model's class(es) {', '.join(missing)} "
+            f"(the model's classes: {', '.join(str(c) for c in known)}; the mapping's: "
+            f"{', '.join(mapping)})"
+        )
+    labels = [mapping[str(c)] for c in known]
+    return np.asarray(labels, dtype=object if any(isinstance(x, str) for x in labels) else None)
+
+
+def class_frame(probabilities: np.ndarray, classes: np.ndarray) -> pd.DataFrame:
+    """`prediction` (the most probable class's label) and one probability column per class.
+
+    The same frame as `models.predict_frame` gives for a scikit-learn classifier.
+    """
+    frame = pd.DataFrame(
+        probabilities, columns=[models.probability_column(label) for label in classes]
+    )
+    frame.insert(0, models.PREDICTION, classes[np.argmax(probabilities, axis=1)])
+    return frame
+
+
+def relabel(predictions: pd.DataFrame, mapping: T.Mapping[str, T.Any] | None) -> pd.DataFrame:
+    """Predictions of class indices given the labels of a mapping (its probability columns too).
+
+    For a model whose classes are not known before it predicts (pyfunc, a classifier without
+    probabilities); a native classifier maps its classes once instead (`mapped_classes`).
+
+    Raises:
+        LabelMappingError: a predicted class has no label in the mapping.
+    """
+    if mapping is None:
+        return predictions
+    predicted = predictions[models.PREDICTION]
+    labels = predicted.map(lambda value: mapping.get(str(value), _UNMAPPED))
+    unmapped = labels.map(lambda value: value is _UNMAPPED)
+    if unmapped.any():
+        classes = sorted({str(value) for value in predicted[unmapped]})
+        raise LabelMappingError(
+            f"{LABEL_MAPPING_TAG} has no label for the predicted class(es) {', '.join(classes)} "
+            f"({int(unmapped.sum())} rows; the mapping's classes: {', '.join(mapping)})"
+        )
+    renamed = {
+        models.probability_column(key): models.probability_column(label)
+        for key, label in mapping.items()
+    }
+    predictions = predictions.rename(columns=renamed)
+    predictions[models.PREDICTION] = labels.to_numpy()
+    return predictions
+
+
+_UNMAPPED = object()
+
+
+# %% CATEGORIES
+
+
+def xgboost_categories(booster: T.Any) -> Categories:
+    """The categorical features of an XGBoost booster and the categories each was trained on.
+
+    XGBoost 3.1 and later store the categories of a model trained on pandas categoricals;
+    an older model keeps only which features are categorical.
+
+    Raises:
+        CategoriesError: the model has categorical features but no stored categories.
+    """
+    names = booster.feature_names or []
+    categorical = [n for n, t in zip(names, booster.feature_types or [], strict=False) if t == "c"]
+    if not categorical:
+        return {}
+    stored = booster.get_categories(export_to_arrow=True)
+    found = {} if stored.empty() else dict(stored.to_arrow())
+    missing = [name for name in categorical if found.get(name) is None]
+    if missing:
+        raise CategoriesError(
+            f"the XGBoost model has categorical features {', '.join(missing)} but no stored "
+            "categories (a model saved before XGBoost 3.1): retrain it with XGBoost >= 3.1 "
+            "so that text read from Parquet or CSV is coded as in training"
+        )
+    return {name: found[name].to_pylist() for name in categorical}
+
+
+def lightgbm_categories(booster: T.Any) -> Categories:
+    """The pandas categorical features of a LightGBM booster and their trained categories.
+
+    LightGBM keeps the categories of the pandas categorical columns it was trained on
+    (`pandas_categorical`, in column order) and the indices of its categorical features in
+    the parameters saved with the model.
+    """
+    trained = getattr(booster, "pandas_categorical", None) or []
+    if not trained:
+        return {}
+    # The parameters close the text, whatever the iterations; one iteration is cheap.
+    text = booster.model_to_string(num_iteration=1)
+    found = re.search(r"^\[categorical_feature: ([0-9,]*)\]$", text, flags=re.M)
+    indices = [int(i) for i in found.group(1).split(",") if i] if found else []
+    names = booster.feature_name()
+    if len(indices) != len(trained):
+        raise CategoriesError(
+            f"the LightGBM model has {len(trained)} pandas categorical column(s) but "
+            f"{len(indices)} categorical feature(s) {indices}: which columns were categorical "
+            "cannot be told; train with categorical_feature='auto' on category columns"
+        )
+    return {
+        names[index]: list(categories) for index, categories in zip(indices, trained, strict=True)
+    }
+
+
+def categories_of(model: T.Any) -> Categories:
+    """The categorical columns of a bare XGBoost or LightGBM model, {} for anything else.
+
+    A scikit-learn Pipeline gets {}: its first step (an encoder) takes the columns as text.
+    """
+    framework = type(model).__module__.partition(".")[0]
+    if framework == "xgboost":
+        return xgboost_categories(model.get_booster() if hasattr(model, "get_booster") else model)
+    if framework == "lightgbm":
+        return lightgbm_categories(getattr(model, "booster_", model))
+    return {}
+
+
+def as_categories(
+    frame: pd.DataFrame, categories: T.Mapping[str, T.Sequence[T.Any]]
+) -> pd.DataFrame:
+    """The categorical columns cast to the categories the model learnt; unknown ones missing.
+
+    Columns arrive as text (Parquet, CSV, `schemas.normalize`) or as categoricals with other
+    categories or another order; either way each value gets the model's code for it.
+    """
+    if not categories:
+        return frame
+    frame = frame.copy(deep=False)
+    for name, known in categories.items():
+        if name not in frame.columns:
+            continue
+        values, dtype = frame[name], pd.CategoricalDtype(list(known))
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            frame[name] = values.cat.set_categories(dtype.categories)
+            continue
+        if (
+            pd.api.types.is_object_dtype(values.dtype)
+            and all(isinstance(c, str) for c in known)
+            and pd.api.types.infer_dtype(values, skipna=True) != "string"
+        ):
+            # Text categories meet numbers read from a file as their text ("1" for 1).
+            values = values.map(
+                lambda v: v if v is None or isinstance(v, str) or v != v else str(v)
+            )
+        frame[name] = pd.Categorical(values, dtype=dtype)
+    return frame

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import abc
+import json
 import logging
 import pathlib
+import re
 import typing as T
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pydantic as pdt
 from mlflow.exceptions import MlflowException
 from mlflow.models.signature import ModelSignature
 from mlflow.tracking import MlflowClient
+from mlflow.types import DataType
+from sklearn.base import is_classifier
 
 from components.core import lineage, models, schemas
 from components.core.model_refs import ModelRef
-from components.utils import factories
+from components.io import flavors
+from components.utils import devices, factories
 
 logger = logging.getLogger(__name__)
 
@@ -414,9 +420,22 @@ def pinned_finder(model_ref: ModelRef) -> dict[str, T.Any]:
 
 
 class Predictor(abc.ABC):
-    """A loaded model ready to predict, with the signature that its inputs must match."""
+    """A loaded model ready to predict, with the signature that its inputs must match.
+
+    Attributes:
+        signature: the model's signature, None when it was logged without one.
+        model: the model object that predicts (a native model, or the pyfunc model).
+        flavor: the MLflow flavour it was loaded from.
+    """
 
     signature: ModelSignature | None
+    model: T.Any
+    flavor: str
+
+    @property
+    @abc.abstractmethod
+    def task(self) -> models.Task:
+        """Whether the model classifies or regresses (evaluation picks its metrics by it)."""
 
     @abc.abstractmethod
     def predict(self, inputs: pd.DataFrame) -> pd.DataFrame:
@@ -424,35 +443,238 @@ class Predictor(abc.ABC):
 
 
 class PyfuncPredictor(Predictor):
-    """Predict through MLflow's generic pyfunc flavour, which enforces the signature."""
+    """Predict through MLflow's generic pyfunc flavour, which enforces the signature.
 
-    def __init__(self, model: mlflow.pyfunc.PyFuncModel):
-        self.model = model
+    Its task is read from the signature's outputs: text or boolean predictions classify,
+    anything else regresses. Its classes are known only as it predicts, so a label mapping is
+    applied to each batch.
+    """
+
+    flavor = mlflow.pyfunc.FLAVOR_NAME
+
+    def __init__(
+        self, model: mlflow.pyfunc.PyFuncModel, labels: T.Mapping[str, T.Any] | None = None
+    ):
+        self.model, self.labels = model, labels
         self.signature = model.metadata.signature
+
+    @property
+    def task(self) -> models.Task:
+        """Classification when the signature says the output is text or booleans (or mapped)."""
+        if self.labels is not None:
+            return "classification"
+        outputs = self.signature.outputs if self.signature is not None else None
+        types = {getattr(spec, "type", None) for spec in (outputs.inputs if outputs else [])}
+        return "classification" if types & {DataType.string, DataType.boolean} else "regression"
 
     def predict(self, inputs: pd.DataFrame) -> pd.DataFrame:
         """Predict through pyfunc: the model's own output, as a `prediction` column if bare."""
         outputs = self.model.predict(schemas.conform(inputs, self.signature))
         if isinstance(outputs, pd.DataFrame):
-            return outputs.reset_index(drop=True)
-        return pd.DataFrame({models.PREDICTION: pd.Series(outputs).to_numpy()})
+            frame = outputs.reset_index(drop=True)
+        else:
+            frame = pd.DataFrame({models.PREDICTION: pd.Series(outputs).to_numpy()})
+        return flavors.relabel(frame, self.labels)
 
 
 class SklearnPredictor(Predictor):
-    """Predict with the native sklearn model: class probabilities and explanations available."""
+    """Predict with the native sklearn model: class probabilities and explanations available.
 
-    def __init__(self, model: T.Any, signature: ModelSignature | None):
+    A bare XGBoost or LightGBM estimator logged with the sklearn flavour gets its categorical
+    columns as the categories it learnt (a Pipeline's encoder takes them as text).
+    """
+
+    flavor = mlflow.sklearn.FLAVOR_NAME
+
+    def __init__(
+        self,
+        model: T.Any,
+        signature: ModelSignature | None,
+        labels: T.Mapping[str, T.Any] | None = None,
+    ):
         self.model, self.signature = model, signature
+        self.categories = flavors.categories_of(model)
+        self.probabilities = is_classifier(model) and hasattr(model, "predict_proba")
+        self.labels = labels
+        self.classes = (
+            flavors.mapped_classes(model.classes_, labels) if self.probabilities else None
+        )
+
+    @property
+    def task(self) -> models.Task:
+        """What the estimator says it is (scikit-learn's `is_classifier`)."""
+        return models.task_of(self.model)
 
     def predict(self, inputs: pd.DataFrame) -> pd.DataFrame:
         """Predict natively: `prediction`, plus one probability column per class."""
-        return models.predict_frame(self.model, schemas.conform(inputs, self.signature))
+        frame = flavors.as_categories(schemas.conform(inputs, self.signature), self.categories)
+        if self.classes is None:
+            return flavors.relabel(models.predict_frame(self.model, frame), self.labels)
+        if self.labels is None:
+            return models.predict_frame(self.model, frame)
+        return flavors.class_frame(self.model.predict_proba(frame), self.classes)
+
+
+# XGBoost objectives whose predicted values are already the class probabilities.
+XGBOOST_PROBABILITIES = ("binary:logistic", "multi:softprob")
+
+
+class XGBoostPredictor(Predictor):
+    """Predict with the model's XGBoost booster (`inplace_predict`), on the GPU when visible.
+
+    The task and the classes come from the booster's objective (`binary:*`, `multi:*`
+    classify) and from the sklearn wrapper's `classes_` when there is one (class indices
+    0..n-1, since XGBoost trains on label-encoded classes: map them with a label mapping).
+    Classifiers give one probability column per class: the predicted probabilities, or the
+    margins through the logistic (binary) or softmax (multi-class) function for objectives
+    that predict otherwise (`binary:logitraw`, `multi:softmax`); `binary:hinge` gives none.
+    """
+
+    flavor = "xgboost"
+
+    def __init__(
+        self,
+        model: T.Any,
+        signature: ModelSignature | None,
+        labels: T.Mapping[str, T.Any] | None = None,
+    ):
+        self.model, self.signature = model, signature
+        self.booster = model.get_booster() if hasattr(model, "get_booster") else model
+        self.device = devices.xgboost_device()
+        self.booster.set_param({"device": self.device})
+        reason = devices.why_cpu()
+        logger.info("XGBoost predicts on %s%s", self.device, f" ({reason})" if reason else "")
+        config = json.loads(self.booster.save_config())["learner"]
+        self.objective = str(config["objective"]["name"])
+        self.categories = flavors.xgboost_categories(self.booster)
+        self.features = list(self.booster.feature_names or [])
+        best = self.booster.attr("best_iteration")
+        self.iterations = (0, int(best) + 1) if best is not None else (0, 0)
+        self.labels = labels
+        self.classes: np.ndarray | None = None
+        if self.task == "classification":
+            count = int(config["learner_model_param"].get("num_class", "0")) or 2
+            classes = getattr(model, "classes_", None)
+            classes = np.arange(count) if classes is None else np.asarray(classes)
+            self.classes = flavors.mapped_classes(classes, labels)
+
+    @property
+    def task(self) -> models.Task:
+        """Classification for the `binary:` and `multi:` objectives, regression otherwise."""
+        return (
+            "classification" if self.objective.startswith(("binary:", "multi:")) else "regression"
+        )
+
+    def predict(self, inputs: pd.DataFrame) -> pd.DataFrame:
+        """Predict with `inplace_predict` (no DMatrix copy), in the booster's feature order."""
+        frame = flavors.as_categories(schemas.conform(inputs, self.signature), self.categories)
+        if self.features and list(frame.columns) != self.features:
+            frame = frame[self.features]
+        if self.classes is None:
+            values = self.booster.inplace_predict(frame, iteration_range=self.iterations)
+            return pd.DataFrame(
+                {models.PREDICTION: np.asarray(values).reshape(len(frame), -1)[:, 0]}
+            )
+        if self.objective == "binary:hinge":
+            values = self.booster.inplace_predict(frame, iteration_range=self.iterations)
+            return pd.DataFrame({models.PREDICTION: self.classes[np.asarray(values, dtype=int)]})
+        kind = "value" if self.objective in XGBOOST_PROBABILITIES else "margin"
+        values = np.asarray(
+            self.booster.inplace_predict(frame, iteration_range=self.iterations, predict_type=kind)
+        )
+        return flavors.class_frame(_probabilities(values, kind), self.classes)
+
+
+def _probabilities(values: np.ndarray, kind: str) -> np.ndarray:
+    """Class probabilities (rows x classes) from predicted probabilities or margins."""
+    if values.ndim == 1:  # binary: the positive class alone
+        positive = values if kind == "value" else 1.0 / (1.0 + np.exp(-values))
+        return np.column_stack([1.0 - positive, positive])
+    if kind == "value":
+        return values
+    shifted = np.exp(values - values.max(axis=1, keepdims=True))
+    softmax: np.ndarray = shifted / shifted.sum(axis=1, keepdims=True)
+    return softmax
+
+
+# LightGBM objectives that classify; their predictions are the class probabilities.
+LIGHTGBM_CLASSIFIERS = ("binary", "multiclass", "multiclassova")
+
+
+class LightGBMPredictor(Predictor):
+    """Predict with the model's LightGBM booster.
+
+    The classes are the sklearn wrapper's (`LGBMClassifier` keeps the labels it was trained
+    on), or 0..n-1 for a bare Booster (map them with a label mapping).
+    """
+
+    flavor = "lightgbm"
+
+    def __init__(
+        self,
+        model: T.Any,
+        signature: ModelSignature | None,
+        labels: T.Mapping[str, T.Any] | None = None,
+    ):
+        self.model, self.signature = model, signature
+        self.booster = getattr(model, "booster_", model)
+        self.categories = flavors.lightgbm_categories(self.booster)
+        self.features = list(self.booster.feature_name())
+        header = self.booster.model_to_string(num_iteration=1)
+        found = re.search(r"^objective=(\S+)", header, flags=re.M)
+        self.objective = found.group(1) if found else "regression"
+        self.labels = labels
+        self.classes: np.ndarray | None = None
+        if self.task == "classification":
+            classes = getattr(model, "classes_", None)
+            count = self.booster.num_model_per_iteration() if classes is None else 0
+            classes = np.arange(max(count, 2)) if classes is None else np.asarray(classes)
+            self.classes = flavors.mapped_classes(classes, labels)
+
+    @property
+    def task(self) -> models.Task:
+        """Classification for the binary and multi-class objectives, regression otherwise."""
+        return "classification" if self.objective in LIGHTGBM_CLASSIFIERS else "regression"
+
+    def predict(self, inputs: pd.DataFrame) -> pd.DataFrame:
+        """Predict with the booster, in its feature order."""
+        frame = flavors.as_categories(schemas.conform(inputs, self.signature), self.categories)
+        if list(frame.columns) != self.features and set(self.features) <= set(frame.columns):
+            frame = frame[self.features]
+        values = np.asarray(self.booster.predict(frame))
+        if self.classes is None:
+            return pd.DataFrame({models.PREDICTION: values})
+        return flavors.class_frame(_probabilities(values, "value"), self.classes)
 
 
 class Loader(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
-    """Load a model from an MLflow URI as a Predictor."""
+    """Load a model from an MLflow URI as a Predictor.
+
+    The registry (`LOADERS`) chooses the loader of a model when none is named: the first whose
+    `chosen_for(flavors)` says so (each native loader serves one MLflow flavour, richest first),
+    else pyfunc.
+
+    Args:
+        label_mapping: the labels of a classifier trained on label-encoded classes, a list in
+            class order (["Adelie", "Chinstrap", "Gentoo"]) or an object {"0": "Adelie", ...};
+            None: the model version's `label_mapping` tag (JSON) when it has one; an empty
+            list or object: none, whatever the tag says.
+    """
 
     KIND: str
+    FLAVOR: T.ClassVar[str | None] = None
+    label_mapping: flavors.LabelMapping | None = None
+
+    @classmethod
+    def chosen_for(cls, model_flavors: T.Collection[str]) -> bool:
+        """Whether this loader is the one for a model with these flavours when none is named."""
+        return cls.FLAVOR is not None and cls.FLAVOR in model_flavors
+
+    def labels(self, uri: str) -> dict[str, T.Any] | None:
+        """The label mapping to apply: the setting, else the version's tag, else None."""
+        if self.label_mapping is not None:
+            return flavors.label_mapping(self.label_mapping)
+        return flavors.label_mapping(flavors.version_tags(uri).get(flavors.LABEL_MAPPING_TAG))
 
     @abc.abstractmethod
     def load(self, uri: str) -> Predictor:
@@ -466,42 +688,76 @@ class PyfuncLoader(Loader, frozen=True):
 
     def load(self, uri: str) -> Predictor:
         """Load the pyfunc flavour."""
-        return PyfuncPredictor(mlflow.pyfunc.load_model(uri))
+        return PyfuncPredictor(mlflow.pyfunc.load_model(uri), self.labels(uri))
 
 
-class SklearnLoader(Loader, frozen=True):
+class NativeLoader(Loader, frozen=True):
+    """Load a model in its framework's own flavour (`FLAVOR`) as the predictor made for it."""
+
+    KIND: str
+    PREDICTOR: T.ClassVar[type[Predictor]]
+
+    def load(self, uri: str) -> Predictor:
+        """Load the flavour, with the signature recorded beside it."""
+        flavor = T.cast(str, self.FLAVOR)
+        native = flavors.load_native(uri, flavor)
+        if native is None:
+            model_flavors = mlflow.models.get_model_info(uri).flavors
+            raise RegistryError(
+                f"{uri} has no {flavor} flavour (flavours: {', '.join(sorted(model_flavors))}); "
+                f"{self.KIND} loads {flavor} models: use FlavorLoader for any model"
+            )
+        return self.PREDICTOR(native.model, native.signature, self.labels(uri))  # type: ignore[call-arg]
+
+
+class SklearnLoader(NativeLoader, frozen=True):
     """Load the native sklearn flavour: needed for `predict_proba` and explanations."""
 
     KIND: T.Literal["SklearnLoader"] = "SklearnLoader"
+    FLAVOR: T.ClassVar[str | None] = "sklearn"
+    PREDICTOR: T.ClassVar[type[Predictor]] = SklearnPredictor
 
-    def load(self, uri: str) -> Predictor:
-        """Load the sklearn flavour, with the signature recorded beside it."""
-        info = mlflow.models.get_model_info(uri)
-        if mlflow.sklearn.FLAVOR_NAME not in info.flavors:
-            raise RegistryError(
-                f"{uri} has no sklearn flavour (flavours: {', '.join(sorted(info.flavors))}); "
-                "explanations need a scikit-learn model"
-            )
-        return SklearnPredictor(mlflow.sklearn.load_model(uri), info.signature)
+
+class XGBoostLoader(NativeLoader, frozen=True):
+    """Load the native xgboost flavour (an `XGBModel` or a raw `Booster`)."""
+
+    KIND: T.Literal["XGBoostLoader"] = "XGBoostLoader"
+    FLAVOR: T.ClassVar[str | None] = "xgboost"
+    PREDICTOR: T.ClassVar[type[Predictor]] = XGBoostPredictor
+
+
+class LightGBMLoader(NativeLoader, frozen=True):
+    """Load the native lightgbm flavour (an `LGBMModel` or a raw `Booster`)."""
+
+    KIND: T.Literal["LightGBMLoader"] = "LightGBMLoader"
+    FLAVOR: T.ClassVar[str | None] = "lightgbm"
+    PREDICTOR: T.ClassVar[type[Predictor]] = LightGBMPredictor
 
 
 class FlavorLoader(Loader, frozen=True):
-    """Load the richest flavour a model has.
+    """Load the richest flavour a model has, as the registry chooses it.
 
-    Native sklearn when the model was logged with it (prediction plus one probability column per
-    class), the generic pyfunc flavour otherwise (any MLflow model).
+    The first native loader of `LOADERS` whose flavour the model has (sklearn, then xgboost,
+    then lightgbm: a prediction plus one probability column per class), the generic pyfunc
+    flavour otherwise (any MLflow model).
     """
 
     KIND: T.Literal["FlavorLoader"] = "FlavorLoader"
 
     def load(self, uri: str) -> Predictor:
-        """Load the sklearn flavour when present, else pyfunc."""
-        flavors = mlflow.models.get_model_info(uri).flavors
-        native = mlflow.sklearn.FLAVOR_NAME in flavors
-        return (SklearnLoader() if native else PyfuncLoader()).load(uri)
+        """Load with the loader chosen for the model's flavours."""
+        model_flavors = mlflow.models.get_model_info(uri).flavors
+        kind = LOADERS.choose(model_flavors)
+        return kind.model_validate({"label_mapping": self.label_mapping}).load(uri)
 
 
-LOADERS = factories.Factory("loader", Loader, (FlavorLoader, PyfuncLoader, SklearnLoader))
+# The registry of loaders, native ones richest first (the order `FlavorLoader` chooses in).
+LOADERS = factories.Factory(
+    "loader",
+    Loader,
+    (FlavorLoader, SklearnLoader, XGBoostLoader, LightGBMLoader, PyfuncLoader),
+    fallback=PyfuncLoader,
+)
 LoaderKind = T.Annotated[pdt.SerializeAsAny[Loader], pdt.BeforeValidator(LOADERS.coerce)]
 
 

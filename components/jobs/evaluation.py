@@ -38,7 +38,8 @@ class EvaluationJob(base.Job, frozen=True):
         thresholds: metric -> limit, in each metric's own direction (rmse <= 80, r2 >= 0.8);
             None applies the task's defaults (`metrics.DEFAULT_THRESHOLDS`).
         tolerance: how much worse than the Champion a candidate may be, relative (0.02 = 2%).
-        loader: how models are loaded (native sklearn, for class probabilities).
+        loader: how models are loaded; by default in their richest flavour (native
+            scikit-learn, XGBoost or LightGBM give class probabilities), else through pyfunc.
     """
 
     KIND: T.Literal["EvaluationJob"] = "EvaluationJob"
@@ -49,7 +50,7 @@ class EvaluationJob(base.Job, frozen=True):
     champion_alias: str = "Champion"
     thresholds: dict[str, float] | None = None
     tolerance: float = pdt.Field(default=0.0, ge=0.0)
-    loader: registries.SklearnLoader = registries.SklearnLoader()
+    loader: registries.LoaderKind = pdt.Field(default_factory=registries.FlavorLoader)
 
     @pdt.field_validator("thresholds")
     @classmethod
@@ -78,7 +79,7 @@ class EvaluationJob(base.Job, frozen=True):
         candidate_ref = self._finder(self.alias_or_version).find(client)
         candidate = self.loader.load(candidate_ref.uri)
         predictions = candidate.predict(data)
-        task = models.task_of(candidate.model)
+        task = candidate.task
         thresholds = (
             metrics.DEFAULT_THRESHOLDS[task] if self.thresholds is None else self.thresholds
         )

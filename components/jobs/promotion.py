@@ -33,7 +33,7 @@ import pydantic as pdt
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from components.core import metrics, models, results, schemas
+from components.core import metrics, results, schemas
 from components.core.model_refs import ModelRef
 from components.io import datasets, registries
 from components.jobs import base
@@ -68,7 +68,8 @@ class PromotionJob(base.Job, frozen=True):
             since its evaluation; without them such a promotion is refused.
         target: the column the model predicts (with `inputs`).
         tolerance: how much worse than the Champion the candidate may be, relative.
-        loader: how the models are loaded for that comparison.
+        loader: how the models are loaded for that comparison (by default in their richest
+            flavour, as the evaluation loads them).
         settle_seconds: how long to wait, when another promotion of the model is in flight,
             before checking that it did not overwrite the alias (longer than the read-to-write
             gap of any promotion).
@@ -82,7 +83,7 @@ class PromotionJob(base.Job, frozen=True):
     inputs: datasets.ReaderKind | None = None
     target: str | None = None
     tolerance: float = pdt.Field(default=0.0, ge=0.0)
-    loader: registries.SklearnLoader = registries.SklearnLoader()
+    loader: registries.LoaderKind = pdt.Field(default_factory=registries.FlavorLoader)
     settle_seconds: float = pdt.Field(default=2.0, ge=0.0)
     max_rounds: int = pdt.Field(default=5, ge=1)
 
@@ -235,7 +236,7 @@ class PromotionJob(base.Job, frozen=True):
         )
         data = schemas.normalize(self.inputs.read())
         candidate_model = self.loader.load(candidate.uri)
-        task = models.task_of(candidate_model.model)
+        task = candidate_model.task
         scores = metrics.score(task, data[self.target], candidate_model.predict(data))
         champion_model = self.loader.load(champion.uri)
         champion_scores = metrics.score(task, data[self.target], champion_model.predict(data))

@@ -42,7 +42,13 @@ def test_every_role_lists_the_projects_kinds():
         "UriFinder",
         "FolderFinder",
     )
-    assert registries.LOADERS.names == ("FlavorLoader", "PyfuncLoader", "SklearnLoader")
+    assert registries.LOADERS.names == (
+        "FlavorLoader",
+        "SklearnLoader",
+        "XGBoostLoader",
+        "LightGBMLoader",
+        "PyfuncLoader",
+    )
     assert backends.TRAINERS.names == ("LocalTrainer", "KFPTrainer")
     assert backends.JOB_PREDICTORS.names == ("LocalJobPredictor", "KFPJobPredictor")
 

@@ -1,0 +1,90 @@
+"""Evaluation and promotion of models registered outside the project, by their own flavour.
+
+A notebook's LightGBM classifier (text labels, pandas categoricals) is evaluated on held-out
+rows read from Parquet, where the categoricals are text, and promoted; then a notebook's
+XGBoost classifier on label-encoded species, tagged with its label mapping, is registered as
+the next version and evaluated against that Champion. Real MLflow server, real jobs.
+"""
+
+from __future__ import annotations
+
+import json
+
+import lightgbm as lgb
+import mlflow
+import numpy as np
+import pytest
+import xgboost as xgb
+from mlflow.models import infer_signature
+from sklearn import metrics as skm
+from sklearn.preprocessing import LabelEncoder
+
+from components.io import datasets, flavors
+from components.jobs import evaluation, promotion
+from tests.io.test_flavors import categorical, penguins
+from tests.jobs.helpers import run, settings, unique
+
+pytestmark = pytest.mark.integration
+
+
+def register(name: str, flavor: str, model, frame) -> None:
+    """Log a model with its framework's flavour and a signature, and register it."""
+    with mlflow.start_run():
+        getattr(mlflow, flavor).log_model(
+            model, name="model", signature=infer_signature(frame, model.predict(frame)),
+            registered_model_name=name,
+        )  # fmt: skip
+
+
+def test_a_registered_lightgbm_model_is_evaluated_promoted_and_challenged(mlflow_server, tmp_path):
+    name = unique("notebook-lightgbm")
+    common = settings(mlflow_server, name)
+    common["mlflow_service"].start()
+    client = common["mlflow_service"].client()
+    train, holdout = penguins(rows=300, seed=5), penguins(rows=200, seed=6)
+    holdout.to_parquet(tmp_path / "holdout.parquet", index=False)  # categoricals as text
+    lightgbm = lgb.LGBMClassifier(n_estimators=20, num_leaves=7, n_jobs=1, verbose=-1)
+    lightgbm.fit(categorical(train), train["species"])  # LightGBM keeps the text labels
+    register(name, "lightgbm", lightgbm, categorical(train))
+
+    def evaluate():
+        return run(
+            evaluation.EvaluationJob(
+                inputs=datasets.ParquetReader(path=str(tmp_path / "holdout.parquet")),
+                target="species",
+                model_name=name,
+                thresholds={"accuracy": 0.8, "roc_auc": 0.9},
+                tolerance=0.5,
+                **common,
+            )
+        )
+
+    evaluated = evaluate()
+    assert evaluated.task == "classification"
+    expected = lightgbm.predict(categorical(holdout))
+    assert evaluated.scores["accuracy"] == pytest.approx(
+        skm.accuracy_score(holdout["species"], expected)
+    )
+    assert evaluated.predicted.tolist() == expected.tolist()
+    # Probabilities were there: the metrics that need them were computed.
+    assert {"roc_auc", "log_loss"} <= set(evaluated.scores)
+    assert evaluated.passed, evaluated.reasons
+    promoted = run(promotion.PromotionJob(model_name=name, **common))
+    assert promoted.promoted
+    assert client.get_model_version_by_alias(name, "Champion").version == "1"
+    # v2, an XGBoost model on label-encoded species, is compared with the LightGBM Champion.
+    encoder = LabelEncoder().fit(train["species"])
+    booster = xgb.XGBClassifier(n_estimators=20, max_depth=3, n_jobs=1, enable_categorical=True)
+    booster.fit(categorical(train), encoder.transform(train["species"]))
+    register(name, "xgboost", booster, categorical(train))
+    mapping = json.dumps(list(encoder.classes_))
+    client.set_model_version_tag(name, "2", flavors.LABEL_MAPPING_TAG, mapping)
+    challenged = evaluate()
+    assert challenged.candidate_ref.version == 2 and challenged.champion_ref.version == 1
+    labels = encoder.inverse_transform(booster.predict(categorical(holdout)))
+    assert challenged.predicted.tolist() == labels.tolist()
+    assert challenged.scores["accuracy"] == pytest.approx(
+        skm.accuracy_score(holdout["species"], labels)
+    )
+    assert challenged.champion_scores["accuracy"] == pytest.approx(evaluated.scores["accuracy"])
+    assert np.isfinite(challenged.scores["log_loss"])
