@@ -18,7 +18,7 @@ from __future__ import annotations
 import typing as T
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 import xgboost
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
@@ -29,7 +29,7 @@ def _plain(value: T.Any) -> T.Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-class CategoryCaster(TransformerMixin, BaseEstimator):
+class CategoryCaster(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """Cast columns to pandas `category` with the categories fitted in training.
 
     The categories are kept as plain Python lists (text or numbers), sorted, so that the
@@ -89,12 +89,12 @@ class LabelledXGBClassifier(xgboost.XGBClassifier):
         return self
 
     @property
-    def classes_(self) -> np.ndarray:  # type: ignore[override]
+    def classes_(self) -> np.ndarray:
         """The original labels, in the order of the probability columns (indices while fitting)."""
         labels = self.__dict__.get("labels_")
-        return super().classes_ if labels is None else labels
+        return np.asarray(super().classes_ if labels is None else labels)
 
-    def predict(self, X: T.Any, **kwargs: T.Any) -> np.ndarray:  # type: ignore[override]
+    def predict(self, X: T.Any, **kwargs: T.Any) -> np.ndarray:
         """The most probable class of each row, as its label."""
         codes = np.asarray(super().predict(X, **kwargs), dtype=int)
-        return self.labels_[codes]
+        return np.asarray(self.labels_[codes])

@@ -179,7 +179,6 @@ class Model(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         return pipeline.Pipeline([("preprocessor", preprocessor), ("estimator", self.estimator())])
 
 
-
 def integral_params(estimator: BaseEstimator, params: dict[str, T.Any]) -> dict[str, T.Any]:
     """The params with their integral floats made ints where the estimator expects an int.
 
@@ -471,7 +470,9 @@ def estimator_class(path: str) -> type[BaseEstimator]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        raise EstimatorError(f"estimator {path!r}: cannot import {module_name!r} ({error})") from None
+        raise EstimatorError(
+            f"estimator {path!r}: cannot import {module_name!r} ({error})"
+        ) from None
     found = getattr(module, name, None)
     if not isinstance(found, type) or not all(
         callable(getattr(found, method, None)) for method in ("fit", "predict", "get_params")
@@ -521,7 +522,6 @@ class EstimatorModel(Model, frozen=True):
     """
 
     KIND: T.Literal["EstimatorModel"] = "EstimatorModel"
-    TASK: T.ClassVar[Task] = "regression"  # the class's placeholder; an instance reads its own
     estimator_class: str
     trusted_types: list[str] = pdt.Field(default_factory=list)
 
@@ -551,8 +551,8 @@ class EstimatorModel(Model, frozen=True):
         """Done with the estimator known (`_params_of_the_estimator`)."""
         return params
 
-    @property  # type: ignore[misc]
-    def TASK(self) -> Task:  # noqa: N802 - read as every kind's TASK is
+    @property
+    def TASK(self) -> Task:  # type: ignore[override]  # noqa: N802 - as every kind's TASK
         """What the estimator predicts, as sklearn tells it."""
         return task_of(estimator_class(self.estimator_class)())
 
@@ -563,7 +563,8 @@ class EstimatorModel(Model, frozen=True):
             built = type(kind.model_construct().estimator())
             # LabelledXGBClassifier stands for XGBClassifier, which it subclasses.
             if wanted is built or wanted in built.__bases__:
-                return kind(numerical=self.numerical, categorical=self.categorical, params=self.params)
+                fields = ("numerical", "categorical", "params")
+                return kind.model_validate({name: getattr(self, name) for name in fields})
         return None
 
     def estimator(self) -> BaseEstimator:
@@ -624,8 +625,18 @@ class ModelFactory(factories.Factory[Model]):
         return f"{super().allowed()}, or of an estimator class ({ESTIMATOR_PATHS})"
 
     def listing(self) -> str:
-        """The kinds for a help text, estimator import paths included."""
-        return f"{super().listing()}, or of an estimator class ({ESTIMATOR_PATHS})"
+        """The kinds for a help text, estimator import paths included.
+
+        `EstimatorModel` is left out: a help text names the estimator's path instead.
+        """
+        names = [
+            repr(name) for name in self.kinds if name != EstimatorModel.model_fields["KIND"].default
+        ]
+        return (
+            f"{', '.join(names[:-1])} or {names[-1]}, or the import path package.module:Class "
+            f"of a subclass of {factories.qualified(self.base)}, or of an estimator class "
+            f"({ESTIMATOR_PATHS})"
+        )
 
     def coerce(self, value: T.Any) -> T.Any:
         """An estimator's import path as an EstimatorModel config; anything else as usual."""

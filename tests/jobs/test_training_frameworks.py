@@ -56,7 +56,9 @@ def train(
 
 def stored(uri: str, folder: pathlib.Path) -> tuple[pathlib.Path, dict[str, T.Any]]:
     """The registered model's files, and its sklearn flavour as MLmodel records it."""
-    files = pathlib.Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder)))
+    files = pathlib.Path(
+        mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder))
+    )
     return files, yaml.safe_load((files / "MLmodel").read_text())["flavors"]["sklearn"]
 
 
@@ -106,7 +108,9 @@ def test_a_lightgbm_classifier_gives_its_text_labels_back(tracking, rows, tmp_pa
     files, flavor = stored(trained.model_ref.uri, tmp_path / "files")
     assert_never_pickled(files)
     assert "lightgbm.basic.Booster" in flavor["skops_trusted_types"]
-    assert any(line.startswith("lightgbm==") for line in (files / "requirements.txt").read_text().split())
+    assert any(
+        line.startswith("lightgbm==") for line in (files / "requirements.txt").read_text().split()
+    )
     model = native_model(trained.model_ref.name, 1)
     test = pd.read_parquet(holdout)
     assert list(model.classes_) == ["high", "low", "medium"]
@@ -122,7 +126,11 @@ def test_a_forest_named_by_its_import_path_is_trained_as_its_kind(tracking, rows
     holdout = tmp_path / "holdout.parquet"
     path = "sklearn.ensemble:RandomForestRegressor"
     trained = train(
-        tracking, rows, "cnt", {"KIND": path, "params": {"n_estimators": 20.0, "n_jobs": 1}}, holdout
+        tracking,
+        rows,
+        "cnt",
+        {"KIND": path, "params": {"n_estimators": 20.0, "n_jobs": 1}},
+        holdout,
     )
     assert trained.model_kind == "EstimatorModel" and trained.task == "regression"
     files, flavor = stored(trained.model_ref.uri, tmp_path / "files")
@@ -160,7 +168,11 @@ def test_an_estimator_with_undeclared_types_is_refused_before_registering(tracki
     trusting = job.model_copy(
         update={
             "model": models.MODELS.build(
-                {"KIND": path, "params": {"n_estimators": 5}, "trusted_types": [models.SKLEARN_TREE]}
+                {
+                    "KIND": path,
+                    "params": {"n_estimators": 5},
+                    "trusted_types": [models.SKLEARN_TREE],
+                }
             )
         }
     )
