@@ -609,7 +609,8 @@ class EstimatorModel(Model, frozen=True):
         return (
             "review them, and list the ones to trust in the model's trusted_types: "
             f'{{"KIND": "EstimatorModel", "estimator_class": "{self.estimator_class}", '
-            '"trusted_types": [...]}'
+            '"trusted_types": [...]}, or declare them in the TRUSTED_TYPES of a Model subclass '
+            "of your own, named by model_kind as package.module:Class"
         )
 
 
@@ -624,14 +625,14 @@ class ModelFactory(factories.Factory[Model]):
         """What a KIND may be, for messages, estimator import paths included."""
         return f"{super().allowed()}, or of an estimator class ({ESTIMATOR_PATHS})"
 
-    def listing(self) -> str:
-        """The kinds for a help text, estimator import paths included.
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The kinds that a KIND alone builds: `EstimatorModel` needs its estimator's path."""
+        return tuple(name for name, kind in self.kinds.items() if kind is not EstimatorModel)
 
-        `EstimatorModel` is left out: a help text names the estimator's path instead.
-        """
-        names = [
-            repr(name) for name in self.kinds if name != EstimatorModel.model_fields["KIND"].default
-        ]
+    def listing(self) -> str:
+        """The kinds for a help text (`names`), estimator import paths included."""
+        names = [repr(name) for name in self.names]
         return (
             f"{', '.join(names[:-1])} or {names[-1]}, or the import path package.module:Class "
             f"of a subclass of {factories.qualified(self.base)}, or of an estimator class "
