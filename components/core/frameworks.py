@@ -57,13 +57,13 @@ class CategoryCaster(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         """The columns as `category` with the fitted categories (unseen values: missing)."""
         check_is_fitted(self, "categories_")
         frame = pd.DataFrame(X)
-        return pd.DataFrame(
-            {
-                column: pd.Categorical(frame[column], categories=self.categories_[str(column)])
-                for column in frame.columns
-            },
-            index=frame.index,
-        )
+        cast = {}
+        for column in frame.columns:
+            categories = self.categories_[str(column)]
+            # Unseen values made missing first: pandas is to refuse them in a Categorical.
+            known = frame[column].where(frame[column].isin(categories))
+            cast[column] = pd.Categorical(known, categories=categories)
+        return pd.DataFrame(cast, index=frame.index)
 
     def get_feature_names_out(self, input_features: T.Any = None) -> np.ndarray:
         """The same column names: a cast keeps one column per column."""
