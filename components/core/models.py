@@ -8,6 +8,7 @@ saved as one sklearn Pipeline in skops format, with the types it holds reviewed 
 from __future__ import annotations
 
 import abc
+import dataclasses
 import difflib
 import importlib
 import inspect
@@ -500,6 +501,14 @@ def _is_estimator_path(value: T.Any) -> bool:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class _ParamsOf:
+    """An EstimatorModel's params on their way to their check, with the estimator they are for."""
+
+    estimator: type[BaseEstimator]
+    params: T.Any
+
+
 class EstimatorModel(Model, frozen=True):
     """Any estimator with the scikit-learn API, named by its import path.
 
@@ -527,28 +536,42 @@ class EstimatorModel(Model, frozen=True):
 
     @pdt.model_validator(mode="before")
     @classmethod
-    def _params_of_the_estimator(cls, data: T.Any) -> T.Any:
-        """Check the params against the named estimator (the field checks of the other kinds)."""
+    def _estimator_with_its_params(cls, data: T.Any) -> T.Any:
+        """Resolve the estimator first, and hand it to the params' check with the params.
+
+        The params are validated before `estimator_class` (fields go in order, the base's
+        first): they travel with their estimator, so that a refused param is the params' error
+        (`model.params`), as it is for every other kind.
+        """
         if not isinstance(data, T.Mapping) or not isinstance(data.get("estimator_class"), str):
             return data
         found = estimator_class(data["estimator_class"])
-        params = data.get("params") or {}
+        return {**data, "params": _ParamsOf(found, data.get("params", {}))}
+
+    @pdt.field_validator("params", mode="before")
+    @classmethod
+    def _checked_against_the_estimator(cls, value: T.Any) -> T.Any:
+        """The params, with integral floats back to ints, refused as the estimator refuses."""
+        if not isinstance(value, _ParamsOf):
+            return value
+        params = value.params
         if not isinstance(params, dict):
-            return data  # the field's own check says what is wrong
+            return params  # the field's own type check says what is wrong
+        found = value.estimator
         params = integral_params(found(), params)
         check_params(found(), params, lambda: found(**params))
-        return {**data, "params": params}
+        return params
 
     @pdt.field_validator("params", mode="after")
     @classmethod
     def _integers_back(cls, params: dict[str, T.Any]) -> dict[str, T.Any]:
-        """Done with the estimator known (`_params_of_the_estimator`)."""
+        """Done with the estimator known (`_checked_against_the_estimator`)."""
         return params
 
     @pdt.field_validator("params", mode="after")
     @classmethod
     def _accepted_by_the_estimator(cls, params: dict[str, T.Any]) -> dict[str, T.Any]:
-        """Done with the estimator known (`_params_of_the_estimator`)."""
+        """Done with the estimator known (`_checked_against_the_estimator`)."""
         return params
 
     @property

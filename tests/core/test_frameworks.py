@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import pydantic as pdt
 import pytest
 import skops.io
 from sklearn import metrics as sk_metrics
@@ -231,6 +232,17 @@ def test_the_listing_names_every_kind_and_how_to_give_an_import_path():
     assert "EstimatorModel" not in listing
     assert "'sklearn.ensemble:RandomForestRegressor'" in listing
     assert "estimator with the scikit-learn API" in listing
+
+
+def test_a_param_an_estimator_refuses_is_an_error_of_the_params():
+    """As for every kind: the pipeline's checks then name `model_params`, not `model_kind`."""
+    with pytest.raises(pdt.ValidationError) as caught:
+        models.MODELS.coerce(
+            {"KIND": "sklearn.ensemble:RandomForestRegressor", "params": {"n_estimator": 5}}
+        )
+    [error] = caught.value.errors()
+    assert error["loc"] == ("params",)
+    assert "unknown parameter 'n_estimator' (did you mean: n_estimators?)" in error["msg"]
 
 
 def test_zz_report_figures(capsys):
