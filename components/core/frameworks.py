@@ -94,6 +94,14 @@ class LabelledXGBClassifier(xgboost.XGBClassifier):
         labels = self.__dict__.get("labels_")
         return np.asarray(super().classes_ if labels is None else labels)
 
+    def decision_function(self, X: T.Any) -> np.ndarray:
+        """The raw margins (log-odds), as sklearn's classifiers give them: what SHAP explains.
+
+        One column per class for several classes, one value per row for two (the second
+        class's log-odds).
+        """
+        return np.asarray(super().predict(X, output_margin=True))
+
     def predict(self, X: T.Any, **kwargs: T.Any) -> np.ndarray:
         """The most probable class of each row, as its label."""
         codes = np.asarray(super().predict(X, **kwargs), dtype=int)

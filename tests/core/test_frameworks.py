@@ -179,6 +179,24 @@ def test_the_xgboost_classifier_keeps_labels_through_a_refit():
     assert set(model.predict(frame)) <= {3, 5, 7}
 
 
+@pytest.mark.parametrize("classes", [["no", "yes"], ["high", "low", "medium"]])
+def test_the_xgboost_classifier_gives_its_margins_as_a_decision_function(classes):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=300), "z": rng.normal(size=300)})
+    index = (frame["x"] > 0).astype(int) + (len(classes) > 2) * (frame["z"] > 1)
+    labels = np.asarray(classes)[index]
+    model = frameworks.LabelledXGBClassifier(n_estimators=10).fit(frame, labels)
+    margins = model.decision_function(frame)
+    probabilities = model.predict_proba(frame)
+    if len(classes) == 2:  # one log-odds per row, of the second class
+        assert margins.shape == (300,)
+        np.testing.assert_allclose(1 / (1 + np.exp(-margins)), probabilities[:, 1], rtol=1e-5)
+    else:  # one margin per class: their softmax is the probabilities
+        assert margins.shape == (300, 3)
+        softmax = np.exp(margins) / np.exp(margins).sum(axis=1, keepdims=True)
+        np.testing.assert_allclose(softmax, probabilities, rtol=1e-5)
+
+
 def test_an_estimator_by_import_path_stands_for_the_registered_kind_of_its_class():
     model = models.MODELS.build({"KIND": "xgboost:XGBClassifier", "params": {"max_depth": 3.0}})
     assert isinstance(model, models.EstimatorModel)
