@@ -41,9 +41,10 @@ def train(
         reader: Reader options, e.g. {"KIND": "CSVReader", "delimiter": ";", "encoding":
             "latin-1"}; the format follows the file extension when KIND is not given.
         model_kind: A model KIND registered in components.core.models.MODELS (the pipeline's
-            description lists them) or the import path package.module:Class of a subclass of
-            components.core.models:Model; the task (regression or classification) follows
-            from it.
+            description lists them), the import path package.module:Class of a subclass of
+            components.core.models:Model, or that of any estimator with the scikit-learn API
+            (e.g. sklearn.ensemble:RandomForestRegressor, xgboost:XGBClassifier); the task
+            (regression or classification) follows from it.
         model_params: Estimator parameters, e.g. {"max_iter": 200, "learning_rate": 0.1}.
         features: Candidate feature columns (default: every column but the target).
         categorical: Columns treated as categories even when numeric (codes).

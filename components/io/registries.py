@@ -864,7 +864,7 @@ class SklearnSaver(Saver, frozen=True):
         Args:
             kind: the model kind, or None for a model built elsewhere.
         """
-        declared = TRUSTED_TYPES if kind is None else kind.TRUSTED_TYPES
+        declared = TRUSTED_TYPES if kind is None else kind.skops_trusted()
         return tuple(dict.fromkeys([*declared, *self.trusted_types]))
 
     def save(self, model, name, signature, input_example, tags=None, kind=None) -> ModelRef:
@@ -875,10 +875,15 @@ class SklearnSaver(Saver, frozen=True):
         unknown = sorted(untrusted - set(self.trusts(kind)))
         if unknown:
             owner = f"model kind {kind.KIND}" if kind is not None else "the saver"
+            how = (
+                kind.how_to_trust()
+                if kind is not None
+                else "review them and declare them in the model kind's TRUSTED_TYPES (or the "
+                "saver's trusted_types)"
+            )
             raise UntrustedTypesError(
                 f"model '{name}' holds types that skops does not trust: {unknown}; {owner} "
-                f"trusts {sorted(self.trusts(kind)) or 'none'}: review them and declare them "
-                "in the model kind's TRUSTED_TYPES (or the saver's trusted_types)"
+                f"trusts {sorted(self.trusts(kind)) or 'none'}: {how}"
             )
         info = mlflow.sklearn.log_model(
             sk_model=model,
@@ -888,7 +893,7 @@ class SklearnSaver(Saver, frozen=True):
             serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
             skops_trusted_types=sorted(untrusted),
             # Stated, not inferred: inference reloads the model in a subprocess (seconds).
-            pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
+            pip_requirements=requirements_for(untrusted),
         )
         # Registered with its tags in one call: a version is never seen without them.
         version = mlflow.register_model(info.model_uri, name, tags=dict(tags or {}))
@@ -898,6 +903,32 @@ class SklearnSaver(Saver, frozen=True):
             version=int(version.version),
             run_id=info.run_id,
         )
+
+
+def requirements_for(types: T.Iterable[str]) -> list[str]:
+    """The pip requirements of a model saved with the sklearn flavour and holding these types.
+
+    sklearn's and skops' own, plus each installed distribution whose package a type comes from
+    (`xgboost.core.Booster` pins the installed `xgboost-cpu` or `xgboost`, `lightgbm...` pins
+    `lightgbm`), at the installed version, so that a serving environment can load the model.
+    The standard library, numpy and this project's own package add nothing.
+
+    Args:
+        types: the types of the fitted model beyond those skops trusts by default.
+    """
+    import importlib.metadata as metadata
+
+    requirements = list(mlflow.sklearn.get_default_pip_requirements(include_skops=True))
+    listed = {requirement.split("=")[0].lower() for requirement in requirements}
+    distributions = metadata.packages_distributions()
+    own = set(distributions.get(__name__.split(".")[0], []))
+    for package in sorted({name.split(".")[0] for name in types} - {"numpy", "sklearn"}):
+        for distribution in distributions.get(package, []):
+            if distribution in own or distribution.lower() in listed:
+                continue
+            requirements.append(f"{distribution}=={metadata.version(distribution)}")
+            listed.add(distribution.lower())
+    return requirements
 
 
 # The registry of savers; a model kind's is the one chosen for its flavour (`SAVERS.choose`).

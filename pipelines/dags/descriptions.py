@@ -51,7 +51,8 @@ PIECES: dict[str, str] = {
     "served_model_name": "Registered model name in MLflow.",
     "model_kind": f"The estimator: {models.MODELS.listing()}; the task (regression or "
     "classification) follows from it.",
-    "model_params": 'Estimator parameters, e.g. {"max_iter": 200}.',
+    "model_params": "Estimator parameters, its own keyword arguments: e.g. "
+    '{"max_iter": 200}, or {"n_estimators": 300, "max_depth": 6} for XGBoost.',
     "features": "Candidate feature columns; empty: every column but the target.",
     "categorical": "Columns treated as categories even when numeric (codes).",
     "exclude": "Columns never used as features (ids, timestamps, leaks of the target).",

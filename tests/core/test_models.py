@@ -108,12 +108,24 @@ def test_model_features_may_be_left_to_inference_but_must_not_overlap():
 
 
 def test_model_task_by_kind():
-    assert {name: kind.TASK for name, kind in models.MODELS.kinds.items()} == {
+    kinds = models.MODELS.kinds.items()
+    assert {name: kind.TASK for name, kind in kinds if kind is not models.EstimatorModel} == {
         "HistGradientBoostingRegressor": "regression",
         "HistGradientBoostingClassifier": "classification",
         "Ridge": "regression",
         "LogisticRegression": "classification",
+        "RandomForestRegressor": "regression",
+        "RandomForestClassifier": "classification",
+        "ExtraTreesRegressor": "regression",
+        "ExtraTreesClassifier": "classification",
+        "XGBRegressor": "regression",
+        "XGBClassifier": "classification",
+        "LGBMRegressor": "regression",
+        "LGBMClassifier": "classification",
     }
+    assert models.model_task("xgboost:XGBRegressor") == "regression"
+    with pytest.raises(ValueError, match="an EstimatorModel's task is its estimator's"):
+        models.model_task("EstimatorModel")
     assert models.model_task("LogisticRegression") == "classification"
     assert models.model_task("tests.user_models:RandomForestRegressorModel") == "regression"
     with pytest.raises(ValueError, match=r"unknown model type 'XGB'; allowed: 'Hist") as caught:
@@ -163,9 +175,11 @@ def messy() -> pd.DataFrame:
     return frame.assign(y=y, classes=pd.qcut(y, 3, labels=False), busy=y > y.median())
 
 
+# Every kind with a task of its own (an EstimatorModel's is its estimator's: test_frameworks).
 KINDS_AND_TARGETS = [
     (kind, target)
     for kind in models.MODELS.kinds.values()
+    if kind is not models.EstimatorModel
     for target in (["y"] if kind.TASK == "regression" else ["classes", "busy"])
 ]
 
@@ -231,10 +245,10 @@ def test_rare_categories_share_one_column():
 
 def test_an_unknown_model_kind_is_refused_in_one_line_listing_the_kinds():
     with pytest.raises(ValueError) as caught:
-        models.MODELS.build({"KIND": "XGBRegressor", "params": {}})
+        models.MODELS.build({"KIND": "CatBoost", "params": {}})
     message = str(caught.value)
     assert "\n" not in message
-    assert message.startswith("unknown model type 'XGBRegressor'; allowed: ")
+    assert message.startswith("unknown model type 'CatBoost'; allowed: ")
     for name in models.MODELS.names:
         assert repr(name) in message
     assert "package.module:Class of a subclass of components.core.models:Model" in message
@@ -271,12 +285,21 @@ def test_a_users_model_kind_is_built_by_its_import_path(data):
 
 def test_the_project_kinds_declare_what_their_saving_and_explaining_need():
     kinds = models.MODELS.kinds
+    linear = {"Ridge", "LogisticRegression", "EstimatorModel"}  # an estimator's: not declared
     assert {name: kind.TREE_ENSEMBLE for name, kind in kinds.items()} == {
-        "HistGradientBoostingRegressor": True,
-        "HistGradientBoostingClassifier": True,
-        "Ridge": False,
-        "LogisticRegression": False,
+        name: name not in linear for name in kinds
     }
     assert {kind.FLAVOR for kind in kinds.values()} == {"sklearn"}
     # Each kind's declared types, once each, make the types the project trusts.
-    assert models.trusted_types() == (models.HIST_TREES, "numpy.dtype")
+    assert models.trusted_types() == (
+        models.HIST_TREES,
+        "numpy.dtype",
+        models.SKLEARN_TREE,
+        models.CATEGORY_CASTER,
+        models.XGB_BOOSTER,
+        "xgboost.sklearn.XGBRegressor",
+        "components.core.frameworks.LabelledXGBClassifier",
+        *models.LGBM_BOOSTER,
+        "lightgbm.sklearn.LGBMRegressor",
+        "lightgbm.sklearn.LGBMClassifier",
+    )

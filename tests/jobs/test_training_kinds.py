@@ -72,8 +72,7 @@ def test_a_users_model_kind_is_trained_registered_and_loaded_back(tracking, fore
     trained, holdout = forest
     assert trained.model_kind == FOREST and trained.task == "regression"
     assert trained.model_ref.version == 1
-    # Saved with skops, trusting the tree type its kind declares (the project's kinds do not).
-    assert "sklearn.tree._tree.Tree" not in registries.TRUSTED_TYPES
+    # Saved with skops, trusting the tree type its kind declares.
     files = pathlib.Path(
         mlflow.artifacts.download_artifacts(
             artifact_uri=trained.model_ref.uri, dst_path=str(tmp_path)
@@ -140,9 +139,10 @@ def test_the_saver_trusts_only_what_the_model_kind_declares(forest):
         "['sklearn.tree._tree.Tree']; model kind tests.user_models:UndeclaredForestModel trusts "
         "none: review them and declare them in the model kind's TRUSTED_TYPES"
     )
-    # Without its kind, the saver trusts what the project's kinds declare: not a forest's trees.
-    with pytest.raises(registries.UntrustedTypesError, match=r"\['sklearn.tree._tree.Tree'\]"):
-        saver.save(pipeline, "never-registered", None, example)
+    # Without its kind, the saver trusts what the project's kinds declare: the forest kinds'
+    # trees among them.
+    assert saver.trusts(None) == registries.TRUSTED_TYPES
+    assert "sklearn.tree._tree.Tree" in registries.TRUSTED_TYPES
 
 
 def test_a_model_kind_of_another_flavour_needs_a_saver_chosen_for_it():
@@ -159,10 +159,14 @@ def test_a_model_kind_of_another_flavour_needs_a_saver_chosen_for_it():
 @pytest.mark.parametrize(
     ("field", "value", "expected"),
     [
-        ("model", {"KIND": "XGBRegressor"}, "model: Value error, unknown model type "
-         "'XGBRegressor'; allowed: 'HistGradientBoostingRegressor', "
-         "'HistGradientBoostingClassifier', 'Ridge', 'LogisticRegression', or the import path "
-         "package.module:Class of a subclass of components.core.models:Model"),
+        ("model", {"KIND": "SVM"}, "model: Value error, unknown model type "
+         "'SVM'; allowed: 'HistGradientBoostingRegressor', "
+         "'HistGradientBoostingClassifier', 'Ridge', 'LogisticRegression', "
+         "'RandomForestRegressor', 'RandomForestClassifier', 'ExtraTreesRegressor', "
+         "'ExtraTreesClassifier', 'XGBRegressor', 'XGBClassifier', 'LGBMRegressor', "
+         "'LGBMClassifier', 'EstimatorModel', or the import path package.module:Class of a "
+         "subclass of components.core.models:Model, or of an estimator class (any estimator "
+         "with the scikit-learn API by its import path"),
         ("model", {"KIND": "tests.user_models:NotAKind"}, "model: Value error, model type "
          "'tests.user_models:NotAKind' is not a subclass of components.core.models:Model; "
          "allowed: 'HistGradientBoostingRegressor'"),

@@ -359,10 +359,11 @@ def refused_values(folder: pathlib.Path) -> dict[str, tuple[str, dict[str, T.Any
             ["'fial'", "Input should be 'off', 'warn' or 'fail'"],
         ),
         "model_kind": (
-            "training", {"model_kind": "XGBRegressor"}, "model_kind",
-            ["'XGBRegressor'", f"unknown model type 'XGBRegressor'; allowed: '{regressor}', "
-             "'HistGradientBoostingClassifier', 'Ridge', 'LogisticRegression', or the import "
-             "path package.module:Class of a subclass of components.core.models:Model"],
+            "training", {"model_kind": "SVM"}, "model_kind",
+            ["'SVM'", f"unknown model type 'SVM'; allowed: '{regressor}', "
+             "'HistGradientBoostingClassifier', 'Ridge', 'LogisticRegression', "
+             "'RandomForestRegressor'", "or the import path package.module:Class of a subclass "
+             "of components.core.models:Model, or of an estimator class"],
         ),
         "reader": (
             "training", {"reader": {"KIND": "ExcelReader"}}, "reader",

@@ -191,9 +191,14 @@ def test_listing_names_every_kind_and_the_import_path():
     from components.core import models
 
     assert models.MODELS.listing() == (
-        "'HistGradientBoostingRegressor', 'HistGradientBoostingClassifier', 'Ridge' or "
-        "'LogisticRegression', or the import path package.module:Class of a subclass of "
-        "components.core.models:Model"
+        "'HistGradientBoostingRegressor', 'HistGradientBoostingClassifier', 'Ridge', "
+        "'LogisticRegression', 'RandomForestRegressor', 'RandomForestClassifier', "
+        "'ExtraTreesRegressor', 'ExtraTreesClassifier', 'XGBRegressor', 'XGBClassifier', "
+        "'LGBMRegressor' or 'LGBMClassifier', or the import path "
+        "package.module:Class of a subclass of components.core.models:Model, or of an estimator "
+        "class (any estimator with the scikit-learn API by its import path, e.g. "
+        "'sklearn.ensemble:RandomForestRegressor', 'xgboost:XGBClassifier' or "
+        "'catboost:CatBoostRegressor' where it is installed)"
     )
     empty = factories.Factory("thing", models.Model, ())
     assert empty.listing() == (
