@@ -21,7 +21,8 @@ What the values add up to (base value + the sum of a sample's values, per output
 - the tree and linear explainers: the model's raw output: a regressor's prediction; a
   classifier's margin per class, i.e. log-odds (`decision_function`, XGBoost's
   `output_margin=True`, LightGBM's `raw_score=True`); a binary classifier has one margin, of its
-  second (positive) class;
+  second (positive) class; a classifier without margins (a random forest, which averages its
+  trees' class frequencies) its probabilities;
 - the permutation explainer: what the model predicts: `predict_proba` (one probability per
   class) for a classifier with probabilities, else `predict` (a pyfunc model's numeric columns;
   labels alone as one 0/1 indicator per label).
@@ -99,17 +100,23 @@ class Explanations:
     outputs: list[str]
     columns: list[str] | None = None
 
-    def grouped(self) -> Explanations:
+    def grouped(self, order: T.Sequence[str] = ()) -> Explanations:
         """The values summed per user column: one feature per column the model reads.
 
         SHAP values are additive, so the sum over a column's one-hot features is that
         column's contribution, and the total (the explained output) does not change.
+
+        Args:
+            order: the user's columns in their order (the input's); the grouped features
+                follow it, those it does not name last, in the order they come.
         """
-        if self.columns is None or self.columns == self.features:
+        sources = self.columns if self.columns is not None else self.features
+        position = {name: i for i, name in enumerate(order)}
+        names = sorted(dict.fromkeys(sources), key=lambda name: position.get(name, len(position)))
+        if names == self.features:
             return dataclasses.replace(self, columns=None)
-        names = list(dict.fromkeys(self.columns))
-        membership = np.zeros((len(self.columns), len(names)))
-        membership[np.arange(len(self.columns)), [names.index(c) for c in self.columns]] = 1.0
+        membership = np.zeros((len(sources), len(names)))
+        membership[np.arange(len(sources)), [names.index(c) for c in sources]] = 1.0
         values = np.einsum("nfk,fg->ngk", self.values, membership)
         return Explanations(values, self.base_values, names, self.outputs)
 
@@ -139,16 +146,23 @@ def _shaped(values: T.Any, base_values: T.Any, samples: int) -> tuple[np.ndarray
     return values, np.array(base)
 
 
-def _contributions(contributions: np.ndarray, samples: int) -> tuple[np.ndarray, np.ndarray]:
-    """A framework's contributions with the bias last, (n, f+1) or (n, k, f+1), as SHAP values.
+def _contributions(
+    contributions: np.ndarray, samples: int, outputs: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """A framework's contributions with the bias last, as SHAP values.
+
+    Args:
+        contributions: (n, k, f+1) (XGBoost's multiclass), or (n, k * (f+1)) with the k
+            outputs' blocks side by side (LightGBM's; k = 1 is a single output's).
+        samples: n.
+        outputs: k, for the flat layout.
 
     Returns:
         (n, f, k) values and (n, k) base values (the bias column).
     """
     contributions = np.asarray(contributions, dtype=float)
     if contributions.ndim == 2:
-        contributions = contributions[:, None, :]
-    contributions = contributions.reshape(samples, contributions.shape[1], -1)
+        contributions = contributions.reshape(samples, outputs, -1)
     return contributions[:, :, :-1].transpose(0, 2, 1).copy(), contributions[:, :, -1].copy()
 
 
@@ -462,7 +476,8 @@ class LightGBMExplainer(Explainer, frozen=True):
         booster = lightgbm_booster(estimator)
         features = lightgbm_frame(booster, transformed(model, inputs))
         contributions = booster.predict(features, pred_contrib=True)
-        values, base = _contributions(_dense(contributions), len(inputs))
+        outputs = booster.num_model_per_iteration()
+        values, base = _contributions(_dense(contributions), len(inputs), outputs)
         names = feature_names(model, inputs, values.shape[1])
         explained = Explanations(values, base, names, raw_output_labels(estimator, base.shape[1]))
         return with_sources(explained, model, inputs)
@@ -505,9 +520,14 @@ def _tree_shap_slice(bounds: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _margin(model: T.Any, inputs: pd.DataFrame) -> np.ndarray:
-    """A scikit-learn model's raw output: a classifier's decision function, else predict."""
+    """A scikit-learn model's raw output: a classifier's decision function, else predict.
+
+    A classifier without one (a random forest) outputs its probabilities: the mean of its
+    trees' class frequencies, which is what Tree SHAP explains for it.
+    """
     if is_classifier(estimator_of(model)):
-        margin = np.asarray(model.decision_function(inputs), dtype=float)
+        raw = model.decision_function if hasattr(model, "decision_function") else None
+        margin = np.asarray((raw or model.predict_proba)(inputs), dtype=float)
     else:
         margin = np.asarray(model.predict(inputs), dtype=float)
     return margin.reshape(len(inputs), -1)

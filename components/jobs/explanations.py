@@ -127,7 +127,7 @@ class ExplanationsJob(base.Job, frozen=True):
                 if background is None:
                     background = inputs.head(self.background_samples)
                 # One value per input column: one-hot features summed back to their column.
-                explained = explainer.explain(model, inputs, background).grouped()
+                explained = explainer.explain(model, inputs, background).grouped(inputs.columns)
                 table = explained.frame()
                 kept_samples = max(0, REPORTED_SAMPLES - samples)
                 if kept_samples:
