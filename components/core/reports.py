@@ -140,33 +140,54 @@ def explained_row(rows: pd.DataFrame, prefix: str = "shap_") -> tuple[pd.Series,
     return row, f"predicted '{row['output']}' (its output {float(totals[best]):.4g})"
 
 
-def sample_chart(
-    rows: pd.DataFrame, values: pd.Series, title: str, prefix: str = "shap_", top: int = 12
-) -> str:
-    """One sample's largest contributions, each labelled with the sample's value of the column.
+def sample_contributions(
+    rows: pd.DataFrame, values: pd.Series, prefix: str = "shap_", top: int = 12
+) -> tuple[pd.DataFrame, pd.Series, str]:
+    """One sample's largest contributions to the output its chart explains.
 
     Args:
         rows: the sample's explanation rows (one per output).
         values: the sample's input values, by column.
-        title: the chart's title (which sample).
         prefix: the prefix of the SHAP columns.
-        top: the most contributions shown.
+        top: the most contributions kept.
+
+    Returns:
+        The contributions (`feature`, `value`, `SHAP value`, largest first), the output row
+        explained, and what the model predicted, in words.
     """
     row, predicted = explained_row(rows, prefix)
     contributions = row[[c for c in row.index if c.startswith(prefix)]].astype(float)
     contributions.index = [c.removeprefix(prefix) for c in contributions.index]
-    order = contributions.abs().sort_values(ascending=False).index
-    shown = contributions.reindex(order).head(top).iloc[::-1]
+    order = contributions.abs().sort_values(ascending=False).index[:top]
+    frame = pd.DataFrame(
+        {
+            "feature": list(order),
+            "value": [_shown_value(values[n]) if n in values.index else "" for n in order],
+            "SHAP value": contributions[order].to_numpy(),
+        }
+    )
+    return frame, row, predicted
+
+
+def sample_chart(contributions: pd.DataFrame, row: pd.Series, title: str) -> str:
+    """One sample's largest contributions, each labelled with the sample's value of the column.
+
+    Args:
+        contributions: `sample_contributions`' frame.
+        row: the output row explained.
+        title: the chart's title (which sample, what it predicted).
+    """
+    shown = contributions.iloc[::-1]
     labels = [
-        f"{name} = {_shown_value(values[name])}" if name in values.index else name
-        for name in shown.index
+        f"{name} = {value}" for name, value in zip(shown["feature"], shown["value"], strict=True)
     ]
+    shown = shown["SHAP value"]
     figure, axes = pyplot().subplots(figsize=(7.5, 0.32 * len(shown) + 1.2))
     colours = ["#cf222e" if v > 0 else "#0969da" for v in shown]
-    axes.barh(labels, shown.to_numpy(), color=colours)
+    axes.barh(labels, shown.to_numpy(float), color=colours)
     axes.axvline(0, color="#57606a", linewidth=0.8)
     axes.set_xlabel(f"SHAP value (base value {float(row['base_value']):.4g})")
-    axes.set_title(f"{title}: {predicted}")
+    axes.set_title(title)
     return figure_uri(figure)
 
 
@@ -245,7 +266,13 @@ def explanations_page(result: results.ExplanationsResult) -> str:
     if len(inputs):
         for sample in range(min(3, len(inputs))):
             rows, values = sample_rows(shown, sample), inputs.iloc[sample]
-            sections.append(image(sample_chart(rows, values, f"Sample {sample + 1}"), "sample"))
+            contributions, row, predicted = sample_contributions(rows, values)
+            title = f"Sample {sample + 1}: {predicted}"
+            sections += [
+                f"<h3>{html.escape(title)}</h3>",
+                image(sample_chart(contributions, row, title), "sample"),
+                table(contributions),
+            ]
     else:
         sections += [
             image(contributions_chart(row), "sample") for _, row in shown.head(3).iterrows()
