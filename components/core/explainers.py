@@ -207,9 +207,10 @@ def source_columns(features: list[str], columns: list[str], preprocessor: T.Any)
     """The user's input column each preprocessed feature comes from.
 
     The feature's name without the prefix a ColumnTransformer adds ("num__", "cat__", ...) is
-    either a column's name (scaled, imputed, passed through) or the name of a column followed
-    by "_" and a category (one-hot); the longest such column wins. A feature that names no
-    column (a polynomial product of two, say) keeps its own name, without the prefix.
+    either a column's name (scaled, imputed, passed through), the name of a column followed
+    by "_" and a category (one-hot), or ends with "_" and a column's name (a missing-value
+    indicator); the longest such column wins. A feature that names no column (a polynomial
+    product of two, say) keeps its own name, without the prefix.
 
     Args:
         features: the preprocessed features' names.
@@ -230,7 +231,9 @@ def source_columns(features: list[str], columns: list[str], preprocessor: T.Any)
             sources.append(bare)
             continue
         one_hot = next((c for c in longest_first if bare.startswith(f"{c}_")), None)
-        sources.append(one_hot or bare)
+        # An indicator of a column's missing values is named "missingindicator_<column>".
+        indicator = next((c for c in longest_first if bare.endswith(f"_{c}")), None)
+        sources.append(one_hot or indicator or bare)
     return sources
 
 

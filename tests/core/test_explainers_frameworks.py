@@ -20,6 +20,7 @@ import pytest
 import xgboost
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import LabelEncoder, OneHotEncoder, PolynomialFeatures
@@ -194,11 +195,16 @@ def test_one_hot_values_are_summed_into_their_column(fitted, data, inputs, backg
 
 def test_source_columns_take_the_longest_column_and_keep_unknown_names():
     frame = pd.DataFrame(
-        {"temp": [0.1, 0.5], "temp_max": [0.2, 0.9], "hum": [0.3, 0.4], "weather": ["rain_x", "a"]}
+        {
+            "temp": [0.1, 0.5],
+            "temp_max": [0.2, np.nan],
+            "hum": [0.3, 0.4],
+            "weather": ["rain_x", "a"],
+        }
     )
     preprocessor = ColumnTransformer(
         [
-            ("num", "passthrough", ["temp", "temp_max"]),
+            ("num", SimpleImputer(add_indicator=True), ["temp", "temp_max"]),
             ("cat", OneHotEncoder(), ["weather"]),
             (
                 "poly",
@@ -209,11 +215,14 @@ def test_source_columns_take_the_longest_column_and_keep_unknown_names():
     ).fit(frame)
     features = [str(name) for name in preprocessor.get_feature_names_out()]
     assert features == [
-        "num__temp", "num__temp_max", "cat__weather_a", "cat__weather_rain_x",
+        "num__temp", "num__temp_max", "num__missingindicator_temp_max",
+        "cat__weather_a", "cat__weather_rain_x",
         "poly__temp", "poly__hum", "poly__temp hum",
     ]  # fmt: skip
     sources = explainers.source_columns(features, list(frame.columns), preprocessor)
-    assert sources == ["temp", "temp_max", "weather", "weather", "temp", "hum", "temp hum"]
+    assert sources == [
+        "temp", "temp_max", "temp_max", "weather", "weather", "temp", "hum", "temp hum"
+    ]  # fmt: skip
 
 
 def test_xgboost_reports_the_device_it_ran_on(fitted, inputs, background, caplog, monkeypatch):
