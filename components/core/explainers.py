@@ -402,7 +402,7 @@ class XGBoostExplainer(Explainer, frozen=True):
         """XGBoost's models, scikit-learn API or Booster."""
         return _is_xgboost(estimator)
 
-    def explain(self, model, inputs, background):
+    def explain(self, model: T.Any, inputs: pd.DataFrame, background: pd.DataFrame) -> Explanations:
         """Exact Tree SHAP of the preprocessed features, on the device XGBoost may use."""
         _, estimator = split(model)
         booster = xgboost_booster(estimator)
@@ -473,7 +473,7 @@ class LightGBMExplainer(Explainer, frozen=True):
         """LightGBM's models, scikit-learn API or Booster."""
         return _is_lightgbm(estimator)
 
-    def explain(self, model, inputs, background):
+    def explain(self, model: T.Any, inputs: pd.DataFrame, background: pd.DataFrame) -> Explanations:
         """Exact Tree SHAP of the preprocessed features."""
         _, estimator = split(model)
         booster = lightgbm_booster(estimator)
@@ -569,7 +569,7 @@ class TreeExplainer(Explainer, frozen=True):
         workers = self.workers or cpus.available_cpus()
         return max(1, min(workers, rows // MIN_ROWS_PER_PROCESS))
 
-    def explain(self, model, inputs, background):
+    def explain(self, model: T.Any, inputs: pd.DataFrame, background: pd.DataFrame) -> Explanations:
         """Tree SHAP of the preprocessed features (the background is not needed)."""
         _, estimator = split(model)
         import shap
@@ -611,7 +611,7 @@ class LinearExplainer(Explainer, frozen=True):
         """Linear models: a coefficient per feature and an intercept."""
         return hasattr(estimator, "coef_") and hasattr(estimator, "intercept_")
 
-    def explain(self, model, inputs, background):
+    def explain(self, model: T.Any, inputs: pd.DataFrame, background: pd.DataFrame) -> Explanations:
         """Linear SHAP of the preprocessed features against the background's means."""
         _, estimator = split(model)
         import shap
@@ -725,7 +725,7 @@ class PermutationExplainer(Explainer, frozen=True):
     max_evals: int = pdt.Field(default=500, gt=0)
     max_background: int = pdt.Field(default=50, gt=0)
 
-    def explain(self, model, inputs, background):
+    def explain(self, model: T.Any, inputs: pd.DataFrame, background: pd.DataFrame) -> Explanations:
         """Permutation SHAP of the raw input columns, with a bounded number of evaluations."""
         background = background.head(self.max_background)
         codes = _Codes(inputs, background)
