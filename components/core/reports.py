@@ -137,7 +137,7 @@ def explained_row(rows: pd.DataFrame, prefix: str = "shap_") -> tuple[pd.Series,
         return row, f"margin of '{row['output']}' {total:.4g} ({side})"
     best = int(np.argmax(totals))
     row = rows.iloc[best]
-    return row, f"predicted '{row['output']}' (its output {float(totals[best]):.4g})"
+    return row, f"predicted '{row['output']}' (output {float(totals[best]):.4g})"
 
 
 def sample_contributions(
