@@ -368,7 +368,8 @@ def xgboost_matrix(booster: T.Any, features: T.Any) -> T.Any:
     """
     import xgboost
 
-    features = _dense(features)
+    # A sparse matrix stays sparse: XGBoost reads its absent entries as missing values, as
+    # the model's own predict does (densified, they would be zeros).
     names, types = booster.feature_names, booster.feature_types
     if isinstance(features, pd.DataFrame):
         if types is not None and names is not None:
@@ -381,8 +382,9 @@ def xgboost_matrix(booster: T.Any, features: T.Any) -> T.Any:
             }
             features = features.astype(recast) if recast else features
         return xgboost.DMatrix(features, enable_categorical=True)
+    features = features if sparse.issparse(features) else np.asarray(features)
     return xgboost.DMatrix(
-        np.asarray(features), feature_names=names, feature_types=types, enable_categorical=True
+        features, feature_names=names, feature_types=types, enable_categorical=True
     )
 
 

@@ -75,13 +75,20 @@ def background(data) -> pd.DataFrame:
     return data[COLUMNS].head(30)
 
 
-def one_hot(estimator: T.Any) -> Pipeline:
-    """A Pipeline as a notebook makes one: one-hot text columns, the numbers passed through."""
+def one_hot(estimator: T.Any, sparse: bool = False) -> Pipeline:
+    """A Pipeline as a notebook makes one: one-hot text columns, the numbers passed through.
+
+    Args:
+        estimator: the final estimator.
+        sparse: make the preprocessing's output a sparse matrix (XGBoost then takes its
+            absent entries as missing values, not zeros).
+    """
     columns = ColumnTransformer(
         [
-            ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), TEXT),
+            ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=sparse), TEXT),
             ("num", "passthrough", NUMERICAL),
-        ]
+        ],
+        sparse_threshold=1.0 if sparse else 0.0,
     )
     return Pipeline([("preprocess", columns), ("estimator", estimator)])
 
@@ -103,6 +110,10 @@ def fit(case: str, data: pd.DataFrame) -> tuple[T.Any, list[str] | None]:
         "xgb-multiclass": lambda: (xgboost.XGBClassifier(**XGB).fit(X_cat, encoded), labels),
         "xgb-binary": lambda: (xgboost.XGBClassifier(**XGB).fit(X_cat, busy), None),
         "xgb-pipeline": lambda: (one_hot(xgboost.XGBClassifier(**TREES)).fit(X, encoded), labels),
+        "xgb-sparse-pipeline": lambda: (
+            one_hot(xgboost.XGBRegressor(**TREES), sparse=True).fit(X, data["cnt"]),
+            None,
+        ),
         "lgbm-regressor": lambda: (lightgbm.LGBMRegressor(**LGBM).fit(X_cat, data["cnt"]), None),
         "lgbm-multiclass": lambda: (lightgbm.LGBMClassifier(**LGBM).fit(X_cat, encoded), labels),
         "lgbm-pipeline": lambda: (one_hot(lightgbm.LGBMClassifier(**LGBM)).fit(X, busy), None),
@@ -137,6 +148,7 @@ CASES = {
     "xgb-multiclass": (explainers.XGBoostExplainer, ["0", "1", "2"]),
     "xgb-binary": (explainers.XGBoostExplainer, ["1"]),
     "xgb-pipeline": (explainers.XGBoostExplainer, ["0", "1", "2"]),
+    "xgb-sparse-pipeline": (explainers.XGBoostExplainer, ["prediction"]),
     "lgbm-regressor": (explainers.LightGBMExplainer, ["prediction"]),
     "lgbm-multiclass": (explainers.LightGBMExplainer, ["0", "1", "2"]),
     "lgbm-pipeline": (explainers.LightGBMExplainer, ["1"]),
