@@ -393,8 +393,9 @@ class XGBoostExplainer(Explainer, frozen=True):
 
     On a CUDA device when `utils.devices.xgboost_device()` says one can be used, else on the
     CPU cores (multi-threaded); both compute in float32, so their values agree to float32
-    rounding, well within `ADDITIVITY_TOLERANCE`. The values add up to the margin (`output_margin=True`): per class for a
-    multiclass model, one for a binary one, the prediction for a regressor.
+    rounding, well within `ADDITIVITY_TOLERANCE`. The values add up to the margin
+    (`output_margin=True`): per class for a multiclass model, one for a binary one, the
+    prediction for a regressor.
     """
 
     KIND: T.Literal["XGBoostExplainer"] = "XGBoostExplainer"
