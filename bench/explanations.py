@@ -14,8 +14,18 @@ model's signature, as the job does, and times side by side, interleaved, `--repe
              bounded by the CPU affinity), the rows split over K forked processes.
 
 Both explain the same rows batch by batch (`--batch-size`, by default the reader's, as the job
-reads them) and must give identical SHAP values. It prints rows per second, the speed-up and
-PASS or MISS per target, and exits 0 either way.
+reads them) and must give identical SHAP values.
+
+Then an XGBoost regressor of the same size as the demo's (100 trees of at most 31 leaves, the
+categoricals native), logged with `mlflow.xgboost` and loaded as the job loads it
+(`io.flavors.load_native`), is explained on the same rows two ways, interleaved:
+
+  job path:       what ExplanationsJob does per batch: XGBoostExplainer.explain (XGBoost's
+                  own pred_contribs on the device it may use), the values summed per input
+                  column, the output table;
+  pred_contribs:  `Booster.predict(DMatrix(batch), pred_contribs=True)` alone.
+
+It prints rows per second, the ratios and PASS or MISS per target, and exits 0 either way.
 """
 
 from __future__ import annotations
@@ -41,6 +51,8 @@ from components.io import datasets, registries  # noqa: E402
 from components.utils import cpus  # noqa: E402
 
 TARGET_SPEEDUP = 1.7  # all cores / 1 core, with 2 cores or more
+TARGET_XGBOOST_RATIO = 1.10  # the job path's time / bare pred_contribs' time
+XGBOOST_PARAMS = {"n_estimators": 100, "max_leaves": 31, "grow_policy": "lossguide"}
 TARGET_ROWS_PER_SECOND = 3_000  # on all cores
 BACKGROUND_ROWS = 100  # Tree SHAP ignores it; the signature of explain() wants one
 
@@ -114,6 +126,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=8_000, help="rows explained (default 8,000)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repetitions (3)")
     parser.add_argument(
+        "--case",
+        choices=("all", "tree", "xgboost"),
+        default="all",
+        help="the cases timed: shap's Tree SHAP on 1 vs all cores, XGBoost's, or both (all)",
+    )
+    parser.add_argument(
         "--batch-size",
         type=int,
         default=datasets.ParquetReader.model_fields["batch_size"].default,
@@ -132,8 +150,13 @@ def main(argv: list[str] | None = None) -> int:
     path = bench.ensure_dataset(args.rows)
     with tempfile.TemporaryDirectory(prefix="bench-explanations-") as workdir:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{pathlib.Path(workdir) / 'mlflow.db'}"
-        print("training and promoting a model into a throwaway MLflow store ...", flush=True)
-        predictor = registries.SklearnLoader().load(bench.train_and_promote())
+        return measure(args, path)
+
+
+def measure(args: argparse.Namespace, path: pathlib.Path) -> int:
+    """Train the models into the throwaway store (MLFLOW_TRACKING_URI), then time each case."""
+    print("training and promoting a model into a throwaway MLflow store ...", flush=True)
+    predictor = registries.SklearnLoader().load(bench.train_and_promote())
     model = predictor.model
     inputs = schemas.conform(pq.read_table(path).to_pandas(), predictor.signature)
     batches = [
@@ -141,6 +164,15 @@ def main(argv: list[str] | None = None) -> int:
         for start in range(0, len(inputs), args.batch_size)
     ]
     background = inputs.head(BACKGROUND_ROWS)
+    if args.case in ("all", "tree"):
+        tree_case(args, model, batches, background)
+    if args.case in ("all", "xgboost"):
+        xgboost_case(args, inputs, batches, background)
+    return 0
+
+
+def tree_case(args: argparse.Namespace, model, batches: list, background) -> None:
+    """Time shap's Tree SHAP on one core and on every CPU, side by side; print the table."""
     workers = cpus.available_cpus()
     load_before = os.getloadavg()[0]
     runs: tuple[list[float], list[float]] = ([], [])
@@ -161,7 +193,86 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     report(args, workers, runs, (load_before, os.getloadavg()[0]))
-    return 0
+
+
+def xgboost_model(inputs) -> tuple[object, object]:
+    """Train the demo-sized XGBoost regressor, log it with its flavour, load it as the job does.
+
+    MLFLOW_TRACKING_URI must point at the throwaway store already.
+    """
+    import mlflow
+    import pyarrow.parquet as parquet
+    import xgboost
+    from mlflow.models import infer_signature
+
+    from components.io import flavors
+
+    source = parquet.read_table(bench.SOURCE).to_pandas()
+    columns = list(inputs.columns)
+    frame = source[columns].astype({name: "category" for name in bench.CATEGORICAL})
+    model = xgboost.XGBRegressor(**XGBOOST_PARAMS, enable_categorical=True, tree_method="hist")
+    model.fit(frame, source[bench.TARGET])
+    with mlflow.start_run():
+        info = mlflow.xgboost.log_model(
+            model, name="model", signature=infer_signature(source[columns], model.predict(frame))
+        )
+    native = flavors.load_native(info.model_uri)
+    assert native is not None and native.flavor == "xgboost"
+    return native.model, frame
+
+
+def job_path(explainer: explainers.Explainer, model, batches: list, background) -> float:
+    """The explanations job's work per batch: explain, sum per input column, make the table."""
+    started = time.perf_counter()
+    for batch in batches:
+        explainer.explain(model, batch, background).grouped(batch.columns).frame()
+    return time.perf_counter() - started
+
+
+def bare_contribs(booster, batches: list) -> float:
+    """XGBoost's pred_contribs alone on the same batches (as categoricals, as it was trained)."""
+    import xgboost
+
+    started = time.perf_counter()
+    for batch in batches:
+        matrix = xgboost.DMatrix(batch, enable_categorical=True)
+        booster.predict(matrix, pred_contribs=True)
+    return time.perf_counter() - started
+
+
+def xgboost_case(args: argparse.Namespace, inputs, batches: list, background) -> None:
+    """Time the job path against bare pred_contribs on an XGBoost model; print the ratio."""
+    from components.utils import devices
+
+    model, _ = xgboost_model(inputs)
+    booster = explainers.xgboost_booster(model)
+    device = devices.xgboost_device()
+    booster.set_param({"device": device})
+    categorical = [
+        batch.astype({name: "category" for name in bench.CATEGORICAL}) for batch in batches
+    ]
+    explainer = explainers.XGBoostExplainer()
+    job_path(explainer, model, batches[:1], background)  # warm up both
+    bare_contribs(booster, categorical[:1])
+    runs: tuple[list[float], list[float]] = ([], [])
+    for _ in range(args.repeats):
+        runs[0].append(job_path(explainer, model, batches, background))
+        runs[1].append(bare_contribs(booster, categorical))
+    job, bare = (statistics.median(seconds) for seconds in runs)
+    ratio = job / bare
+    print()
+    print(
+        f"XGBoost explanations ({XGBOOST_PARAMS['n_estimators']} trees, <= "
+        f"{XGBOOST_PARAMS['max_leaves']} leaves, on {device}): {args.rows:,} rows in batches "
+        f"of {args.batch_size:,}, {args.repeats} interleaved repeats"
+    )
+    bench.line("job path, median", f"{job:.3f} s", f"{args.rows / job:,.0f} rows/s")
+    bench.line("pred_contribs alone, median", f"{bare:.3f} s", f"{args.rows / bare:,.0f} rows/s")
+    bench.line(
+        f"ratio <= {TARGET_XGBOOST_RATIO:.2f}",
+        f"{ratio:.3f}",
+        bench.verdict(ratio <= TARGET_XGBOOST_RATIO),
+    )
 
 
 if __name__ == "__main__":

@@ -55,8 +55,8 @@ def explain(
         run_id: Pipeline run id, recorded on the MLflow run (set by the pipeline).
 
     Returns:
-        models_explanations: One row per feature: importance (mean |SHAP|) and rank.
-        samples_explanations: One row per sample: base_value and one shap_<feature> column each.
+        models_explanations: One row per input column: importance (mean |SHAP|) and rank.
+        samples_explanations: One row per sample: base_value and shap_<column> per input column.
         report: Explanations report with charts.
         summary: Run summary.
         card: Model card of the version explained, now with its top features (or why there

@@ -107,21 +107,176 @@ def contributions_chart(row: pd.Series, prefix: str = "shap_", top: int = 12) ->
     return figure_uri(figure)
 
 
+def _shown_value(value: T.Any) -> str:
+    """A feature value as a chart label shows it: short numbers, truncated text."""
+    if isinstance(value, float | np.floating):
+        return "missing" if np.isnan(value) else f"{value:.4g}"
+    text = str(value)
+    return text if len(text) <= 24 else text[:23] + "…"
+
+
+def sample_rows(shown: pd.DataFrame, sample: int) -> pd.DataFrame:
+    """The rows (one per output) of the sample at this position among the shown ones."""
+    outputs = max(1, shown["output"].nunique())  # each sample has a row per output, in order
+    return shown.iloc[sample * outputs : (sample + 1) * outputs]
+
+
+def explained_row(rows: pd.DataFrame, prefix: str = "shap_") -> tuple[pd.Series, str]:
+    """The output row a sample's chart explains, and what the model predicted, in words.
+
+    A regressor's one output; for a classifier the class of the largest margin (or
+    probability), which is the class it predicts; a binary margin says which side it is on.
+    """
+    shap_columns = [c for c in rows.columns if c.startswith(prefix)]
+    totals = rows["base_value"].to_numpy(float) + rows[shap_columns].to_numpy(float).sum(axis=1)
+    if len(rows) == 1:
+        row, total = rows.iloc[0], float(totals[0])
+        if row["output"] == "prediction":
+            return row, f"prediction {total:.4g}"
+        side = "predicted" if total > 0 else "not predicted"
+        return row, f"margin of '{row['output']}' {total:.4g} ({side})"
+    best = int(np.argmax(totals))
+    row = rows.iloc[best]
+    return row, f"predicted '{row['output']}' (output {float(totals[best]):.4g})"
+
+
+def sample_contributions(
+    rows: pd.DataFrame, values: pd.Series, prefix: str = "shap_", top: int = 12
+) -> tuple[pd.DataFrame, pd.Series, str]:
+    """One sample's largest contributions to the output its chart explains.
+
+    Args:
+        rows: the sample's explanation rows (one per output).
+        values: the sample's input values, by column.
+        prefix: the prefix of the SHAP columns.
+        top: the most contributions kept.
+
+    Returns:
+        The contributions (`feature`, `value`, `SHAP value`, largest first), the output row
+        explained, and what the model predicted, in words.
+    """
+    row, predicted = explained_row(rows, prefix)
+    contributions = row[[c for c in row.index if c.startswith(prefix)]].astype(float)
+    contributions.index = [c.removeprefix(prefix) for c in contributions.index]
+    order = contributions.abs().sort_values(ascending=False).index[:top]
+    frame = pd.DataFrame(
+        {
+            "feature": list(order),
+            "value": [_shown_value(values[n]) if n in values.index else "" for n in order],
+            "SHAP value": contributions[order].to_numpy(),
+        }
+    )
+    return frame, row, predicted
+
+
+def sample_chart(contributions: pd.DataFrame, row: pd.Series, title: str) -> str:
+    """One sample's largest contributions, each labelled with the sample's value of the column.
+
+    Args:
+        contributions: `sample_contributions`' frame.
+        row: the output row explained.
+        title: the chart's title (which sample, what it predicted).
+    """
+    shown = contributions.iloc[::-1]
+    labels = [
+        f"{name} = {value}" for name, value in zip(shown["feature"], shown["value"], strict=True)
+    ]
+    shown = shown["SHAP value"]
+    figure, axes = pyplot().subplots(figsize=(7.5, 0.32 * len(shown) + 1.2))
+    colours = ["#cf222e" if v > 0 else "#0969da" for v in shown]
+    axes.barh(labels, shown.to_numpy(float), color=colours)
+    axes.axvline(0, color="#57606a", linewidth=0.8)
+    axes.set_xlabel(f"SHAP value (base value {float(row['base_value']):.4g})")
+    axes.set_title(title)
+    return figure_uri(figure)
+
+
+def _colour_scale(column: pd.Series) -> np.ndarray | None:
+    """A feature's values as 0..1 by rank (low to high), None when they are not numbers."""
+    if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return None
+    ranks = column.astype(float).rank(pct=True).to_numpy()
+    return np.where(np.isnan(ranks), 0.5, ranks)
+
+
+def summary_chart(
+    shown: pd.DataFrame, inputs: pd.DataFrame, prefix: str = "shap_", top: int = 15
+) -> str:
+    """How the features' values drive the output: a beeswarm, one panel per output (up to 4).
+
+    Each dot is a sample: across, its SHAP value for the feature; its colour, the sample's value
+    of the feature from low (blue) to high (red), grey for a text or categorical column. The
+    features are ranked by mean |SHAP value|.
+    """
+    plt = pyplot()
+    outputs = list(dict.fromkeys(shown["output"]))[:4]
+    shap_columns = [c for c in shown.columns if c.startswith(prefix)]
+    ranking = shown[shap_columns].abs().mean().sort_values(ascending=False).index[:top]
+    names = [c.removeprefix(prefix) for c in ranking][::-1]
+    figure, axes_list = plt.subplots(
+        1, len(outputs), figsize=(6 * len(outputs) + 1, 0.4 * len(names) + 1.5), squeeze=False
+    )
+    colours = plt.get_cmap("coolwarm")
+    jitter = np.random.default_rng(0)
+    for axes, output in zip(axes_list[0], outputs, strict=True):
+        rows = shown[shown["output"] == output]
+        for position, name in enumerate(names):
+            values = rows[prefix + name].to_numpy(float)
+            scale = _colour_scale(inputs[name]) if name in inputs.columns else None
+            scale = scale[: len(values)] if scale is not None else None
+            # Dots spread vertically where they are dense, as a swarm does.
+            counts, edges = np.histogram(values, bins=min(30, max(1, len(values))))
+            density = counts[np.clip(np.digitize(values, edges[1:-1]), 0, len(counts) - 1)]
+            spread = 0.38 * density / max(1, counts.max())
+            y = position + jitter.uniform(-1, 1, len(values)) * spread
+            colour = colours(scale) if scale is not None else "#8c959f"
+            axes.scatter(values, y, c=colour, s=9, alpha=0.8, linewidths=0)
+        axes.axvline(0, color="#57606a", linewidth=0.8)
+        axes.set_yticks(range(len(names)), names)
+        axes.set_xlabel(f"SHAP value ({output})")
+    mappable = plt.cm.ScalarMappable(cmap=colours)
+    bar = figure.colorbar(mappable, ax=axes_list[0].tolist(), ticks=[0, 1], fraction=0.03)
+    bar.ax.set_yticklabels(["low", "high"])
+    bar.set_label("feature value")
+    figure.suptitle("How the features' values drive the output")
+    return figure_uri(figure)
+
+
 def explanations_page(result: results.ExplanationsResult) -> str:
-    """The explanations report: global importance, then the first samples' contributions."""
+    """The explanations report: importance, the summary chart, then the first samples."""
     model = result.model_ref.describe()
+    shown = result.shown if result.shown is not None else result.preview
+    inputs = result.shown_inputs if result.shown_inputs is not None else pd.DataFrame()
     sections = [
         f"<p>Model <b>{html.escape(model)}</b>, explained with {html.escape(result.explainer)} "
-        f"on {result.samples} rows (the first {len(result.preview)} shown below).</p>",
+        f"on {result.samples} rows. The SHAP values of a sample add up, with the base value, "
+        "to the model's raw output: a regressor's prediction, a classifier's margin (log-odds) "
+        "per class, or its probability when explained by permutation.</p>",
         *warnings_html(result.warnings),
         "<h2>Model explanations</h2>",
         image(importance_chart(result.importances), "feature importance"),
         table(result.importances.head(30)),
-        "<h2>Sample explanations</h2>",
     ]
-    sections += [
-        image(contributions_chart(row), "sample") for _, row in result.preview.head(3).iterrows()
-    ]
+    if len(shown) and len(inputs):
+        sections += [
+            f"<h2>How values drive the output</h2><p>The first {len(inputs)} samples.</p>",
+            image(summary_chart(shown, inputs), "summary"),
+        ]
+    sections.append("<h2>Sample explanations</h2>")
+    if len(inputs):
+        for sample in range(min(3, len(inputs))):
+            rows, values = sample_rows(shown, sample), inputs.iloc[sample]
+            contributions, row, predicted = sample_contributions(rows, values)
+            title = f"Sample {sample + 1}: {predicted}"
+            sections += [
+                f"<h3>{html.escape(title)}</h3>",
+                image(sample_chart(contributions, row, title), "sample"),
+                table(contributions),
+            ]
+    else:
+        sections += [
+            image(contributions_chart(row), "sample") for _, row in shown.head(3).iterrows()
+        ]
     return page(f"Explanations: {model}", sections)
 
 

@@ -205,6 +205,9 @@ class ExplanationsResult:
         samples: rows explained.
         importances: one row per feature: importance (mean |SHAP|) and rank.
         preview: the first explained rows (for the report).
+        shown: the explanations of the first samples (at most a few hundred, one row per
+            sample and output, as written), for the report's charts; None: not kept.
+        shown_inputs: those samples' input values, one row per sample, in the same order.
         seconds: wall time.
         warnings: what the user should know.
         lineage: where the explanations came from, as written into both files' metadata.
@@ -218,6 +221,8 @@ class ExplanationsResult:
     importances: pd.DataFrame
     preview: pd.DataFrame
     seconds: float
+    shown: pd.DataFrame | None = None
+    shown_inputs: pd.DataFrame | None = None
     warnings: list[str] = dataclasses.field(default_factory=list)
     lineage: Lineage | None = None
     card: str | None = None

@@ -14,7 +14,7 @@ import pydantic as pdt
 
 from components.core import cards, explainers, reports, results, schemas
 from components.io import cards as card_store
-from components.io import datasets, registries
+from components.io import datasets, flavors, registries
 from components.jobs import base
 from components.utils import secrets
 
@@ -22,23 +22,44 @@ logger = logging.getLogger(__name__)
 
 # Where the explanations report goes among the artifacts of the job's run.
 REPORT_PATH = "reports/explanations.html"
+# The most samples whose explanations and values the report charts (the summary chart).
+REPORTED_SAMPLES = 500
+
+
+def load_explained(uri: str) -> registries.PyfuncPredictor | registries.SklearnPredictor:
+    """The model at the URI as an explainer takes it, with its signature.
+
+    Its richest native flavour (`io.flavors.NATIVE_FLAVORS`): the sklearn estimator or
+    Pipeline, the XGBoost or LightGBM model; else the pyfunc model, which only predicts.
+    """
+    native = flavors.load_native(uri)
+    if native is None:
+        pyfunc = mlflow.pyfunc.load_model(uri)
+        logger.info("%s has no native flavour: explained through pyfunc", uri)
+        return registries.PyfuncPredictor(pyfunc)
+    logger.info("%s loaded from its %s flavour", uri, native.flavor)
+    return registries.SklearnPredictor(native.model, native.signature)
 
 
 class ExplanationsJob(base.Job, frozen=True):
     """Explain a registered model (global feature importance) and some samples (SHAP values).
 
-    Tree models are explained with Tree SHAP and linear models with Linear SHAP, both on the
-    features after preprocessing; any other model with permutation SHAP on a bounded background.
+    Any registered model: its richest native flavour (sklearn, xgboost, lightgbm) is loaded,
+    else pyfunc. XGBoost and LightGBM models get their frameworks' own exact Tree SHAP,
+    scikit-learn trees shap's Tree SHAP, linear models Linear SHAP, all on the features after
+    preprocessing; any other model (a pyfunc-only one included) permutation SHAP with a
+    bounded budget. The values are then summed per input column (a one-hot categorical is one
+    feature again). See `core.explainers` for what they add up to.
 
     Args:
         inputs_samples: the rows to explain; at most `max_samples` are read, batch by batch.
         models_explanations: where the model explanations go: one row per feature with its
             importance (mean absolute SHAP value) and rank.
         samples_explanations: where the sample explanations go: one row per sample (and class,
-            for a multiclass model) with `output`, `base_value` and one `shap_<feature>` column
-            per feature; base_value + the sum of the row's SHAP values = the model's raw output.
+            for a multiclass model) with `output`, `base_value` and one `shap_<column>` column
+            per input column the model reads; base_value + the sum of the row's SHAP values =
+            the model's raw output (a classifier's margin; its probability for permutation SHAP).
         finder: which model: a registered alias or version, the best run of an experiment, a URI.
-        loader: the native sklearn loader (explanations need the fitted pipeline).
         explainer: force an explainer (a KIND of `explainers.EXPLAINERS`, `{type, config}`
             or a user's class by import path); by default the registry chooses it for the
             final estimator.
@@ -56,7 +77,6 @@ class ExplanationsJob(base.Job, frozen=True):
     models_explanations: datasets.WriterKind
     samples_explanations: datasets.WriterKind
     finder: registries.FinderKind
-    loader: registries.SklearnLoader = registries.SklearnLoader()
     explainer: explainers.ExplainerKind | None = None
     input_schema: str | None = None
     passthrough: list[str] = pdt.Field(default_factory=list)
@@ -68,9 +88,9 @@ class ExplanationsJob(base.Job, frozen=True):
     def run(self) -> results.ExplanationsResult:
         """Find and load the native model, explain the samples, then the model; card it."""
         started = time.perf_counter()
-        # Find and load the native model.
+        # Find and load the model: natively where it can be (trees, margins), else pyfunc.
         model_ref = self.finder.find(self.mlflow_service.client())
-        predictor = self.loader.load(model_ref.uri)
+        predictor = load_explained(model_ref.uri)
         warnings = registries.check_signature(model_ref, predictor, self.allow_unsigned)
         self.warn(warnings)
         model = predictor.model
@@ -91,7 +111,8 @@ class ExplanationsJob(base.Job, frozen=True):
         origin = self.lineage_of(model_ref, self.inputs_samples.path)
         # Explain the samples batch by batch, summing |SHAP| for the model explanations.
         background: pd.DataFrame | None = None
-        preview: pd.DataFrame | None = None  # the first explained rows, for reports
+        shown: list[pd.DataFrame] = []  # the first samples' explanations, for the report
+        shown_inputs: list[pd.DataFrame] = []  # and their values
         total_abs: np.ndarray | None = None
         samples = 0
         with self.samples_explanations.open(metadata=origin.metadata()) as sink:
@@ -105,9 +126,13 @@ class ExplanationsJob(base.Job, frozen=True):
                 inputs = schemas.conform(frame, predictor.signature)
                 if background is None:
                     background = inputs.head(self.background_samples)
-                explained = explainer.explain(model, inputs, background)
+                # One value per input column: one-hot features summed back to their column.
+                explained = explainer.explain(model, inputs, background).grouped(inputs.columns)
                 table = explained.frame()
-                preview = table.head(3) if preview is None else preview
+                kept_samples = max(0, REPORTED_SAMPLES - samples)
+                if kept_samples:
+                    shown.append(table.head(kept_samples * len(explained.outputs)))
+                    shown_inputs.append(inputs.head(kept_samples))
                 kept = frame[self.passthrough].loc[np.repeat(frame.index, len(explained.outputs))]
                 sink.write(pd.concat([kept.reset_index(drop=True), table], axis=1))
                 batch_abs = np.abs(explained.values).sum(axis=0)
@@ -136,7 +161,9 @@ class ExplanationsJob(base.Job, frozen=True):
             explainer=explainer.KIND,
             samples=samples,
             importances=importances,
-            preview=preview,
+            preview=shown[0].head(3 * len(explained.outputs)) if shown else pd.DataFrame(),
+            shown=pd.concat(shown, ignore_index=True) if shown else None,
+            shown_inputs=pd.concat(shown_inputs, ignore_index=True) if shown_inputs else None,
             seconds=seconds,
             warnings=warnings,
             lineage=origin,

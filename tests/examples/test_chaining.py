@@ -65,7 +65,7 @@ def test_a_user_dataset_feeds_train_predict_and_explain(runs, mlflow_server):
     predictions = pd.read_parquet(task_dir(root, "prepared", "predict") / "predictions")
     assert list(predictions.columns) == ["instant", "prediction"] and len(predictions) == 2000
     explanations = pd.read_parquet(task_dir(root, "prepared", "explain") / "models_explanations")
-    assert "num__temp" in set(explanations["feature"])
+    assert "temp" in set(explanations["feature"])  # the user's column, without "num__"
     samples = pd.read_parquet(task_dir(root, "prepared", "explain") / "samples_explanations")
     assert len(samples) == 50
 

@@ -96,11 +96,12 @@ def test_a_users_explainer_explains_a_registered_model_by_its_import_path(tracki
     ("value", "expected"),
     [
         ({"KIND": "KernelShap"}, "explainer: Value error, unknown explainer type 'KernelShap'; "
-         "allowed: 'TreeExplainer', 'LinearExplainer', 'PermutationExplainer', or the import "
+         "allowed: 'XGBoostExplainer', 'LightGBMExplainer', 'TreeExplainer', 'LinearExplainer', "
+         "'PermutationExplainer', or the import "
          "path package.module:Class of a subclass of components.core.explainers:Explainer"),
         ({"KIND": "tests.user_models:FirstRowsSplitter"}, "explainer: Value error, explainer "
          "type 'tests.user_models:FirstRowsSplitter' is not a subclass of "
-         "components.core.explainers:Explainer; allowed: 'TreeExplainer'"),
+         "components.core.explainers:Explainer; allowed: 'XGBoostExplainer'"),
     ],
     ids=["unknown", "base"],
 )  # fmt: skip
@@ -126,5 +127,9 @@ def test_the_explainer_is_given_as_a_kind_or_type_and_config(rows, tmp_path):
         explainer={"type": "PermutationExplainer", "config": {"max_evals": 50}},
     )
     assert by_kind.explainer.KIND == "TreeExplainer"
-    assert by_type.explainer.model_dump() == {"KIND": "PermutationExplainer", "max_evals": 50}
+    assert by_type.explainer.model_dump() == {
+        "KIND": "PermutationExplainer",
+        "max_evals": 50,
+        "max_background": 50,
+    }
     assert explanations_job(rows, tmp_path, finder=finder).explainer is None
