@@ -107,6 +107,11 @@ class ExplanationsJob(base.Job, frozen=True):
             }
         )
         validator = schemas.Validator(predictor.signature, schema, self.passthrough)
+        # A classifier trained on label-encoded classes explains each class by its label, as
+        # its predictions name them (the version's `label_mapping` tag, docs: README).
+        mapping = flavors.label_mapping(
+            flavors.version_tags(model_ref.uri).get(flavors.LABEL_MAPPING_TAG)
+        )
         # Both outputs carry their lineage (model, runs, input) so that they can be traced back.
         origin = self.lineage_of(model_ref, self.inputs_samples.path)
         # Explain the samples batch by batch, summing |SHAP| for the model explanations.
@@ -128,6 +133,9 @@ class ExplanationsJob(base.Job, frozen=True):
                     background = inputs.head(self.background_samples)
                 # One value per input column: one-hot features summed back to their column.
                 explained = explainer.explain(model, inputs, background).grouped(inputs.columns)
+                if mapping is not None:
+                    labels = [str(mapping.get(str(output), output)) for output in explained.outputs]
+                    explained = dataclasses.replace(explained, outputs=labels)
                 table = explained.frame()
                 kept_samples = max(0, REPORTED_SAMPLES - samples)
                 if kept_samples:

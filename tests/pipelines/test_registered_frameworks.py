@@ -90,5 +90,18 @@ def test_the_inference_pipeline_predicts_with_a_notebook_xgboost_model(env, cham
     assert re.search(rf"^predict +done .* Predicted {len(rows)} rows with ", run.stdout, re.M)
     log = run.output("predict", "output.log").read_text()
     assert "XGBoost predicts on cpu (" in log
-    # The explain step is not asserted on: explaining XGBoost models is the explain step's own
-    # work, and the pipeline's outcome with it.
+    # The whole run succeeded: the explain step explained the same model natively, each class
+    # named by its species, and each sample's values add up to the model's margin for it.
+    assert run.status == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    samples = pd.read_parquet(run.printed("explain/samples_explanations"))
+    assert set(samples["output"]) == set(SPECIES)
+    assert len(samples) == 20 * len(SPECIES)
+    shap_columns = [column for column in samples.columns if column.startswith("shap_")]
+    assert sorted(shap_columns) == sorted(f"shap_{column}" for column in model.feature_names_in_)
+    margins = model.get_booster().inplace_predict(
+        categorical(rows.drop(columns="id").head(20)), predict_type="margin"
+    )
+    explained = samples["base_value"] + samples[shap_columns].sum(axis=1)
+    for index, species in enumerate(SPECIES):
+        of_class = explained[samples["output"] == species].to_numpy()
+        np.testing.assert_allclose(of_class, margins[:, index], rtol=1e-4, atol=1e-4)
