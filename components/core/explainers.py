@@ -52,7 +52,7 @@ from sklearn.base import is_classifier
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
-from components.core import models
+from components.core import categories, models
 from components.utils import cpus, devices, factories
 
 if T.TYPE_CHECKING:  # shap (and numba under it) loads where an explanation is computed,
@@ -362,9 +362,9 @@ def _xgboost_iterations(booster: T.Any) -> tuple[int, int]:
 def xgboost_matrix(booster: T.Any, features: T.Any) -> T.Any:
     """A DMatrix of the features as the booster was trained on them.
 
-    A DataFrame's text columns that the booster declares categorical ("c") become pandas
-    categoricals (XGBoost maps them to the trained categories by value); an array gets the
-    booster's feature names and types (a Pipeline's preprocessing outputs no names).
+    A DataFrame's columns that the booster declares categorical are cast to the categories
+    it was trained on, as the predictor casts them (`categories.as_categories`); an array gets
+    the booster's feature names and types (a Pipeline's preprocessing outputs no names).
     """
     import xgboost
 
@@ -372,16 +372,8 @@ def xgboost_matrix(booster: T.Any, features: T.Any) -> T.Any:
     # the model's own predict does (densified, they would be zeros).
     names, types = booster.feature_names, booster.feature_types
     if isinstance(features, pd.DataFrame):
-        if types is not None and names is not None:
-            wanted = {name for name, kind in zip(names, types, strict=False) if kind == "c"}
-            recast = {
-                name: "category"
-                for name in wanted
-                if name in features.columns
-                and not isinstance(features[name].dtype, pd.CategoricalDtype)
-            }
-            features = features.astype(recast) if recast else features
-        return xgboost.DMatrix(features, enable_categorical=True)
+        trained = categories.xgboost_categories(booster)
+        return xgboost.DMatrix(categories.as_categories(features, trained), enable_categorical=True)
     features = features if sparse.issparse(features) else np.asarray(features)
     return xgboost.DMatrix(
         features, feature_names=names, feature_types=types, enable_categorical=True
@@ -438,28 +430,15 @@ def lightgbm_booster(estimator: T.Any) -> T.Any:
 
 
 def lightgbm_frame(booster: T.Any, features: T.Any) -> T.Any:
-    """The features as LightGBM was trained on them: text columns as its pandas categoricals.
+    """The features as LightGBM was trained on them: its categorical columns cast back.
 
-    LightGBM keeps the categories of the categorical columns it was trained on
-    (`pandas_categorical`, in column order); the same columns read from Parquet or CSV are
-    text, which it refuses: they are given back those categories.
+    The same columns read from Parquet or CSV are text, which LightGBM refuses: they get the
+    categories it was trained on, as the predictor gives them (`categories.as_categories`).
     """
     features = _dense(features)
-    trained = getattr(booster, "pandas_categorical", None)
-    if not isinstance(features, pd.DataFrame) or not trained:
+    if not isinstance(features, pd.DataFrame):
         return features
-    candidates = [
-        name
-        for name, dtype in features.dtypes.items()
-        if isinstance(dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(dtype)
-    ]
-    if len(candidates) != len(trained):
-        return features  # LightGBM names the mismatch itself
-    recast = {
-        name: pd.CategoricalDtype(categories)
-        for name, categories in zip(candidates, trained, strict=True)
-    }
-    return features.astype(recast)
+    return categories.as_categories(features, categories.lightgbm_categories(booster))
 
 
 class LightGBMExplainer(Explainer, frozen=True):

@@ -12,7 +12,8 @@ It also keeps what a model registered outside the project needs to predict as it
   `{"0": "Adelie", "1": "Chinstrap"}`), or a loader's `label_mapping` setting;
 - its categorical columns and their categories: a model trained on pandas categoricals
   (XGBoost's `enable_categorical`, LightGBM's categorical features) meets the same columns as
-  text when they are read from Parquet or CSV, and must see them as the categories it learnt.
+  text when they are read from Parquet or CSV, and must see them as the categories it learnt
+  (`components.core.categories`, which the explainers share).
 """
 
 from __future__ import annotations
@@ -37,16 +38,10 @@ NATIVE_FLAVORS = ("sklearn", "xgboost", "lightgbm")
 LABEL_MAPPING_TAG = "label_mapping"
 # A JSON list (index -> label) or object ({"0": "Adelie"}), as given in a tag or a setting.
 LabelMapping = list[T.Any] | dict[str, T.Any]
-# Categorical columns -> the categories the model was trained on, in the model's code order.
-Categories = dict[str, list[T.Any]]
 
 
 class LabelMappingError(ValueError):
     """A label mapping that cannot be read, or that misses one of the model's classes."""
-
-
-class CategoriesError(ValueError):
-    """A model trained on categoricals whose categories cannot be recovered."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,101 +204,3 @@ def relabel(predictions: pd.DataFrame, mapping: T.Mapping[str, T.Any] | None) ->
 
 
 _UNMAPPED = object()
-
-
-# %% CATEGORIES
-
-
-def xgboost_categories(booster: T.Any) -> Categories:
-    """The categorical features of an XGBoost booster and the categories each was trained on.
-
-    XGBoost 3.1 and later store the categories of a model trained on pandas categoricals;
-    an older model keeps only which features are categorical.
-
-    Raises:
-        CategoriesError: the model has categorical features but no stored categories.
-    """
-    names = booster.feature_names or []
-    categorical = [n for n, t in zip(names, booster.feature_types or [], strict=False) if t == "c"]
-    if not categorical:
-        return {}
-    stored = booster.get_categories(export_to_arrow=True)
-    found = {} if stored.empty() else dict(stored.to_arrow())
-    missing = [name for name in categorical if found.get(name) is None]
-    if missing:
-        raise CategoriesError(
-            f"the XGBoost model has categorical features {', '.join(missing)} but no stored "
-            "categories (a model saved before XGBoost 3.1): retrain it with XGBoost >= 3.1 "
-            "so that text read from Parquet or CSV is coded as in training"
-        )
-    return {name: found[name].to_pylist() for name in categorical}
-
-
-def lightgbm_categories(booster: T.Any) -> Categories:
-    """The pandas categorical features of a LightGBM booster and their trained categories.
-
-    LightGBM keeps the categories of the pandas categorical columns it was trained on
-    (`pandas_categorical`, in column order) and the indices of its categorical features in
-    the parameters saved with the model.
-    """
-    trained = getattr(booster, "pandas_categorical", None) or []
-    if not trained:
-        return {}
-    # The parameters close the text, whatever the iterations; one iteration is cheap.
-    text = booster.model_to_string(num_iteration=1)
-    found = re.search(r"^\[categorical_feature: ([0-9,]*)\]$", text, flags=re.M)
-    indices = [int(i) for i in found.group(1).split(",") if i] if found else []
-    names = booster.feature_name()
-    if len(indices) != len(trained):
-        raise CategoriesError(
-            f"the LightGBM model has {len(trained)} pandas categorical column(s) but "
-            f"{len(indices)} categorical feature(s) {indices}: which columns were categorical "
-            "cannot be told; train with categorical_feature='auto' on category columns"
-        )
-    return {
-        names[index]: list(categories) for index, categories in zip(indices, trained, strict=True)
-    }
-
-
-def categories_of(model: T.Any) -> Categories:
-    """The categorical columns of a bare XGBoost or LightGBM model, {} for anything else.
-
-    A scikit-learn Pipeline gets {}: its first step (an encoder) takes the columns as text.
-    """
-    framework = type(model).__module__.partition(".")[0]
-    if framework == "xgboost":
-        return xgboost_categories(model.get_booster() if hasattr(model, "get_booster") else model)
-    if framework == "lightgbm":
-        return lightgbm_categories(getattr(model, "booster_", model))
-    return {}
-
-
-def as_categories(
-    frame: pd.DataFrame, categories: T.Mapping[str, T.Sequence[T.Any]]
-) -> pd.DataFrame:
-    """The categorical columns cast to the categories the model learnt; unknown ones missing.
-
-    Columns arrive as text (Parquet, CSV, `schemas.normalize`) or as categoricals with other
-    categories or another order; either way each value gets the model's code for it.
-    """
-    if not categories:
-        return frame
-    frame = frame.copy(deep=False)
-    for name, known in categories.items():
-        if name not in frame.columns:
-            continue
-        values, dtype = frame[name], pd.CategoricalDtype(list(known))
-        if isinstance(values.dtype, pd.CategoricalDtype):
-            frame[name] = values.cat.set_categories(dtype.categories)
-            continue
-        if (
-            pd.api.types.is_object_dtype(values.dtype)
-            and all(isinstance(c, str) for c in known)
-            and pd.api.types.infer_dtype(values, skipna=True) != "string"
-        ):
-            # Text categories meet numbers read from a file as their text ("1" for 1).
-            values = values.map(
-                lambda v: v if v is None or isinstance(v, str) or v != v else str(v)
-            )
-        frame[name] = pd.Categorical(values, dtype=dtype)
-    return frame

@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import DataType
 from sklearn.base import is_classifier
 
-from components.core import lineage, models, schemas
+from components.core import categories, lineage, models, schemas
 from components.core.model_refs import ModelRef
 from components.io import flavors
 from components.utils import devices, factories
@@ -493,7 +493,7 @@ class SklearnPredictor(Predictor):
         labels: T.Mapping[str, T.Any] | None = None,
     ):
         self.model, self.signature = model, signature
-        self.categories = flavors.categories_of(model)
+        self.categories = categories.categories_of(model)
         self.probabilities = is_classifier(model) and hasattr(model, "predict_proba")
         self.labels = labels
         self.classes = (
@@ -507,7 +507,7 @@ class SklearnPredictor(Predictor):
 
     def predict(self, inputs: pd.DataFrame) -> pd.DataFrame:
         """Predict natively: `prediction`, plus one probability column per class."""
-        frame = flavors.as_categories(schemas.conform(inputs, self.signature), self.categories)
+        frame = categories.as_categories(schemas.conform(inputs, self.signature), self.categories)
         if self.classes is None:
             return flavors.relabel(models.predict_frame(self.model, frame), self.labels)
         if self.labels is None:
@@ -546,7 +546,7 @@ class XGBoostPredictor(Predictor):
         logger.info("XGBoost predicts on %s%s", self.device, f" ({reason})" if reason else "")
         config = json.loads(self.booster.save_config())["learner"]
         self.objective = str(config["objective"]["name"])
-        self.categories = flavors.xgboost_categories(self.booster)
+        self.categories = categories.xgboost_categories(self.booster)
         self.features = list(self.booster.feature_names or [])
         best = self.booster.attr("best_iteration")
         self.iterations = (0, int(best) + 1) if best is not None else (0, 0)
@@ -567,7 +567,7 @@ class XGBoostPredictor(Predictor):
 
     def predict(self, inputs: pd.DataFrame) -> pd.DataFrame:
         """Predict with `inplace_predict` (no DMatrix copy), in the booster's feature order."""
-        frame = flavors.as_categories(schemas.conform(inputs, self.signature), self.categories)
+        frame = categories.as_categories(schemas.conform(inputs, self.signature), self.categories)
         if self.features and list(frame.columns) != self.features:
             frame = frame[self.features]
         if self.classes is None:
@@ -618,7 +618,7 @@ class LightGBMPredictor(Predictor):
     ):
         self.model, self.signature = model, signature
         self.booster = getattr(model, "booster_", model)
-        self.categories = flavors.lightgbm_categories(self.booster)
+        self.categories = categories.lightgbm_categories(self.booster)
         self.features = list(self.booster.feature_name())
         header = self.booster.model_to_string(num_iteration=1)
         found = re.search(r"^objective=(\S+)", header, flags=re.M)
@@ -638,7 +638,7 @@ class LightGBMPredictor(Predictor):
 
     def predict(self, inputs: pd.DataFrame) -> pd.DataFrame:
         """Predict with the booster, in its feature order."""
-        frame = flavors.as_categories(schemas.conform(inputs, self.signature), self.categories)
+        frame = categories.as_categories(schemas.conform(inputs, self.signature), self.categories)
         if list(frame.columns) != self.features and set(self.features) <= set(frame.columns):
             frame = frame[self.features]
         values = np.asarray(self.booster.predict(frame))
