@@ -26,21 +26,6 @@ REPORT_PATH = "reports/explanations.html"
 REPORTED_SAMPLES = 500
 
 
-def load_explained(uri: str) -> registries.PyfuncPredictor | registries.SklearnPredictor:
-    """The model at the URI as an explainer takes it, with its signature.
-
-    Its richest native flavour (`io.flavors.NATIVE_FLAVORS`): the sklearn estimator or
-    Pipeline, the XGBoost or LightGBM model; else the pyfunc model, which only predicts.
-    """
-    native = flavors.load_native(uri)
-    if native is None:
-        pyfunc = mlflow.pyfunc.load_model(uri)
-        logger.info("%s has no native flavour: explained through pyfunc", uri)
-        return registries.PyfuncPredictor(pyfunc)
-    logger.info("%s loaded from its %s flavour", uri, native.flavor)
-    return registries.SklearnPredictor(native.model, native.signature)
-
-
 class ExplanationsJob(base.Job, frozen=True):
     """Explain a registered model (global feature importance) and some samples (SHAP values).
 
@@ -90,7 +75,9 @@ class ExplanationsJob(base.Job, frozen=True):
         started = time.perf_counter()
         # Find and load the model: natively where it can be (trees, margins), else pyfunc.
         model_ref = self.finder.find(self.mlflow_service.client())
-        predictor = load_explained(model_ref.uri)
+        # The predictor's loader, chosen by the model's flavours: its `model` is the native
+        # estimator, Pipeline or booster (the pyfunc model where there is no native flavour).
+        predictor = registries.FlavorLoader().load(model_ref.uri)
         warnings = registries.check_signature(model_ref, predictor, self.allow_unsigned)
         self.warn(warnings)
         model = predictor.model
