@@ -95,6 +95,7 @@ def promote_fields(
     target: str,
     tolerance: float,
     alias: str,
+    promotion: str = "auto",
 ) -> dict[str, T.Any]:
     """The PromotionJob fields of a `promote` step: its parameters and artifacts, mapped once.
 
@@ -108,6 +109,7 @@ def promote_fields(
         "inputs": {"KIND": "ParquetReader", "path": holdout.path} if holdout else None,
         "target": target or None,
         "tolerance": float(tolerance),
+        "promotion": promotion,
     }
 
 

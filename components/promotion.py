@@ -17,6 +17,7 @@ def promote(
     target: str = "",
     tolerance: float = 0.0,
     alias: str = "Champion",
+    promotion: str = "auto",
     experiment: str = "model-lifecycle",
     run_id: str = "",
 ) -> str:
@@ -34,13 +35,16 @@ def promote(
         target: Column the model predicts (with holdout).
         tolerance: How much worse than the Champion the version may be, relative (0.02 = 2%).
         alias: Alias to move.
+        promotion: "auto" moves the alias; "manual" marks a passing version awaiting approval
+            (the alert gives the `model approve` command) and the Champion keeps serving.
         experiment: MLflow experiment of the promotion run.
         run_id: Pipeline run id, recorded on the MLflow run (set by the pipeline).
 
     Returns:
         summary: Run summary.
         Output: The version the alias serves now ("3"): this version, or the Champion that
-            beat it; the lifecycle predicts with it.
+            beat it or that keeps serving while this one awaits approval ("" when none does);
+            the lifecycle predicts with it.
     """
     from components import fields, steps
     from components.core import reports
@@ -51,7 +55,7 @@ def promote(
     result = steps.run_step(
         PromotionJob, "promote", experiment, run_id, fields.promote_fields,
         model_name=model_name, version=version, holdout=holdout, target=target,
-        tolerance=tolerance, alias=alias,
+        tolerance=tolerance, alias=alias, promotion=promotion,
     )  # fmt: skip
     artifacts.write_text(summary, reports.promotion_summary(result))
-    return str(result.served_ref.version)
+    return str(result.served_ref.version) if result.served_ref else ""

@@ -167,6 +167,16 @@ class ExplanationFacts(_Part, frozen=True):
     top: list[Importance]
 
 
+class ServingFacts(_Part, frozen=True):
+    """How the version came to serve: the Champion history entry that moved the alias to it.
+
+    Args:
+        entry: the entry's line (when, from which version, by whom, why).
+    """
+
+    entry: str
+
+
 class ModelCard(_Part, frozen=True):
     """The card of a registered version; sections left None are not filled yet.
 
@@ -179,6 +189,7 @@ class ModelCard(_Part, frozen=True):
         training: filled by training.
         evaluation: filled by evaluation (the latest).
         explanation: filled by explanation (the latest).
+        serving: filled when an alias is moved to the version (the latest move).
     """
 
     card_version: int = CARD_VERSION
@@ -189,6 +200,7 @@ class ModelCard(_Part, frozen=True):
     training: TrainingFacts
     evaluation: EvaluationFacts | None = None
     explanation: ExplanationFacts | None = None
+    serving: ServingFacts | None = None
 
     def describe(self) -> str:
         """A short human label, e.g. `bike-sharing v3`."""
@@ -433,6 +445,10 @@ def render(card: ModelCard, brief: bool = False) -> str:
     )
     _evaluation(page, f"{root}/Evaluation", card.evaluation)
     _explanation(page, f"{root}/Top features", card.explanation)
+    if card.serving is not None:
+        page.add(
+            **{f"{root}/Serving": f"Latest move of an alias to this version: {card.serving.entry}"}
+        )
     if brief and training.profile:
         page.add(**{f"{root}/Reference profile": BRIEF_PROFILE})
     else:

@@ -408,8 +408,10 @@ def promotion_summary(result: results.PromotionResult) -> str:
     facts = {
         "model": result.model_ref.name,
         "candidate": f"v{result.model_ref.version}",
-        result.alias: f"v{result.served_ref.version}",
-        "promoted": "yes" if result.promoted else "no",
+        result.alias: f"v{result.served_ref.version}" if result.served_ref else "none",
+        "promoted": "yes"
+        if result.promoted
+        else ("awaiting approval" if result.awaiting_approval else "no"),
         "previous": f"v{result.previous}" if result.previous else "none",
     }
     if result.reason:

@@ -7,6 +7,7 @@ import typing as T
 
 import pandas as pd
 
+from components.core import champions
 from components.core.drift import DriftReport, Profile, Tally
 from components.core.lineage import Lineage
 from components.core.model_refs import ModelRef as ModelRef  # where users' finders import it
@@ -105,20 +106,36 @@ class PromotionResult:
         previous: the version the alias pointed to before the candidate (None: none, or the
             alias was not moved).
         served_ref: the version the alias points to now: the candidate, or a Champion promoted
-            meanwhile that the candidate did not beat.
+            meanwhile that the candidate did not beat (None: none, the candidate awaiting
+            approval of a model that has no Champion yet).
         reason: why the candidate is not served (None when it is).
+        awaiting_approval: the candidate passed and waits for `model approve` (manual mode).
     """
 
     model_ref: ModelRef
     alias: str
     previous: int | None
-    served_ref: ModelRef
+    served_ref: ModelRef | None
     reason: str | None = None
+    awaiting_approval: bool = False
 
     @property
     def promoted(self) -> bool:
         """Whether the candidate is the version served."""
-        return self.served_ref.version == self.model_ref.version
+        return self.served_ref is not None and self.served_ref.version == self.model_ref.version
+
+
+@dataclasses.dataclass(frozen=True)
+class RegistryDecision:
+    """A rollback or a rejection: the model, and the Champion history entry it recorded.
+
+    Attributes:
+        model_name: the registered model.
+        entry: the entry (from which version to which, when, by whom, why).
+    """
+
+    model_name: str
+    entry: champions.AliasMove
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,7 +7,7 @@ import typing as T
 
 import pydantic as pdt
 
-from components.core import results
+from components.core import champions, results
 from components.io import alerts, monitoring, parents, runs
 from components.io import retraining as retrain
 from components.jobs import base
@@ -234,7 +234,7 @@ class NotificationJob(base.Job, frozen=True):
         if not evaluated:
             return "", {}
         name, version = evaluated[-1]["model_name"], evaluated[-1]["model_version"]
-        reasons, serving = "", None
+        reasons, serving, tags = "", None, {}
         try:  # the registry, read now that every step has ended, says what serves
             client = self.mlflow_service.client()
             tags = client.get_model_version(name, version).tags or {}
@@ -250,10 +250,18 @@ class NotificationJob(base.Job, frozen=True):
         facts["serving"] = served
         if serving == version:
             return f"{candidate} promoted: {CHAMPION} is now v{version}.", facts
+        serves = f"{CHAMPION} v{serving} serves" if serving else f"no {CHAMPION} serves"
+        if tags.get(champions.APPROVAL_TAG) == champions.AWAITING:
+            facts["promoted"] = "awaiting approval"
+            command = f"python -m pipelines model approve {name} {version}"
+            return (
+                f"{candidate} passed and awaits approval: `{command}` (or `model reject`). "
+                f"{serves}.",
+                facts,
+            )
         why = reasons if evaluated[-1]["passed"] == "False" and reasons else "see the steps"
         if evaluated[-1]["passed"] == "False" and not reasons:
             why = "it did not pass its evaluation"
-        serves = f"{CHAMPION} v{serving} serves" if serving else f"no {CHAMPION} serves"
         return f"{candidate} not promoted: {why}. {serves}.", facts
 
     def _close_abandoned(self, steps: list[dict[str, T.Any]], died: dict[str, str]) -> list[str]:

@@ -12,11 +12,12 @@ colleague). MLflow's registry has no conditional alias update, so the job compar
    promotion that had read the alias before this write, and written after it, shows up here
    and is challenged the same way. Re-evaluating, rather than refusing, is what keeps the
    better version as Champion whichever promotion writes last.
-4. Each promotion marks itself in flight on the registered model (a tag written before its
-   first read of the alias, removed at its end). Only a promotion that sees another's mark
-   after its write waits: one that sees none knows that every other promotion read the alias
-   after this write, and so compares itself with this version (step 2). A lone promotion, the
-   common case, moves the alias without waiting.
+4. Each promotion marks itself in flight on the registered model (`io.aliases`), as a
+   rollback or an approval does: only a writer that sees another's mark after its write waits.
+
+Every move is recorded in the Champion history (`io.history`). With `promotion: manual` a passing
+candidate is not promoted: it is marked awaiting approval, and `model approve NAME VERSION`
+(which runs this job with `approved_by`) promotes it later, with the same compare-and-set.
 
 Running the job again for the same version (a retry) leaves the registry as one run would.
 """
@@ -24,34 +25,42 @@ Running the job again for the same version (a retry) leaves the registry as one 
 from __future__ import annotations
 
 import logging
-import time
 import typing as T
-import uuid
 
 import mlflow
 import pydantic as pdt
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
-from components.core import metrics, results, schemas
+from components.core import champions, metrics, results, schemas
 from components.core.model_refs import ModelRef
-from components.io import datasets, registries
+from components.io import aliases, datasets, history, registries
 from components.jobs import base
 
 logger = logging.getLogger(__name__)
 
 # Tag on a promoted version: the version the alias pointed to before (for a retry's report).
 PREVIOUS_TAG = "promotion.previous"
-# Tags on the registered model, one per promotion in flight: the key holds the promotion's
-# id, the value the time it started (seconds since the epoch).
-IN_FLIGHT_PREFIX = "promotion.in_flight."
-# A mark older than this belongs to a promotion that died without removing it: ignored, and
-# removed by the next promotion.
-IN_FLIGHT_STALE_SECONDS = 3600.0
+# Tags on a version held for approval (`promotion: manual`): its state, and who decided and why.
+APPROVAL_TAG, APPROVAL_BY_TAG = champions.APPROVAL_TAG, champions.APPROVAL_BY_TAG
+APPROVAL_REASON_TAG = champions.APPROVAL_REASON_TAG
+AWAITING, APPROVED = champions.AWAITING, champions.APPROVED
 
 
 class PromotionError(RuntimeError):
     """The version may not be promoted."""
+
+
+def check_awaiting(candidate: str, tags: T.Mapping[str, str]) -> None:
+    """Refuse to approve a version that no manual promotion held (an approved one: a retry).
+
+    Raises:
+        PromotionError: naming the version and its approval state.
+    """
+    status = tags.get(APPROVAL_TAG)
+    if status not in (AWAITING, APPROVED):
+        raise PromotionError(
+            f"{candidate} is not awaiting approval ({APPROVAL_TAG}: {status or 'not set'}); "
+            "only a candidate a manual promotion held can be approved"
+        )
 
 
 class PromotionJob(base.Job, frozen=True):
@@ -74,6 +83,11 @@ class PromotionJob(base.Job, frozen=True):
             before checking that it did not overwrite the alias (longer than the read-to-write
             gap of any promotion).
         max_rounds: how many times the candidate may be compared again before giving up.
+        promotion: "auto" moves the alias; "manual" marks a passing candidate awaiting approval
+            and leaves the alias where it is.
+        approved_by: who approved the candidate (`model approve`): the alias moves whatever
+            the mode, and the history says it was approved.
+        reason: why, recorded in the history (default: the evaluation's verdict).
     """
 
     KIND: T.Literal["PromotionJob"] = "PromotionJob"
@@ -86,6 +100,9 @@ class PromotionJob(base.Job, frozen=True):
     loader: registries.LoaderKind = pdt.Field(default_factory=registries.FlavorLoader)
     settle_seconds: float = pdt.Field(default=2.0, ge=0.0)
     max_rounds: int = pdt.Field(default=5, ge=1)
+    promotion: T.Literal["auto", "manual"] = "auto"
+    approved_by: str | None = None
+    reason: str | None = None
 
     @pdt.model_validator(mode="after")
     def _target_with_inputs(self) -> T.Self:
@@ -114,14 +131,18 @@ class PromotionJob(base.Job, frozen=True):
         beaten = tags.get(registries.CHAMPION_TAG)
         if verdict is None:
             logger.warning("%s was never evaluated; promoting it anyway", candidate.describe())
-        mark = self._mark_in_flight(client)
-        try:
+        if self.approved_by is not None:
+            check_awaiting(candidate.describe(), tags)
+        if self.promotion == "manual" and self.approved_by is None:
+            return self._hold_for_approval(client, candidate, tags)
+        with aliases.in_flight(client, self.model_name) as mark:
             served, previous, reason = self._compare_and_set(client, candidate, beaten, mark)
-        finally:
-            self._unmark(client, mark)
         promoted = served.version == candidate.version
-        if promoted and previous is None and tags.get(PREVIOUS_TAG, "").isdigit():
+        retried = promoted and previous is None and tags.get(PREVIOUS_TAG, "").isdigit()
+        if retried:
             previous = int(tags[PREVIOUS_TAG])  # a retry: the earlier attempt moved the alias
+        if promoted:
+            self._record(client, candidate, previous, tags, retried)
         # Record which version is served, and why.
         mlflow.set_tags(
             {
@@ -140,6 +161,7 @@ class PromotionJob(base.Job, frozen=True):
         self.alerter.notify(
             title=f"{self.KIND} succeeded",
             message=f"{self.model_name}@{self.alias} is now v{served.version}."
+            + (f" Approved by {self.approved_by}." if self.approved_by and promoted else "")
             + (f"\n{reason}" if reason else ""),
             fields={"previous": before, "version": served.version, "promoted": promoted},
         )
@@ -150,6 +172,101 @@ class PromotionJob(base.Job, frozen=True):
             served_ref=served,
             reason=reason,
         )
+
+    def _record(
+        self,
+        client,
+        candidate: ModelRef,
+        previous: int | None,
+        tags: dict[str, str],
+        retried: bool,
+    ) -> None:
+        """Record the move in the Champion history (once: a retry finds it recorded)."""
+        last = history.last_move(client, self.model_name, self.alias, candidate.version)
+        if retried and last is not None and last.from_version == previous:
+            return
+        approved = self.approved_by is not None
+        if approved:
+            registries.set_version_tags(
+                client,
+                self.model_name,
+                candidate.version,
+                {APPROVAL_TAG: APPROVED, APPROVAL_BY_TAG: str(self.approved_by)}
+                | ({APPROVAL_REASON_TAG: self.reason[:5000]} if self.reason else {}),
+            )
+        entry = champions.AliasMove(
+            alias=self.alias,
+            action="approved" if approved else "promoted",
+            from_version=previous,
+            to_version=candidate.version,
+            at=champions.now(),
+            by=str(self.approved_by) if approved else self._actor(),
+            reason=self.reason or history.verdict(tags),
+            metrics=history.compared_metrics(tags),
+        )
+        history.record(client, self.model_name, entry)
+        history.publish(client, self.model_name, entry, candidate)
+
+    def _hold_for_approval(
+        self, client, candidate: ModelRef, tags: dict[str, str]
+    ) -> results.PromotionResult:
+        """Mark a passing candidate awaiting approval; the alias stays where it is."""
+        current = aliases.holder(client, self.model_name, self.alias)
+        served = self._find(client, current) if current else None
+        if tags.get(APPROVAL_TAG) != AWAITING:  # a retry finds it marked, and recorded
+            held = {APPROVAL_TAG: AWAITING}
+            path = getattr(self.inputs, "path", None)
+            if path and self.target:
+                held |= {
+                    champions.APPROVAL_HOLDOUT_TAG: str(path),
+                    champions.APPROVAL_TARGET_TAG: self.target,
+                }
+            registries.set_version_tags(client, self.model_name, candidate.version, held)
+            entry = champions.AliasMove(
+                alias=self.alias,
+                action="awaiting_approval",
+                from_version=int(current) if current else None,
+                to_version=candidate.version,
+                at=champions.now(),
+                by=self._actor(),
+                reason=self.reason or history.verdict(tags),
+                metrics=history.compared_metrics(tags),
+            )
+            history.record(client, self.model_name, entry)
+        command = f"python -m pipelines model approve {self.model_name} {candidate.version}"
+        serving = f"v{current} serves" if current else "nothing serves yet"
+        reason = (
+            f"v{candidate.version} passed its evaluation and awaits approval ({serving}): "
+            f"`{command}` (or `model reject`)"
+        )
+        mlflow.set_tags(
+            {
+                "model_name": self.model_name,
+                "model_version": current or "",
+                "alias": self.alias,
+                "promoted": False,
+                "candidate_version": candidate.version,
+                APPROVAL_TAG: AWAITING,
+            }
+        )
+        self.warn([reason])
+        logger.info("%s", reason)
+        self.alerter.notify(
+            title=f"{self.KIND}: approval needed",
+            message=f"{self.model_name} {reason}.",
+            fields={"candidate": candidate.version, "serving": current or "none"},
+        )
+        return results.PromotionResult(
+            model_ref=candidate,
+            alias=self.alias,
+            previous=None,
+            served_ref=served,
+            reason=reason,
+            awaiting_approval=True,
+        )
+
+    def _actor(self) -> str:
+        return champions.pipeline_run(self.run_tags.get(base.PIPELINE_RUN_TAG, ""))
 
     def _compare_and_set(
         self, client, candidate: ModelRef, beaten: str | None, mark: str
@@ -179,20 +296,9 @@ class PromotionJob(base.Job, frozen=True):
             client.set_model_version_tag(
                 self.model_name, mine, PREVIOUS_TAG, current or registries.NO_CHAMPION
             )
-            client.set_registered_model_alias(self.model_name, self.alias, mine)
-            # A promotion that read the alias before this write may write after it: one in
-            # flight now, wait longer than its read-to-write gap, then check who holds it.
-            others = self._others_in_flight(client, mark)
-            if others:
-                logger.info(
-                    "%d other promotion(s) of %s in flight: checking %s again in %.1f s",
-                    len(others),
-                    self.model_name,
-                    self.alias,
-                    self.settle_seconds,
-                )
-                time.sleep(self.settle_seconds)
-            holder = self._holder(client)
+            holder = aliases.move(
+                client, self.model_name, self.alias, mine, mark, self.settle_seconds
+            )
             if holder == mine:
                 return candidate, int(current) if current else None, None
             logger.warning(
@@ -252,40 +358,8 @@ class PromotionJob(base.Job, frozen=True):
             )
         return None
 
-    def _mark_in_flight(self, client: MlflowClient) -> str:
-        """Mark this promotion in flight on the registered model; return the mark's tag key."""
-        mark = IN_FLIGHT_PREFIX + uuid.uuid4().hex[:16]
-        client.set_registered_model_tag(self.model_name, mark, f"{time.time():.3f}")
-        return mark
-
-    def _others_in_flight(self, client: MlflowClient, mark: str) -> list[str]:
-        """The marks of the other promotions in flight (stale ones removed, not counted)."""
-        tags = client.get_registered_model(self.model_name).tags or {}
-        others = []
-        for key, value in tags.items():
-            if not key.startswith(IN_FLIGHT_PREFIX) or key == mark:
-                continue
-            try:
-                age = time.time() - float(value)
-            except ValueError:  # not ours to read: count it, to be safe
-                age = 0.0
-            if age > IN_FLIGHT_STALE_SECONDS:
-                self._unmark(client, key)
-            else:
-                others.append(key)
-        return others
-
-    def _unmark(self, client: MlflowClient, mark: str) -> None:
-        """Remove a mark; one already gone (a concurrent clean-up) is fine."""
-        try:
-            client.delete_registered_model_tag(self.model_name, mark)
-        except MlflowException as error:
-            logger.debug("in-flight mark %s not removed: %s", mark, error)
-
     def _holder(self, client) -> str | None:
-        """The version the alias points to, as text (a local store answers an int)."""
-        version = client.get_registered_model(self.model_name).aliases.get(self.alias)
-        return None if version is None else str(version)
+        return aliases.holder(client, self.model_name, self.alias)
 
     def _find(self, client, version: str) -> ModelRef:
         return registries.RegistryFinder(name=self.model_name, alias_or_version=version).find(

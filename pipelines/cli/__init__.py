@@ -1,4 +1,4 @@
-"""Command line: compile | run --local | submit | job | schedule.
+"""Command line: compile | run --local | submit | job | schedule | model.
 
 Installed as `kfp-lifecycle`; `python -m pipelines` is the same.
 
@@ -8,6 +8,7 @@ usage:
   python -m pipelines submit NAME --host URL [--config FILE] [--param KEY=VALUE ...] [--detach]
   python -m pipelines job status|wait|cancel|result ID     # a job started with --detach
   python -m pipelines schedule sync --file schedules.yaml --host URL [--dry-run]
+  python -m pipelines model history|rollback|approve|reject NAME ...  # the Champion's history
   python -m pipelines run NAME --help      # NAME's parameters, their types and defaults
 """
 
@@ -43,7 +44,7 @@ def version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the CLI parser; each sub-command lives in its own module."""
-    from pipelines.cli import compile, job, run, schedule, submit
+    from pipelines.cli import compile, job, model, run, schedule, submit
 
     prog = program()
     parser = argparse.ArgumentParser(
@@ -66,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     schedule.add_arguments(
         commands.add_parser("schedule", help="Keep KFP recurring runs in step with a file.")
+    )
+    model.add_arguments(
+        commands.add_parser("model", help="Champion history, rollback, approve or reject.")
     )
     return parser
 

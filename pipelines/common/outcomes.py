@@ -18,7 +18,7 @@ import typing as T
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from components.core import lineage
+from components.core import champions, lineage
 from components.io import registries
 
 # The pipeline steps whose outputs make a run's outcome.
@@ -33,6 +33,7 @@ EXECUTOR_OUTPUT = "executor_output.json"
 # The alias the pipelines promote to, and why evaluation refused a version (its version tags).
 CHAMPION = "Champion"
 REASONS_TAG = "evaluation.reasons"
+APPROVAL_TAG = champions.APPROVAL_TAG
 # What KFP's launcher mounts an artifact's URI as, in a pod: the inverse gives the URI back.
 _MOUNTS = {"/gcs/": "gs://", "/s3/": "s3://", "/minio/": "minio://"}
 
@@ -54,6 +55,8 @@ class TrainedModel:
         passed: whether it passed evaluation (None when it was not evaluated).
         reasons: why it did not pass ("" when it passed or was not evaluated).
         champion: the version the Champion alias points to when read (None: no Champion).
+        approval: its approval state when a manual promotion held it (awaiting, approved,
+            rejected; "" otherwise).
     """
 
     name: str
@@ -64,6 +67,7 @@ class TrainedModel:
     passed: bool | None
     reasons: str = ""
     champion: int | None = None
+    approval: str = ""
 
     def story(self) -> str:
         """`bike-sharing v2 registered (test rmse 64.15); not promoted: ...; v1 serves`."""
@@ -74,6 +78,9 @@ class TrainedModel:
         serving = f"Champion v{self.champion} serves" if self.champion else "no Champion serves"
         if self.passed is False:
             return f"{text}; not promoted: {self.reasons or 'it failed its evaluation'}; {serving}"
+        if self.approval == "awaiting":
+            command = f"model approve {self.name} {self.version}"
+            return f"{text}; awaiting approval (`{command}`); {serving}"
         return f"{text}; not promoted; {serving}"
 
 
@@ -195,6 +202,7 @@ def trained_model(name: str, version: int, uri: str | None = None) -> TrainedMod
         passed=None if verdict is None else verdict.lower() == "true",
         reasons=tags.get(REASONS_TAG, ""),
         champion=champion,
+        approval=tags.get(APPROVAL_TAG, ""),
     )
 
 

@@ -5,6 +5,8 @@ MODEL_KIND = "HistGradientBoostingRegressor"
 TEST_SIZE = 0.2
 # How much worse than the Champion a new version may be; the promotion compares with it too.
 TOLERANCE = 0.0
+# auto: a passing version becomes Champion; manual: it awaits `model approve`.
+PROMOTION = "auto"
 ALIAS = "Champion"  # the alias promote sets, and the one inference serves by default
 BATCH_SIZE = 131072
 MAX_SAMPLES = 1000

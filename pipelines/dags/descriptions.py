@@ -61,6 +61,8 @@ PIECES: dict[str, str] = {
     # Evaluation and promotion.
     "thresholds": 'Metric limits, e.g. {"r2": 0.7}; empty: the task\'s defaults.',
     "tolerance": "How much worse than the Champion a new version may be (0.02 = 2%).",
+    "promotion": "auto: a passing version becomes Champion; manual: it awaits approval "
+    "(`model approve NAME VERSION` or `model reject`) and the Champion keeps serving.",
     # Inference.
     "alias_or_version": "Alias (Champion) or version number of the model.",
     "finder": "Another way to find the model than model_name and alias_or_version: "

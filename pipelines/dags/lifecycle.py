@@ -40,6 +40,7 @@ def build(settings: Settings) -> GraphComponent:
         reader: dict = {},  # noqa: B006
         thresholds: dict = {},  # noqa: B006
         tolerance: float = defaults.TOLERANCE,
+        promotion: str = defaults.PROMOTION,
         finder: dict = {},  # noqa: B006
         writer: dict = {},  # noqa: B006
         batch_size: int = defaults.BATCH_SIZE,
@@ -76,7 +77,7 @@ def build(settings: Settings) -> GraphComponent:
                 model_kind=model_kind, model_params=model_params, features=features,
                 categorical=categorical, exclude=exclude, time_column=time_column,
                 test_size=test_size, thresholds=thresholds, tolerance=tolerance,
-                experiment=experiment,
+                promotion=promotion, experiment=experiment,
             )  # fmt: skip
 
     return lifecycle

@@ -62,7 +62,8 @@ def add_promotion(settings: Settings, train: PipelineTask, **params) -> Pipeline
     Args:
         settings: the cluster settings of the step.
         train: the train task whose version is promoted.
-        **params: the pipeline's `model_name`, `target`, `tolerance` and `experiment`.
+        **params: the pipeline's `model_name`, `target`, `tolerance`, `experiment` and
+            (optional) `promotion`.
     """
     experiment = params["experiment"]
     promote = c.promote(
@@ -72,6 +73,7 @@ def add_promotion(settings: Settings, train: PipelineTask, **params) -> Pipeline
         target=params["target"],
         tolerance=params["tolerance"],
         alias=defaults.ALIAS,
+        promotion=params.get("promotion", defaults.PROMOTION),
         experiment=experiment,
         run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
     )
@@ -156,6 +158,7 @@ def build(settings: Settings) -> GraphComponent:
         reader: dict = {},  # noqa: B006
         thresholds: dict = {},  # noqa: B006
         tolerance: float = defaults.TOLERANCE,
+        promotion: str = defaults.PROMOTION,
         experiment: str = defaults.EXPERIMENT,
         ui_base_url: str = "",
     ):
@@ -167,7 +170,7 @@ def build(settings: Settings) -> GraphComponent:
                 model_kind=model_kind, model_params=model_params, features=features,
                 categorical=categorical, exclude=exclude, time_column=time_column,
                 test_size=test_size, thresholds=thresholds, tolerance=tolerance,
-                experiment=experiment,
+                promotion=promotion, experiment=experiment,
             )  # fmt: skip
 
     return training

@@ -22,7 +22,7 @@ import typing as T
 import pytest
 from mlflow.tracking import MlflowClient
 
-from components.io import datasets, registries
+from components.io import aliases, datasets, history, registries
 from components.jobs import evaluation, promotion, training
 from tests.jobs.helpers import features, run, settings, unique, with_demand
 
@@ -140,6 +140,12 @@ def test_the_better_version_ends_as_champion_in_every_interleaving(trained, orde
         assert "is worse than the Champion" in served["worse"].reason
         tags = trained.client.get_model_version(name, "2").tags
         assert tags[registries.CHAMPION_TAG] == "3"
+    # The history holds one entry per move, chained, and ends at the Champion.
+    moves = history.entries(trained.client, name)
+    promoted = [outcome for outcome in served.values() if outcome.promoted]
+    assert len(moves) == len(promoted)
+    assert moves[-1].to_version == CANDIDATES["better"]
+    assert all(a.to_version == b.from_version for a, b in zip(moves, moves[1:], strict=False))
 
 
 class HeldWrites:
@@ -194,6 +200,10 @@ def test_concurrent_promotions_that_both_read_v1_leave_the_better_as_champion(
     assert held.written[:2] == held.order, "the writes were not forced in order"
     assert not [o for o in outcomes.values() if isinstance(o, BaseException)], outcomes
     assert champion(trained, name) == str(CANDIDATES["better"])
+    # Each promotion that kept the alias recorded its move: none was lost to the other.
+    recorded = {move.to_version for move in history.entries(trained.client, name)}
+    kept = {o.model_ref.version for o in outcomes.values() if o.promoted}
+    assert CANDIDATES["better"] in recorded and kept <= recorded
     if last == "worse":
         # The worse one wrote last, over the better one: the better one saw it and took back
         # the alias after comparing the two again.
@@ -221,7 +231,7 @@ def test_without_held_out_rows_a_moved_champion_is_refused_naming_both_versions(
 
 def in_flight_marks(trained: Trained, name: str) -> dict[str, str]:
     tags = trained.client.get_registered_model(name).tags
-    return {k: v for k, v in tags.items() if k.startswith(promotion.IN_FLIGHT_PREFIX)}
+    return {k: v for k, v in tags.items() if k.startswith(aliases.IN_FLIGHT_PREFIX)}
 
 
 @pytest.fixture
@@ -229,7 +239,7 @@ def sleeps(monkeypatch) -> list[float]:
     """The promotion's waits, recorded instead of slept."""
     waited: list[float] = []
     clock = types.SimpleNamespace(time=time.time, sleep=waited.append)
-    monkeypatch.setattr(promotion, "time", clock)  # the module's, not everyone's
+    monkeypatch.setattr(aliases, "time", clock)  # the module's, not everyone's
     return waited
 
 
@@ -245,9 +255,9 @@ def test_a_lone_promotion_moves_the_alias_without_waiting_and_leaves_no_mark(tra
 def test_a_promotion_waits_only_for_another_in_flight_and_clears_dead_marks(trained, sleeps):
     name = fresh_model(trained)
     assert evaluate(trained, name, CANDIDATES["better"]).passed
-    alive, dead = f"{promotion.IN_FLIGHT_PREFIX}alive", f"{promotion.IN_FLIGHT_PREFIX}dead"
+    alive, dead = f"{aliases.IN_FLIGHT_PREFIX}alive", f"{aliases.IN_FLIGHT_PREFIX}dead"
     trained.client.set_registered_model_tag(name, alive, f"{time.time():.3f}")
-    stale = time.time() - promotion.IN_FLIGHT_STALE_SECONDS - 60
+    stale = time.time() - aliases.IN_FLIGHT_STALE_SECONDS - 60
     trained.client.set_registered_model_tag(name, dead, f"{stale:.3f}")
     outcome = promote(trained, name, CANDIDATES["better"], settle=30.0)
     assert outcome.promoted is True and champion(trained, name) == "3"
