@@ -43,8 +43,8 @@ def promote(
     Returns:
         summary: Run summary.
         Output: The version the alias serves now ("3"): this version, or the Champion that
-            beat it or that keeps serving while this one awaits approval ("" when none does);
-            the lifecycle predicts with it.
+            beat it or that keeps serving while this one awaits approval (the alias when none
+            does); the lifecycle predicts with it.
     """
     from components import fields, steps
     from components.core import reports
@@ -58,4 +58,5 @@ def promote(
         tolerance=tolerance, alias=alias, promotion=promotion,
     )  # fmt: skip
     artifacts.write_text(summary, reports.promotion_summary(result))
-    return str(result.served_ref.version) if result.served_ref else ""
+    # None serves (the first version awaits approval): the alias, as evaluate answers then.
+    return str(result.served_ref.version) if result.served_ref else alias

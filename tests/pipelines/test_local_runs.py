@@ -727,3 +727,56 @@ def test_training_steps_nest_under_one_parent_run_with_the_pipelines_parameters(
     assert parent.data.params["model_params"] == '{"max_iter": 30}'
     assert parent.data.params["tolerance"] == "0.0"  # a default, not given
     assert parent.info.status == "FINISHED"  # ended by the exit step
+
+
+@pytest.fixture(scope="module")
+def gated(trained, slack, data, tmp_path_factory) -> Run:
+    """The lifecycle pipeline on the trained model with `promotion: manual`: a passing version
+    awaits approval while the Champion keeps serving."""
+    params = {
+        "data": str(data["small"]),
+        "inference_data": str(data["small"]),
+        "max_samples": 20,
+        "promotion": "manual",
+        **BIKE,
+        **FAST,
+    }
+    return run_cli(
+        slack, tmp_path_factory.mktemp("gated"), "lifecycle", params,
+        trained.model_name, unique("local-gated"),
+    )  # fmt: skip
+
+
+def test_a_manual_promotion_waits_for_approval_and_the_champion_keeps_serving(
+    gated, mlflow_server, capsys
+):
+    """Last in the module: it approves, then rolls back, the trained model's Champion."""
+    from components.io import history
+
+    assert gated.succeeded, gated.printed[-2000:]
+    client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
+    name, version = gated.model_name, gated.returned("train")["version"]
+    serving = client.get_model_version_by_alias(name, "Champion").version
+    assert serving != str(version)
+    assert client.get_model_version(name, str(version)).tags["approval.status"] == "awaiting"
+    # The promote step answered the Champion that serves; predict used it.
+    assert gated.returned("promote") == {"Output": serving}
+    assert gated.returned("predict")["version"] == int(serving)
+    command = f"model approve {name} {version}"
+    assert f"v{version} registered" in gated.lines[-1]
+    assert f"awaiting approval (`{command}`); Champion v{serving} serves" in gated.lines[-1]
+    body = gated.alert()
+    assert f"{name} v{version} passed and awaits approval" in message(body)
+    assert fields(body)["promoted"] == "awaiting approval"
+    # A person approves it: it serves, and the history says who; then rolls it back.
+    capsys.readouterr()
+    assert main(["model", "approve", name, str(version), "--by", "risk-bob"]) == 0
+    assert client.get_model_version_by_alias(name, "Champion").version == str(version)
+    assert main(["model", "rollback", name, "--reason", "back to the trained one"]) == 0
+    assert client.get_model_version_by_alias(name, "Champion").version == serving
+    actions = [(e.action, e.to_version) for e in history.entries(client, name)][-3:]
+    assert actions == [
+        ("awaiting_approval", version),
+        ("approved", version),
+        ("rolled_back", int(serving)),
+    ]
