@@ -29,6 +29,7 @@ import typing as T
 
 import mlflow
 import pydantic as pdt
+from mlflow.tracking import MlflowClient
 
 from components.core import champions, metrics, results, schemas
 from components.core.model_refs import ModelRef
@@ -175,7 +176,7 @@ class PromotionJob(base.Job, frozen=True):
 
     def _record(
         self,
-        client,
+        client: MlflowClient,
         candidate: ModelRef,
         previous: int | None,
         tags: dict[str, str],
@@ -190,7 +191,7 @@ class PromotionJob(base.Job, frozen=True):
             registries.set_version_tags(
                 client,
                 self.model_name,
-                candidate.version,
+                int(str(candidate.version)),
                 {APPROVAL_TAG: APPROVED, APPROVAL_BY_TAG: str(self.approved_by)}
                 | ({APPROVAL_REASON_TAG: self.reason[:5000]} if self.reason else {}),
             )
@@ -208,7 +209,7 @@ class PromotionJob(base.Job, frozen=True):
         history.publish(client, self.model_name, entry, candidate)
 
     def _hold_for_approval(
-        self, client, candidate: ModelRef, tags: dict[str, str]
+        self, client: MlflowClient, candidate: ModelRef, tags: dict[str, str]
     ) -> results.PromotionResult:
         """Mark a passing candidate awaiting approval; the alias stays where it is."""
         current = aliases.holder(client, self.model_name, self.alias)
@@ -221,7 +222,7 @@ class PromotionJob(base.Job, frozen=True):
                     champions.APPROVAL_HOLDOUT_TAG: str(path),
                     champions.APPROVAL_TARGET_TAG: self.target,
                 }
-            registries.set_version_tags(client, self.model_name, candidate.version, held)
+            registries.set_version_tags(client, self.model_name, int(str(candidate.version)), held)
             entry = champions.AliasMove(
                 alias=self.alias,
                 action="awaiting_approval",

@@ -13,6 +13,7 @@ import typing as T
 
 import pydantic as pdt
 from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 
 from components.core import champions, results
 from components.io import aliases, history, registries
@@ -101,7 +102,7 @@ class RollbackJob(base.Job, frozen=True):
         )
         return results.RegistryDecision(model_name=self.model_name, entry=entry)
 
-    def _previous(self, client, current: int) -> int:
+    def _previous(self, client: MlflowClient, current: int) -> int:
         """The version the alias served before the current one: the history's, else a tag's."""
         last = history.last_move(client, self.model_name, self.alias, to_version=current)
         if last is not None and last.from_version:
@@ -114,7 +115,7 @@ class RollbackJob(base.Job, frozen=True):
             "is recorded; give the version to serve with --to VERSION"
         )
 
-    def _checked(self, client, version: int) -> dict[str, str]:
+    def _checked(self, client: MlflowClient, version: int) -> dict[str, str]:
         """The version's tags, once it is known to exist and to be fit to serve (or forced)."""
         try:
             tags = client.get_model_version(self.model_name, str(version)).tags or {}

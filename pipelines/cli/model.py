@@ -135,7 +135,7 @@ def _approve(args: argparse.Namespace) -> int:
     tags = tags or {}
     holdout = tags.get(champions.APPROVAL_HOLDOUT_TAG)
     target = tags.get(champions.APPROVAL_TARGET_TAG)
-    rows = {}
+    rows: dict[str, T.Any] = {}
     if holdout and target and (os.path.exists(holdout) or "://" in holdout):
         rows = {"inputs": {"KIND": "ParquetReader", "path": holdout}, "target": target}
     job = promotion.PromotionJob(
