@@ -195,6 +195,12 @@ def test_a_branch_condition_is_decided_when_the_parameters_tell(
             "parameter 'performance_tolerance' of pipeline inference: -0.5 refused by step "
             "predict: performance_tolerance: Input should be greater than or equal to 0",
         ),
+        (
+            "lifecycle",
+            {"promotion": "manul"},
+            "parameter 'promotion' of pipeline lifecycle: 'manul' refused by step promote: "
+            "promotion: Input should be 'auto' or 'manual'",
+        ),
     ],
     ids=[
         "model-param-range",
@@ -202,6 +208,7 @@ def test_a_branch_condition_is_decided_when_the_parameters_tell(
         "tolerance",
         "challenger",
         "performance-tolerance",
+        "promotion",
     ],  # fmt: skip
 )
 def test_the_refusal_names_the_parameter_its_value_and_the_rule(
