@@ -24,6 +24,9 @@ STATE_PATH = "card/card.json"
 MARKDOWN_PATH = "card/model_card.md"
 # A version's description is at most 5000 characters in MLflow's database stores.
 DESCRIPTION_LIMIT = 5000
+# The registered model's description ends with the Champion history (`io.history`), which a
+# new version's description keeps.
+HISTORY_SECTION = "### Champion history"
 
 
 def has_card(model_ref: ModelRef) -> bool:
@@ -163,7 +166,8 @@ def describe_model(
     """Set the registered model's own description from its latest version's card.
 
     The task, the target, the features and a link to the card; the features are left out
-    when the whole would pass MLflow's limit on a description's length.
+    when the whole would pass MLflow's limit on a description's length. The Champion history
+    that ends the description is kept.
 
     Args:
         client: the MLflow client of the tracking server and registry.
@@ -175,9 +179,12 @@ def describe_model(
         the description.
     """
     link = card_link(tracking_uri, experiment_id, card)
+    before = client.get_registered_model(card.name).description or ""
+    kept = before[before.index(HISTORY_SECTION) :] if HISTORY_SECTION in before else ""
     text = cards.model_description(card, link)
-    if len(text) > DESCRIPTION_LIMIT:
+    if len(text) + len(kept) > DESCRIPTION_LIMIT:
         text = cards.model_description(card, link, listed=False)
+    text = "\n\n".join(part for part in (text.rstrip(), kept) if part)
     client.update_registered_model(card.name, description=text[:DESCRIPTION_LIMIT])
     logger.info("description of model %s set from %s", card.name, card.describe())
     return text

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "alias_history."
 # The registered model's description ends with this section (replaced at each move).
-SECTION = "### Champion history"
+SECTION = card_store.HISTORY_SECTION
 DESCRIPTION_LIMIT = card_store.DESCRIPTION_LIMIT
 # The entries shown in the description, newest first.
 SHOWN = 5

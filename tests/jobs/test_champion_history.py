@@ -87,7 +87,7 @@ def test_history_rollback_approval_and_rejection(tracking, data, tmp_path, monke
         return client.get_registered_model(name).aliases["Champion"]
 
     # Two promotions: each move is recorded with its verdict and the figures compared.
-    holdouts = {version: train(version) for version in (1, 2, 3)}
+    holdouts = {version: train(version) for version in (1, 2)}
     assert evaluate(1, holdouts[1]) and promote(1, holdouts[1]).promoted
     assert evaluate(2, holdouts[2]) and promote(2, holdouts[2]).promoted
     moves = history.entries(client, name)
@@ -103,9 +103,12 @@ def test_history_rollback_approval_and_rejection(tracking, data, tmp_path, monke
     card = client.get_model_version(name, "2").description
     assert "Serving" in card and "promoted v1 -> v2" in card
 
-    # A refused candidate moves nothing and adds nothing.
+    # A refused candidate moves nothing and adds nothing; its training kept the history shown.
+    holdouts[3] = train(3)
     assert evaluate(3, holdouts[3], thresholds={"r2": 0.9999}) is False
     assert len(history.entries(client, name)) == 2
+    description = client.get_registered_model(name).description
+    assert "Latest version: 3" in description and moves[1].line() in description
 
     with SlackWebhookServer() as slack:
         monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.url)
