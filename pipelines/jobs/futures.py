@@ -157,18 +157,18 @@ class JobFuture(abc.ABC):
         return self._outcome()
 
 
-def _time(text: T.Any) -> datetime.datetime | None:
-    """A timestamp from ISO text or a datetime; None when there is none."""
+def moment(text: T.Any) -> datetime.datetime | None:
+    """A timestamp from ISO text or a datetime, in UTC; None when there is none."""
     if not text:
         return None
     if isinstance(text, datetime.datetime):
-        moment = text
+        when = text
     else:
-        moment = datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
+        when = datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
     # KFP answers 1970-01-01 for a run not finished yet.
-    return None if moment.year <= 1970 else moment
+    return None if when.year <= 1970 else when
 
 
 # %% LOCAL
@@ -197,24 +197,46 @@ class LocalFuture(JobFuture):
             folder = background.JobFolder(home / background.check_id(job_id))
         except ValueError as error:
             raise FutureNotFound(str(error)) from None
-        if not (folder.path / background.JOB_FILE).is_file():
-            raise FutureNotFound(f"no local job {job_id} in {folder.path.parent}")
-        return cls(folder)
+        try:
+            return cls(folder)
+        except FileNotFoundError:  # never submitted here, or pruned
+            raise FutureNotFound(f"no local job {job_id} in {folder.path.parent}") from None
+        except (ValueError, TypeError, KeyError) as error:  # half-written or corrupt
+            raise FutureNotFound(
+                f"local job {job_id} in {folder.path.parent} cannot be read "
+                f"({type(error).__name__}: {error}); `job prune` removes it once it is old"
+            ) from None
 
     def status(self) -> JobStatus:
-        """The state the worker recorded; errored when the worker died without saying."""
+        """The state the worker recorded; errored when the worker died without saying.
+
+        Raises:
+            FutureNotFound: the job's folder was removed (`job prune`) since it was found.
+        """
+        try:
+            return self._status()
+        except FileNotFoundError:
+            if self.folder.path.is_dir():
+                raise
+            # Pruned meanwhile: the folder goes whole (renamed aside first), so this is all.
+            raise FutureNotFound(f"local job {self.folder.id} was removed") from None
+
+    def _status(self) -> JobStatus:
         record, state = self.folder.record(), self.folder.state()
         if state.state not in FINAL_STATES and not background.alive(self.folder):
-            # Killed from outside (out of memory, a reboot): the folder is all that is left.
+            # Killed from outside (out of memory, a reboot): the folder is all that is left,
+            # and the last time the worker wrote to it is when it ended, as near as is known.
             self.folder.finish(
-                ERRORED, error="the background run ended without recording an outcome (killed?)"
+                ERRORED,
+                error="the background run ended without recording an outcome (killed?)",
+                completed_at=background.last_written(self.folder),
             )
             state = self.folder.state()
         return JobStatus(
             id=self.id,
             state=state.state,
-            submitted_at=_time(record.get("submitted_at")),
-            completed_at=_time(state.completed_at),
+            submitted_at=moment(record.get("submitted_at")),
+            completed_at=moment(state.completed_at),
             error=state.error,
         )
 
@@ -278,31 +300,30 @@ class KFPFuture(JobFuture):
         """The pipeline a run runs, from the display name of its pipeline version."""
         from pipelines.dags import catalog
 
-        run = self._run()
-        reference = run.pipeline_version_reference
-        name = ""
-        if reference is not None and reference.pipeline_id:
-            name = self.client.get_pipeline(reference.pipeline_id).display_name or ""
-        for known in catalog.NAMES:
-            if name == known or (run.display_name or "").startswith(f"{known}-"):
-                return known
-        raise FutureNotFound(
-            f"KFP run {self.run_id} is not a run of this project's pipelines "
-            f"({', '.join(catalog.NAMES)})"
-        )
+        name = project_pipeline(self.client, self._run())
+        if name is None:
+            raise FutureNotFound(
+                f"KFP run {self.run_id} is not a run of this project's pipelines "
+                f"({', '.join(catalog.NAMES)})"
+            )
+        return name
 
     def status(self) -> JobStatus:
         """The run's state on KFP; the failed steps and their errors when it failed."""
-        run = self._run()
+        return self.status_of(self._run())
+
+    @classmethod
+    def status_of(cls, run: T.Any) -> JobStatus:
+        """The status of a run as KFP answered it (`get_run`, or one item of `list_runs`)."""
         state = _KFP_STATES.get(str(run.state or "").upper(), RUNNING)
         error = None
         if state in (ERRORED, CANCELED):
-            error = self._error(run) or f"the KFP run ended {run.state}"
+            error = cls._error(run) or f"the KFP run ended {run.state}"
         return JobStatus(
-            id=self.id,
+            id=f"{KFP}:{run.run_id}",
             state=state,
-            submitted_at=_time(run.created_at),
-            completed_at=_time(run.finished_at) if state in FINAL_STATES else None,
+            submitted_at=moment(run.created_at),
+            completed_at=moment(run.finished_at) if state in FINAL_STATES else None,
             error=error,
         )
 
@@ -329,6 +350,32 @@ class KFPFuture(JobFuture):
 
     def _outcome(self) -> outcomes.Outcome:
         return outcomes.from_mlflow(self.pipeline, self.run_id, self.tracking_uri)
+
+
+def project_pipeline(client: T.Any, run: T.Any, names: dict[str, str] | None = None) -> str | None:
+    """Which of this project's pipelines a KFP run runs; None when it runs another one.
+
+    Args:
+        client: a connected `kfp.Client`.
+        run: the run, as KFP answered it.
+        names: pipeline ids already looked up -> their display names; filled in, so that
+            listing many runs asks KFP once per pipeline.
+    """
+    from pipelines.dags import catalog
+
+    names = {} if names is None else names
+    reference = run.pipeline_version_reference
+    name = ""
+    if reference is not None and reference.pipeline_id:
+        if reference.pipeline_id not in names:
+            names[reference.pipeline_id] = (
+                client.get_pipeline(reference.pipeline_id).display_name or ""
+            )
+        name = names[reference.pipeline_id]
+    for known in catalog.NAMES:
+        if name == known or (run.display_name or "").startswith(f"{known}-"):
+            return known
+    return None
 
 
 def split_id(future_id: str) -> tuple[str, str]:

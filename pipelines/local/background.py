@@ -239,6 +239,33 @@ def alive(folder: JobFolder) -> bool:
     return str(folder.path).encode() in command and status.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
+def running_in(path: pathlib.Path) -> bool:
+    """Whether a process of this machine runs with this job folder in its command line.
+
+    What `alive` answers for a folder whose job.json (and so the worker's pid) cannot be read.
+    """
+    needle = str(pathlib.Path(path)).encode()
+    for cmdline in pathlib.Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            if needle in cmdline.read_bytes():
+                return True
+    return False
+
+
+def last_written(path: pathlib.Path | JobFolder) -> str:
+    """When anything in a job's folder last changed (its files, not its outputs), ISO 8601 UTC.
+
+    For a worker that died without saying, the nearest known time it ended.
+    """
+    folder = pathlib.Path(path.path if isinstance(path, JobFolder) else path)
+    times = [folder.stat().st_mtime]
+    for entry in folder.iterdir():
+        with contextlib.suppress(OSError):
+            times.append(entry.stat().st_mtime)
+    when = datetime.datetime.fromtimestamp(max(times), datetime.UTC)
+    return when.isoformat(timespec="seconds")
+
+
 def cancel(folder: JobFolder) -> bool:
     """End the job's run and remove its outputs, unless it already ended.
 
