@@ -93,6 +93,10 @@ class LocalBackend(Backend, frozen=True):
         """The future of a local job, from its 16 hex digits."""
         return futures.LocalFuture.find(job_id, self._home())
 
+    def jobs_folder(self) -> pathlib.Path:
+        """The folder this backend's jobs keep their folders in."""
+        return self._home() or background.jobs_home()
+
     def _home(self) -> pathlib.Path | None:
         return pathlib.Path(self.home).expanduser().absolute() if self.home else None
 

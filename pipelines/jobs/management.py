@@ -22,6 +22,8 @@ kinds or a user's class `package.module:Class`:
     future = manager.job_predictor().predict(data="new_rows.parquet")
     future.id                       # come back to it later, from any process:
     ModelManager().get_future(future.id).result()
+    manager.list_jobs(state="running")          # every local job (and KFP run) configured
+    manager.prune_jobs(older_than=30)           # remove local jobs that ended 30+ days ago
 
 Without a section, `default` is: the registry's Champion of `parameters.model_name`, the richest
 flavour loader, and local (kfp.local) trainer and job predictor. The trainers and job predictors
@@ -38,7 +40,8 @@ import typing as T
 from components.io import registries
 from components.utils import factories
 from pipelines.checks import params
-from pipelines.jobs import backends, futures
+from pipelines.cluster.client import TOKEN_ENV
+from pipelines.jobs import backends, futures, listing
 
 DEFAULT = "default"
 SECTION = "model_management"
@@ -49,6 +52,8 @@ FACTORIES: dict[str, factories.Factory] = {
     "trainers": backends.TRAINERS,
     "job_predictors": backends.JOB_PREDICTORS,
 }
+# A kind of backend, as `ModelManager._backends` hands them out.
+_B = T.TypeVar("_B", bound=backends.Backend)
 
 
 class ManagementError(params.ParameterError):
@@ -211,8 +216,88 @@ class ModelManager:
         default = backends.LocalTrainer() if backend == futures.LOCAL else backends.KFPTrainer()
         return default.get_future(job)
 
+    def jobs_folders(self) -> list[pathlib.Path]:
+        """The folders of the local backends configured, the default one among them."""
+        folders: list[pathlib.Path] = []
+        for instance in self._backends(backends.LocalBackend):
+            if instance.jobs_folder() not in folders:
+                folders.append(instance.jobs_folder())
+        return folders
+
+    def kfp_backends(
+        self, host: str | None = None, namespace: str | None = None, token_env: str = TOKEN_ENV
+    ) -> list[backends.KFPBackend]:
+        """The KFP backends configured with a host, one per cluster; only `host`'s when given."""
+        if host:
+            return [backends.KFPTrainer(host=host, namespace=namespace, token_env=token_env)]
+        found: dict[tuple[str, str | None], backends.KFPBackend] = {}
+        for instance in self._backends(backends.KFPBackend):
+            if instance.host:
+                found.setdefault((instance.host, instance.namespace), instance)
+        return list(found.values())
+
+    def _backends(self, kind: type[_B]) -> list[_B]:
+        return [
+            instance
+            for section in ("trainers", "job_predictors")
+            for instance in self.instances[section].values()
+            if isinstance(instance, kind)
+        ]
+
+    def list_jobs(
+        self,
+        state: str | None = None,
+        host: str | None = None,
+        namespace: str | None = None,
+        token_env: str = TOKEN_ENV,
+    ) -> list[listing.JobSummary]:
+        """Every job of the configured backends, newest first.
+
+        Args:
+            state: only the jobs in this state (queued, running, completed, errored, canceled).
+            host: list this KFP cluster's runs, instead of the configured KFP backends' ones.
+            namespace: the profile namespace on a multi-user KFP (with `host`).
+            token_env: the environment variable that may hold a bearer token (with `host`).
+
+        Returns:
+            The local jobs of every configured jobs folder (unreadable folders included, when
+            no state is asked for) and the runs of this project's pipelines on each KFP
+            cluster configured.
+
+        Raises:
+            UsageError: `state` is not a job state.
+        """
+        listing.check_state(state)
+        jobs = [job for folder in self.jobs_folders() for job in listing.list_local(folder, state)]
+        for backend in self.kfp_backends(host, namespace, token_env):
+            jobs += listing.list_kfp(backend.client(), state, backend.namespace)
+        return listing.newest_first(jobs)
+
+    def prune_jobs(
+        self, older_than: float, state: str | None = None, dry_run: bool = False
+    ) -> listing.PruneReport:
+        """Remove the local jobs that ended more than `older_than` days ago (`listing.prune`).
+
+        KFP runs are never pruned: the cluster keeps its own.
+
+        Args:
+            older_than: days since the job ended.
+            state: only the jobs that ended so: completed, errored or canceled.
+            dry_run: say what would be removed; remove nothing.
+
+        Raises:
+            UsageError: `older_than` is not a number of days, or `state` not an ended state.
+        """
+        folders = self.jobs_folders()
+        reports = [listing.prune(folder, older_than, state, dry_run) for folder in folders]
+        return sum(reports[1:], reports[0])
+
 
 def get_future(future_id: str, config: pathlib.Path | str | None = None) -> futures.JobFuture:
     """The future of a job from its id, with the backends of a run config (default ones if None)."""
-    manager = ModelManager.from_file(config) if config else ModelManager()
-    return manager.get_future(future_id)
+    return manager_of(config).get_future(future_id)
+
+
+def manager_of(config: pathlib.Path | str | None = None) -> ModelManager:
+    """The manager of a run config file, or the default one."""
+    return ModelManager.from_file(config) if config else ModelManager()
