@@ -7,6 +7,8 @@ usage:
   python -m pipelines run NAME --local [--config FILE] [--param KEY=VALUE ...] --detach
   python -m pipelines submit NAME --host URL [--config FILE] [--param KEY=VALUE ...] [--detach]
   python -m pipelines job status|wait|cancel|result ID     # a job started with --detach
+  python -m pipelines job list [--state S] [--host URL] [--json]   # the jobs, newest first
+  python -m pipelines job prune --older-than DAYS [--dry-run]      # remove local jobs that ended
   python -m pipelines schedule sync --file schedules.yaml --host URL [--dry-run]
   python -m pipelines model history|rollback|approve|reject NAME ...  # the Champion's history
   python -m pipelines run NAME --help      # NAME's parameters, their types and defaults

@@ -3,11 +3,11 @@
 It stands in for a Kubeflow Pipelines API server because none can run on this machine (no
 Kubernetes cluster, no KFP backend). It implements only the endpoints that `submit` and
 `schedule sync` reach through kfp.Client, the run (with its task details) that the exit
-step's ClusterTaskReader reads, and what a job future asks of a run (get, terminate); it
-keeps its state in memory, and answers in the JSON shapes kfp_server_api deserialises. It is
-strict where the real server is (duplicate pipeline and version names, unknown ids,
-max_concurrency range) so that client mistakes show up as HTTP errors, as they would against
-a cluster. Runs finish in a scripted state.
+step's ClusterTaskReader reads, what a job future asks of a run (get, terminate) and the
+runs `job list` lists (paged); it keeps its state in memory, and answers in the JSON shapes
+kfp_server_api deserialises. It is strict where the real server is (duplicate pipeline and
+version names, unknown ids, max_concurrency range) so that client mistakes show up as HTTP
+errors, as they would against a cluster. Runs finish in a scripted state.
 """
 
 import json
@@ -237,6 +237,39 @@ class FakeKfpApiServer(LocalHttpServer):
         self._run_polls[run["run_id"]] = 0
         return run
 
+    def add_run(
+        self,
+        state: str,
+        display_name: str,
+        created_at: str,
+        finished_at: str | None = None,
+        pipeline_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Record a run as `list_runs` shows it, in a given state, created at a given time.
+
+        Args:
+            state: its state (RUNNING, SUCCEEDED, FAILED...); it stays in it.
+            display_name: the run's name (`<pipeline>-<time>` for the project's own runs).
+            created_at, finished_at: its times, RFC 3339.
+            pipeline_id: the pipeline its version reference names, if any.
+        """
+        run = {
+            "run_id": _new_id(),
+            "display_name": display_name,
+            "storage_state": "AVAILABLE",
+            "state": state,
+            "created_at": created_at,
+            "finished_at": finished_at or "1970-01-01T00:00:00Z",
+        }
+        if pipeline_id:
+            run["pipeline_version_reference"] = {
+                "pipeline_id": pipeline_id,
+                "pipeline_version_id": _new_id(),
+            }
+        self.runs[run["run_id"]] = run
+        self._run_polls[run["run_id"]] = 0
+        return run
+
     def get_run(self, run_id: str) -> dict[str, Any]:
         run = self._get(self.runs, run_id, "run")
         self._run_polls[run_id] += 1
@@ -438,6 +471,16 @@ class _Handler(BaseHTTPRequestHandler):
     def get_run(self, run_id: str, query: dict[str, str], body: bytes) -> Any:
         return self.fake.get_run(run_id)
 
+    def list_runs(self, query: dict[str, str], body: bytes) -> Any:
+        experiment_id = query.get("experiment_id")
+        runs = [
+            r
+            for r in self.fake.runs.values()
+            if _in_namespace(r, query)
+            and (not experiment_id or r["experiment_id"] == experiment_id)
+        ]
+        return self.fake.page(runs, query, "runs")
+
     def terminate_run(self, run_id: str, query: dict[str, str], body: bytes) -> Any:
         return self.fake.terminate_run(run_id)
 
@@ -493,6 +536,7 @@ _ROUTES = [
     ("GET", "/experiments", _Handler.list_experiments),
     ("GET", f"/experiments/{_ID}", _Handler.get_experiment),
     ("POST", "/runs", _Handler.create_run),
+    ("GET", "/runs", _Handler.list_runs),
     ("GET", f"/runs/{_ID}", _Handler.get_run),
     ("POST", f"/runs/{_ID}:terminate", _Handler.terminate_run),
     ("POST", "/recurringruns", _Handler.create_recurring_run),
