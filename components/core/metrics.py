@@ -35,6 +35,35 @@ DEFAULT_THRESHOLDS: dict[models.Task, dict[str, float]] = {
 }
 
 
+# Training and evaluation log each metric on their runs as `test_<metric>`.
+HOLDOUT_PREFIX = "test_"
+
+
+def holdout_metric(task: models.Task, metric: str) -> str:
+    """A task's holdout metric as the runs log it (`rmse` or `test_rmse` -> `test_rmse`).
+
+    Raises:
+        ValueError: the task does not compute the metric; the message lists those it does.
+    """
+    name = metric.removeprefix(HOLDOUT_PREFIX)
+    if name not in TASK_METRICS.get(task, ()):
+        allowed = ", ".join(HOLDOUT_PREFIX + known for known in TASK_METRICS.get(task, ()))
+        raise ValueError(f"{metric!r} is not a metric of a {task} model; allowed: {allowed}")
+    return HOLDOUT_PREFIX + name
+
+
+def direction(metric: str) -> T.Literal["min", "max"]:
+    """Whether lower ("min") or higher ("max") is better, for a metric or its `test_` name.
+
+    Raises:
+        ValueError: an unknown metric; the message lists the known ones.
+    """
+    name = metric.removeprefix(HOLDOUT_PREFIX)
+    if name not in DIRECTIONS:
+        raise ValueError(f"unknown metric '{metric}'; known: {', '.join(sorted(DIRECTIONS))}")
+    return DIRECTIONS[name]
+
+
 def check_thresholds(task: models.Task, thresholds: T.Mapping[str, float]) -> None:
     """Refuse thresholds on metrics that the task does not compute.
 
