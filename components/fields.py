@@ -30,11 +30,14 @@ def train_fields(
     exclude: list[str] | None,
     time_column: str,
     test_size: float,
+    trial: dict[str, T.Any] | None = None,
+    register: bool = True,
 ) -> dict[str, T.Any]:
     """The TrainingJob fields of a `train` step: its parameters and artifacts, mapped once.
 
     The arguments are the component's inputs, by name; `pipelines.checks.preflight` builds the job
-    from them before the pipeline starts, with stand-ins for the artifacts.
+    from them before the pipeline starts, with stand-ins for the artifacts. A tuning's trial
+    (`{"number": n, "params": {...}}`) has its parameters merged over `model_params`.
 
     Raises:
         ValueError: the input is given both as data and as a dataset, or not at all.
@@ -42,11 +45,12 @@ def train_fields(
     from components.io import artifacts
 
     location = artifacts.input_location(data, dataset)
+    # Numbers in dict parameters may arrive as JSON floats (3.0); the jobs' fields are strict.
+    params = {**integers_back(model_params or {}), **integers_back((trial or {}).get("params", {}))}
     return {
-        # Numbers in dict parameters may arrive as JSON floats (3.0); the jobs' fields are strict.
         "inputs": datasets.reader_config(location, integers_back(reader or {})),
         "target": target,
-        "model": {"KIND": model_kind, "params": integers_back(model_params or {})},
+        "model": {"KIND": model_kind, "params": params},
         "model_name": model_name,
         "features": features or None,
         "categorical": categorical or None,
@@ -54,7 +58,53 @@ def train_fields(
         "time_column": time_column or None,
         "splitter": {"KIND": "TrainTestSplitter", "test_size": float(test_size)},
         "holdout": {"KIND": "ParquetWriter", "path": holdout.path},
+        "register_version": bool(register),
+        "trial": int(trial["number"]) if trial else None,
     }
+
+
+def train_task(trial: dict[str, T.Any] | None) -> str:
+    """The task name a `train` step records its run under: `train`, or `trial-<n>` for a trial."""
+    return f"trial-{int(trial['number'])}" if trial else "train"
+
+
+def plan_trials_fields(
+    *,
+    search_space: dict[str, T.Any],
+    model_kind: str,
+    model_params: dict[str, T.Any] | None,
+    search: str,
+    trials: int,
+    parallelism: int,
+    compiled_parallelism: int,
+    metric: str,
+    seed: int,
+) -> dict[str, T.Any]:
+    """The TrialPlanningJob fields of a `plan_trials` step: its parameters, mapped once.
+
+    The arguments are the component's inputs, by name; `pipelines.checks.preflight` builds the job
+    from them before the pipeline starts.
+    """
+    return {
+        "model": {"KIND": model_kind, "params": integers_back(model_params or {})},
+        # A range's bounds stay numbers; choices given as 50.0 are the integers meant.
+        "search_space": integers_back(dict(search_space or {})),
+        "search": search,
+        "trials": int(trials),  # integers may arrive as JSON floats (4.0)
+        "parallelism": int(parallelism),
+        "compiled_parallelism": int(compiled_parallelism),
+        "metric": metric,
+        "seed": int(seed),
+    }
+
+
+def select_trial_fields(*, model_name: str, metric: str, trial_runs: list[str]) -> dict[str, T.Any]:
+    """The TrialSelectionJob fields of a `select_trial` step, mapped once.
+
+    The arguments are the component's inputs, by name, with `trial_runs` read from its trials'
+    models; `pipelines.checks.preflight` builds the job from them before the pipeline starts.
+    """
+    return {"model_name": model_name, "metric": metric, "trial_runs": list(trial_runs)}
 
 
 def evaluate_fields(

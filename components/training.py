@@ -29,6 +29,8 @@ def train(
     test_size: float = 0.2,
     experiment: str = "model-lifecycle",
     run_id: str = "",
+    trial: Optional[dict] = None,
+    register: bool = True,
 ) -> NamedTuple("TrainOutputs", version=int):
     """Train a model and register it in MLflow as a new version of `model_name`.
 
@@ -54,6 +56,10 @@ def train(
         test_size: Fraction of rows held out for evaluation.
         experiment: MLflow experiment of the training run.
         run_id: Pipeline run id, recorded on the MLflow run (set by the pipeline).
+        trial: A tuning's trial, {"number": n, "params": {...}}: its parameters are merged
+            over model_params and its number tagged on the run (set by the tuning pipeline).
+        register: Register the model as a new version; off for a tuning's trial, which logs
+            its model on its run only (the tuning registers the best trial's).
 
     Returns:
         holdout: Held-out rows, for the evaluation step.
@@ -62,7 +68,7 @@ def train(
         summary: Run summary.
         card: Model card of the new version: data, features, model, holdout metrics and
             reference profile; evaluation and explanation complete it in MLflow.
-        version: The version registered.
+        version: The version registered (0 for a trial, which registers none).
     """
     from components import fields, steps
     from components.core import cards, reports
@@ -71,14 +77,16 @@ def train(
 
     # The one mapping of this step's inputs to its job, also the pre-run check's.
     result = steps.run_step(
-        TrainingJob, "train", experiment, run_id, fields.train_fields,
+        TrainingJob, fields.train_task(trial), experiment, run_id, fields.train_fields,
         target=target, model_name=model_name, holdout=holdout, data=data, dataset=dataset,
         reader=reader, model_kind=model_kind, model_params=model_params, features=features,
         categorical=categorical, exclude=exclude, time_column=time_column,
-        test_size=test_size,
+        test_size=test_size, trial=trial, register=register,
     )  # fmt: skip
     artifacts.describe_model(model, result.model_ref)
+    if trial:  # the tuning's selection takes the best trial's rows by its run
+        holdout.metadata.update({"run_id": result.model_ref.run_id, "trial": int(trial["number"])})
     artifacts.log_metrics(metrics, result.scores)
     artifacts.write_text(summary, reports.training_summary(result))
     artifacts.write_text(card, result.card or cards.missing(result.model_ref))
-    return (result.model_ref.version,)
+    return (result.model_ref.version or 0,)

@@ -249,9 +249,45 @@ def from_training(
     Raises:
         ValueError: the result's model is not a registered version logged by a run.
     """
-    ref = result.model_ref
+    facts = training_facts(
+        result, target=target, source=source, digest=digest, params=params, params_set=params_set
+    )
+    return card_of(result.model_ref, facts)
+
+
+def card_of(ref: ModelRef, training: TrainingFacts) -> ModelCard:
+    """The card of a registered version from its training's facts.
+
+    Args:
+        ref: the registered version (logged by a run).
+        training: what its training knew (`training_facts`).
+
+    Raises:
+        ValueError: the model is not a registered version logged by a run.
+    """
     if not (ref.name and ref.version and ref.run_id):
         raise ValueError(f"{ref.describe()} is not a registered version logged by a run")
+    return ModelCard(
+        name=ref.name, version=ref.version, uri=ref.uri, run_id=ref.run_id, training=training
+    )
+
+
+def training_facts(
+    result: results.TrainingResult,
+    *,
+    target: str,
+    source: str,
+    digest: str | None,
+    params: T.Mapping[str, T.Any],
+    params_set: T.Iterable[str] = (),
+) -> TrainingFacts:
+    """What a training knew of its model: data, features, model, holdout metrics, profile.
+
+    A version's card holds them; a tuning's trial, which registers nothing, keeps them on its
+    run until its selection registers it (`card_of`).
+
+    Args: as `from_training`'s; the result's model need not be registered.
+    """
     profile = None
     if result.profile is not None:
         profile = [
@@ -263,7 +299,7 @@ def from_training(
             )
             for row in result.profile.summary().itertuples(index=False)
         ]
-    training = TrainingFacts(
+    return TrainingFacts(
         data=DataFacts(
             source=source,
             digest=digest,
@@ -280,9 +316,6 @@ def from_training(
         params_set=[name for name in params_set if name in params],
         scores=_floats(result.scores),
         profile=profile,
-    )
-    return ModelCard(
-        name=ref.name, version=ref.version, uri=ref.uri, run_id=ref.run_id, training=training
     )
 
 

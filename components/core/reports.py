@@ -403,6 +403,21 @@ def training_summary(result: results.TrainingResult) -> str:
     return markdown_summary("Training", facts)
 
 
+def selection_summary(result: results.SelectionResult) -> str:
+    """The select-trial step's Markdown summary: the version registered, the trials ranked."""
+    facts = {
+        "model": result.model_ref.describe(),
+        "best trial": "?" if result.best.trial is None else result.best.trial,
+        result.metric: f"{result.best.score:.4g} ({result.mode} is best)",
+        "trials": len(result.trials),
+        **{
+            f"trial {'?' if ranked.trial is None else ranked.trial}": f"{ranked.score:.4g}"
+            for ranked in result.trials
+        },
+    }
+    return markdown_summary("Tuning", facts)
+
+
 def promotion_summary(result: results.PromotionResult) -> str:
     """The promote step's Markdown summary."""
     facts = {

@@ -303,3 +303,62 @@ class MonitoringResult:
     notes: list[str] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
     page: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialPlan:
+    """The trials a tuning runs, as planned from its search space.
+
+    Attributes:
+        search: grid or random.
+        trials: each trial's number and parameters, in order.
+        grid_points: how many points the grid of the space's choices has.
+        metric: the holdout metric the trials are ranked by (`test_rmse`).
+        mode: "min" when lower is better, "max" when higher is.
+        parallelism: how many trials run at once.
+        warnings: what the plan could not do as asked.
+    """
+
+    search: str
+    trials: list[dict[str, T.Any]]
+    grid_points: int
+    metric: str
+    mode: str
+    parallelism: int
+    warnings: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class RankedTrial:
+    """One trial of a tuning with its score.
+
+    Attributes:
+        run_id: the trial's MLflow run.
+        trial: its number (None when its run has no trial tag).
+        score: its holdout metric.
+    """
+
+    run_id: str
+    trial: int | None
+    score: float
+
+
+@dataclasses.dataclass(frozen=True)
+class SelectionResult:
+    """The best trial of a tuning, registered as a new version.
+
+    Attributes:
+        model_ref: the version registered from the best trial's logged model.
+        best: the best trial.
+        metric: the metric the trials were ranked by.
+        mode: "min" when lower is better, "max" when higher is.
+        trials: every trial given, best first (those that logged no metric last).
+        card: the version's model card (Markdown; None when the trial kept no facts for it).
+    """
+
+    model_ref: ModelRef
+    best: RankedTrial
+    metric: str
+    mode: str
+    trials: list[RankedTrial]
+    card: str | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import shutil
 import typing as T
 
 from components.core import drift, reports
@@ -25,6 +26,14 @@ def describe_model(artifact: T.Any, ref: registries.ModelRef) -> None:
     facts = {"mlflow_uri": ref.uri, "name": ref.name, "version": ref.version, "run_id": ref.run_id}
     artifact.metadata.update({key: value for key, value in facts.items() if value is not None})
     write_text(artifact, json.dumps(facts, indent=2))
+
+
+def copy_data(source: str, destination: str) -> None:
+    """Copy an artifact's data (a file, or a folder of parts) to another artifact's path."""
+    if pathlib.Path(source).is_dir():
+        shutil.copytree(source, destination)
+    else:
+        shutil.copyfile(source, destination)
 
 
 def log_metrics(artifact: T.Any, scores: T.Mapping[str, float], prefix: str = "") -> None:

@@ -22,6 +22,9 @@ logger = logging.getLogger(__name__)
 # Where the card goes among the artifacts of the run that logged the model.
 STATE_PATH = "card/card.json"
 MARKDOWN_PATH = "card/model_card.md"
+# A tuning's trial registers no version: it keeps what its training knew here, for the card
+# that its selection makes when it registers the best trial.
+TRAINING_PATH = "card/training.json"
 # A version's description is at most 5000 characters in MLflow's database stores.
 DESCRIPTION_LIMIT = 5000
 # The registered model's description ends with the Champion history (`io.history`), which a
@@ -59,6 +62,62 @@ def save(client: MlflowClient, model_ref: ModelRef, card: cards.ModelCard) -> st
     )
     logger.info("model card of %s stored with run %s", model_ref.describe(), model_ref.run_id)
     return markdown
+
+
+def publish(
+    client: MlflowClient,
+    model_ref: ModelRef,
+    card: cards.ModelCard,
+    tracking_uri: str,
+    experiment_id: str,
+) -> str:
+    """Store a new version's card (`save`) and describe the registered model with it.
+
+    What registering a version does for its documentation, a training's or a tuning's.
+
+    Args:
+        client: the MLflow client of the tracking server and registry.
+        model_ref: the version just registered.
+        card: its card.
+        tracking_uri: the tracking server, for the link to the card.
+        experiment_id: the experiment of the run that logged the version.
+
+    Returns:
+        the card's Markdown.
+    """
+    markdown = save(client, model_ref, card)
+    # The registered model's own page says what it predicts, and where the latest card is.
+    describe_model(client, card, tracking_uri, experiment_id)
+    return markdown
+
+
+def save_training(client: MlflowClient, run_id: str, facts: cards.TrainingFacts) -> None:
+    """Keep a training's facts on its run, for the card of a version registered later.
+
+    Args:
+        client: the MLflow client of the tracking server.
+        run_id: the run that logged the model.
+        facts: what the training knew (`cards.training_facts`).
+    """
+    client.log_text(run_id, facts.model_dump_json(indent=2), TRAINING_PATH)
+
+
+def load_training(client: MlflowClient, run_id: str) -> cards.TrainingFacts | None:
+    """The training facts a run kept (`save_training`); None when it kept none.
+
+    Raises:
+        CardError: they exist but cannot be read.
+    """
+    text = references.run_text(client, run_id, TRAINING_PATH)
+    if text is None:
+        return None
+    try:
+        return cards.TrainingFacts.model_validate_json(text)
+    except ValueError as error:
+        raise cards.CardError(
+            f"the training facts of run {run_id} ({TRAINING_PATH}) cannot be read: "
+            f"{' '.join(str(error).split())[:300]}"
+        ) from None
 
 
 def load(client: MlflowClient, model_ref: ModelRef) -> cards.ModelCard | None:

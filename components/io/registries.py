@@ -246,37 +246,7 @@ class BestRunFinder(Finder, frozen=True):
             raise RegistryError(
                 f"no experiment named '{self.experiment_name}'; experiments: {', '.join(names)}"
             )
-        order = "ASC" if self.mode == "min" else "DESC"
-        # The evaluation of a version logs the same figure under the same name as its training;
-        # only a run that logged a model is a candidate: the best few are looked at in order.
-        runs = client.search_runs(
-            [experiment.experiment_id],
-            filter_string=f"metrics.`{self.metric}` > -1e308",
-            order_by=[f"metrics.`{self.metric}` {order}"],
-            max_results=CANDIDATE_RUNS,
-        )
-        if not runs:
-            logged = sorted(
-                {m for r in client.search_runs([experiment.experiment_id], max_results=20)
-                 for m in r.data.metrics}
-            )  # fmt: skip
-            raise RegistryError(
-                f"no run of experiment '{experiment.name}' has the metric '{self.metric}'; "
-                f"metrics logged there: {', '.join(logged) or 'none'}"
-            )
-        for run in runs:
-            logged = mlflow.search_logged_models(
-                experiment_ids=[experiment.experiment_id],
-                filter_string=f"source_run_id = '{run.info.run_id}'",
-                output_format="list",
-            )
-            if logged:
-                break
-        else:
-            raise RegistryError(
-                f"none of the {len(runs)} best runs by '{self.metric}' of experiment "
-                f"'{experiment.name}' logged a model (the best: {runs[0].info.run_id})"
-            )
+        run, logged = best_logged_run(client, experiment, self.metric, self.mode)
         logger.info(
             "best run %s: %s=%s", run.info.run_id, self.metric, run.data.metrics[self.metric]
         )
@@ -291,6 +261,64 @@ class BestRunFinder(Finder, frozen=True):
                 run_id=run.info.run_id,
             )
         return ModelRef(uri=logged[0].model_uri, run_id=run.info.run_id)
+
+
+def best_logged_run(
+    client: MlflowClient,
+    experiment: T.Any,
+    metric: str,
+    mode: T.Literal["min", "max"],
+    among: T.Sequence[str] | None = None,
+) -> tuple[T.Any, list[T.Any]]:
+    """The best run of an experiment by a metric that logged a model, and its logged models.
+
+    How runs are ranked wherever the best is wanted (`BestRunFinder`, a tuning's selection):
+    by the metric in its direction, only runs that logged it and a model being candidates.
+
+    Args:
+        client: the tracking client.
+        experiment: the experiment (an MLflow Experiment) whose runs are ranked.
+        metric: the metric to rank by, as the runs log it (`test_rmse`).
+        mode: "min" when lower is better, "max" when higher is better.
+        among: rank only these runs (by id); None: every run of the experiment.
+
+    Raises:
+        RegistryError: no run has the metric, or none of the best logged a model.
+    """
+    order = "ASC" if mode == "min" else "DESC"
+    # The evaluation of a version logs the same figure under the same name as its training;
+    # only a run that logged a model is a candidate: the best few are looked at in order.
+    filters = [f"metrics.`{metric}` > -1e308"]
+    if among is not None:
+        if not among:
+            raise RegistryError(f"no run to rank by '{metric}': none was given")
+        filters.append("attributes.run_id IN ({})".format(", ".join(f"'{r}'" for r in among)))
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=" and ".join(filters),
+        order_by=[f"metrics.`{metric}` {order}"],
+        max_results=CANDIDATE_RUNS if among is None else max(len(among), 1),
+    )
+    if not runs:
+        searched = client.search_runs([experiment.experiment_id], max_results=20)
+        logged = sorted({m for r in searched for m in r.data.metrics})
+        scope = f"{len(among)} runs given" if among is not None else "run"
+        raise RegistryError(
+            f"no {scope} of experiment '{experiment.name}' has the metric '{metric}'; "
+            f"metrics logged there: {', '.join(logged) or 'none'}"
+        )
+    for run in runs:
+        models_logged = mlflow.search_logged_models(
+            experiment_ids=[experiment.experiment_id],
+            filter_string=f"source_run_id = '{run.info.run_id}'",
+            output_format="list",
+        )
+        if models_logged:
+            return run, list(models_logged)
+    raise RegistryError(
+        f"none of the {len(runs)} best runs by '{metric}' of experiment "
+        f"'{experiment.name}' logged a model (the best: {runs[0].info.run_id})"
+    )
 
 
 class UriFinder(Finder, frozen=True):
@@ -815,6 +843,29 @@ class Saver(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         """
         return False
 
+    def log(
+        self,
+        model: T.Any,
+        name: str,
+        signature: ModelSignature,
+        input_example: pd.DataFrame,
+        kind: models.Model | None = None,
+    ) -> ModelRef:
+        """Log the model on the active run without registering it (a tuning's trial).
+
+        Args: as `save`'s, less the tags (only a registered version has them).
+
+        Returns:
+            the logged model: its URI and run, no version.
+
+        Raises:
+            NotImplementedError: the saver can only save (log and register at once).
+        """
+        raise NotImplementedError(
+            f"saver {self.KIND} cannot log a model without registering it; tuning trials need "
+            "a saver with a `log` method (SklearnSaver has one)"
+        )
+
     @abc.abstractmethod
     def save(
         self,
@@ -867,8 +918,15 @@ class SklearnSaver(Saver, frozen=True):
         declared = TRUSTED_TYPES if kind is None else kind.skops_trusted()
         return tuple(dict.fromkeys([*declared, *self.trusted_types]))
 
-    def save(self, model, name, signature, input_example, tags=None, kind=None) -> ModelRef:
-        """Check the model's types, then log it in skops format and register a version."""
+    def log(
+        self,
+        model: T.Any,
+        name: str,
+        signature: ModelSignature,
+        input_example: pd.DataFrame,
+        kind: models.Model | None = None,
+    ) -> ModelRef:
+        """Check the model's types, then log it in skops format on the active run."""
         import skops.io  # only a saving step pays for it (a second at start-up)
 
         untrusted = set(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
@@ -895,14 +953,35 @@ class SklearnSaver(Saver, frozen=True):
             # Stated, not inferred: inference reloads the model in a subprocess (seconds).
             pip_requirements=requirements_for(untrusted),
         )
-        # Registered with its tags in one call: a version is never seen without them.
-        version = mlflow.register_model(info.model_uri, name, tags=dict(tags or {}))
-        return ModelRef(
-            uri=uri_for(name, version.version),
-            name=name,
-            version=int(version.version),
-            run_id=info.run_id,
-        )
+        return ModelRef(uri=info.model_uri, run_id=info.run_id)
+
+    def save(self, model, name, signature, input_example, tags=None, kind=None) -> ModelRef:
+        """Log the model (`log`), then register the logged model as a new version."""
+        logged = self.log(model, name, signature, input_example, kind=kind)
+        return register_logged(logged, name, tags)
+
+
+def register_logged(
+    logged: ModelRef, name: str, tags: T.Mapping[str, str] | None = None
+) -> ModelRef:
+    """Register a model logged on a run as a new version of a registered model.
+
+    How every version is registered: by a training step right after logging its model, or by a
+    tuning's selection from the model its best trial logged (signature and example with it).
+
+    Args:
+        logged: the logged model (its URI and the run that logged it).
+        name: the registered model name.
+        tags: tags of the new version, set as it is created (never missing on it).
+    """
+    # Registered with its tags in one call: a version is never seen without them.
+    version = mlflow.register_model(logged.uri, name, tags=dict(tags or {}))
+    return ModelRef(
+        uri=uri_for(name, version.version),
+        name=name,
+        version=int(version.version),
+        run_id=logged.run_id,
+    )
 
 
 def requirements_for(types: T.Iterable[str]) -> list[str]:

@@ -1,4 +1,8 @@
-"""Training job: fit a model on any tabular data, sign it, and register it as a new version."""
+"""Training job: fit a model on any tabular data, sign it, and register it as a new version.
+
+A tuning's trial trains the same way but registers nothing: it logs its model on its own run,
+and the tuning's selection registers the best trial's (`components.jobs.selection`).
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,17 @@ from mlflow.exceptions import MlflowException
 from mlflow.models.signature import ModelSignature
 from sklearn.pipeline import Pipeline
 
-from components.core import cards, drift, estimation, features, metrics, models, results, schemas
+from components.core import (
+    cards,
+    drift,
+    estimation,
+    features,
+    metrics,
+    models,
+    results,
+    schemas,
+    search,
+)
 from components.core.features import Features  # the field `features` hides the module in the class
 from components.core.model_refs import ModelRef
 from components.io import cards as card_store
@@ -54,6 +68,11 @@ class TrainingJob(base.Job, frozen=True):
         saver: how the model is logged and registered; by default the saver registered for
             the model kind's flavour.
         holdout: where to write the held-out rows (for the evaluation job), if anywhere.
+        register_version: register the model as a new version of `model_name`; False (a tuning's
+            trial): log it on the job's run only, with what its card needs, for the tuning's
+            selection to register it if it is the best.
+        trial: the number of the tuning's trial this training is, tagged on its run (None:
+            not a trial).
     """
 
     KIND: T.Literal["TrainingJob"] = "TrainingJob"
@@ -69,6 +88,8 @@ class TrainingJob(base.Job, frozen=True):
     signer: signers.SignerKind = pdt.Field(default_factory=signers.InferSigner)
     saver: registries.SaverKind | None = None
     holdout: datasets.WriterKind | None = None
+    register_version: bool = True
+    trial: int | None = pdt.Field(default=None, ge=0)
 
     def run(self) -> results.TrainingResult:
         """Read, infer the features, split, fit, score, sign, log, keep the holdout, register."""
@@ -94,9 +115,14 @@ class TrainingJob(base.Job, frozen=True):
         # must not leave a version behind.
         if self.holdout is not None:
             self.holdout.write(test)
-        # Register last; a retry of the same pipeline task keeps the version it registered.
-        model_ref = self._register(model, pipeline, signature, example)
-        mlflow.set_tags({"model_name": self.model_name, "model_version": model_ref.version})
+        if self.trial is not None:
+            mlflow.set_tag(search.TRIAL_TAG, str(self.trial))
+        if self.register_version:
+            # Register last; a retry of the same pipeline task keeps the version it registered.
+            model_ref = self._register(model, pipeline, signature, example)
+            mlflow.set_tags({"model_name": self.model_name, "model_version": model_ref.version})
+        else:
+            model_ref = self._log_model(model, pipeline, signature, example)
         result = results.TrainingResult(
             model_ref=model_ref,
             model_kind=model.KIND,
@@ -110,7 +136,8 @@ class TrainingJob(base.Job, frozen=True):
             seconds=time.perf_counter() - started,
             profile=profile,
         )
-        # Write the version's model card: its data, features, model, metrics and profile.
+        # Write the version's model card: its data, features, model, metrics and profile (a
+        # trial keeps them on its run, for the card of the version its selection registers).
         result = self._card(result, model, source, digest, hyperparameters)
         # Tell people which version exists now.
         self._notify(result)
@@ -256,10 +283,12 @@ class TrainingJob(base.Job, frozen=True):
     ) -> results.TrainingResult:
         """Save the version's model card, and describe the registered model with it.
 
+        A trial, which registered no version, keeps the card's training facts on its run.
+
         Returns:
-            the result with its card (Markdown).
+            the result with its card (Markdown; None for a trial).
         """
-        card = cards.from_training(
+        facts = cards.training_facts(
             result,
             target=self.target,
             source=source,
@@ -268,18 +297,26 @@ class TrainingJob(base.Job, frozen=True):
             params_set=model.params,
         )
         client = self.mlflow_service.client()
-        markdown = card_store.save(client, result.model_ref, card)
-        # The registered model's own page says what it predicts, and where the latest card is.
+        if not self.register_version:
+            card_store.save_training(client, str(result.model_ref.run_id), facts)
+            return result
         run = mlflow.active_run()
         experiment_id = run.info.experiment_id if run else ""
-        card_store.describe_model(client, card, self.mlflow_service.tracking_uri, experiment_id)
+        markdown = card_store.publish(
+            client,
+            result.model_ref,
+            cards.card_of(result.model_ref, facts),
+            self.mlflow_service.tracking_uri,
+            experiment_id,
+        )
         return dataclasses.replace(result, card=markdown)
 
     def _notify(self, result: results.TrainingResult) -> None:
         """Tell people which version exists now, and how well it scored on the holdout."""
+        done = "Registered" if self.register_version else f"Logged trial {self.trial}'s model"
         self.alerter.notify(
             title=f"{self.KIND} succeeded",
-            message=f"Registered {result.model_ref.describe()} ({result.model_kind}).",
+            message=f"{done} {result.model_ref.describe()} ({result.model_kind}).",
             fields={"rows": result.rows, **{k: round(v, 4) for k, v in result.scores.items()}},
         )
 
@@ -337,6 +374,23 @@ class TrainingJob(base.Job, frozen=True):
         model_ref = saver.save(pipeline, self.model_name, signature, example, tags=tags, kind=model)
         logger.info("registered %s from run %s", model_ref.describe(), model_ref.run_id)
         return model_ref
+
+    def _log_model(
+        self,
+        model: models.Model,
+        pipeline: Pipeline,
+        signature: ModelSignature,
+        example: pd.DataFrame,
+    ) -> ModelRef:
+        """Log the model on the job's run without registering it (a tuning's trial).
+
+        The saver is the one `_register` would use: the model it logs is the one a selection
+        registers, with the same signature, example and trusted types.
+        """
+        saver = self.saver or registries.saver_for(model)
+        logged = saver.log(pipeline, self.model_name, signature, example, kind=model)
+        logger.info("logged %s on run %s (not registered)", logged.uri, logged.run_id)
+        return logged
 
     def _log_input(self, data) -> tuple[str, str]:
         """Record the training data on the run: its location and digest (MLflow's dataset).
