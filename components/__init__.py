@@ -3,8 +3,9 @@
 The public components are `train`, `evaluate`, `promote`, `predict`, `explain` and `notify`
 (`from components import train`), and for predictions sharded over pods `plan_shards`,
 `predict_shard` and `publish_predictions`; `monitor` scores predictions once their ground truth
-arrives. They are imported on first use: inside a running step the package serves the jobs only,
-and KFP's executor must not re-create the components.
+arrives; a tuning plans its trials with `plan_trials`, trains each with `train`, and
+registers the best with `select_trial`. They are imported on first use: inside a running step
+the package serves the jobs only, and KFP's executor must not re-create the components.
 """
 
 import importlib
@@ -21,6 +22,8 @@ COMPONENTS = {
     "predict_shard": "components.sharded_inference",
     "publish_predictions": "components.publication",
     "monitor": "components.monitoring",
+    "plan_trials": "components.trials",
+    "select_trial": "components.selection",
 }
 
 __all__ = list(COMPONENTS)

@@ -45,6 +45,8 @@ STEPS: dict[str, tuple[str, str, str]] = {
     ),
     "explain": ("components.jobs.explanations", "ExplanationsJob", "explain_fields"),
     "monitor": ("components.jobs.monitoring", "MonitoringJob", "monitor_fields"),
+    "plan_trials": ("components.jobs.trials", "TrialPlanningJob", "plan_trials_fields"),
+    "select_trial": ("components.jobs.selection", "TrialSelectionJob", "select_trial_fields"),
 }
 # A step input that an upstream step produces: a stand-in of its type.
 _STAND_IN_VALUES: dict[str, Any] = {
@@ -504,7 +506,7 @@ def _argument(step: Step, inputs: Mapping[str, Bound], name: str) -> Any:
     # What a component reads from its artifacts before mapping: the plan, the shards' reports.
     if name == "the_plan":
         return _stand_in_plan()
-    if name == "shard_reports":
+    if name in ("shard_reports", "trial_runs"):  # the shards' reports, the trials' runs
         return []
     raise _NotOurs(name)
 

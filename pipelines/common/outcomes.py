@@ -23,6 +23,7 @@ from components.io import registries
 
 # The pipeline steps whose outputs make a run's outcome.
 TRAIN = "train"
+SELECT = "select-trial"  # a tuning's step that registers the best trial
 EVALUATE = "evaluate"
 PREDICT = "predict"
 PUBLISH = "publish-predictions"
@@ -218,6 +219,8 @@ def from_local_run(pipeline: str, run_dir: pathlib.Path) -> Outcome:
     run_dir = pathlib.Path(run_dir)
     if pipeline == "training":
         return _local_model(run_dir)
+    if pipeline == "tuning":
+        return _local_model(run_dir, SELECT)
     if pipeline == "inference":
         return _local_predictions(run_dir)
     if pipeline == "monitoring":
@@ -268,10 +271,10 @@ def _artifact(output: T.Mapping[str, T.Any], name: str) -> dict[str, T.Any]:
     return output["artifacts"][name]["artifacts"][0]
 
 
-def _local_model(run_dir: pathlib.Path) -> TrainedModel:
-    output = _executor_output(run_dir, TRAIN)
+def _local_model(run_dir: pathlib.Path, task: str = TRAIN) -> TrainedModel:
+    output = _executor_output(run_dir, task)
     if output is None:
-        raise OutcomeError(f"the run in {run_dir} has no output of step {TRAIN}")
+        raise OutcomeError(f"the run in {run_dir} has no output of step {task}")
     model = _artifact(output, "model")["metadata"]
     return trained_model(model["name"], int(model["version"]))
 
@@ -316,7 +319,7 @@ def from_mlflow(pipeline: str, kfp_run_id: str, uri: str | None = None) -> Outco
     """What a successful KFP run of `pipeline` produced, from its steps' MLflow runs.
 
     Args:
-        pipeline: training, inference, lifecycle or monitoring.
+        pipeline: training, inference, lifecycle, monitoring or tuning.
         kfp_run_id: the KFP run id, which every step put on its MLflow run.
         uri: the MLflow store the steps used (default: `tracking_uri()`).
 
@@ -334,6 +337,8 @@ def from_mlflow(pipeline: str, kfp_run_id: str, uri: str | None = None) -> Outco
     finished = [run for run in runs if run.info.status == "FINISHED"]
     if pipeline == "training":
         return _mlflow_model(finished, kfp_run_id, uri)
+    if pipeline == "tuning":
+        return _mlflow_model(finished, kfp_run_id, uri, "TrialSelectionJob", SELECT)
     if pipeline == "inference":
         return _mlflow_predictions(finished, kfp_run_id)
     if pipeline == "monitoring":
@@ -354,8 +359,14 @@ def _of_step(runs: T.Sequence[T.Any], job: str, task: str) -> T.Any | None:
     return None
 
 
-def _mlflow_model(runs: T.Sequence[T.Any], kfp_run_id: str, uri: str) -> TrainedModel:
-    run = _of_step(runs, "TrainingJob", TRAIN)
+def _mlflow_model(
+    runs: T.Sequence[T.Any],
+    kfp_run_id: str,
+    uri: str,
+    job: str = "TrainingJob",
+    task: str = TRAIN,
+) -> TrainedModel:
+    run = _of_step(runs, job, task)
     if run is None or "model_version" not in run.data.tags:
         raise OutcomeError(f"no finished training step recorded in MLflow for run {kfp_run_id}")
     return trained_model(run.data.tags["model_name"], int(run.data.tags["model_version"]), uri)

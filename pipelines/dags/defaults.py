@@ -20,3 +20,9 @@ MONITORING_TOLERANCE = 0.1
 PERIOD = "D"
 MIN_ROWS = 30
 MONITORING_POLICY = "warn"
+# Tuning: the search, how many trials, how many at once (the compiled loop's limit), the metric.
+SEARCH = "random"
+TRIALS = 10
+TRIAL_PARALLELISM = 2
+TUNING_METRIC = "test_rmse"
+SEED = 0

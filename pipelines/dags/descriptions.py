@@ -63,6 +63,20 @@ PIECES: dict[str, str] = {
     "tolerance": "How much worse than the Champion a new version may be (0.02 = 2%).",
     "promotion": "auto: a passing version becomes Champion; manual: it awaits approval "
     "(`model approve NAME VERSION` or `model reject`) and the Champion keeps serving.",
+    # Tuning.
+    "search_space": "Estimator parameters to search, by name: a list is a set of choices (a "
+    'grid axis), e.g. {"max_iter": [50, 100]}; a range {"low": 0.01, "high": 0.3, "log": true, '
+    '"type": "float"} (type int for whole numbers) is drawn by a random search. Checked against '
+    "the estimator before any trial runs; each trial's values are merged over model_params.",
+    "search": "grid (the product of the choices, its first `trials` points) or random "
+    "(`trials` draws, seeded).",
+    "trials": "How many trials (each trains in a pod of its own).",
+    "parallelism": "How many trials run at once. A run here builds the loop with it; a compiled "
+    "pipeline keeps the limit it was compiled with (a different value is reported).",
+    "metric": "Holdout metric that ranks the trials, in its own direction: test_rmse, test_mae, "
+    "test_r2 (regression); test_f1_macro, test_accuracy, test_roc_auc, test_log_loss "
+    "(classification).",
+    "seed": "Seed of the random search: the same seed, space and trials give the same trials.",
     # Inference.
     "alias_or_version": "Alias (Champion) or version number of the model.",
     "finder": "Another way to find the model than model_name and alias_or_version: "

@@ -9,6 +9,7 @@ from kfp import kubernetes
 from kfp.dsl import PipelineTask
 
 from components.io import alerts
+from pipelines.dags import defaults
 
 
 class Resources(pdt.BaseModel, frozen=True, extra="forbid"):
@@ -55,6 +56,9 @@ class Settings(pdt.BaseModel, frozen=True, extra="forbid"):
             that a hung step fails, reaches the alert and frees the run.
         parallelism: the most shard pods of a sharded prediction that run at once (the other
             shards wait for a free slot); each shard pod has the predict step's resources.
+        trial_parallelism: the most trial pods of a tuning that run at once; each has the
+            train step's resources. KFP fixes it when it compiles the pipeline; a local run
+            builds the pipeline with its `parallelism` parameter.
         pipeline: the pipeline's name, given to every step (its MLflow parent run shows it).
     """
 
@@ -69,7 +73,7 @@ class Settings(pdt.BaseModel, frozen=True, extra="forbid"):
     alerter: str = ""
     retries: dict[str, int] = {
         "train": 1, "evaluate": 2, "promote": 2, "predict": 2, "explain": 2, "notify": 3,
-        "plan": 2, "publish": 2, "monitor": 2,
+        "plan": 2, "publish": 2, "monitor": 2, "select": 2,
     }  # fmt: skip
     resources: dict[str, Resources] = {
         "train": Resources(cpu_request="1", cpu_limit="4", memory_limit="8Gi"),
@@ -86,6 +90,8 @@ class Settings(pdt.BaseModel, frozen=True, extra="forbid"):
         "publish": Resources(cpu_request="100m", cpu_limit="500m", memory_limit="1Gi"),
         # Monitor holds one window's labelled rows in memory, as evaluate holds its holdout.
         "monitor": Resources(),
+        # Select ranks runs in MLflow, registers one and copies the best trial's holdout.
+        "select": Resources(cpu_request="100m", cpu_limit="500m", memory_limit="1Gi"),
     }  # fmt: skip
     # Generous for the demo data, bounded for any: raise them for big data, never drop them.
     # MLflow calls are bounded (about 50 s each), so promote and notify need minutes at most.
@@ -99,8 +105,10 @@ class Settings(pdt.BaseModel, frozen=True, extra="forbid"):
         "plan": 1800,
         "publish": 600,
         "monitor": 3600,
+        "select": 600,
     }
     parallelism: int = pdt.Field(default=8, gt=0)
+    trial_parallelism: int = pdt.Field(default=defaults.TRIAL_PARALLELISM, gt=0)
     pipeline: str = ""
 
     GPU_STEPS: T.ClassVar[tuple[str, ...]] = ("predict", "explain")

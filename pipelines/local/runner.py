@@ -72,7 +72,8 @@ def run_local(
         raise_on_error=True,  # the exit step still runs first, then the failure is raised
     )
     # Retries are for a cluster's passing failures; here they would only repeat an error.
-    pipeline = catalog.build(name, gpu=False, retries=False)
+    # A run's `parallelism` (tuning) is its loop's limit, which KFP takes as the pipeline is built.
+    pipeline = catalog.build(name, gpu=False, retries=False, shape=params)
     # The run's parameters, defaults included, for the steps' MLflow parent run.
     declared = {key: spec.default for key, spec in pipeline.component_spec.inputs.items()}
     os.environ[PARAMETERS_VARIABLE] = json.dumps({**declared, **(params or {})}, default=str)
@@ -114,6 +115,8 @@ HIGHLIGHTS = {
     "explain/card": "model_card.md",
     "evaluate/card": "model_card.md",
     "train/card": "model_card.md",
+    "select-trial/card": "model_card.md",
+    "select-trial/summary": "trials.md",
 }
 
 

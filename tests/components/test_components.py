@@ -37,6 +37,7 @@ def test_components_are_the_public_list():
     assert sorted(components.__all__) == sorted(
         ["train", "evaluate", "promote", "predict", "explain", "notify", "monitor"]
         + ["plan_shards", "predict_shard", "publish_predictions"]
+        + ["plan_trials", "select_trial"]
     )
 
 

@@ -47,6 +47,9 @@ SHARDED_STEPS = {
     "plan_shards": "plan",
     "predict_shard": "predict",
     "publish_predictions": "publish",
+    # A tuning's steps: the plan reads no rows, as the shards' plan; select ranks runs.
+    "plan_trials": "plan",
+    "select_trial": "select",
 }
 
 
@@ -99,7 +102,7 @@ def test_gpu_scheduling_only_on_predict_and_explain(name, gpu_compiled):
     executors = spec["deploymentSpec"]["executors"]
     settings = platform_executors(platform)
     steps = {step_of(executor) for executor in executors.values()}
-    expected = {"training": {"train"}, "monitoring": {"monitor"}}
+    expected = {"training": {"train"}, "monitoring": {"monitor"}, "tuning": {"train", "select"}}
     assert steps >= expected.get(name, {"predict", "explain"})
     for label, executor in executors.items():
         config = settings[label]

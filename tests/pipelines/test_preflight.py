@@ -37,6 +37,12 @@ GOOD = {
         "target": "cnt",
         "model_name": "bikes",
     },
+    "tuning": {
+        "data": DEMO,
+        "target": "cnt",
+        "model_name": "bikes",
+        "search_space": {"max_iter": [20, 40], "learning_rate": {"low": 0.05, "high": 0.2}},
+    },
 }
 
 
@@ -69,8 +75,10 @@ def test_each_component_runs_the_mapping_the_check_builds_its_job_with(component
     )
     mapping = getattr(importlib.import_module("components.fields"), fields_name)
     inputs = set(inspect.signature(function.python_func).parameters)
-    # Every argument is an input or output of the component, or what it reads from its plan.
-    assert set(inspect.signature(mapping).parameters) <= inputs | {"the_plan", "shard_reports"}
+    # Every argument is an input or output of the component, or what it reads from its plan,
+    # its shards' reports or its trials' models.
+    read = {"the_plan", "shard_reports", "trial_runs"}
+    assert set(inspect.signature(mapping).parameters) <= inputs | read
 
 
 @pytest.mark.parametrize("pipeline", catalog.NAMES)
