@@ -139,6 +139,7 @@ def build(settings: Settings) -> GraphComponent:
         reader: dict = {},  # type: ignore[type-arg]  # noqa: B006
         thresholds: dict = {},  # type: ignore[type-arg]  # noqa: B006
         tolerance: float = defaults.TOLERANCE,
+        promotion: str = defaults.PROMOTION,
         experiment: str = defaults.EXPERIMENT,
         ui_base_url: str = "",
     ) -> None:
@@ -152,7 +153,7 @@ def build(settings: Settings) -> GraphComponent:
                 model_kind=model_kind, model_params=model_params, features=features,
                 categorical=categorical, exclude=exclude, time_column=time_column,
                 test_size=test_size, thresholds=thresholds, tolerance=tolerance,
-                experiment=experiment,
+                promotion=promotion, experiment=experiment,
             )  # fmt: skip
 
     return tuning
