@@ -21,6 +21,7 @@ def explain(
     model_name: str = "",
     alias_or_version: str = "Champion",
     finder: Optional[dict] = None,
+    loader: Optional[dict] = None,  # type: ignore[type-arg]
     reader: Optional[dict] = None,
     explainer: Optional[dict] = None,  # type: ignore[type-arg]
     max_samples: int = 1000,
@@ -42,6 +43,9 @@ def explain(
         alias_or_version: Alias (e.g. Champion) or version number of the model to explain.
         finder: Another way to find the model, by KIND (see predict): BestRunFinder, UriFinder
             or RegistryFinder; default: model_name and alias_or_version.
+        loader: How the model is loaded, as predict loads it (see predict), e.g.
+            {"label_mapping": ["a", "b"]}: the labels that name a label-encoded classifier's
+            explained classes; default: the model's richest flavour.
         reader: Reader options, e.g. {"KIND": "CSVReader", "delimiter": ";"}.
         explainer: How to explain: an explainer KIND with its options, e.g.
             {"KIND": "PermutationExplainer", "max_evals": 500}, or a user's
@@ -79,7 +83,7 @@ def explain(
         ExplanationsJob, "explain", experiment, run_id, mapping,
         models_explanations=models_explanations, samples_explanations=samples_explanations,
         data=data, dataset=dataset, model_name=model_name, alias_or_version=alias_or_version,
-        finder=finder, reader=reader, explainer=explainer, max_samples=max_samples,
+        finder=finder, loader=loader, reader=reader, explainer=explainer, max_samples=max_samples,
         passthrough=passthrough, input_schema=input_schema, allow_unsigned=allow_unsigned,
     )  # fmt: skip
     if result.lineage is not None:  # also shown in the Kubeflow UI beside the artifacts

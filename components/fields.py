@@ -176,6 +176,7 @@ def predict_shard_fields(
     allow_unsigned: bool,
     drift_policy: str,
     challenger_tolerance: float,
+    loader: dict[str, T.Any] | None = None,
 ) -> dict[str, T.Any]:
     """The InferenceJob fields of a `predict_shard` step: its parameters and plan, mapped once.
 
@@ -191,6 +192,7 @@ def predict_shard_fields(
         "inputs": {**inputs, "batch_size": int(batch_size)},
         "outputs": datasets.writer_config(part.path, integers_back(writer or {})),
         "finder": the_plan.finder,
+        "loader": registries.loader_config(integers_back(loader or {})),
         "input_schema": input_schema or None,
         "passthrough": passthrough or [],
         "probabilities": probabilities,
@@ -224,6 +226,7 @@ def predict_fields(
     challenger: str,
     challenger_tolerance: float,
     performance_tolerance: float = 0.1,
+    loader: dict[str, T.Any] | None = None,
 ) -> dict[str, T.Any]:
     """The InferenceJob fields of a `predict` step: its parameters and artifacts, mapped once.
 
@@ -246,6 +249,8 @@ def predict_fields(
         "finder": registries.finder_config(
             integers_back(finder or {}), model_name, alias_or_version
         ),
+        # Labels may arrive as JSON floats too (a mapping onto integer codes).
+        "loader": registries.loader_config(integers_back(loader or {})),
         "input_schema": input_schema or None,
         "passthrough": passthrough or [],
         "probabilities": probabilities,
@@ -333,6 +338,7 @@ def explain_fields(
     passthrough: list[str] | None,
     input_schema: str,
     allow_unsigned: bool,
+    loader: dict[str, T.Any] | None = None,
 ) -> dict[str, T.Any]:
     """The ExplanationsJob fields of an `explain` step: its parameters and artifacts, mapped once.
 
@@ -356,6 +362,7 @@ def explain_fields(
         "models_explanations": {"KIND": "ParquetWriter", "path": models_explanations.path},
         "samples_explanations": {"KIND": "ParquetWriter", "path": samples_explanations.path},
         "finder": found,
+        "loader": registries.loader_config(integers_back(loader or {})),
         "explainer": integers_back(explainer) if explainer else None,  # None: chosen for it
         "input_schema": input_schema or None,
         "passthrough": passthrough or [],

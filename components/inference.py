@@ -20,6 +20,7 @@ def predict(
     model_name: str = "",
     alias_or_version: str = "Champion",
     finder: Optional[dict] = None,
+    loader: Optional[dict] = None,  # type: ignore[type-arg]
     reader: Optional[dict] = None,
     writer: Optional[dict] = None,
     batch_size: int = 131072,
@@ -48,6 +49,11 @@ def predict(
             {"KIND": "UriFinder", "uri": "runs:/<id>/model"}, or a user's package.module:Class
             (the pipeline's description lists the kinds); default: model_name and
             alias_or_version.
+        loader: How the model is loaded: {"label_mapping": ["a", "b"]} names the classes of a
+            classifier trained on label-encoded ones (else the version's label_mapping tag;
+            [] ignores the tag), or a loader KIND with its options, e.g. {"KIND":
+            "XGBoostLoader", "label_mapping": ["a", "b"]} (the pipeline's description lists
+            the kinds); default: the model's richest flavour.
         reader: Reader options, e.g. {"KIND": "CSVReader", "delimiter": ";", "encoding":
             "latin-1"}; the format follows the file extension when KIND is not given.
         writer: Output format: a writer KIND with its options, e.g. {"KIND": "CSVWriter"}, or
@@ -96,7 +102,8 @@ def predict(
     result = steps.run_step(
         InferenceJob, "predict", experiment, run_id, fields.predict_fields,
         predictions=predictions, data=data, dataset=dataset, model_name=model_name,
-        alias_or_version=alias_or_version, finder=finder, reader=reader, writer=writer,
+        alias_or_version=alias_or_version, finder=finder, loader=loader, reader=reader,
+        writer=writer,
         batch_size=batch_size, passthrough=passthrough, input_schema=input_schema,
         probabilities=probabilities, allow_unsigned=allow_unsigned,
         drift_policy=drift_policy, drift_thresholds=drift_thresholds, challenger=challenger,

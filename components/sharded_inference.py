@@ -13,6 +13,7 @@ def predict_shard(
     plan: Input[Artifact],
     shard: int,
     part: Output[Dataset],
+    loader: Optional[dict] = None,  # type: ignore[type-arg]
     writer: Optional[dict] = None,
     batch_size: int = 131072,
     passthrough: Optional[list] = None,
@@ -33,6 +34,8 @@ def predict_shard(
     Args:
         plan: The plan made by plan_shards.
         shard: Which shard of the plan to predict.
+        loader: How the plan's model is loaded (see predict), e.g. {"label_mapping": ["a",
+            "b"]}; default: the model's richest flavour.
         writer: Output format: a writer KIND with its options, e.g. {"KIND": "CSVWriter"}, or
             a user's {"KIND": "package.module:Class"}; by default the path's extension picks
             it, else Parquet (the pipeline's description lists the kinds).
@@ -65,8 +68,9 @@ def predict_shard(
     # The one mapping of this step's inputs to its job, also the pre-run check's.
     result = steps.run_step(
         InferenceJob, f"predict-shard-{shard}", experiment, run_id, mapping,
-        shard=shard, part=part, writer=writer, batch_size=batch_size, passthrough=passthrough,
-        input_schema=input_schema, probabilities=probabilities, allow_unsigned=allow_unsigned,
+        shard=shard, part=part, loader=loader, writer=writer, batch_size=batch_size,
+        passthrough=passthrough, input_schema=input_schema, probabilities=probabilities,
+        allow_unsigned=allow_unsigned,
         drift_policy=drift_policy, challenger_tolerance=challenger_tolerance,
     )  # fmt: skip
     part.metadata.update({"shard": shard, "rows": result.rows})

@@ -789,6 +789,22 @@ LOADERS = factories.Factory(
 LoaderKind = T.Annotated[pdt.SerializeAsAny[Loader], pdt.BeforeValidator(LOADERS.coerce)]
 
 
+def loader_config(loader: T.Mapping[str, T.Any] | None) -> dict[str, T.Any]:
+    """The loader a step uses, as a config with a KIND.
+
+    A config with a KIND (or `{type, config}`) is used as it is (e.g. `{"KIND":
+    "XGBoostLoader", "label_mapping": ["a", "b"]}`); without one, its options are
+    `FlavorLoader`'s, the default (`{"label_mapping": ["a", "b"]}`; `{}`: the default as it is).
+
+    Args:
+        loader: the user's loader config, if any.
+    """
+    loader = dict(loader or {})
+    if "KIND" in loader or "type" in loader:
+        return loader
+    return {"KIND": factories.kind_of(FlavorLoader), **loader}
+
+
 def check_signature(ref: ModelRef, predictor: Predictor, allow_unsigned: bool) -> list[str]:
     """Refuse a model without an input signature unless the user opted in.
 

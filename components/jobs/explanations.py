@@ -14,7 +14,7 @@ import pydantic as pdt
 
 from components.core import cards, explainers, reports, results, schemas
 from components.io import cards as card_store
-from components.io import datasets, flavors, registries
+from components.io import datasets, registries
 from components.jobs import base
 from components.utils import secrets
 
@@ -45,6 +45,9 @@ class ExplanationsJob(base.Job, frozen=True):
             per input column the model reads; base_value + the sum of the row's SHAP values =
             the model's raw output (a classifier's margin; its probability for permutation SHAP).
         finder: which model: a registered alias or version, the best run of an experiment, a URI.
+        loader: how the model is loaded, as the predictions load it; by default its richest
+            flavour. Its `label_mapping` (else the version's `label_mapping` tag) names the
+            outputs of a classifier trained on label-encoded classes.
         explainer: force an explainer (a KIND of `explainers.EXPLAINERS`, `{type, config}`
             or a user's class by import path); by default the registry chooses it for the
             final estimator.
@@ -62,6 +65,7 @@ class ExplanationsJob(base.Job, frozen=True):
     models_explanations: datasets.WriterKind
     samples_explanations: datasets.WriterKind
     finder: registries.FinderKind
+    loader: registries.LoaderKind = pdt.Field(default_factory=registries.FlavorLoader)
     explainer: explainers.ExplainerKind | None = None
     input_schema: str | None = None
     passthrough: list[str] = pdt.Field(default_factory=list)
@@ -75,9 +79,9 @@ class ExplanationsJob(base.Job, frozen=True):
         started = time.perf_counter()
         # Find and load the model: natively where it can be (trees, margins), else pyfunc.
         model_ref = self.finder.find(self.mlflow_service.client())
-        # The predictor's loader, chosen by the model's flavours: its `model` is the native
-        # estimator, Pipeline or booster (the pyfunc model where there is no native flavour).
-        predictor = registries.FlavorLoader().load(model_ref.uri)
+        # The predictions' loader (by default chosen by the model's flavours): its `model` is the
+        # native estimator, Pipeline or booster (the pyfunc model where there is no native one).
+        predictor = self.loader.load(model_ref.uri)
         warnings = registries.check_signature(model_ref, predictor, self.allow_unsigned)
         self.warn(warnings)
         model = predictor.model
@@ -95,10 +99,8 @@ class ExplanationsJob(base.Job, frozen=True):
         )
         validator = schemas.Validator(predictor.signature, schema, self.passthrough)
         # A classifier trained on label-encoded classes explains each class by its label, as
-        # its predictions name them (the version's `label_mapping` tag, docs: README).
-        mapping = flavors.label_mapping(
-            flavors.version_tags(model_ref.uri).get(flavors.LABEL_MAPPING_TAG)
-        )
+        # its predictions name them (the loader's mapping, else the version's tag; docs: README).
+        mapping = self.loader.labels(model_ref.uri)
         # Both outputs carry their lineage (model, runs, input) so that they can be traced back.
         origin = self.lineage_of(model_ref, self.inputs_samples.path)
         # Explain the samples batch by batch, summing |SHAP| for the model explanations.

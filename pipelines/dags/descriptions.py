@@ -83,6 +83,12 @@ PIECES: dict[str, str] = {
     f'{{"KIND": KIND, ...its options}}, KIND {registries.FINDERS.listing()}; e.g. '
     '{"KIND": "BestRunFinder", "metric": "test_rmse", "mode": "min"} or {"KIND": "UriFinder", '
     '"uri": "..."}.',
+    "loader": 'How the model is loaded: {"label_mapping": ["a", "b"]} names the classes of a '
+    'classifier trained on label-encoded ones, in class order (or {"0": "a", ...}), instead of '
+    "the version's label_mapping tag ([] ignores the tag); or "
+    f'{{"KIND": KIND, ...its options}}, KIND {registries.LOADERS.listing()}, e.g. '
+    '{"KIND": "XGBoostLoader", "label_mapping": ["a", "b"]}; empty: the model\'s richest '
+    "flavour (native scikit-learn, XGBoost, LightGBM; else pyfunc), labels from the tag.",
     "writer": f'Predictions format: {{"KIND": KIND, ...its options}}, KIND '
     f"{datasets.WRITERS.listing()}; default {_fallback(datasets.WRITERS)}.",
     "batch_size": "Rows per batch; bounds the memory of predict.",

@@ -26,6 +26,7 @@ def add_inference(settings: Settings, **params) -> tuple[PipelineTask, PipelineT
         "model_name": params["model_name"],
         "alias_or_version": params["alias_or_version"],
         "finder": params["finder"],
+        "loader": params["loader"],
         "reader": params["reader"],
         "passthrough": params["passthrough"],
         "input_schema": params["input_schema"],
@@ -78,6 +79,7 @@ def add_sharded_inference(settings: Settings, **params) -> tuple[PipelineTask, P
     )
     settings.configure(plan, "plan", "Plan the shards")
     checks = {
+        "loader": params["loader"],
         "passthrough": params["passthrough"],
         "input_schema": params["input_schema"],
         "allow_unsigned": params["allow_unsigned"],
@@ -145,6 +147,7 @@ def build(settings: Settings) -> GraphComponent:
         model_name: str = "",
         alias_or_version: str = defaults.ALIAS,
         finder: dict = {},  # noqa: B006 - a KFP parameter default, never mutated
+        loader: dict = {},  # type: ignore[type-arg]  # noqa: B006
         reader: dict = {},  # noqa: B006
         writer: dict = {},  # noqa: B006
         batch_size: int = defaults.BATCH_SIZE,
@@ -169,10 +172,10 @@ def build(settings: Settings) -> GraphComponent:
         with dsl.ExitHandler(exit_task, name="inference"):
             add_one_pod_or_sharded_inference(
                 settings, data=data, model_name=model_name, alias_or_version=alias_or_version,
-                finder=finder, reader=reader, writer=writer, batch_size=batch_size,
-                passthrough=passthrough, input_schema=input_schema, probabilities=probabilities,
-                allow_unsigned=allow_unsigned, explainer=explainer, max_samples=max_samples,
-                shards=shards,
+                finder=finder, loader=loader, reader=reader, writer=writer,
+                batch_size=batch_size, passthrough=passthrough, input_schema=input_schema,
+                probabilities=probabilities, allow_unsigned=allow_unsigned, explainer=explainer,
+                max_samples=max_samples, shards=shards,
                 drift_policy=drift_policy, drift_thresholds=drift_thresholds,
                 challenger=challenger, challenger_tolerance=challenger_tolerance,
                 performance_tolerance=performance_tolerance, experiment=experiment,

@@ -42,6 +42,7 @@ def build(settings: Settings) -> GraphComponent:
         tolerance: float = defaults.TOLERANCE,
         promotion: str = defaults.PROMOTION,
         finder: dict = {},  # noqa: B006
+        loader: dict = {},  # type: ignore[type-arg]  # noqa: B006
         writer: dict = {},  # noqa: B006
         batch_size: int = defaults.BATCH_SIZE,
         passthrough: list = [],  # noqa: B006
@@ -62,7 +63,7 @@ def build(settings: Settings) -> GraphComponent:
             # The inference pipeline's one-pod steps, on the version the training left served.
             add_inference(
                 settings, data=inference_data, model_name=model_name, alias_or_version=version,
-                finder=finder, reader=reader, writer=writer, batch_size=batch_size,
+                finder=finder, loader=loader, reader=reader, writer=writer, batch_size=batch_size,
                 passthrough=passthrough, input_schema=input_schema, probabilities=probabilities,
                 allow_unsigned=allow_unsigned, explainer=explainer, max_samples=max_samples,
                 experiment=experiment,

@@ -244,6 +244,39 @@ def test_inference_fans_predict_out_over_the_planned_shards(tmp_path):
     assert any("== 1" in condition for condition in conditions.values()), conditions
 
 
+# The steps that load the model, by component function: each takes the `loader` parameter.
+LOADING_STEPS = ("predict", "predict_shard", "explain")
+
+
+def function_of(spec: dict, task: dict) -> str | None:
+    """The component function a task runs (None for a sub-DAG)."""
+    component = spec["components"][task["componentRef"]["name"]]
+    if "dag" in component:
+        return None
+    args = spec["deploymentSpec"]["executors"][component["executorLabel"]]["container"]["args"]
+    return args[args.index("--function_to_execute") + 1]
+
+
+@pytest.mark.parametrize("pipeline", ["inference", "lifecycle"])
+def test_the_loader_parameter_reaches_every_step_that_loads_the_model(pipeline):
+    """The committed YAML declares `loader` ({} by default) and wires it into each such step."""
+    path = catalog.COMPILED / f"{pipeline}.yaml"
+    spec = next(yaml.safe_load_all(path.read_text()))
+    declared = spec["root"]["inputDefinitions"]["parameters"]["loader"]
+    assert declared["parameterType"] == "STRUCT" and declared["defaultValue"] == {}
+    loading = {
+        name: function
+        for name, task in all_tasks(spec).items()
+        if (function := function_of(spec, task)) in LOADING_STEPS
+    }
+    sharded = {"predict_shard"} if pipeline == "inference" else set()
+    assert set(loading.values()) == {"predict", "explain", *sharded}
+    for name, task in all_tasks(spec).items():
+        if name in loading:
+            source = task["inputs"]["parameters"]["loader"]["componentInputParameter"]
+            assert source in ("loader", "pipelinechannel--loader"), name
+
+
 def test_components_run_the_project_image_without_pip(gpu_compiled):
     spec, _ = gpu_compiled
     for name, executor in spec["deploymentSpec"]["executors"].items():

@@ -209,6 +209,13 @@ def test_a_branch_condition_is_decided_when_the_parameters_tell(
             "parameter 'promotion' of pipeline lifecycle: 'manul' refused by step promote: "
             "promotion: Input should be 'auto' or 'manual'",
         ),
+        (
+            "lifecycle",
+            {"loader": {"KIND": "NoSuchLoader", "label_mapping": ["a", "b"]}},
+            'parameter \'loader\' of pipeline lifecycle: {"KIND": "NoSuchLoader", '
+            '"label_mapping": ["a", "b"]} refused by step predict: loader: unknown '
+            "loader type 'NoSuchLoader'; allowed: 'FlavorLoader', 'SklearnLoader', ",
+        ),
     ],
     ids=[
         "model-param-range",
@@ -217,6 +224,7 @@ def test_a_branch_condition_is_decided_when_the_parameters_tell(
         "challenger",
         "performance-tolerance",
         "promotion",
+        "loader",
     ],  # fmt: skip
 )
 def test_the_refusal_names_the_parameter_its_value_and_the_rule(
