@@ -32,6 +32,7 @@ def train_fields(
     test_size: float,
     trial: dict[str, T.Any] | None = None,
     register: bool = True,
+    trusted_types: list[str] | None = None,
 ) -> dict[str, T.Any]:
     """The TrainingJob fields of a `train` step: its parameters and artifacts, mapped once.
 
@@ -40,17 +41,21 @@ def train_fields(
     (`{"number": n, "params": {...}}`) has its parameters merged over `model_params`.
 
     Raises:
-        ValueError: the input is given both as data and as a dataset, or not at all.
+        ValueError: the input is given both as data and as a dataset, or not at all; trusted
+            types are given for a model kind that declares its own.
     """
     from components.io import artifacts
 
     location = artifacts.input_location(data, dataset)
     # Numbers in dict parameters may arrive as JSON floats (3.0); the jobs' fields are strict.
     params = {**integers_back(model_params or {}), **integers_back((trial or {}).get("params", {}))}
+    model: dict[str, T.Any] = {"KIND": model_kind, "params": params}
+    if trusted_types:
+        model["trusted_types"] = model_trusted_types(model_kind, trusted_types)
     return {
         "inputs": datasets.reader_config(location, integers_back(reader or {})),
         "target": target,
-        "model": {"KIND": model_kind, "params": params},
+        "model": model,
         "model_name": model_name,
         "features": features or None,
         "categorical": categorical or None,
@@ -105,6 +110,31 @@ def select_trial_fields(*, model_name: str, metric: str, trial_runs: list[str]) 
     models; `pipelines.checks.preflight` builds the job from them before the pipeline starts.
     """
     return {"model_name": model_name, "metric": metric, "trial_runs": list(trial_runs)}
+
+
+def model_trusted_types(model_kind: str, trusted_types: list[T.Any]) -> list[T.Any]:
+    """The `trusted_types` of a train step, for the model config of its estimator.
+
+    Only an estimator named by its import path (an `EstimatorModel`) takes them: a model kind
+    declares the types it trusts itself (`TRUSTED_TYPES`, reviewed with the kind).
+
+    Args:
+        model_kind: the step's model kind.
+        trusted_types: the types skops may load beyond its defaults, reviewed by the user.
+
+    Raises:
+        ValueError: the model kind is not an estimator's import path.
+    """
+    from components.core import models
+
+    if not models.is_estimator_path(model_kind):
+        raise ValueError(
+            f"trusted_types {list(trusted_types)!r} are for a model_kind named by an "
+            "estimator's import path (package.module:Class, e.g. "
+            f"sklearn.ensemble:GradientBoostingRegressor); model_kind {model_kind!r} is not one "
+            "(a model kind declares the types it trusts in its TRUSTED_TYPES)"
+        )
+    return list(trusted_types)
 
 
 def evaluate_fields(

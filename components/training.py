@@ -22,6 +22,7 @@ def train(
     reader: Optional[dict] = None,
     model_kind: str = "HistGradientBoostingRegressor",
     model_params: Optional[dict] = None,
+    trusted_types: Optional[list] = None,  # type: ignore[type-arg]
     features: Optional[list] = None,
     categorical: Optional[list] = None,
     exclude: Optional[list] = None,
@@ -48,6 +49,9 @@ def train(
             (e.g. sklearn.ensemble:RandomForestRegressor, xgboost:XGBClassifier); the task
             (regression or classification) follows from it.
         model_params: Estimator parameters, e.g. {"max_iter": 200, "learning_rate": 0.1}.
+        trusted_types: Types of the fitted model that skops may load, reviewed by you, for a
+            model_kind given as an estimator's import path, e.g. ["sklearn.tree._tree.Tree"]
+            (skops.io.get_untrusted_types lists them); a model kind declares its own.
         features: Candidate feature columns (default: every column but the target).
         categorical: Columns treated as categories even when numeric (codes).
         exclude: Columns never used as features: ids, timestamps, leaks of the target.
@@ -79,7 +83,8 @@ def train(
     result = steps.run_step(
         TrainingJob, fields.train_task(trial), experiment, run_id, fields.train_fields,
         target=target, model_name=model_name, holdout=holdout, data=data, dataset=dataset,
-        reader=reader, model_kind=model_kind, model_params=model_params, features=features,
+        reader=reader, model_kind=model_kind, model_params=model_params,
+        trusted_types=trusted_types, features=features,
         categorical=categorical, exclude=exclude, time_column=time_column,
         test_size=test_size, trial=trial, register=register,
     )  # fmt: skip

@@ -485,7 +485,7 @@ def estimator_class(path: str) -> type[BaseEstimator]:
     return found
 
 
-def _is_estimator_path(value: T.Any) -> bool:
+def is_estimator_path(value: T.Any) -> bool:
     """Whether a KIND names a class by import path that is an estimator, not a Model."""
     if not isinstance(value, str) or ":" not in value or value in MODELS.kinds:
         return False
@@ -630,7 +630,8 @@ class EstimatorModel(Model, frozen=True):
     def how_to_trust(self) -> str:
         """Name the field that lists them."""
         return (
-            "review them, and list the ones to trust in the model's trusted_types: "
+            "review them, and list the ones to trust in the training's trusted_types parameter "
+            "(--param 'trusted_types=[...]') or the model's trusted_types: "
             f'{{"KIND": "EstimatorModel", "estimator_class": "{self.estimator_class}", '
             '"trusted_types": [...]}, or declare them in the TRUSTED_TYPES of a Model subclass '
             "of your own, named by model_kind as package.module:Class"
@@ -670,7 +671,7 @@ class ModelFactory(factories.Factory[Model]):
         spec = dict(spec)
         if "KIND" not in spec and "type" in spec and set(spec) <= set(factories.SPEC_KEYS):
             spec = self._flatten(spec)
-        if _is_estimator_path(spec.get("KIND")):
+        if is_estimator_path(spec.get("KIND")):
             spec = {**spec, "KIND": "EstimatorModel", "estimator_class": spec["KIND"]}
         return super().coerce(spec)
 
@@ -700,7 +701,7 @@ def model_task(kind: str) -> Task:
         factories.FactoryError: the kind is unknown, not a Model nor an estimator, or is
             `EstimatorModel` without its estimator; the message lists the allowed kinds.
     """
-    if _is_estimator_path(kind):
+    if is_estimator_path(kind):
         return task_of(estimator_class(kind)())
     found = MODELS.resolve(kind)
     if found is EstimatorModel:

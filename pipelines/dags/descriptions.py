@@ -53,6 +53,11 @@ PIECES: dict[str, str] = {
     "classification) follows from it.",
     "model_params": "Estimator parameters, its own keyword arguments: e.g. "
     '{"max_iter": 200}, or {"n_estimators": 300, "max_depth": 6} for XGBoost.',
+    "trusted_types": "Types of the fitted model that skops may load beyond its defaults, "
+    "reviewed by you, for a model_kind given as an estimator's import path, e.g. "
+    '["sklearn.tree._tree.Tree"] for sklearn.ensemble:GradientBoostingRegressor '
+    "(skops.io.get_untrusted_types lists them; training refuses any other); a model kind "
+    "declares its own (TRUSTED_TYPES).",
     "features": "Candidate feature columns; empty: every column but the target.",
     "categorical": "Columns treated as categories even when numeric (codes).",
     "exclude": "Columns never used as features (ids, timestamps, leaks of the target).",

@@ -32,6 +32,7 @@ def build(settings: Settings) -> GraphComponent:
         model_name: str,
         model_kind: str = defaults.MODEL_KIND,
         model_params: dict = {},  # noqa: B006 - a KFP parameter default, never mutated
+        trusted_types: list = [],  # type: ignore[type-arg]  # noqa: B006
         features: list = [],  # noqa: B006
         categorical: list = [],  # noqa: B006
         exclude: list = [],  # noqa: B006
@@ -75,7 +76,8 @@ def build(settings: Settings) -> GraphComponent:
         with dsl.ExitHandler(exit_task, name="lifecycle"):
             add_training_and_promotion(
                 settings, serve, data=data, target=target, model_name=model_name, reader=reader,
-                model_kind=model_kind, model_params=model_params, features=features,
+                model_kind=model_kind, model_params=model_params, trusted_types=trusted_types,
+                features=features,
                 categorical=categorical, exclude=exclude, time_column=time_column,
                 test_size=test_size, thresholds=thresholds, tolerance=tolerance,
                 promotion=promotion, experiment=experiment,

@@ -31,6 +31,8 @@ def add_training(settings: Settings, **params) -> tuple[PipelineTask, PipelineTa
         reader=params["reader"],
         model_kind=params["model_kind"],
         model_params=params["model_params"],
+        # A pipeline that trains the project's kinds only may leave it out.
+        trusted_types=params.get("trusted_types", []),
         features=params["features"],
         categorical=params["categorical"],
         exclude=params["exclude"],
@@ -150,6 +152,7 @@ def build(settings: Settings) -> GraphComponent:
         model_name: str,
         model_kind: str = defaults.MODEL_KIND,
         model_params: dict = {},  # noqa: B006 - a KFP parameter default, never mutated
+        trusted_types: list = [],  # type: ignore[type-arg]  # noqa: B006
         features: list = [],  # noqa: B006
         categorical: list = [],  # noqa: B006
         exclude: list = [],  # noqa: B006
@@ -167,10 +170,10 @@ def build(settings: Settings) -> GraphComponent:
         with dsl.ExitHandler(exit_task, name="training"):
             add_training_and_promotion(
                 settings, data=data, target=target, model_name=model_name, reader=reader,
-                model_kind=model_kind, model_params=model_params, features=features,
-                categorical=categorical, exclude=exclude, time_column=time_column,
-                test_size=test_size, thresholds=thresholds, tolerance=tolerance,
-                promotion=promotion, experiment=experiment,
+                model_kind=model_kind, model_params=model_params, trusted_types=trusted_types,
+                features=features, categorical=categorical, exclude=exclude,
+                time_column=time_column, test_size=test_size, thresholds=thresholds,
+                tolerance=tolerance, promotion=promotion, experiment=experiment,
             )  # fmt: skip
 
     return training

@@ -217,3 +217,36 @@ def test_the_train_steps_model_kind_may_be_a_users_import_path(rows, tmp_path):
     assert built.model.KIND == FOREST and built.model.params == {"n_estimators": 8}
     assert built.splitter.test_size == 0.25
     assert built.saver is None  # chosen for the model kind when it registers
+
+
+def test_the_train_steps_trusted_types_are_the_estimators_and_refused_for_a_model_kind(
+    rows, tmp_path
+):
+    """A train step's `trusted_types`: what skops may load for an estimator by import path."""
+    from types import SimpleNamespace
+
+    from components import fields
+
+    def mapped(model_kind: str, trusted_types: list[T.Any]) -> dict[str, T.Any]:
+        return fields.train_fields(
+            target="cnt", model_name="never-trained", holdout=SimpleNamespace(path=str(tmp_path)),
+            data=str(rows), dataset=None, reader=None, model_kind=model_kind,
+            model_params={"n_estimators": 5.0}, features=None, categorical=None, exclude=None,
+            time_column="", test_size=0.2, trusted_types=trusted_types,
+        )  # fmt: skip
+
+    path = "sklearn.ensemble:GradientBoostingRegressor"
+    built = training.TrainingJob(**mapped(path, [models.SKLEARN_TREE]))
+    assert type(built.model) is models.EstimatorModel
+    assert built.model.trusted_types == [models.SKLEARN_TREE]
+    assert models.SKLEARN_TREE in registries.SklearnSaver().trusts(built.model)
+    # None given: the estimator's trees are not trusted (the saver would refuse them).
+    untrusting = training.TrainingJob(**mapped(path, []))
+    assert models.SKLEARN_TREE not in registries.SklearnSaver().trusts(untrusting.model)
+    # A model kind declares its own: the step refuses them, in one line that says why.
+    with pytest.raises(
+        ValueError, match="^trusted_types \\['sklearn.tree._tree.Tree'\\] are for"
+    ) as refused:
+        mapped("XGBRegressor", [models.SKLEARN_TREE])
+    assert "model_kind 'XGBRegressor' is not one" in str(refused.value)
+    assert "\n" not in str(refused.value)

@@ -277,6 +277,17 @@ def test_the_loader_parameter_reaches_every_step_that_loads_the_model(pipeline):
             assert source in ("loader", "pipelinechannel--loader"), name
 
 
+@pytest.mark.parametrize("pipeline", ["training", "lifecycle"])
+def test_the_trusted_types_parameter_reaches_the_train_step(pipeline):
+    path = catalog.COMPILED / f"{pipeline}.yaml"
+    spec = next(yaml.safe_load_all(path.read_text()))
+    declared = spec["root"]["inputDefinitions"]["parameters"]["trusted_types"]
+    assert declared["parameterType"] == "LIST" and declared["defaultValue"] == []
+    [train] = [task for task in all_tasks(spec).values() if function_of(spec, task) == "train"]
+    source = train["inputs"]["parameters"]["trusted_types"]["componentInputParameter"]
+    assert source in ("trusted_types", "pipelinechannel--trusted_types")
+
+
 def test_components_run_the_project_image_without_pip(gpu_compiled):
     spec, _ = gpu_compiled
     for name, executor in spec["deploymentSpec"]["executors"].items():

@@ -9,6 +9,7 @@ run on this machine; the checks must send it no request at all.
 
 import importlib
 import inspect
+import re
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -216,6 +217,19 @@ def test_a_branch_condition_is_decided_when_the_parameters_tell(
             '"label_mapping": ["a", "b"]} refused by step predict: loader: unknown '
             "loader type 'NoSuchLoader'; allowed: 'FlavorLoader', 'SklearnLoader', ",
         ),
+        (
+            "training",
+            {"trusted_types": ["sklearn.tree._tree.Tree"]},
+            "parameter 'trusted_types' of pipeline training: [\"sklearn.tree._tree.Tree\"] "
+            "refused by step train: trusted_types ['sklearn.tree._tree.Tree'] are for a "
+            "model_kind named by an estimator's import path (package.module:Class, ",
+        ),
+        (
+            "lifecycle",
+            {"model_kind": "sklearn.ensemble:GradientBoostingRegressor", "trusted_types": [3]},
+            "parameter 'trusted_types' of pipeline lifecycle: [3] refused by step train: "
+            "model.trusted_types.0: Input should be a valid string",
+        ),
     ],
     ids=[
         "model-param-range",
@@ -225,6 +239,8 @@ def test_a_branch_condition_is_decided_when_the_parameters_tell(
         "performance-tolerance",
         "promotion",
         "loader",
+        "trusted-types-of-a-model-kind",
+        "trusted-types-not-text",
     ],  # fmt: skip
 )
 def test_the_refusal_names_the_parameter_its_value_and_the_rule(
@@ -375,7 +391,7 @@ def test_submit_dry_run_prints_the_steps_and_sends_nothing(
     assert main(argv) == 0
 
     out = capsys.readouterr().out
-    assert '  thresholds    {"r2": 0.7}' in out
+    assert re.search(r'^  thresholds +\{"r2": 0\.7\}$', out, flags=re.MULTILINE), out
     assert "  train     Train and register             TrainingJob" in out
     assert out.endswith("dry run: nothing was started, registered or written\n")
     assert server.requests == []
