@@ -123,10 +123,18 @@ def model_trusted_types(model_kind: str, trusted_types: list[T.Any]) -> list[T.A
         trusted_types: the types skops may load beyond its defaults, reviewed by the user.
 
     Raises:
-        ValueError: the model kind is not an estimator's import path.
+        ValueError: a type is not named by text, or the model kind is not an estimator's
+            import path.
     """
     from components.core import models
 
+    # The names first: what is wrong with them does not depend on the model kind.
+    named = [name for name in trusted_types if isinstance(name, str) and name.strip()]
+    if len(named) != len(trusted_types):
+        raise ValueError(
+            f"trusted_types {list(trusted_types)!r}: each is a type's full name as skops "
+            "lists it (skops.io.get_untrusted_types), e.g. 'sklearn.tree._tree.Tree'"
+        )
     if not models.is_estimator_path(model_kind):
         raise ValueError(
             f"trusted_types {list(trusted_types)!r} are for a model_kind named by an "

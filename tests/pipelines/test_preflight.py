@@ -228,7 +228,7 @@ def test_a_branch_condition_is_decided_when_the_parameters_tell(
             "lifecycle",
             {"model_kind": "sklearn.ensemble:GradientBoostingRegressor", "trusted_types": [3]},
             "parameter 'trusted_types' of pipeline lifecycle: [3] refused by step train: "
-            "model.trusted_types.0: Input should be a valid string",
+            "trusted_types [3]: each is a type's full name as skops lists it",
         ),
     ],
     ids=[
