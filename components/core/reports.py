@@ -403,6 +403,18 @@ def training_summary(result: results.TrainingResult) -> str:
     return markdown_summary("Training", facts)
 
 
+def _trial_params(params: dict[str, str]) -> str:
+    """`learning_rate=0.177, max_depth=6`: a trial's parameters, numbers to 4 digits."""
+
+    def shown(value: str) -> str:
+        try:
+            return f"{float(value):.4g}"
+        except ValueError:
+            return value
+
+    return ", ".join(f"{name}={shown(value)}" for name, value in sorted(params.items()))
+
+
 def selection_summary(result: results.SelectionResult) -> str:
     """The select-trial step's Markdown summary: the version registered, the trials ranked."""
     facts = {
@@ -412,6 +424,7 @@ def selection_summary(result: results.SelectionResult) -> str:
         "trials": len(result.trials),
         **{
             f"trial {'?' if ranked.trial is None else ranked.trial}": f"{ranked.score:.4g}"
+            + (f" ({_trial_params(ranked.params)})" if ranked.params else "")
             for ranked in result.trials
         },
     }

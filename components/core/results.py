@@ -336,11 +336,14 @@ class RankedTrial:
         run_id: the trial's MLflow run.
         trial: its number (None when its run has no trial tag).
         score: its holdout metric.
+        params: the estimator parameters the trial set (the space's point, and the config's
+            `model_params`), as MLflow logged them.
     """
 
     run_id: str
     trial: int | None
     score: float
+    params: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -99,7 +99,10 @@ class TrialSelectionJob(base.Job, frozen=True):
             run = client.get_run(run_id)
             tag = run.data.tags.get(search.TRIAL_TAG)
             score = run.data.metrics.get(self.metric, math.nan)
-            ranked.append(results.RankedTrial(run_id, int(tag) if tag else None, float(score)))
+            given = run.data.tags.get("model.params_set", "").split(", ")
+            params = {name: run.data.params[name] for name in given if name in run.data.params}
+            number = int(tag) if tag else None
+            ranked.append(results.RankedTrial(run_id, number, float(score), params))
         sign = 1.0 if mode == "min" else -1.0
         return sorted(ranked, key=lambda t: (math.isnan(t.score), sign * t.score if not
                                              math.isnan(t.score) else 0.0))  # fmt: skip

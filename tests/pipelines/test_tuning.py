@@ -100,6 +100,11 @@ def test_tuning_nests_four_trials_and_registers_the_best_one(tuned, mlflow_serve
     assert client.get_model_version_by_alias(params["model_name"], "Champion").version == "1"
     returned = json.loads((run_dir / "promote" / "executor_output.json").read_text())
     assert returned["parameterValues"] == {"Output": "1"}
+    # The selection's summary ranks the trials, best first, each with its point of the space.
+    summary = (run_dir / "select-trial" / "summary").read_text()
+    rows = [line for line in summary.splitlines() if line.startswith("| trial ")]
+    assert len(rows) == 4 and f"| trial {best.data.tags[search.TRIAL_TAG]} |" in rows[0]
+    assert f"max_depth={best.data.params['max_depth']}" in rows[0]
     # The run's last line tells the same story (read from the store the steps used).
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
