@@ -58,6 +58,7 @@ def add_tuning(settings: Settings, **params: T.Any) -> tuple[PipelineTask, Pipel
             exclude=params["exclude"],
             time_column=params["time_column"],
             test_size=params["test_size"],
+            trusted_types=params.get("trusted_types", []),
             experiment=experiment,
             run_id=run_id,
             trial=trial,
@@ -131,6 +132,7 @@ def build(settings: Settings) -> GraphComponent:
         seed: int = defaults.SEED,
         model_kind: str = defaults.MODEL_KIND,
         model_params: dict = {},  # type: ignore[type-arg]  # noqa: B006 - a KFP default
+        trusted_types: list = [],  # type: ignore[type-arg]  # noqa: B006
         features: list = [],  # type: ignore[type-arg]  # noqa: B006
         categorical: list = [],  # type: ignore[type-arg]  # noqa: B006
         exclude: list = [],  # type: ignore[type-arg]  # noqa: B006
@@ -153,7 +155,7 @@ def build(settings: Settings) -> GraphComponent:
                 model_kind=model_kind, model_params=model_params, features=features,
                 categorical=categorical, exclude=exclude, time_column=time_column,
                 test_size=test_size, thresholds=thresholds, tolerance=tolerance,
-                promotion=promotion, experiment=experiment,
+                promotion=promotion, experiment=experiment, trusted_types=trusted_types,
             )  # fmt: skip
 
     return tuning
