@@ -6,6 +6,7 @@ Outputs and the MLflow store live under `components.io.services.lifecycle_home()
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import pathlib
@@ -78,6 +79,10 @@ def run_local(
     declared = {key: spec.default for key, spec in pipeline.component_spec.inputs.items()}
     os.environ[PARAMETERS_VARIABLE] = json.dumps({**declared, **(params or {})}, default=str)
     succeeded = True
+    # kfp.local indents each task's prints by swapping `builtins.print` in and out; tasks of a
+    # ParallelFor run in threads, and their swaps interleave so that the last one restores an
+    # indenting print: everything this process printed afterwards was indented.
+    original_print = builtins.print
     try:
         with console.attached():
             pipeline(**(params or {}))
@@ -86,6 +91,7 @@ def run_local(
             raise  # not a pipeline failure, but a failure to run it at all
         succeeded = False
     finally:
+        builtins.print = original_print
         os.environ.pop(PARAMETERS_VARIABLE, None)  # the next run of this process has its own
     runs = sorted(set(pipeline_root.glob("*")) - before, key=lambda p: p.stat().st_mtime)
     if not runs:

@@ -381,7 +381,9 @@ def test_a_dead_worker_is_pruned_by_when_it_last_wrote(home, capsys):
 
 
 def test_a_young_unreadable_folder_may_be_a_job_being_submitted(home, capsys):
-    young = unreadable(home, ago(minutes=1), text="")
+    # A minute before now (NOW is the module's import time, minutes ago in a long session).
+    young = unreadable(home, datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+                       - datetime.timedelta(minutes=1), text="")  # fmt: skip
     code, out, _ = cli(capsys, "job", "prune", "--older-than", "0")
     assert code == 0 and out == ["removed 0 jobs, freed 0 B"]
     assert folders(home) == {young.name}

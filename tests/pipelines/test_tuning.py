@@ -159,3 +159,10 @@ def test_a_run_builds_the_loop_with_its_parallelism(tmp_path):
     compiler.Compiler().compile(pipeline, str(out))
     [limit] = [line.strip() for line in out.read_text().splitlines() if "parallelismLimit" in line]
     assert limit == "parallelismLimit: 3"
+
+
+def test_this_process_prints_without_indent_after_a_parallel_run(tuned, capsys):
+    """kfp.local's ParallelFor threads can leave an indenting `print` behind; the runner
+    restores the one it found."""
+    print("after the run")
+    assert capsys.readouterr().out == "after the run\n"
