@@ -22,6 +22,9 @@ from mlflow.tracking import MlflowClient
 
 logger = logging.getLogger(__name__)
 
+# Tag on a version a promotion moved the alias to: the version it pointed to before (for a
+# retry's report, and a rollback's default when no history names it).
+PREVIOUS_TAG = "promotion.previous"
 # Tags on the registered model, one per writer in flight: the key holds the writer's id, the
 # value the time it started (seconds since the epoch).
 IN_FLIGHT_PREFIX = "promotion.in_flight."

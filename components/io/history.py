@@ -14,8 +14,10 @@ from __future__ import annotations
 import json
 import logging
 import re
+import typing as T
 import uuid
 
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from components.core import cards, champions
@@ -51,14 +53,31 @@ def record(client: MlflowClient, name: str, entry: champions.AliasMove) -> str:
     return key
 
 
+def add(
+    client: MlflowClient,
+    name: str,
+    tags: T.Mapping[str, str],
+    **fields: T.Any,
+) -> champions.AliasMove:
+    """Record an entry made now, with the figures the version's evaluation compared.
+
+    Args:
+        client: the registry.
+        name: the registered model.
+        tags: the tags of the version the entry is about (its verdict and figures).
+        **fields: the entry's alias, action, from_version, to_version, by and reason.
+    """
+    entry = champions.AliasMove(at=champions.now(), metrics=compared_metrics(tags), **fields)
+    record(client, name, entry)
+    return entry
+
+
 def entries(client: MlflowClient, name: str, alias: str | None = None) -> list[champions.AliasMove]:
     """The model's history, oldest first; only the given alias's when one is given.
 
     Raises:
         HistoryError: no registered model of that name.
     """
-    from mlflow.exceptions import MlflowException
-
     try:
         tags = client.get_registered_model(name).tags or {}
     except MlflowException as error:
@@ -104,7 +123,7 @@ def publish(client: MlflowClient, name: str, entry: champions.AliasMove, served:
         served: the version the alias serves now.
     """
     try:
-        recent = [e for e in entries(client, name, entry.alias)][-SHOWN:][::-1]
+        recent = entries(client, name, entry.alias)[-SHOWN:][::-1]
         text = client.get_registered_model(name).description or ""
         client.update_registered_model(name, description=with_history(text, recent))
     except Exception as error:  # noqa: BLE001 - the record matters, not its display
@@ -129,7 +148,7 @@ def _serving(card: cards.ModelCard, entry: champions.AliasMove) -> cards.ModelCa
     return card.model_copy(update={"serving": cards.ServingFacts(entry=entry.line())})
 
 
-def verdict(tags: dict[str, str]) -> str:
+def verdict(tags: T.Mapping[str, str]) -> str:
     """A version's evaluation verdict, from its tags, as a history entry's reason."""
     # Here: registries loads scikit-learn, which `model history` does not need.
     from components.io import registries
@@ -142,7 +161,7 @@ def verdict(tags: dict[str, str]) -> str:
     return f"{'passed' if passed == 'true' else 'failed'} its evaluation {against}"
 
 
-def compared_metrics(tags: dict[str, str]) -> dict[str, float]:
+def compared_metrics(tags: T.Mapping[str, str]) -> dict[str, float]:
     """The figures an evaluation compared, from a version's tags: its own and `champion.*`."""
     from components.io import registries
 

@@ -38,13 +38,6 @@ from components.jobs import base
 
 logger = logging.getLogger(__name__)
 
-# Tag on a promoted version: the version the alias pointed to before (for a retry's report).
-PREVIOUS_TAG = "promotion.previous"
-# Tags on a version held for approval (`promotion: manual`): its state, and who decided and why.
-APPROVAL_TAG, APPROVAL_BY_TAG = champions.APPROVAL_TAG, champions.APPROVAL_BY_TAG
-APPROVAL_REASON_TAG = champions.APPROVAL_REASON_TAG
-AWAITING, APPROVED = champions.AWAITING, champions.APPROVED
-
 
 class PromotionError(RuntimeError):
     """The version may not be promoted."""
@@ -56,11 +49,11 @@ def check_awaiting(candidate: str, tags: T.Mapping[str, str]) -> None:
     Raises:
         PromotionError: naming the version and its approval state.
     """
-    status = tags.get(APPROVAL_TAG)
-    if status not in (AWAITING, APPROVED):
+    status = tags.get(champions.APPROVAL_TAG)
+    if status not in (champions.AWAITING, champions.APPROVED):
         raise PromotionError(
-            f"{candidate} is not awaiting approval ({APPROVAL_TAG}: {status or 'not set'}); "
-            "only a candidate a manual promotion held can be approved"
+            f"{candidate} is not awaiting approval ({champions.APPROVAL_TAG}: "
+            f"{status or 'not set'}); only a candidate a manual promotion held can be approved"
         )
 
 
@@ -139,9 +132,11 @@ class PromotionJob(base.Job, frozen=True):
         with aliases.in_flight(client, self.model_name) as mark:
             served, previous, reason = self._compare_and_set(client, candidate, beaten, mark)
         promoted = served.version == candidate.version
-        retried = promoted and previous is None and tags.get(PREVIOUS_TAG, "").isdigit()
+        retried = promoted and previous is None and tags.get(aliases.PREVIOUS_TAG, "").isdigit()
         if retried:
-            previous = int(tags[PREVIOUS_TAG])  # a retry: the earlier attempt moved the alias
+            previous = int(
+                tags[aliases.PREVIOUS_TAG]
+            )  # a retry: the earlier attempt moved the alias
         if promoted:
             self._record(client, candidate, previous, tags, retried)
         # Record which version is served, and why.
@@ -192,20 +187,27 @@ class PromotionJob(base.Job, frozen=True):
                 client,
                 self.model_name,
                 int(str(candidate.version)),
-                {APPROVAL_TAG: APPROVED, APPROVAL_BY_TAG: str(self.approved_by)}
-                | ({APPROVAL_REASON_TAG: self.reason[:5000]} if self.reason else {}),
+                {
+                    champions.APPROVAL_TAG: champions.APPROVED,
+                    champions.APPROVAL_BY_TAG: str(self.approved_by),
+                }
+                | (
+                    {champions.APPROVAL_REASON_TAG: self.reason[: champions.VALUE_LIMIT]}
+                    if self.reason
+                    else {}
+                ),
             )
-        entry = champions.AliasMove(
+        entry = history.add(
+            client,
+            self.model_name,
+            tags,
             alias=self.alias,
             action="approved" if approved else "promoted",
             from_version=previous,
             to_version=candidate.version,
-            at=champions.now(),
             by=str(self.approved_by) if approved else self._actor(),
             reason=self.reason or history.verdict(tags),
-            metrics=history.compared_metrics(tags),
         )
-        history.record(client, self.model_name, entry)
         history.publish(client, self.model_name, entry, candidate)
 
     def _hold_for_approval(
@@ -214,8 +216,9 @@ class PromotionJob(base.Job, frozen=True):
         """Mark a passing candidate awaiting approval; the alias stays where it is."""
         current = aliases.holder(client, self.model_name, self.alias)
         served = self._find(client, current) if current else None
-        if tags.get(APPROVAL_TAG) != AWAITING:  # a retry finds it marked, and recorded
-            held = {APPROVAL_TAG: AWAITING}
+        # A retry finds it marked, and recorded.
+        if tags.get(champions.APPROVAL_TAG) != champions.AWAITING:
+            held = {champions.APPROVAL_TAG: champions.AWAITING}
             path = getattr(self.inputs, "path", None)
             if path and self.target:
                 held |= {
@@ -223,17 +226,17 @@ class PromotionJob(base.Job, frozen=True):
                     champions.APPROVAL_TARGET_TAG: self.target,
                 }
             registries.set_version_tags(client, self.model_name, int(str(candidate.version)), held)
-            entry = champions.AliasMove(
+            history.add(
+                client,
+                self.model_name,
+                tags,
                 alias=self.alias,
                 action="awaiting_approval",
                 from_version=int(current) if current else None,
                 to_version=candidate.version,
-                at=champions.now(),
                 by=self._actor(),
                 reason=self.reason or history.verdict(tags),
-                metrics=history.compared_metrics(tags),
             )
-            history.record(client, self.model_name, entry)
         command = f"python -m pipelines model approve {self.model_name} {candidate.version}"
         serving = f"v{current} serves" if current else "nothing serves yet"
         reason = (
@@ -247,7 +250,7 @@ class PromotionJob(base.Job, frozen=True):
                 "alias": self.alias,
                 "promoted": False,
                 "candidate_version": candidate.version,
-                APPROVAL_TAG: AWAITING,
+                champions.APPROVAL_TAG: champions.AWAITING,
             }
         )
         self.warn([reason])
@@ -295,7 +298,7 @@ class PromotionJob(base.Job, frozen=True):
                 beaten = current
                 continue
             client.set_model_version_tag(
-                self.model_name, mine, PREVIOUS_TAG, current or registries.NO_CHAMPION
+                self.model_name, mine, aliases.PREVIOUS_TAG, current or registries.NO_CHAMPION
             )
             holder = aliases.move(
                 client, self.model_name, self.alias, mine, mark, self.settle_seconds

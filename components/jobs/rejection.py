@@ -62,17 +62,17 @@ class RejectionJob(base.Job, frozen=True):
             },
         )
         current = aliases.holder(client, self.model_name, self.alias)
-        entry = champions.AliasMove(
+        entry = history.add(
+            client,
+            self.model_name,
+            tags,
             alias=self.alias,
             action="rejected",
             from_version=int(current) if current else None,
             to_version=self.version,
-            at=champions.now(),
             by=by,
             reason=self.reason,
-            metrics=history.compared_metrics(tags),
         )
-        history.record(client, self.model_name, entry)
         serving = f"v{current} keeps serving" if current else "nothing serves yet"
         self.alerter.notify(
             title=f"{self.model_name}: v{self.version} rejected",

@@ -21,9 +21,6 @@ from components.jobs import base
 
 logger = logging.getLogger(__name__)
 
-# Where an older promotion recorded the version the alias pointed to before (no history yet).
-PREVIOUS_TAG = "promotion.previous"
-
 
 class RollbackError(ValueError):
     """The alias cannot be rolled back as asked; says why and what to do."""
@@ -79,17 +76,17 @@ class RollbackJob(base.Job, frozen=True):
             if after != str(target):
                 raise self._moved(current, target, after)
         # Record it, show it, and tell people.
-        entry = champions.AliasMove(
+        entry = history.add(
+            client,
+            self.model_name,
+            tags,
             alias=self.alias,
             action="rolled_back",
             from_version=int(current),
             to_version=target,
-            at=champions.now(),
             by=champions.user(self.by),
             reason=self.reason,
-            metrics=history.compared_metrics(tags),
         )
-        history.record(client, self.model_name, entry)
         served = registries.RegistryFinder(name=self.model_name, alias_or_version=target).find(
             client
         )
@@ -107,7 +104,9 @@ class RollbackJob(base.Job, frozen=True):
         last = history.last_move(client, self.model_name, self.alias, to_version=current)
         if last is not None and last.from_version:
             return last.from_version
-        recorded = client.get_model_version(self.model_name, str(current)).tags.get(PREVIOUS_TAG)
+        recorded = client.get_model_version(self.model_name, str(current)).tags.get(
+            aliases.PREVIOUS_TAG
+        )
         if recorded and recorded.isdigit():
             return int(recorded)
         raise RollbackError(
