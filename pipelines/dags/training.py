@@ -15,6 +15,20 @@ from pipelines.dags.settings import Settings
 Serve = T.Callable[[T.Any], T.Any]
 
 
+def train_inputs(params: dict[str, T.Any]) -> dict[str, T.Any]:
+    """The train step's inputs that come from the pipeline's training parameters, by name.
+
+    Args:
+        params: the pipeline's training parameters (a training's, a lifecycle's, a tuning's).
+    """
+    names = ("data", "target", "model_name", "reader", "model_kind", "model_params", "features",
+             "categorical", "exclude", "time_column", "test_size")  # fmt: skip
+    # A pipeline that trains the project's kinds only may leave trusted_types out.
+    return {name: params[name] for name in names} | {
+        "trusted_types": params.get("trusted_types", [])
+    }
+
+
 def add_training(settings: Settings, **params) -> tuple[PipelineTask, PipelineTask]:
     """Add train and evaluate; return both (train outputs `version`, evaluate `passed`).
 
@@ -24,23 +38,7 @@ def add_training(settings: Settings, **params) -> tuple[PipelineTask, PipelineTa
     """
     run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
     experiment = params["experiment"]
-    train = c.train(
-        data=params["data"],
-        target=params["target"],
-        model_name=params["model_name"],
-        reader=params["reader"],
-        model_kind=params["model_kind"],
-        model_params=params["model_params"],
-        # A pipeline that trains the project's kinds only may leave it out.
-        trusted_types=params.get("trusted_types", []),
-        features=params["features"],
-        categorical=params["categorical"],
-        exclude=params["exclude"],
-        time_column=params["time_column"],
-        test_size=params["test_size"],
-        experiment=experiment,
-        run_id=run_id,
-    )
+    train = c.train(**train_inputs(params), experiment=experiment, run_id=run_id)
     settings.configure(train, "train", "Train and register")
     evaluate = c.evaluate(
         target=params["target"],

@@ -10,7 +10,7 @@ import components as c
 from pipelines.dags import defaults
 from pipelines.dags.descriptions import described
 from pipelines.dags.settings import Settings
-from pipelines.dags.training import add_notify, add_promotion
+from pipelines.dags.training import add_notify, add_promotion, train_inputs
 
 
 def add_tuning(settings: Settings, **params: T.Any) -> tuple[PipelineTask, PipelineTask]:
@@ -47,18 +47,7 @@ def add_tuning(settings: Settings, **params: T.Any) -> tuple[PipelineTask, Pipel
         plan.outputs["Output"], name="trials", parallelism=settings.trial_parallelism
     ) as trial:
         train = c.train(
-            data=params["data"],
-            target=params["target"],
-            model_name=params["model_name"],
-            reader=params["reader"],
-            model_kind=params["model_kind"],
-            model_params=params["model_params"],
-            features=params["features"],
-            categorical=params["categorical"],
-            exclude=params["exclude"],
-            time_column=params["time_column"],
-            test_size=params["test_size"],
-            trusted_types=params.get("trusted_types", []),
+            **train_inputs(params),
             experiment=experiment,
             run_id=run_id,
             trial=trial,
