@@ -34,7 +34,6 @@ EXECUTOR_OUTPUT = "executor_output.json"
 # The alias the pipelines promote to, and why evaluation refused a version (its version tags).
 CHAMPION = "Champion"
 REASONS_TAG = "evaluation.reasons"
-APPROVAL_TAG = champions.APPROVAL_TAG
 # What KFP's launcher mounts an artifact's URI as, in a pod: the inverse gives the URI back.
 _MOUNTS = {"/gcs/": "gs://", "/s3/": "s3://", "/minio/": "minio://"}
 
@@ -203,7 +202,7 @@ def trained_model(name: str, version: int, uri: str | None = None) -> TrainedMod
         passed=None if verdict is None else verdict.lower() == "true",
         reasons=tags.get(REASONS_TAG, ""),
         champion=champion,
-        approval=tags.get(APPROVAL_TAG, ""),
+        approval=tags.get(champions.APPROVAL_TAG, ""),
     )
 
 
