@@ -123,6 +123,11 @@ class Model(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         return params
 
     @property
+    def kind_name(self) -> str:
+        """The model's kind as a user names it in `model_kind`: its KIND."""
+        return self.KIND
+
+    @property
     def features(self) -> list[str]:
         """All input feature columns, in the order the model expects them."""
         return [*self.numerical, *self.categorical]
@@ -573,6 +578,11 @@ class EstimatorModel(Model, frozen=True):
     def _accepted_by_the_estimator(cls, params: dict[str, T.Any]) -> dict[str, T.Any]:
         """Done with the estimator known (`_checked_against_the_estimator`)."""
         return params
+
+    @property
+    def kind_name(self) -> str:
+        """The estimator's import path, as given in `model_kind`: a KIND of its own."""
+        return self.estimator_class
 
     @property
     def TASK(self) -> Task:  # type: ignore[override]  # noqa: N802 - as every kind's TASK

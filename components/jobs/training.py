@@ -125,7 +125,7 @@ class TrainingJob(base.Job, frozen=True):
             model_ref = self._log_model(model, pipeline, signature, example)
         result = results.TrainingResult(
             model_ref=model_ref,
-            model_kind=model.KIND,
+            model_kind=model.kind_name,
             task=model.TASK,
             numerical=found.numerical,
             categorical=found.categorical,
@@ -334,7 +334,7 @@ class TrainingJob(base.Job, frozen=True):
         names them; a name of ours that an estimator also uses is kept as `training.<name>`.
         """
         context = {
-            "model_kind": model.KIND,
+            "model_kind": model.kind_name,
             "target": self.target,
             "n_numerical_features": len(found.numerical),
             "n_categorical_features": len(found.categorical),

@@ -672,7 +672,7 @@ def _thresholds_suit_the_model(
         try:
             metrics.check_thresholds(model.TASK, job.thresholds)
         except ValueError as error:
-            reason = f"{_one_line(error)} (model_kind {model.KIND})"
+            reason = f"{_one_line(error)} (model_kind {model.kind_name})"
             bound = step.inputs.get("thresholds")
             if bound is not None and bound.parameter:
                 value = given.get(bound.parameter, bound.value)
