@@ -13,6 +13,8 @@ import typing as T
 
 import pydantic as pdt
 
+from components.core import svg
+
 # A change in the drift share below this (absolute) is "steady", not rising or falling.
 STEADY_SHARE = 0.05
 # A change of the metric below this (relative) is steady.
@@ -99,29 +101,36 @@ class Trend(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         return line
 
     def chart(self) -> str:
-        """The drift share and the metric by run, as a PNG data: URI (matplotlib, when drawn)."""
-        from components.core import reports
-
-        figure, (share_axes, metric_axes) = reports.pyplot().subplots(
-            2, 1, figsize=(7, 4.2), sharex=True
-        )
-        positions = list(range(len(self.points)))
-        share_axes.plot(positions, [p.drift_share for p in self.points], marker="o")
-        share_axes.set_ylabel("drift share", fontsize=8)
-        share_axes.set_ylim(bottom=0)
-        share_axes.set_title(f"{self.model_name}: the last {len(self.points)} runs", fontsize=9)
-        estimated = [(i, p.estimated) for i, p in enumerate(self.points) if p.estimated is not None]
-        if estimated:
-            metric_axes.plot(*zip(*estimated, strict=True), marker="o", label="estimated")
+        """The drift share and the metric by run, as an SVG data: URI (components.core.svg)."""
+        runs = [f"run {index + 1}" for index in range(len(self.points))]
+        estimated = [p.estimated for p in self.points]
+        metric: list[svg.Series] = []
+        if any(value is not None for value in estimated):
+            metric.append(svg.Series("estimated", estimated, "#0969da", "line"))
         if self.realized:  # placed by time among the runs
             times = [p.start_time for p in self.points]
-            placed = [(_position(times, r.start_time), r.value) for r in self.realized]
-            metric_axes.plot(*zip(*placed, strict=True), marker="s", ls="", label="realized")
-        metric_axes.set_ylabel(self.metric, fontsize=8)
-        metric_axes.set_xticks(positions, [f"run {i + 1}" for i in positions], fontsize=7)
-        if estimated or self.realized:
-            metric_axes.legend(fontsize=7)
-        return reports.figure_uri(figure, dpi=90)
+            metric.append(
+                svg.Series(
+                    "realized",
+                    [r.value for r in self.realized],
+                    "#cf222e",
+                    "points",
+                    positions=[_position(times, r.start_time) for r in self.realized],
+                )
+            )
+        share = svg.Series("drift share", [p.drift_share for p in self.points], "#1f6feb", "line")
+        return svg.chart(
+            [
+                svg.Panel(
+                    f"{self.model_name}: the last {len(self.points)} runs",
+                    runs,
+                    [share],
+                    y_label="drift share",
+                    height=200,
+                ),
+                svg.Panel("", runs, metric, y_label=self.metric, from_zero=False, height=200),
+            ]
+        )
 
 
 def _direction(change: float, steady: float) -> str:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from kfp import dsl
+from PIL import Image
 
 from components.core import models
 from components.inference import predict
@@ -39,6 +40,9 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
 ]
+
+# The colour of the batch's bars in the drift charts (components.core.reports).
+BATCH_BLUE = (0x09, 0x69, 0xDA)
 
 
 class Text(html.parser.HTMLParser):
@@ -138,6 +142,10 @@ def test_the_drift_report_renders_and_names_what_drifted(report, tmp_path):
     screenshot, requests = render(page, tmp_path)
     assert_not_blank(screenshot)
     assert_self_contained(page, requests)
+    # Chromium drew the SVG charts: the batch's bars are on the screen in their colour.
+    with Image.open(screenshot) as image:
+        colours = dict((colour, count) for count, colour in image.convert("RGB").getcolors(10**7))
+    assert colours.get(BATCH_BLUE, 0) > 2000, "no bar of the batch's shares was drawn"
 
 
 def test_the_drift_table_and_metrics_hold_the_scores(report):

@@ -9,6 +9,7 @@ other hosts never reach that server, so the page's markup is also checked for an
 
 from __future__ import annotations
 
+import base64
 import functools
 import html.parser
 import http.server
@@ -56,6 +57,9 @@ URL_ATTRIBUTES = {"src", "href", "srcset", "poster", "data", "action", "backgrou
 # Elements that load a resource or run code whatever their attributes say.
 LOADING_ELEMENTS = {"script", "link", "iframe", "frame", "object", "embed", "base", "meta-refresh"}
 REMOTE = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*:)?//", re.IGNORECASE)
+# Charts are inline images: PNG (matplotlib) or SVG (components.core.svg).
+SVG_IMAGE = "data:image/svg+xml;base64,"
+INLINE_IMAGES = ("data:image/png;base64,", SVG_IMAGE)
 CSS_URL = re.compile(r"url\(\s*['\"]?(?!data:)|@import", re.IGNORECASE)
 
 
@@ -179,7 +183,11 @@ def assert_self_contained(page: pathlib.Path, requests: list[str]) -> None:
     assert not resources.remote, f"references to other hosts: {resources.remote}"
     assert not resources.css, f"style sheets that load something: {resources.css}"
     assert resources.images, "a report without charts?"
-    assert all(src.startswith("data:image/png;base64,") for src in resources.images)
+    for src in resources.images:
+        assert src.startswith(INLINE_IMAGES), f"an image that is not inline: {src[:80]}"
+        if src.startswith(SVG_IMAGE):  # an SVG's own markup could load or run something
+            drawing = base64.b64decode(src.removeprefix(SVG_IMAGE)).decode()
+            assert not re.search(r"<script|<foreignObject|href=|url\(", drawing), drawing[:300]
     assert [path for path in requests if path not in BROWSER_OWN_REQUESTS] == ["/report.html"]
 
 

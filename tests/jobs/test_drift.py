@@ -201,7 +201,7 @@ def test_a_shifted_batch_is_flagged_with_the_right_features(trained, batches, tm
     tags = trained.client.get_run(run_id).data.tags
     assert tags[monitoring.DRIFT_TAG].startswith("3 of 12 features drifted over 6,000 rows")
     page = mlflow.artifacts.load_text(f"runs:/{run_id}/{monitoring.REPORT_PATH}")
-    assert "3 of 12 features drifted" in page and "data:image/png;base64," in page
+    assert "3 of 12 features drifted" in page and "data:image/svg+xml;base64," in page
     metrics = trained.client.get_run(run_id).data.metrics
     assert metrics["drift_drifted_features"] == 3
     assert metrics["drift_psi.temp"] == pytest.approx(flagged["temp"].psi)
@@ -405,7 +405,7 @@ def test_the_trend_shows_the_model_s_last_runs_in_the_report_and_the_alert(
     page = mlflow.artifacts.load_text(
         f"runs:/{results[-1].lineage.mlflow_run_id}/{monitoring.REPORT_PATH}"
     )
-    assert "<h2>Trend</h2>" in page and page.count("data:image/png;base64,") >= 2
+    assert "<h2>Trend</h2>" in page and page.count("data:image/svg+xml;base64,") >= 2
     with SlackWebhookServer() as slack:
         monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.url)
         alert = run(
