@@ -5,6 +5,8 @@ Which explainer a model gets (`EXPLAINERS`, tried in order, when none is named):
 - XGBoost (`XGBModel` or `Booster`): XGBoost's own exact Tree SHAP (`pred_contribs=True`), on
   the CUDA device when one can be used (`utils.devices.xgboost_device`), else on the CPU cores;
 - LightGBM (`LGBMModel` or `Booster`): LightGBM's own exact Tree SHAP (`pred_contrib=True`);
+- CatBoost (any `CatBoost` model): CatBoost's own exact Tree SHAP
+  (`get_feature_importance(type="ShapValues")`);
 - scikit-learn's trees (and the model kinds that declare a tree ensemble): shap's exact
   path-dependent Tree SHAP;
 - linear models: Linear SHAP against the background's means;
@@ -20,7 +22,7 @@ What the values add up to (base value + the sum of a sample's values, per output
 
 - the tree and linear explainers: the model's raw output: a regressor's prediction; a
   classifier's margin per class, i.e. log-odds (`decision_function`, XGBoost's
-  `output_margin=True`, LightGBM's `raw_score=True`); a binary classifier has one margin, of its
+  `output_margin=True`, LightGBM's `raw_score=True`, CatBoost's `RawFormulaVal`); a binary classifier has one margin, of its
   second (positive) class; a classifier without margins (a random forest, which averages its
   trees' class frequencies) its probabilities;
 - the permutation explainer: what the model predicts: `predict_proba` (one probability per
@@ -287,6 +289,12 @@ def _is_lightgbm(estimator: T.Any) -> bool:
     return lightgbm is not None and isinstance(estimator, (lightgbm.LGBMModel, lightgbm.Booster))
 
 
+def _is_catboost(estimator: T.Any) -> bool:
+    """Whether an estimator is CatBoost's, without importing CatBoost for the others."""
+    catboost = _module_loaded("catboost")
+    return catboost is not None and isinstance(estimator, catboost.CatBoost)
+
+
 def raw_output_labels(estimator: T.Any, n_outputs: int) -> list[str]:
     """Label each raw output: the class whose margin it is, or "prediction"."""
     classes = getattr(estimator, "classes_", None)
@@ -472,6 +480,45 @@ class LightGBMExplainer(Explainer, frozen=True):
         booster = lightgbm_booster(estimator_of(model))
         score = booster.predict(lightgbm_frame(booster, transformed(model, inputs)), raw_score=True)
         return np.asarray(score, dtype=float).reshape(len(inputs), -1)
+
+
+class CatBoostExplainer(Explainer, frozen=True):
+    """CatBoost's own exact Tree SHAP (`get_feature_importance(type="ShapValues")`).
+
+    The values add up to the raw formula value (`prediction_type="RawFormulaVal"`): per class
+    for a multiclass model, the log-odds of the second class for a binary one, the prediction
+    for a regressor (with the RMSE loss; the loss's raw scale for others).
+    """
+
+    KIND: T.Literal["CatBoostExplainer"] = "CatBoostExplainer"
+
+    @classmethod
+    def chosen_for(cls, estimator: T.Any) -> bool:
+        """CatBoost's models, whatever their class (regressor, classifier, bare CatBoost)."""
+        return _is_catboost(estimator)
+
+    def explain(self, model: T.Any, inputs: pd.DataFrame, background: pd.DataFrame) -> Explanations:
+        """Exact Tree SHAP of the preprocessed features (categorical columns as CatBoost's)."""
+        from components.core import catboosts
+
+        _, estimator = split(model)
+        features = catboosts.pool(estimator, _dense(transformed(model, inputs)))
+        contributions = np.asarray(
+            estimator.get_feature_importance(data=features, type="ShapValues"), dtype=float
+        )
+        values, base = _contributions(contributions, len(inputs))
+        names = feature_names(model, inputs, values.shape[1])
+        explained = Explanations(values, base, names, raw_output_labels(estimator, base.shape[1]))
+        return with_sources(explained, model, inputs)
+
+    def raw_output(self, model: T.Any, inputs: pd.DataFrame) -> np.ndarray:
+        """The raw formula values these values add up to, as (samples, outputs)."""
+        from components.core import catboosts
+
+        estimator = estimator_of(model)
+        features = catboosts.pool(estimator, _dense(transformed(model, inputs)))
+        raw = estimator.predict(features, prediction_type="RawFormulaVal")
+        return np.asarray(raw, dtype=float).reshape(len(inputs), -1)
 
 
 # %% SCIKIT-LEARN'S TREES AND LINEAR MODELS
@@ -742,7 +789,14 @@ class PermutationExplainer(Explainer, frozen=True):
 EXPLAINERS = factories.Factory(
     "explainer",
     Explainer,
-    (XGBoostExplainer, LightGBMExplainer, TreeExplainer, LinearExplainer, PermutationExplainer),
+    (
+        XGBoostExplainer,
+        LightGBMExplainer,
+        CatBoostExplainer,
+        TreeExplainer,
+        LinearExplainer,
+        PermutationExplainer,
+    ),
     fallback=PermutationExplainer,
 )
 # A job's explainer field: an Explainer, or a config with a KIND built by the registry (a user's

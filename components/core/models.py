@@ -1,8 +1,9 @@
 """Models: tabular sklearn pipelines that bundle the preprocessing with the estimator.
 
 The kinds cover scikit-learn, XGBoost and LightGBM (regressors and classifiers), and any
-estimator with the scikit-learn API named by its import path (`EstimatorModel`). Every one is
-saved as one sklearn Pipeline in skops format, with the types it holds reviewed per kind.
+estimator with the scikit-learn API named by its import path (`EstimatorModel`); CatBoost's,
+where it is installed, are trained as kinds of their own (`CatBoostModel`). Every one is saved
+as one sklearn Pipeline in skops format, with the types it holds reviewed per kind.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import abc
 import dataclasses
 import difflib
 import importlib
+import importlib.util
 import inspect
 import typing as T
 
@@ -74,6 +76,8 @@ class Model(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
       (`components.core.explainers.TreeExplainer`).
     - `PANDAS_OUTPUT`: its preprocessor hands the estimator a DataFrame (column dtypes kept,
       `category` included) rather than a numpy array.
+    - `FRAMEWORK`: the package its estimator comes from when the project does not install it
+      (CatBoost); where every kind is looked at, a kind whose package is missing is skipped.
     """
 
     KIND: str
@@ -82,6 +86,7 @@ class Model(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     TRUSTED_TYPES: T.ClassVar[tuple[str, ...]] = ()
     TREE_ENSEMBLE: T.ClassVar[bool] = False
     PANDAS_OUTPUT: T.ClassVar[bool] = False
+    FRAMEWORK: T.ClassVar[str | None] = None
     numerical: list[str] = pdt.Field(default_factory=list)
     categorical: list[str] = pdt.Field(default_factory=list)
     params: dict[str, T.Any] = pdt.Field(default_factory=dict)
@@ -126,6 +131,11 @@ class Model(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     def kind_name(self) -> str:
         """The model's kind as a user names it in `model_kind`: its KIND."""
         return self.KIND
+
+    @classmethod
+    def installed(cls) -> bool:
+        """Whether the kind's estimator can be built here: its `FRAMEWORK` is installed."""
+        return cls.FRAMEWORK is None or importlib.util.find_spec(cls.FRAMEWORK) is not None
 
     @property
     def features(self) -> list[str]:
@@ -209,6 +219,23 @@ def integral_params(estimator: BaseEstimator, params: dict[str, T.Any]) -> dict[
     }
 
 
+def init_params(estimator: BaseEstimator) -> list[str]:
+    """The keyword parameters an estimator's class takes, as its `__init__` names them.
+
+    CatBoost's `get_params` lists only the parameters that were set; its `__init__` names all.
+    """
+    try:
+        signature = inspect.signature(type(estimator).__init__)
+    except (TypeError, ValueError):  # a constructor written in C: get_params alone tells
+        return []
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [
+        name
+        for name, parameter in signature.parameters.items()
+        if name != "self" and parameter.kind in kinds
+    ]
+
+
 def check_params(
     estimator: BaseEstimator,
     params: T.Mapping[str, T.Any],
@@ -228,7 +255,7 @@ def check_params(
     Raises:
         ValueError: an unknown parameter, or a value the estimator refuses.
     """
-    known = estimator.get_params()
+    known = {**dict.fromkeys(init_params(estimator)), **estimator.get_params()}
     unknown = [name for name in params if name not in known]
     if unknown:
 
@@ -442,7 +469,77 @@ class LGBMClassifierModel(NativeCategoricalModel, frozen=True):
         return lightgbm.LGBMClassifier(**{"random_state": 42, "verbose": -1, **self.params})
 
 
-# The kinds whose estimator class an `EstimatorModel` may stand for (the first match wins).
+# CatBoost's fitted estimators, which skops stores in CatBoost's own binary format (the bytes
+# of its __getstate__), never as a pickle; and the cast of its categorical columns to text.
+CATBOOST_TEXT = "components.core.catboosts.CategoryText"
+
+
+class CatBoostModel(Model, frozen=True):
+    """CatBoost's gradient-boosted trees, splitting on the categorical columns natively.
+
+    Categorical columns are not one-hot encoded: `catboosts.CategoryText` makes them text (a
+    missing value a category of its own) and CatBoost is told which they are (`cat_features`,
+    by position). Numbers pass as they are: CatBoost takes missing values. Its training output
+    is silenced and it writes no `catboost_info/` folder, unless the params say otherwise
+    (`verbose`, `allow_writing_files`). Its explainer is CatBoost's own exact Tree SHAP
+    (`explainers.CatBoostExplainer`). catboost is not installed with the project: a user
+    installs it (`pip install "catboost>=1.2,<1.3"`) and names it by import path.
+    """
+
+    PANDAS_OUTPUT: T.ClassVar[bool] = True
+    # Where the estimator comes from: skipped where every kind is looked at when missing.
+    FRAMEWORK: T.ClassVar[str | None] = "catboost"
+
+    def encoder(self) -> T.Any:
+        """The cast of the categorical columns to text."""
+        from components.core import catboosts
+
+        return catboosts.CategoryText()
+
+    def catboost_params(self) -> dict[str, T.Any]:
+        """The params with the defaults: seeded, quiet, the categorical columns by position."""
+        from components.core import catboosts
+
+        positions = list(range(len(self.numerical), len(self.features)))
+        defaults: dict[str, T.Any] = {"random_seed": 42}
+        if positions:
+            defaults["cat_features"] = positions
+        return catboosts.quiet({**defaults, **self.params})
+
+
+class CatBoostRegressorModel(CatBoostModel, frozen=True):
+    """CatBoost's regressor."""
+
+    KIND: T.Literal["CatBoostRegressor"] = "CatBoostRegressor"
+    TASK: T.ClassVar[Task] = "regression"
+    TRUSTED_TYPES: T.ClassVar[tuple[str, ...]] = (CATBOOST_TEXT, "catboost.core.CatBoostRegressor")
+
+    def estimator(self) -> BaseEstimator:
+        """The regressor, seeded and quiet."""
+        import catboost
+
+        return catboost.CatBoostRegressor(**self.catboost_params())
+
+
+class CatBoostClassifierModel(CatBoostModel, frozen=True):
+    """CatBoost's classifier, on any labels (text or integers: CatBoost keeps them itself)."""
+
+    KIND: T.Literal["CatBoostClassifier"] = "CatBoostClassifier"
+    TASK: T.ClassVar[Task] = "classification"
+    TRUSTED_TYPES: T.ClassVar[tuple[str, ...]] = (
+        CATBOOST_TEXT,
+        "components.core.catboosts.LabelledCatBoostClassifier",
+    )
+
+    def estimator(self) -> BaseEstimator:
+        """The classifier, seeded and quiet; it answers with one label per row."""
+        from components.core import catboosts
+
+        return catboosts.LabelledCatBoostClassifier(**self.catboost_params())
+
+
+# The kinds whose estimator class an `EstimatorModel` may stand for (the first match wins);
+# those with a `FRAMEWORK` are not registered (`MODELS`), and skipped where it is not installed.
 TEMPLATE_KINDS: tuple[type[Model], ...] = (
     HistGradientBoostingRegressorModel,
     HistGradientBoostingClassifierModel,
@@ -456,6 +553,8 @@ TEMPLATE_KINDS: tuple[type[Model], ...] = (
     XGBClassifierModel,
     LGBMRegressorModel,
     LGBMClassifierModel,
+    CatBoostRegressorModel,
+    CatBoostClassifierModel,
 )
 
 
@@ -520,9 +619,10 @@ class EstimatorModel(Model, frozen=True):
     `model_kind: "sklearn.ensemble:RandomForestRegressor"` (or `"xgboost:XGBClassifier"`,
     `"catboost:CatBoostRegressor"` where it is installed) means
     `{KIND: EstimatorModel, estimator_class: "sklearn.ensemble:RandomForestRegressor"}`. The
-    task is the estimator's own (sklearn's `is_classifier`). An estimator that a registered
-    kind uses is trained as that kind is (its preprocessing, native categoricals, label
-    encoding, reviewed types); any other gets one-hot categories, and median imputation of
+    task is the estimator's own (sklearn's `is_classifier`). An estimator that a kind of
+    `TEMPLATE_KINDS` uses is trained as that kind is (its preprocessing, native categoricals,
+    label encoding, reviewed types: CatBoost's too, so that no `trusted_types` is needed for
+    them); any other gets one-hot categories, and median imputation of
     numbers where the estimator does not take missing values, then standardisation.
 
     skops loads only the types it is told to trust: those of the kind this one stands for, and
@@ -593,6 +693,8 @@ class EstimatorModel(Model, frozen=True):
         """The registered kind that trains this estimator class, on this model's fields."""
         wanted = estimator_class(self.estimator_class)
         for kind in TEMPLATE_KINDS:
+            if not kind.installed():
+                continue
             built = type(kind.model_construct().estimator())
             # LabelledXGBClassifier stands for XGBClassifier, which it subclasses.
             if wanted is built or wanted in built.__bases__:
@@ -694,7 +796,13 @@ ESTIMATOR_PATHS = (
 )
 # The registry of model kinds: a KIND, `{type, config}`, a user's `package.module:Class`, or an
 # estimator's import path (an EstimatorModel).
-MODELS = ModelFactory("model", Model, (*TEMPLATE_KINDS, EstimatorModel))
+# The kinds of a framework the project does not install (CatBoost) are reached by their
+# estimator's path only: a KIND alone must not promise what may not import.
+MODELS = ModelFactory(
+    "model",
+    Model,
+    (*(kind for kind in TEMPLATE_KINDS if kind.FRAMEWORK is None), EstimatorModel),
+)
 # A job's model field: a Model, or a config with a KIND built by the registry (a user's class by
 # import path included); the task, flavour and trusted types are read from the class.
 ModelKind = T.Annotated[pdt.SerializeAsAny[Model], pdt.BeforeValidator(MODELS.coerce)]
@@ -741,7 +849,9 @@ def tree_estimators() -> tuple[type, ...]:
     """The estimator classes of the known model kinds that declare a tree ensemble."""
     return tuple(
         dict.fromkeys(
-            type(kind.model_construct().estimator()) for kind in known_kinds() if kind.TREE_ENSEMBLE
+            type(kind.model_construct().estimator())
+            for kind in known_kinds()
+            if kind.TREE_ENSEMBLE and kind.installed()
         )
     )
 

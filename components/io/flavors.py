@@ -33,7 +33,7 @@ from components.core import models
 
 # The frameworks' own flavours, richest first: a model logged with sklearn (a Pipeline around
 # an XGBoost estimator, say) keeps its preprocessing only in the sklearn flavour.
-NATIVE_FLAVORS = ("sklearn", "xgboost", "lightgbm")
+NATIVE_FLAVORS = ("sklearn", "xgboost", "lightgbm", "catboost")
 # The model-version tag that maps a label-encoded classifier's class indices to its labels.
 LABEL_MAPPING_TAG = "label_mapping"
 # A JSON list (index -> label) or object ({"0": "Adelie"}), as given in a tag or a setting.
@@ -50,7 +50,8 @@ class NativeModel:
 
     Attributes:
         model: what the flavour's `load_model` gives: a sklearn estimator or Pipeline, an
-            `xgboost.Booster` or `XGBModel`, a `lightgbm.Booster` or `LGBMModel`.
+            `xgboost.Booster` or `XGBModel`, a `lightgbm.Booster` or `LGBMModel`, a CatBoost
+            model.
         flavor: the flavour it was loaded from, one of `NATIVE_FLAVORS`.
         signature: the signature logged beside it, None when the model has none.
     """

@@ -675,6 +675,51 @@ class LightGBMPredictor(Predictor):
         return flavors.class_frame(_probabilities(values, "value"), self.classes)
 
 
+class CatBoostPredictor(Predictor):
+    """Predict with a CatBoost model (`CatBoostClassifier`, `CatBoostRegressor` or `CatBoost`).
+
+    Its categorical columns are the ones it was trained with (missing values in them become
+    `catboosts.MISSING`, since CatBoost takes none); the classes are the classifier's own
+    labels (`classes_`), mapped with a label mapping when one is given.
+    """
+
+    flavor = "catboost"
+
+    def __init__(
+        self,
+        model: T.Any,
+        signature: ModelSignature | None,
+        labels: T.Mapping[str, T.Any] | None = None,
+    ):
+        from components.core import catboosts
+
+        self.model, self.signature, self.labels = model, signature, labels
+        self.features = list(model.feature_names_ or [])
+        self.classifies = catboosts.is_classifier(model)
+        self.classes: np.ndarray | None = None
+        if self.classifies:
+            self.classes = flavors.mapped_classes(np.asarray(model.classes_), labels)
+
+    @property
+    def task(self) -> models.Task:
+        """Classification for a classifier or a classification loss, regression otherwise."""
+        return "classification" if self.classifies else "regression"
+
+    def predict(self, inputs: pd.DataFrame) -> pd.DataFrame:
+        """Predict in the model's feature order: labels and probabilities, or values."""
+        from components.core import catboosts
+
+        frame = schemas.conform(inputs, self.signature)
+        if self.features and set(self.features) <= set(frame.columns):
+            frame = frame[self.features]
+        rows = catboosts.pool(self.model, frame.reset_index(drop=True))
+        if self.classes is None:
+            values = np.asarray(self.model.predict(rows), dtype=float).reshape(len(frame), -1)
+            return pd.DataFrame({models.PREDICTION: values[:, 0]})
+        probabilities = np.asarray(self.model.predict(rows, prediction_type="Probability"))
+        return flavors.class_frame(probabilities.reshape(len(frame), -1), self.classes)
+
+
 class Loader(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     """Load a model from an MLflow URI as a Predictor.
 
@@ -762,11 +807,19 @@ class LightGBMLoader(NativeLoader, frozen=True):
     PREDICTOR: T.ClassVar[type[Predictor]] = LightGBMPredictor
 
 
+class CatBoostLoader(NativeLoader, frozen=True):
+    """Load the native catboost flavour (where catboost is installed)."""
+
+    KIND: T.Literal["CatBoostLoader"] = "CatBoostLoader"
+    FLAVOR: T.ClassVar[str | None] = "catboost"
+    PREDICTOR: T.ClassVar[type[Predictor]] = CatBoostPredictor
+
+
 class FlavorLoader(Loader, frozen=True):
     """Load the richest flavour a model has, as the registry chooses it.
 
     The first native loader of `LOADERS` whose flavour the model has (sklearn, then xgboost,
-    then lightgbm: a prediction plus one probability column per class), the generic pyfunc
+    lightgbm, catboost: a prediction plus one probability column per class), the generic pyfunc
     flavour otherwise (any MLflow model).
     """
 
@@ -783,7 +836,7 @@ class FlavorLoader(Loader, frozen=True):
 LOADERS = factories.Factory(
     "loader",
     Loader,
-    (FlavorLoader, SklearnLoader, XGBoostLoader, LightGBMLoader, PyfuncLoader),
+    (FlavorLoader, SklearnLoader, XGBoostLoader, LightGBMLoader, CatBoostLoader, PyfuncLoader),
     fallback=PyfuncLoader,
 )
 LoaderKind = T.Annotated[pdt.SerializeAsAny[Loader], pdt.BeforeValidator(LOADERS.coerce)]

@@ -229,7 +229,7 @@ def test_an_unknown_explainer_is_refused_in_one_line_listing_the_kinds():
     message = error["msg"]
     assert "\n" not in message
     assert "unknown explainer type 'Kernel'; allowed: 'XGBoostExplainer', " in message
-    assert "'LightGBMExplainer', 'TreeExplainer', " in message
+    assert "'LightGBMExplainer', 'CatBoostExplainer', 'TreeExplainer', " in message
     assert "'LinearExplainer', 'PermutationExplainer', or the import path" in message
 
 

@@ -1,9 +1,9 @@
 """Every model kind the project trains is explained exactly, per user column, by its own routine.
 
-The kinds' fitted pipelines (category caster or one-hot encoder, then the estimator) are
-explained as the explain step explains them; the values plus the base value add up to the raw
-output (a regressor's prediction, a classifier's margin per class) within the documented
-tolerance, and each value belongs to one of the user's columns.
+The kinds' fitted pipelines (category caster, text for CatBoost, or one-hot encoder, then the
+estimator) are explained as the explain step explains them; the values plus the base value add
+up to the raw output (a regressor's prediction, a classifier's margin per class) within the
+documented tolerance, and each value belongs to one of the user's columns.
 """
 
 from __future__ import annotations
@@ -37,6 +37,10 @@ def data() -> pd.DataFrame:
         ("XGBClassifier", "level", "XGBoostExplainer", ["high", "low", "mid"]),
         ("LGBMRegressor", "cnt", "LightGBMExplainer", ["prediction"]),
         ("LGBMClassifier", "level", "LightGBMExplainer", ["high", "low", "mid"]),
+        # Where catboost is installed (the dev extra): CatBoost's own Tree SHAP.
+        ("catboost:CatBoostRegressor", "cnt", "CatBoostExplainer", ["prediction"]),
+        ("catboost:CatBoostClassifier", "busy", "CatBoostExplainer", ["quiet"]),
+        ("catboost:CatBoostClassifier", "level", "CatBoostExplainer", ["high", "low", "mid"]),
         ("RandomForestRegressor", "cnt", "TreeExplainer", ["prediction"]),
         ("ExtraTreesClassifier", "level", "TreeExplainer", ["high", "low", "mid"]),
         ("sklearn.neighbors:KNeighborsRegressor", "cnt", "PermutationExplainer", ["prediction"]),

@@ -3,7 +3,7 @@
 Regression on 2,000 rows of the bike data (`cnt`); classification on a text target derived from
 it (`demand`: low, medium, high) and on the wine data's integer cultivars. XGBoost and LightGBM
 get the categorical columns natively, as `category` with the training categories; an unseen
-category is missing, never a failure. No server is needed: the kinds are fitted as the
+category is missing, never a failure. CatBoost (named by its import path) gets them as text. No server is needed: the kinds are fitted as the
 training job fits them (`build`, `fit`, `predict_frame`), and saved with skops as the saver
 would, trusting only what each kind declares.
 """
@@ -19,7 +19,7 @@ import pytest
 import skops.io
 from sklearn import metrics as sk_metrics
 
-from components.core import frameworks, models, schemas
+from components.core import catboosts, explainers, frameworks, models, schemas
 from components.utils import factories
 from tests.conftest import ROOT
 from tests.jobs.helpers import BIKE_CATEGORICAL, BIKE_NUMERICAL, with_demand
@@ -31,6 +31,7 @@ REGRESSORS = [
     "ExtraTreesRegressor",
     "sklearn.ensemble:RandomForestRegressor",
     "sklearn.neighbors:KNeighborsRegressor",
+    "catboost:CatBoostRegressor",  # where catboost is installed (the dev extra)
 ]
 CLASSIFIERS = [
     "XGBClassifier",
@@ -39,6 +40,7 @@ CLASSIFIERS = [
     "ExtraTreesClassifier",
     "xgboost:XGBClassifier",
     "sklearn.linear_model:RidgeClassifier",  # no probabilities: a prediction column only
+    "catboost:CatBoostClassifier",
 ]
 # Small and quick: the machine is shared.
 PARAMS = {
@@ -47,6 +49,8 @@ PARAMS = {
     "xgboost:XGBClassifier": {"n_estimators": 40, "max_depth": 4},
     "LGBMRegressor": {"n_estimators": 60, "n_jobs": 1},
     "LGBMClassifier": {"n_estimators": 40, "n_jobs": 1},
+    "catboost:CatBoostRegressor": {"iterations": 200, "depth": 6, "thread_count": 1},
+    "catboost:CatBoostClassifier": {"iterations": 100, "depth": 4, "thread_count": 1},
 }
 FIGURES: list[str] = []
 
@@ -128,7 +132,10 @@ def test_each_classifier_gives_text_labels_and_probabilities(sample, name):
     pd.testing.assert_frame_equal(again, predictions)
 
 
-@pytest.mark.parametrize("name", ["XGBClassifier", "LGBMClassifier", "RandomForestClassifier"])
+@pytest.mark.parametrize(
+    "name",
+    ["XGBClassifier", "LGBMClassifier", "RandomForestClassifier", "catboost:CatBoostClassifier"],
+)
 def test_integer_labels_stay_integers(name):
     wine = pd.read_csv(ROOT / "components" / "demo" / "wine" / "wine.csv")
     wine = wine.sample(frac=1.0, random_state=0).reset_index(drop=True)
@@ -261,6 +268,105 @@ def test_a_param_an_estimator_refuses_is_an_error_of_the_params():
     [error] = caught.value.errors()
     assert error["loc"] == ("params",)
     assert "unknown parameter 'n_estimator' (did you mean: n_estimators?)" in error["msg"]
+
+
+# %% CATBOOST, BY IMPORT PATH
+
+
+def test_catboost_by_path_is_trained_as_its_kind_trusting_only_its_declared_types(sample):
+    model = kind(
+        "catboost:CatBoostClassifier", numerical=["hr", "temp"], categorical=BIKE_CATEGORICAL
+    )
+    assert isinstance(model, models.EstimatorModel) and model.TASK == "classification"
+    assert isinstance(model.template(), models.CatBoostClassifierModel)
+    # The project knows CatBoost's types: no trusted_types from the user, nothing else held.
+    assert model.trusted_types == []
+    assert model.skops_trusted() == models.CatBoostClassifierModel.TRUSTED_TYPES
+    estimator = model.estimator()
+    assert isinstance(estimator, catboosts.LabelledCatBoostClassifier)
+    params = estimator.get_params()
+    # Quiet, no catboost_info/ folder, seeded, the categorical columns told by position.
+    assert params["verbose"] is False and params["allow_writing_files"] is False
+    assert params["random_seed"] == 42 and params["cat_features"] == [2, 3]
+    train, _ = split(sample)
+    pipeline, _ = fitted(model, train, "demand")
+    dumped = skops.io.dumps(pipeline)
+    assert sorted(skops.io.get_untrusted_types(data=dumped)) == sorted(model.skops_trusted())
+    assert skops.io.loads(dumped, trusted=list(model.skops_trusted())) is not None
+
+
+def test_catboost_is_silent_and_leaves_no_folder_unless_told(sample, tmp_path, monkeypatch, capfd):
+    monkeypatch.chdir(tmp_path)
+    train, _ = split(sample)
+    quiet = kind("catboost:CatBoostRegressor", numerical=["hr", "temp"])
+    fitted(quiet, train, "cnt")
+    assert capfd.readouterr().out == ""
+    assert list(tmp_path.iterdir()) == []
+    # The user's own verbosity is CatBoost's (one of its four settings, not two at once).
+    loud = models.MODELS.build(
+        {"KIND": "catboost:CatBoostRegressor", "params": {"iterations": 3, "verbose": 1},
+         "numerical": ["hr", "temp"]}
+    )  # fmt: skip
+    fitted(loud, train, "cnt")
+    assert "learn:" in capfd.readouterr().out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_catboost_takes_missing_unseen_and_coded_categories(sample):
+    model = kind(
+        "catboost:CatBoostRegressor", numerical=["hr", "temp"], categorical=BIKE_CATEGORICAL
+    )
+    train, test = split(sample)
+    train = train.assign(season=train["season"].mask(train.index % 7 == 0))  # some missing
+    pipeline, _ = fitted(model, train, "cnt")
+    rows = test[model.features].head(20)
+    text = pipeline[0].transform(rows)
+    assert text["cat__season"].map(type).eq(str).all()
+    # weathersit is a code: 2 and 2.0 are one category, as text "2".
+    assert set(text["cat__weathersit"]) <= {"1", "2", "3", "4"}
+    as_floats = rows.assign(weathersit=rows["weathersit"].astype(float))
+    np.testing.assert_allclose(pipeline.predict(as_floats), pipeline.predict(rows))
+    missing = rows.assign(season=np.nan)
+    assert pipeline[0].transform(missing)["cat__season"].eq(catboosts.MISSING).all()
+    assert np.isfinite(pipeline.predict(missing)).all()
+    assert np.isfinite(pipeline.predict(rows.assign(season="monsoon"))).all()
+
+
+@pytest.mark.parametrize("classes", [["no", "yes"], ["high", "low", "medium"]])
+def test_catboost_raw_values_are_the_margins_its_probabilities_come_from(classes):
+    """What its exact Tree SHAP values add up to: the log-odds of the second class, or one per class."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=300), "z": rng.normal(size=300)})
+    index = (frame["x"] > 0).astype(int) + (len(classes) > 2) * (frame["z"] > 1)
+    model = kind("catboost:CatBoostClassifier", numerical=["x", "z"])
+    pipeline = model.build().fit(frame, np.asarray(classes)[index])
+    assert list(pipeline.classes_) == classes
+    raw = explainers.raw_output(pipeline, frame)
+    probabilities = pipeline.predict_proba(frame)
+    if len(classes) == 2:
+        assert raw.shape == (300, 1)
+        np.testing.assert_allclose(1 / (1 + np.exp(-raw[:, 0])), probabilities[:, 1], rtol=1e-9)
+    else:
+        softmax = np.exp(raw) / np.exp(raw).sum(axis=1, keepdims=True)
+        np.testing.assert_allclose(softmax, probabilities, rtol=1e-9)
+    explained = explainers.explainer_for(pipeline).explain(pipeline, frame, frame).grouped()
+    assert explained.outputs == (classes[1:] if len(classes) == 2 else classes)
+    np.testing.assert_allclose(explained.totals(), raw, rtol=0, atol=1e-9)
+
+
+def test_a_catboost_param_is_checked_by_name_before_any_data():
+    """CatBoost's get_params lists only what was set: its constructor names what it takes."""
+    with pytest.raises(factories.FactoryError) as caught:
+        models.MODELS.build({"KIND": "catboost:CatBoostRegressor", "params": {"iteration": 5}})
+    assert "unknown parameter 'iteration' (did you mean: iterations" in str(caught.value)
+    model = models.MODELS.build(
+        {"KIND": "catboost:CatBoostRegressor", "params": {"iterations": 5.0, "depth": 3.0}}
+    )
+    assert model.params == {"iterations": 5, "depth": 3}  # KFP's floats back to ints
+    assert models.model_task("catboost:CatBoostClassifier") == "classification"
+    assert models.model_task("catboost:CatBoostRegressor") == "regression"
+    # A KIND alone does not name it: it is reached by its path, where catboost is installed.
+    assert "CatBoost" not in models.MODELS.listing().split("(")[0]
 
 
 def test_zz_report_figures(capsys):

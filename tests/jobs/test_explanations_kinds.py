@@ -96,8 +96,8 @@ def test_a_users_explainer_explains_a_registered_model_by_its_import_path(tracki
     ("value", "expected"),
     [
         ({"KIND": "KernelShap"}, "explainer: Value error, unknown explainer type 'KernelShap'; "
-         "allowed: 'XGBoostExplainer', 'LightGBMExplainer', 'TreeExplainer', 'LinearExplainer', "
-         "'PermutationExplainer', or the import "
+         "allowed: 'XGBoostExplainer', 'LightGBMExplainer', 'CatBoostExplainer', 'TreeExplainer', "
+         "'LinearExplainer', 'PermutationExplainer', or the import "
          "path package.module:Class of a subclass of components.core.explainers:Explainer"),
         ({"KIND": "tests.user_models:FirstRowsSplitter"}, "explainer: Value error, explainer "
          "type 'tests.user_models:FirstRowsSplitter' is not a subclass of "

@@ -47,6 +47,7 @@ def test_every_role_lists_the_projects_kinds():
         "SklearnLoader",
         "XGBoostLoader",
         "LightGBMLoader",
+        "CatBoostLoader",
         "PyfuncLoader",
     )
     assert backends.TRAINERS.names == ("LocalTrainer", "KFPTrainer")
