@@ -501,6 +501,8 @@ class PyfuncPredictor(Predictor):
         if isinstance(outputs, pd.DataFrame):
             frame = outputs.reset_index(drop=True)
         else:
+            if isinstance(outputs, np.ndarray) and outputs.ndim == 2 and outputs.shape[1] == 1:
+                outputs = outputs[:, 0]  # one column of predictions (CatBoost's classifier's)
             frame = pd.DataFrame({models.PREDICTION: pd.Series(outputs).to_numpy()})
         return flavors.relabel(frame, self.labels)
 

@@ -1,7 +1,8 @@
 """Integration: the explanations job on models registered the way a notebook registers them.
 
 An XGBoost classifier (label-encoded classes, pandas categoricals) logged with `mlflow.xgboost`,
-a LightGBM regressor logged with `mlflow.lightgbm`, a scikit-learn Pipeline (one-hot + LightGBM)
+a LightGBM regressor logged with `mlflow.lightgbm`, a CatBoost classifier logged with
+`mlflow.catboost` (predicted too, natively and through pyfunc), a scikit-learn Pipeline (one-hot + LightGBM)
 logged with `mlflow.sklearn` and a model only pyfunc knows (`mlflow.pyfunc.PythonModel`) are
 registered on the session's real MLflow server, then explained from a Parquet file, where the
 categoricals are text. The expected outputs come from the frameworks' own calls.
@@ -14,6 +15,7 @@ import html.parser
 import pathlib
 import typing as T
 
+import catboost
 import lightgbm
 import mlflow
 import numpy as np
@@ -188,6 +190,53 @@ def test_a_lightgbm_regressor_registered_with_its_flavour(tracking, data, rows, 
     assert_adds_up(samples, np.asarray(expected, dtype=float).reshape(-1, 1))
     # The text categoricals mattered, and their values are explained as the user's columns.
     assert samples["shap_weather"].abs().max() > 0
+    assert_report(done.report)
+
+
+def test_a_catboost_classifier_registered_with_its_flavour_predicts_and_is_explained(
+    tracking, data, rows, tmp_path
+):
+    """`mlflow.catboost.log_model`, text categoricals and text labels, found as the Champion."""
+    name = unique("notebook-catboost")
+    model = catboost.CatBoostClassifier(
+        iterations=30, depth=4, cat_features=TEXT, verbose=False, allow_writing_files=False
+    )
+    model.fit(data[COLUMNS], data["demand"])
+    register(tracking, name, mlflow.catboost.log_model, model, data[COLUMNS], data["demand"])
+    mlflow.MlflowClient(tracking).set_registered_model_alias(name, "Champion", "1")
+    champion = registries.uri_for(name, "Champion")
+    inputs = pd.read_parquet(rows)
+    # Loaded natively: the labels it was trained on and one probability column per class.
+    predictor = registries.FlavorLoader().load(champion)
+    assert isinstance(predictor, registries.CatBoostPredictor)
+    assert predictor.task == "classification"
+    predicted = predictor.predict(inputs[COLUMNS])
+    labels = ["high", "low", "medium"]
+    assert predicted.columns.tolist() == ["prediction", *[f"probability_{c}" for c in labels]]
+    np.testing.assert_allclose(predicted.iloc[:, 1:], model.predict_proba(inputs[COLUMNS]))
+    assert predicted["prediction"].tolist() == model.predict(inputs[COLUMNS])[:, 0].tolist()
+    # Through pyfunc too: the same labels.
+    pyfunc = registries.PyfuncLoader().load(champion).predict(inputs[COLUMNS])
+    assert pyfunc["prediction"].tolist() == predicted["prediction"].tolist()
+    # Explained by CatBoost's own Tree SHAP, adding up to its raw values per class.
+    done = run(
+        explanations.ExplanationsJob(
+            inputs_samples=datasets.ParquetReader(path=str(rows)),
+            models_explanations=datasets.ParquetWriter(path=str(tmp_path / "models.parquet")),
+            samples_explanations=datasets.ParquetWriter(path=str(tmp_path / "samples.parquet")),
+            finder=registries.RegistryFinder(name=name, alias_or_version="Champion"),
+            passthrough=["instant"],
+            background_samples=20,
+            **settings(tracking, unique("explain")),
+        )
+    )
+    samples = pd.read_parquet(tmp_path / "samples.parquet")
+    assert done.explainer == "CatBoostExplainer" and done.samples == SAMPLES
+    assert samples["output"].tolist() == labels * SAMPLES
+    assert [c for c in samples.columns if c.startswith("shap_")] == [f"shap_{c}" for c in COLUMNS]
+    raw = model.predict(inputs[COLUMNS], prediction_type="RawFormulaVal")
+    assert_adds_up(samples, np.asarray(raw, dtype=float))
+    assert samples["shap_season"].abs().max() > 0
     assert_report(done.report)
 
 
