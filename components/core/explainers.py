@@ -22,9 +22,9 @@ What the values add up to (base value + the sum of a sample's values, per output
 
 - the tree and linear explainers: the model's raw output: a regressor's prediction; a
   classifier's margin per class, i.e. log-odds (`decision_function`, XGBoost's
-  `output_margin=True`, LightGBM's `raw_score=True`, CatBoost's `RawFormulaVal`); a binary classifier has one margin, of its
-  second (positive) class; a classifier without margins (a random forest, which averages its
-  trees' class frequencies) its probabilities;
+  `output_margin=True`, LightGBM's `raw_score=True`, CatBoost's `RawFormulaVal`); a binary
+  classifier has one margin, of its second (positive) class; a classifier without margins (a
+  random forest, which averages its trees' class frequencies) its probabilities;
 - the permutation explainer: what the model predicts: `predict_proba` (one probability per
   class) for a classifier with probabilities, else `predict` (a pyfunc model's numeric columns;
   labels alone as one 0/1 indicator per label).

@@ -39,7 +39,8 @@ class EvaluationJob(base.Job, frozen=True):
             None applies the task's defaults (`metrics.DEFAULT_THRESHOLDS`).
         tolerance: how much worse than the Champion a candidate may be, relative (0.02 = 2%).
         loader: how models are loaded; by default in their richest flavour (native
-            scikit-learn, XGBoost or LightGBM give class probabilities), else through pyfunc.
+            scikit-learn, XGBoost, LightGBM or CatBoost give class probabilities), else
+            through pyfunc.
     """
 
     KIND: T.Literal["EvaluationJob"] = "EvaluationJob"

@@ -29,12 +29,12 @@ REPORTED_SAMPLES = 500
 class ExplanationsJob(base.Job, frozen=True):
     """Explain a registered model (global feature importance) and some samples (SHAP values).
 
-    Any registered model: its richest native flavour (sklearn, xgboost, lightgbm) is loaded,
-    else pyfunc. XGBoost and LightGBM models get their frameworks' own exact Tree SHAP,
-    scikit-learn trees shap's Tree SHAP, linear models Linear SHAP, all on the features after
-    preprocessing; any other model (a pyfunc-only one included) permutation SHAP with a
-    bounded budget. The values are then summed per input column (a one-hot categorical is one
-    feature again). See `core.explainers` for what they add up to.
+    Any registered model: its richest native flavour (sklearn, xgboost, lightgbm, catboost) is
+    loaded, else pyfunc. XGBoost, LightGBM and CatBoost models get their frameworks' own exact
+    Tree SHAP, scikit-learn trees shap's Tree SHAP, linear models Linear SHAP, all on the
+    features after preprocessing; any other model (a pyfunc-only one included) permutation
+    SHAP with a bounded budget. The values are then summed per input column (a one-hot
+    categorical is one feature again). See `core.explainers` for what they add up to.
 
     Args:
         inputs_samples: the rows to explain; at most `max_samples` are read, batch by batch.

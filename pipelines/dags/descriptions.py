@@ -93,7 +93,8 @@ PIECES: dict[str, str] = {
     "the version's label_mapping tag ([] ignores the tag); or "
     f'{{"KIND": KIND, ...its options}}, KIND {registries.LOADERS.listing()}, e.g. '
     '{"KIND": "XGBoostLoader", "label_mapping": ["a", "b"]}; empty: the model\'s richest '
-    "flavour (native scikit-learn, XGBoost, LightGBM; else pyfunc), labels from the tag.",
+    "flavour (native scikit-learn, XGBoost, LightGBM, CatBoost; else pyfunc), labels from the "
+    "tag.",
     "writer": f'Predictions format: {{"KIND": KIND, ...its options}}, KIND '
     f"{datasets.WRITERS.listing()}; default {_fallback(datasets.WRITERS)}.",
     "batch_size": "Rows per batch; bounds the memory of predict.",

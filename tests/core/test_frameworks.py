@@ -3,9 +3,10 @@
 Regression on 2,000 rows of the bike data (`cnt`); classification on a text target derived from
 it (`demand`: low, medium, high) and on the wine data's integer cultivars. XGBoost and LightGBM
 get the categorical columns natively, as `category` with the training categories; an unseen
-category is missing, never a failure. CatBoost (named by its import path) gets them as text. No server is needed: the kinds are fitted as the
-training job fits them (`build`, `fit`, `predict_frame`), and saved with skops as the saver
-would, trusting only what each kind declares.
+category is missing, never a failure. CatBoost (named by its import path) gets them as text.
+No server is needed: the kinds are fitted as the training job fits them (`build`, `fit`,
+`predict_frame`), and saved with skops as the saver would, trusting only what each kind
+declares.
 """
 
 from __future__ import annotations
@@ -334,7 +335,7 @@ def test_catboost_takes_missing_unseen_and_coded_categories(sample):
 
 @pytest.mark.parametrize("classes", [["no", "yes"], ["high", "low", "medium"]])
 def test_catboost_raw_values_are_the_margins_its_probabilities_come_from(classes):
-    """What its exact Tree SHAP values add up to: the log-odds of the second class, or one per class."""
+    """What its exact Tree SHAP adds up to: the second class's log-odds, or one margin per class."""
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"x": rng.normal(size=300), "z": rng.normal(size=300)})
     index = (frame["x"] > 0).astype(int) + (len(classes) > 2) * (frame["z"] > 1)

@@ -2,10 +2,11 @@
 
 An XGBoost classifier (label-encoded classes, pandas categoricals) logged with `mlflow.xgboost`,
 a LightGBM regressor logged with `mlflow.lightgbm`, a CatBoost classifier logged with
-`mlflow.catboost` (predicted too, natively and through pyfunc), a scikit-learn Pipeline (one-hot + LightGBM)
-logged with `mlflow.sklearn` and a model only pyfunc knows (`mlflow.pyfunc.PythonModel`) are
-registered on the session's real MLflow server, then explained from a Parquet file, where the
-categoricals are text. The expected outputs come from the frameworks' own calls.
+`mlflow.catboost` (predicted too, natively and through pyfunc), a scikit-learn Pipeline
+(one-hot + LightGBM) logged with `mlflow.sklearn` and a model only pyfunc knows
+(`mlflow.pyfunc.PythonModel`) are registered on the session's real MLflow server, then
+explained from a Parquet file, where the categoricals are text. The expected outputs come from
+the frameworks' own calls.
 """
 
 from __future__ import annotations

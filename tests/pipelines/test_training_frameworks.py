@@ -5,9 +5,10 @@ One run each (kfp.local starts a process per step): the `training` pipeline with
 promotes the version as it does the default kind; the `lifecycle` pipeline goes on to find it
 again, predict and explain, with `model_kind: LGBMClassifier` on the wine data (classification,
 integer labels), `XGBClassifier` on the wine data with its cultivars as text, `LGBMRegressor`
-on a slice of the bike data (native categoricals) and a scikit-learn forest named by its import
-path (`sklearn.ensemble:RandomForestRegressor`). All run against the session's real MLflow
-server, with the alert posted to a local server that answers as Slack's webhook does.
+on a slice of the bike data (native categoricals), CatBoost's classifier named by its import
+path (`catboost:CatBoostClassifier`) on the named cultivars, and a scikit-learn forest named by
+its import path (`sklearn.ensemble:RandomForestRegressor`). All run against the session's real
+MLflow server, with the alert posted to a local server that answers as Slack's webhook does.
 """
 
 from __future__ import annotations
@@ -171,6 +172,19 @@ FRAMEWORKS = {
         },
         models.LGBMRegressorModel,
     ),
+    # CatBoost's classifier by its import path (where catboost is installed), on text labels:
+    # its own types trusted, its own Tree SHAP.
+    "catboost-classifier-by-path": (
+        wine_with_names,
+        {
+            "target": "cultivar",
+            "model_kind": "catboost:CatBoostClassifier",
+            "model_params": {"iterations": 60, "depth": 4, "thread_count": 1},
+            "exclude": ["sample_id"],
+            "passthrough": ["sample_id"],
+        },
+        models.EstimatorModel,
+    ),
     # A scikit-learn forest named by its import path (an EstimatorModel): shap's Tree SHAP.
     "sklearn-forest-by-path": (
         bike_slices,
@@ -218,7 +232,9 @@ def test_the_cli_runs_each_framework_through_the_whole_lifecycle(env, bike, fram
     champion = client.get_model_version_by_alias(name, "Champion")
     assert champion.version == "1"
     params = client.get_run(champion.run_id).data.params
-    assert params["model_kind"] == kind.model_fields["KIND"].default
+    # The kind as the user named it: an estimator's import path stays its path.
+    assert params["model_kind"] == parameters["model_kind"]
+    assert type(models.MODELS.coerce(parameters["model_kind"])) is kind
     task = models.model_task(parameters["model_kind"])
     # Found again: the version that predicted and the one explained are the Champion.
     assert run.returned("predict")["version"] == 1
