@@ -586,7 +586,38 @@ def estimator_class(path: str) -> type[BaseEstimator]:
             f"{path!r} is not an estimator with the scikit-learn API (a class with fit, "
             "predict and get_params)"
         )
+    _refuse_an_unknown_task(path, found)
     return found
+
+
+# Estimators whose task is set by a parameter (CatBoost's by its loss_function), where
+# sklearn's tags give one task for all: their classifier and regressor classes are named.
+TASK_BY_PARAMETER = {
+    "catboost.core:CatBoost": "catboost:CatBoostRegressor or catboost:CatBoostClassifier",
+}
+
+
+def _refuse_an_unknown_task(path: str, found: type) -> None:
+    """Refuse an estimator that neither classifies nor regresses, or whose task is a setting.
+
+    The project trains, scores and promotes a classifier or a regressor; a ranker or a
+    clusterer would be scored as a regressor, on metrics that mean nothing for it.
+    """
+    own = f"{found.__module__}:{found.__qualname__}"
+    if own in TASK_BY_PARAMETER:
+        raise EstimatorError(
+            f"estimator {path!r}: its task depends on its parameters; name "
+            f"{TASK_BY_PARAMETER[own]} instead"
+        )
+    try:
+        tags = get_tags(found())
+    except Exception:  # an estimator sklearn cannot tag, or one that needs arguments
+        return
+    if tags.estimator_type not in ("classifier", "regressor"):
+        raise EstimatorError(
+            f"estimator {path!r} is neither a classifier nor a regressor (scikit-learn "
+            f"tags it {tags.estimator_type or 'as neither'}): the project trains one or the other"
+        )
 
 
 def is_estimator_path(value: T.Any) -> bool:

@@ -239,9 +239,13 @@ def test_an_estimator_by_import_path_stands_for_the_registered_kind_of_its_class
          "get_params)"),
         ({"KIND": "EstimatorModel", "estimator_class": "no_such_package:Model"},
          "estimator 'no_such_package:Model': cannot import 'no_such_package'"),
+        ({"KIND": "sklearn.cluster:KMeans"}, "estimator 'sklearn.cluster:KMeans' is neither a "
+         "classifier nor a regressor (scikit-learn tags it clusterer)"),
+        ({"KIND": "xgboost:XGBRanker"}, "estimator 'xgboost:XGBRanker' is neither a classifier "
+         "nor a regressor"),
     ],
     ids=["unknown", "xgb-param", "lgbm-param", "forest-value", "not-a-model", "not-estimator",
-         "no-module"],
+         "no-module", "clusterer", "ranker"],
 )  # fmt: skip
 def test_a_wrong_kind_or_param_is_refused_before_any_data(config, message):
     with pytest.raises(factories.FactoryError) as caught:
@@ -375,3 +379,13 @@ def test_zz_report_figures(capsys):
     with capsys.disabled():
         print("\n" + "\n".join(FIGURES))
     assert FIGURES
+
+
+def test_the_bare_catboost_is_refused_for_its_classifier_and_regressor():
+    """catboost.CatBoost's task is its loss_function: sklearn's tags call every one a regressor."""
+    with pytest.raises(factories.FactoryError) as caught:
+        models.MODELS.build({"KIND": "catboost:CatBoost", "params": {"loss_function": "Logloss"}})
+    assert str(caught.value).endswith(
+        "its task depends on its parameters; name catboost:CatBoostRegressor or "
+        "catboost:CatBoostClassifier instead"
+    )
