@@ -6,7 +6,8 @@ promotes the version as it does the default kind; the `lifecycle` pipeline goes 
 again, predict and explain, with `model_kind: LGBMClassifier` on the wine data (classification,
 integer labels), `XGBClassifier` on the wine data with its cultivars as text, `LGBMRegressor`
 on a slice of the bike data (native categoricals), CatBoost's classifier named by its import
-path (`catboost:CatBoostClassifier`) on the named cultivars, and a scikit-learn forest named by
+path (`catboost:CatBoostClassifier`) on the named cultivars with a text category that has
+missing values (its own categorical splits), and a scikit-learn forest named by
 its import path (`sklearn.ensemble:RandomForestRegressor`). All run against the session's real
 MLflow server, with the alert posted to a local server that answers as Slack's webhook does.
 """
@@ -125,6 +126,7 @@ def test_the_cli_runs_a_lightgbm_classifier_through_the_whole_lifecycle(env):  #
 
 # The wine cultivars by name (Forina's data: Barolo, Grignolino, Barbera): text labels.
 CULTIVARS = {0: "barolo", 1: "grignolino", 2: "barbera"}
+SHADES = ["pale", "ruby", "deep"]
 BIKE_COLUMNS = {"exclude": ["instant", "dteday", "casual", "registered"]}
 
 
@@ -133,6 +135,18 @@ def wine_with_names(folder, bike) -> tuple[str, str]:
     frame = pd.read_csv(demo.resolve("demo://wine/wine.csv"))
     frame["cultivar"] = frame["cultivar"].map(CULTIVARS)
     path = folder / "wine-names.parquet"
+    frame.to_parquet(path, index=False)
+    return str(path), str(path)
+
+
+def wine_with_shades(folder, bike) -> tuple[str, str]:
+    """The named cultivars, the colour as a text category (some rows without one) in its place."""
+    path, _ = wine_with_names(folder, bike)
+    frame = pd.read_parquet(path)
+    shades = pd.cut(frame.pop("color_intensity"), [0, 3.5, 7, 99], labels=SHADES).astype(object)
+    shades[frame["sample_id"] % 9 == 0] = None
+    frame["shade"] = shades
+    path = folder / "wine-shades.parquet"
     frame.to_parquet(path, index=False)
     return str(path), str(path)
 
@@ -172,14 +186,16 @@ FRAMEWORKS = {
         },
         models.LGBMRegressorModel,
     ),
-    # CatBoost's classifier by its import path (where catboost is installed), on text labels:
-    # its own types trusted, its own Tree SHAP.
+    # CatBoost's classifier by its import path (where catboost is installed), on text labels
+    # and a text category with missing values, which CatBoost splits on itself: its own types
+    # trusted, its own Tree SHAP.
     "catboost-classifier-by-path": (
-        wine_with_names,
+        wine_with_shades,
         {
             "target": "cultivar",
             "model_kind": "catboost:CatBoostClassifier",
             "model_params": {"iterations": 60, "depth": 4, "thread_count": 1},
+            "categorical": ["shade"],
             "exclude": ["sample_id"],
             "passthrough": ["sample_id"],
         },
@@ -245,6 +261,11 @@ def test_the_cli_runs_each_framework_through_the_whole_lifecycle(env, bike, fram
     assert len(predictions) == len(source)
     assert predictions[key].tolist() == source[key].tolist()
     model, signature = native(name, 1)
+    estimator = model[-1]
+    if hasattr(estimator, "get_cat_feature_indices"):  # CatBoost: the category is its own split
+        names = list(model[:-1].get_feature_names_out())
+        split_on = [names[i].rpartition("__")[2] for i in estimator.get_cat_feature_indices()]
+        assert split_on == parameters["categorical"]
     expected = models.predict_frame(model, schemas.conform(source, signature))
     if task == "classification":
         classes = sorted(source[parameters["target"]].unique())
