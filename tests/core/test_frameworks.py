@@ -374,13 +374,6 @@ def test_a_catboost_param_is_checked_by_name_before_any_data():
     assert "CatBoost" not in models.MODELS.listing().split("(")[0]
 
 
-def test_zz_report_figures(capsys):
-    """Prints the fit times and scores measured above (run with -s to see them)."""
-    with capsys.disabled():
-        print("\n" + "\n".join(FIGURES))
-    assert FIGURES
-
-
 def test_the_bare_catboost_is_refused_for_its_classifier_and_regressor():
     """catboost.CatBoost's task is its loss_function: sklearn's tags call every one a regressor."""
     with pytest.raises(factories.FactoryError) as caught:
@@ -389,3 +382,10 @@ def test_the_bare_catboost_is_refused_for_its_classifier_and_regressor():
         "its task depends on its parameters; name catboost:CatBoostRegressor or "
         "catboost:CatBoostClassifier instead"
     )
+
+
+def test_zz_report_figures(capsys):
+    """Prints the fit times and scores measured above (run with -s to see them)."""
+    with capsys.disabled():
+        print("\n" + "\n".join(FIGURES))
+    assert FIGURES
