@@ -9,7 +9,9 @@ from kfp import kubernetes
 from kfp.dsl import PipelineTask
 
 from components.io import alerts
-from pipelines.dags import defaults
+from pipelines.dags import defaults, kfp_fix
+
+kfp_fix.install()  # before any pipeline is built: every builder imports this module
 
 
 class Resources(pdt.BaseModel, frozen=True, extra="forbid"):
