@@ -17,6 +17,9 @@ A run config is YAML with three optional keys, and serves every pipeline of its 
 
 Each pipeline run with it takes the parameters it declares (`run training --config` takes
 training's and leaves `inference_data` to the others); a key that no pipeline declares is refused.
+The rows to score are `inference_data` in a config that also trains: a pipeline that only
+scores (`inference`: it declares `data` and no `target`) takes them as its `data`, never the
+labelled rows that the config's `data` names for the pipelines that train.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ BOOLEAN = "BOOLEAN"
 LIST = "LIST"
 STRUCT = "STRUCT"
 CONFIG_KEYS = ("pipeline", "parameters", "model_management")
+# A run config's name for the rows to score, beside `data`, the rows to train on (see taken_by).
+SCORED = "inference_data"
 _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no"})
 # What a value of each type looks like, when the parameter's default cannot show it.
@@ -358,7 +363,8 @@ def validate(
         if len(unknown) == 1:
             raise ParameterError(
                 f"unknown parameter {unknown[0]!r} for pipeline {pipeline}"
-                f"{_suggest(unknown[0], parameters)} (parameters: {names})"
+                f"{_suggest(unknown[0], parameters)}{_scored_hint(unknown[0], parameters)} "
+                f"(parameters: {names})"
             )
         found = ", ".join(f"{key!r}{_suggest(key, parameters, '')}" for key in unknown)
         raise ParameterError(
@@ -369,6 +375,30 @@ def validate(
         needed = ", ".join(f"{name} ({parameters[name].type})" for name in missing)
         raise ParameterError(f"pipeline {pipeline} needs a value for: {needed}")
     return {key: coerce(parameters[key], value) for key, value in values.items()}
+
+
+def scores_only(parameters: Mapping[str, Any]) -> bool:
+    """Whether a pipeline scores its `data` and trains nothing (`inference`): no `target`."""
+    return "data" in parameters and "target" not in parameters and SCORED not in parameters
+
+
+def taken_by(values: Mapping[str, Any], parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of a run config's shared set that one pipeline takes.
+
+    Those it declares; and for a pipeline that only scores, the config's `inference_data` as its
+    `data`, since the config's `data` are then the rows to train on, not to score.
+    """
+    taken = {key: value for key, value in values.items() if key in parameters}
+    if SCORED in values and scores_only(parameters):
+        taken["data"] = values[SCORED]
+    return taken
+
+
+def _scored_hint(key: str, parameters: Mapping[str, Any]) -> str:
+    """Where a pipeline that only scores takes the rows that `inference_data` names elsewhere."""
+    if key == SCORED and scores_only(parameters):
+        return "; this pipeline scores the rows of its `data`: --param data=..."
+    return ""
 
 
 def _suggest(key: str, choices: Any, lead: str = ";") -> str:
@@ -430,7 +460,8 @@ def config_values(
     """The values of a run config that one pipeline takes: those it declares.
 
     A run config serves every pipeline of its model: each takes the parameters it declares and
-    leaves the others to the rest (training takes no `inference_data`).
+    leaves the others to the rest (training takes no `inference_data`; inference takes it as its
+    `data`: taken_by).
 
     Args:
         config: the run config.
@@ -450,7 +481,7 @@ def config_values(
             f"is no pipeline {config.pipeline!r} (pipelines: {', '.join(known)})"
         )
     check_declared(config.parameters, known, path)
-    return {key: value for key, value in config.parameters.items() if key in parameters}
+    return taken_by(config.parameters, parameters)
 
 
 def check_declared(

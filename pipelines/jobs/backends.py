@@ -38,7 +38,8 @@ class Backend(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
 
     Args:
         parameters: pipeline parameters every run of this backend gets (a call's own win); only
-            those the pipeline declares are passed, so one run config serves every pipeline.
+            those the pipeline declares are passed (and `inference_data` as the `data` of a
+            pipeline that only scores: params.taken_by), so one run config serves every pipeline.
     """
 
     KIND: str
@@ -53,7 +54,7 @@ class Backend(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
                 required one missing; nothing is started.
         """
         declared = self.declared(pipeline)
-        defaults = {key: value for key, value in self.parameters.items() if key in declared}
+        defaults = params.taken_by(self.parameters, declared)
         given = {key: value for key, value in values.items() if value is not None}
         checked = preflight.validate(pipeline, {**defaults, **given}, declared)
         return self._start(pipeline, checked)

@@ -81,6 +81,32 @@ def test_a_pipeline_takes_only_the_parameters_it_declares():
     assert "target" in declared
 
 
+class RecordingPredictor(backends.LocalJobPredictor, frozen=True):
+    """Records the checked values of a run instead of starting it under kfp.local."""
+
+    def _start(self, pipeline, values):
+        raise LookupError((pipeline, values))
+
+
+def test_a_job_predictor_of_a_lifecycle_config_scores_its_inference_data(tmp_path):
+    config = CONFIG.replace(
+        "  inference_data: demo://bike-sharing/hour.parquet",
+        "  inference_data: demo://wine/wine.csv",
+    )
+    manager = management.ModelManager.from_file(write(tmp_path, config))
+    predictor = RecordingPredictor(parameters=manager.job_predictor().parameters)
+    with pytest.raises(LookupError) as started:
+        predictor.predict()
+    pipeline, values = started.value.args[0]
+    assert pipeline == "inference"
+    assert values["data"] == "demo://wine/wine.csv"  # not the labelled rows of `data`
+    assert "target" not in values
+    # A call's own rows still win.
+    with pytest.raises(LookupError) as started:
+        predictor.predict(data="demo://bike-sharing/hour.parquet")
+    assert started.value.args[0][1]["data"] == "demo://bike-sharing/hour.parquet"
+
+
 @pytest.mark.parametrize(
     ("section", "expected"),
     [

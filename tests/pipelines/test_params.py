@@ -322,6 +322,36 @@ def test_a_config_serves_every_pipeline_each_taking_what_it_declares(tmp_path: P
     }
 
 
+def test_a_pipeline_that_only_scores_takes_the_config_s_inference_data_as_its_data(
+    tmp_path: Path,
+) -> None:
+    """A config that trains names its labelled rows `data` and the rows to score
+    `inference_data`: the pipeline that only scores (no `target`) must score the latter."""
+    scoring = {"data": param(STRING, "", "data"), "batch_size": SPEC["batch_size"]}
+    training = {**SPEC, "data": param(STRING, "", "data"), "target": param(STRING, "", "target")}
+    pipelines = {"lifecycle": {**training, **OTHER}, "training": training, "inference": scoring}
+    both = write(
+        tmp_path,
+        "pipeline: lifecycle\nparameters: {data: labelled.csv, target: y, "
+        "inference_data: to-score.csv}\n",
+    )
+
+    assert params.resolve("inference", scoring, both, {}, pipelines) == {"data": "to-score.csv"}
+    assert params.resolve("training", training, both, {}, pipelines) == {
+        "data": "labelled.csv",
+        "target": "y",
+    }
+    # The command line still wins, and a config of the scoring pipeline keeps its own `data`.
+    assert params.resolve("inference", scoring, both, {"data": "other.csv"}, pipelines) == {
+        "data": "other.csv"
+    }
+    own = write(tmp_path, "pipeline: inference\nparameters: {data: to-score.csv}\n")
+    assert params.resolve("inference", scoring, own, {}, pipelines) == {"data": "to-score.csv"}
+    # On the command line the name is the pipeline's own, and the refusal says which it is.
+    with pytest.raises(ParameterError, match=r"its `data`: --param data=\.\.\."):
+        params.resolve("inference", scoring, None, {"inference_data": "x"}, pipelines)
+
+
 def test_a_config_key_that_no_pipeline_declares_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, "parameters: {batch_size: 8, inference_dta: rows.csv}\n")
     pipelines = {"lifecycle": {**SPEC, **OTHER}, "training": SPEC}
@@ -478,6 +508,24 @@ def test_run_takes_from_a_lifecycle_config_the_parameters_training_declares(runs
     assert {"inference_data", "passthrough", "input_schema", "max_samples"} <= set(
         config.parameters
     ) - set(values)
+
+
+def test_run_inference_with_a_lifecycle_config_scores_its_inference_data(
+    runs: list, tmp_path: Path
+) -> None:
+    text = DEMO_CONFIG.read_text().replace(
+        "  inference_data: demo://bike-sharing/hour.parquet",
+        "  inference_data: demo://wine/wine.csv",
+    )
+    assert text != DEMO_CONFIG.read_text()
+    config = write(tmp_path, text)
+
+    with pytest.raises(SystemExit, match="run_local reached"):
+        main(["run", "inference", "--local", "--config", str(config)])
+
+    [(name, values, _)] = runs
+    assert name == "inference"
+    assert values["data"] == "demo://wine/wine.csv"
 
 
 def test_run_refuses_a_config_key_that_no_pipeline_declares(
