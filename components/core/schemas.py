@@ -58,6 +58,13 @@ class ValidationError(ValueError):
 
     def __init__(self, violations: T.Sequence[Violation], rows_checked: int):
         self.violations = list(violations)
+        if all(violation.rule == NO_ROWS for violation in self.violations):
+            # No column to name: the file or folder holds a header at most.
+            super().__init__(
+                f"input validation failed: the {NO_ROWS} (an empty file or folder, or a header "
+                "and no data); nothing was written"
+            )
+            return
         lines = "\n".join(f"  - {violation}" for violation in self.violations)
         columns = len({violation.column for violation in self.violations})
         super().__init__(
@@ -190,6 +197,10 @@ def check_signature(frame: pd.DataFrame, signature: ModelSignature | None) -> li
         series = frame[spec.name]
         accepted = ACCEPTED_KINDS.get(spec.type, "")
         if accepted and kind_of(series) not in accepted:
+            missing = _missing_in_integers(series, spec)
+            if missing:
+                violations.append(Violation(spec.name, MISSING_IN_INTEGERS.format(spec), missing))
+                continue
             bad = int(series.notna().sum())
             if bad:
                 violations.append(
@@ -198,6 +209,24 @@ def check_signature(frame: pd.DataFrame, signature: ModelSignature | None) -> li
                     )
                 )
     return violations
+
+
+# What a whole-number column with missing values breaks in a signature typed integer: pandas
+# reads it as floats, and the signature cannot hold a missing integer (MLflow's own rule).
+MISSING_IN_INTEGERS = (
+    "missing values, which the model signature's {0.type.name} column cannot hold (the model "
+    "was signed on data without any): register it signed with the column as double to take them"
+)
+
+
+def _missing_in_integers(series: pd.Series, spec: ColSpec) -> int:
+    """How many values are missing in floats that are otherwise whole, for an integer spec."""
+    if spec.type not in (DataType.long, DataType.integer) or kind_of(series) != "f":
+        return 0
+    present = series.dropna()
+    if len(present) == len(series) or not bool(np.all(np.mod(present, 1) == 0)):
+        return 0
+    return len(series) - len(present)
 
 
 # The rule a feature holding +inf or -inf breaks: no model scores an infinity meaningfully

@@ -357,12 +357,7 @@ def error_in_log(text: str) -> str:
     for index, line in enumerate(lines):
         record = _RECORD.match(line)
         if record and record["level"] in ("ERROR", "CRITICAL"):
-            # A message may go on over lines that are not records of their own.
-            rest = []
-            for more in lines[index + 1 :]:
-                if _RECORD.match(more) or more.startswith("Traceback"):
-                    break
-                rest.append(more.strip())
+            rest = continued(lines, index)
             message = " ".join([record["message"].removeprefix("[FAILED] "), *rest]).strip()
             return secrets.clip(message, CAUSE_CHARS)
     tracebacks = [i for i, line in enumerate(lines) if line.startswith("Traceback")]
@@ -371,6 +366,21 @@ def error_in_log(text: str) -> str:
         exception = next((line for line in after if line and not line[0].isspace()), "")
         return secrets.clip(exception.strip(), CAUSE_CHARS)
     return ""
+
+
+def continued(lines: list[str], index: int) -> list[str]:
+    """The lines that go on the log record at `index`, stripped.
+
+    A message of many lines (an input validation's broken rules, one per line) goes on until
+    the next record or traceback.
+    """
+    rest = []
+    for more in lines[index + 1 :]:
+        if _RECORD.match(more) or more.startswith("Traceback"):
+            break
+        if more.strip():
+            rest.append(more.strip())
+    return rest
 
 
 def last_lines(text: str, count: int = 3) -> str:

@@ -70,7 +70,7 @@ class EvaluationJob(base.Job, frozen=True):
         # Read the held-out rows.
         data = schemas.normalize(self.inputs.read())
         if data.empty:
-            raise schemas.ValidationError([schemas.Violation("*", "input has no rows", 0)], 0)
+            raise schemas.ValidationError([schemas.Violation("*", schemas.NO_ROWS, 0)], 0)
         if self.target not in data.columns:
             raise schemas.ValidationError(
                 [schemas.Violation(self.target, "missing, the target column", len(data))], len(data)

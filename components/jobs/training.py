@@ -205,9 +205,19 @@ class TrainingJob(base.Job, frozen=True):
     def _sign(
         self, found: Features, pipeline: Pipeline, train: pd.DataFrame
     ) -> tuple[pd.DataFrame, ModelSignature]:
-        """An input example (a few training rows), and the signature the signer generates."""
-        example = train[found.columns].head(5)
-        signature = self.signer.sign(train[found.columns], pipeline.predict(example))
+        """An input example (a few training rows), and the signature the signer generates.
+
+        Numerical integer columns are signed as doubles: every model trained here takes a
+        missing number (natively or imputed), and a `long` column would refuse the first batch
+        with one, as MLflow's own hint says. Integers still pass at inference (`conform` widens
+        them); integer codes named `categorical` stay `long`.
+        """
+        inputs = train[found.columns]
+        integers = [name for name in found.numerical if schemas.kind_of(inputs[name]) in "iu"]
+        if integers:
+            inputs = inputs.astype(dict.fromkeys(integers, "float64"))
+        example = inputs.head(5)
+        signature = self.signer.sign(inputs, pipeline.predict(example))
         return example, signature
 
     def _log_training(

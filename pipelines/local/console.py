@@ -274,10 +274,15 @@ def failure_of(step: Step) -> Failure:
     text = runs.read_tail(step.log)
     lines = [line.rstrip() for line in text.splitlines()]
     for pattern in (_FAILED_JOB, _EXCEPTION):
-        for line in lines if pattern is _FAILED_JOB else reversed(lines):
-            match = pattern.search(line)
+        order = range(len(lines)) if pattern is _FAILED_JOB else reversed(range(len(lines)))
+        for index in order:
+            match = pattern.search(lines[index])
             if match:
-                cause = secrets.clip(secrets.redact(match["cause"]), runs.CAUSE_CHARS)
+                # The job's message goes on over the lines after it (what in the input is wrong).
+                told = match["cause"]
+                if pattern is _FAILED_JOB:
+                    told = " ".join([told, *runs.continued(lines, index)])
+                cause = secrets.clip(secrets.redact(told), runs.CAUSE_CHARS)
                 return Failure(step, cause, match["error"])
     cause = runs.error_in_log(text) or (runs.last_lines(text) if text.strip() else runs.KILLED)
     return Failure(step, cause, "")

@@ -73,6 +73,22 @@ def test_signature_accepts_integers_where_doubles_are_expected(rows, signature):
     assert schemas.check_signature(frame, signature) == []
 
 
+def test_signature_names_missing_values_in_a_whole_number_column_signed_long(rows, signature):
+    """pandas reads whole numbers with gaps as floats: the rule says so and counts the gaps."""
+    frame = rows.assign(hr=rows["hr"].astype("float64"))
+    frame.loc[[4, 9, 17], "hr"] = np.nan
+    [violation] = schemas.check_signature(frame, signature)
+    assert violation == schemas.Violation(
+        "hr", schemas.MISSING_IN_INTEGERS.format(ColSpec(DataType.long, "hr")), 3
+    )
+    assert "register it signed with the column as double" in str(violation)
+    # Fractions are another fault: the type rule, over the rows that hold a value.
+    frame.loc[0, "hr"] = 0.5
+    [violation] = schemas.check_signature(frame, signature)
+    assert violation.rule == "type long expected, got float64"
+    assert violation.rows == len(rows) - 3
+
+
 def test_signature_ignores_a_missing_optional_column():
     signature = ModelSignature(
         inputs=Schema([ColSpec(DataType.long, "a"), ColSpec(DataType.double, "b", required=False)])
@@ -173,7 +189,7 @@ def test_validator_refuses_empty_input(rows, signature):
     with pytest.raises(schemas.ValidationError, match="input has no rows"):
         validator.raise_for_violations()
     validator.check(rows.iloc[:0])
-    with pytest.raises(schemas.ValidationError, match=r"over 0 rows checked"):
+    with pytest.raises(schemas.ValidationError, match=r"the input has no rows \(an empty file"):
         validator.raise_for_violations()
 
 

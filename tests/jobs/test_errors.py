@@ -149,7 +149,7 @@ def test_wrong_dtype(tracking, registered, rows, tmp_path, output, kind):
     rows["hr"] = rows["hr"].map(lambda hour: f"{hour:02d}h")
     job = make_job(kind, write(rows, tmp_path), output, registered)
     message = fails(job, schemas.ValidationError, output)
-    assert re.search(rf"column 'hr': type long expected, got \w+ \({ROWS} rows\)", message)
+    assert re.search(rf"column 'hr': type double expected, got \w+ \({ROWS} rows\)", message)
 
 
 @JOBS
@@ -180,7 +180,8 @@ def test_violation_in_a_later_batch_still_leaves_no_output(
 def test_empty_input(tracking, registered, rows, tmp_path, output, kind):
     job = make_job(kind, write(rows.iloc[:0], tmp_path), output, registered)
     message = fails(job, schemas.ValidationError, output)
-    assert "column '*': input has no rows (0 rows)" in message
+    assert "input validation failed: the input has no rows" in message
+    assert "column" not in message
 
 
 @JOBS

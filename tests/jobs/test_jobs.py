@@ -297,6 +297,40 @@ def test_inference_writes_csv_and_reads_csv(tracking, lifecycle, batch, tmp_path
     assert predictions["instant"].tolist() == batch["instant"].head(250).tolist()
 
 
+def test_a_batch_with_gaps_in_a_whole_number_column_is_predicted(
+    tracking, lifecycle, batch, tmp_path
+):
+    """The training data's `hr` has no gap, a later batch's has: the model takes missing
+    numbers, so its signature must too (numerical integers are signed double, codes long)."""
+    types = {spec.name: spec.type.name for spec in signature_of(lifecycle.name, 1).inputs.inputs}
+    assert {name: types[name] for name in ["hr", "yr", "temp"]} == dict.fromkeys(
+        ["hr", "yr", "temp"], "double"
+    )
+    assert {name: types[name] for name in BIKE_CATEGORICAL} == dict.fromkeys(
+        BIKE_CATEGORICAL, "long"
+    )
+    rows = batch.head(200).assign(hr=batch["hr"].head(200).astype("float64"))
+    rows.loc[[3, 50, 120], "hr"] = np.nan
+    source = tmp_path / "gaps.parquet"
+    rows.to_parquet(source)
+    output = tmp_path / "predictions.parquet"
+    done = run(
+        inference.InferenceJob(
+            inputs=datasets.ParquetReader(path=str(source)),
+            outputs=datasets.ParquetWriter(path=str(output)),
+            finder=registries.RegistryFinder(name=lifecycle.name, alias_or_version="1"),
+            **lifecycle.common,
+        )
+    )
+    assert done.rows == 200
+    predictions = pd.read_parquet(output)
+    expected = native_model(lifecycle.name, 1).predict(rows[COLUMNS])
+    if lifecycle.task == "regressor":
+        np.testing.assert_allclose(predictions["prediction"], expected, rtol=1e-9)
+    else:
+        assert predictions["prediction"].tolist() == expected.tolist()
+
+
 # %% EXPLAIN
 
 

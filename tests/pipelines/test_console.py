@@ -33,8 +33,14 @@ if sys.argv[4] == "ok":
           "Predicted 4000 rows with bike-sharing v3. | shape=(4000, 1)")
     sys.exit(0)
 cause = "SettingsError: invalid TrainingJob settings: drift_policy: 'warning' is not allowed"
+rules = []
+if sys.argv[4] == "rules":  # a message of many lines: the broken rules after the first
+    cause = "ValidationError: input validation failed: 2 rule(s) broken; nothing was written"
+    rules = ["  - column 'hr': missing (4 rows)", "", "  - column 'temp': out of range (2 rows)"]
 print("[KFP Executor 2026-01-01 10:00:09,000 ERROR]: [FAILED] TrainingJob: " + cause[15:])
+for rule in rules: print(rule)
 print("[KFP Executor 2026-01-01 10:00:09,000 ERROR]: [FAILED] TrainingJob failed: " + cause)
+for rule in rules: print(rule)
 print("Traceback (most recent call last):")
 print('  File "components/jobs/base.py", line 1, in run_job')
 print("components.jobs.base." + cause, file=sys.stderr)
@@ -91,6 +97,19 @@ def test_a_failed_step_has_one_cause_and_advice(tmp_path):
     assert failure.error == "SettingsError"
     assert failure.advice("sqlite:///x").startswith("fix the input or the parameter")
     assert "Traceback" in runner.steps[0].log.read_text()  # kept on disk, not printed
+
+
+def test_a_cause_of_many_lines_is_told_whole_on_one_line(tmp_path):
+    runner = console.Console(out=io.StringIO())
+
+    assert runner.run_step(command(tmp_path / "run" / "predict", "rules")) == 1
+
+    failure = console.failure_of(runner.steps[0])
+    assert failure.cause == (
+        "ValidationError: input validation failed: 2 rule(s) broken; nothing was written "
+        "- column 'hr': missing (4 rows) - column 'temp': out of range (2 rows)"
+    )
+    assert failure.error == "ValidationError"
 
 
 def test_progress_reports_at_most_every_ten_seconds_with_the_time_left():

@@ -540,7 +540,8 @@ def assert_failure_alert(body: dict, model_name: str) -> None:
     assert "Pipeline lifecycle ended FAILED." in text
     assert "Failed step predict: ValidationError: input validation failed" in text
     assert f"over {BAD_ROWS} rows checked; nothing was written" in text
-    assert f"column 'hr': type long expected, got str ({BAD_ROWS} rows)" in text
+    # The run trained `hr` (whole numbers, a numerical feature) into a double of its signature.
+    assert f"column 'hr': type double expected, got str ({BAD_ROWS} rows)" in text
     assert f"column 'temp': must satisfy in_range(0, 1) ({BAD_TEMP_ROWS} rows)" in text
     facts = fields(body)
     assert facts["failed step"] == "predict (InferenceJob)"
@@ -686,6 +687,9 @@ def test_a_failed_run_ends_with_the_step_its_cause_once_and_what_to_do(failed):
     last = failed.lines[-3:]
     assert last[0].startswith("Pipeline lifecycle FAILED at step predict after ")
     assert "ValidationError: input validation failed" in last[0]
+    # The broken rules come after the error's first line: the last line names them too.
+    assert f"column 'hr': type double expected, got str ({BAD_ROWS} rows)" in last[0]
+    assert f"column 'temp': must satisfy in_range(0, 1) ({BAD_TEMP_ROWS} rows)" in last[0]
     assert last[1] == f"  step log: {failed.run_dir / 'predict' / 'output.log'}"
     assert last[2].startswith("  what to do: fix the input or the parameter")
     assert failed.printed.count("input validation failed") == 1
