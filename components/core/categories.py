@@ -14,6 +14,8 @@ import typing as T
 
 import pandas as pd
 
+from components.core import names
+
 # Categorical columns -> the categories the model was trained on, in the model's code order.
 Categories = dict[str, list[T.Any]]
 
@@ -92,17 +94,21 @@ def as_categories(
     """The categorical columns cast to the categories the model learnt; unknown ones missing.
 
     Columns arrive as text (Parquet, CSV, `schemas.normalize`) or as categoricals with other
-    categories or another order; either way each value gets the model's code for it.
+    categories or another order; either way each value gets the model's code for it. A
+    column is found by the model's name for it, or by the name LightGBM saved for it
+    ("contract_type" for "contract type", `names.lightgbm_name`).
     """
     if not categories:
         return frame
     frame = frame.copy(deep=False)
+    found = columns_named(list(categories), list(frame.columns))
     for name, known in categories.items():
-        if name not in frame.columns:
+        column = found.get(name)
+        if column is None:
             continue
-        values, dtype = frame[name], pd.CategoricalDtype(list(known))
+        values, dtype = frame[column], pd.CategoricalDtype(list(known))
         if isinstance(values.dtype, pd.CategoricalDtype):
-            frame[name] = values.cat.set_categories(dtype.categories)
+            frame[column] = values.cat.set_categories(dtype.categories)
             continue
         if (
             pd.api.types.is_object_dtype(values.dtype)
@@ -113,5 +119,37 @@ def as_categories(
             values = values.map(
                 lambda v: v if v is None or isinstance(v, str) or v != v else str(v)
             )
-        frame[name] = pd.Categorical(values, dtype=dtype)
+        frame[column] = pd.Categorical(values, dtype=dtype)
     return frame
+
+
+def columns_named(features: T.Sequence[str], columns: T.Sequence[T.Any]) -> dict[str, T.Any]:
+    """The column of each of a model's feature names found among the columns.
+
+    A feature is the column of its name, or else the one whose name LightGBM writes as the
+    feature's (each space as `_`): a LightGBM booster trained on "contract type" calls it
+    "contract_type". A feature found in neither way is left out.
+    """
+    exact = set(columns)
+    saved = {names.lightgbm_name(c): c for c in columns if isinstance(c, str)}
+    found = {}
+    for feature in features:
+        if feature in exact:
+            found[feature] = feature
+        elif feature in saved:
+            found[feature] = saved[feature]
+    return found
+
+
+def in_booster_order(frame: pd.DataFrame, features: T.Sequence[str]) -> pd.DataFrame:
+    """The frame's columns in the order of a booster's features, when it has them all.
+
+    LightGBM reads a DataFrame's columns by position, not by name: the same columns in another
+    order would be predicted silently wrong. A frame that lacks a feature is left as it is
+    (for the booster to refuse, naming the count it expected).
+    """
+    found = columns_named(features, list(frame.columns))
+    if len(found) < len(features):
+        return frame
+    order = [found[feature] for feature in features]
+    return frame if list(frame.columns) == order else frame[order]

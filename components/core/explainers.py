@@ -54,7 +54,7 @@ from sklearn.base import is_classifier
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
-from components.core import categories, models
+from components.core import categories, models, names
 from components.utils import cpus, devices, factories
 
 if T.TYPE_CHECKING:  # shap (and numba under it) loads where an explanation is computed,
@@ -209,7 +209,8 @@ def source_columns(features: list[str], columns: list[str], preprocessor: T.Any)
     """The user's input column each preprocessed feature comes from.
 
     The feature's name without the prefix a ColumnTransformer adds ("num__", "cat__", ...) is
-    either a column's name (scaled, imputed, passed through), the name of a column followed
+    either a column's name (scaled, imputed, passed through; as a booster takes it, see
+    `components.core.names`), the name of a column followed
     by "_" and a category (one-hot), or ends with "_" and a column's name (a missing-value
     indicator); the longest such column wins. A feature that names no column (a polynomial
     product of two, say) keeps its own name, without the prefix.
@@ -221,7 +222,9 @@ def source_columns(features: list[str], columns: list[str], preprocessor: T.Any)
     """
     prefixes = sorted({f"{name}__" for name in _transformer_names(preprocessor)}, key=len)
     longest_first = sorted(columns, key=len, reverse=True)
-    known = set(columns)
+    # A booster's features are named as it takes them ("area ［m2］" for "area [m2]").
+    known = {names.booster_name(column): column for column in columns}
+    known.update({column: column for column in columns})
     sources = []
     for feature in features:
         bare = feature
@@ -230,7 +233,7 @@ def source_columns(features: list[str], columns: list[str], preprocessor: T.Any)
                 bare = bare.removeprefix(prefix)
                 break
         if bare in known:
-            sources.append(bare)
+            sources.append(known[bare])
             continue
         one_hot = next((c for c in longest_first if bare.startswith(f"{c}_")), None)
         # An indicator of a column's missing values is named "missingindicator_<column>".
@@ -438,7 +441,7 @@ def lightgbm_booster(estimator: T.Any) -> T.Any:
 
 
 def lightgbm_frame(booster: T.Any, features: T.Any) -> T.Any:
-    """The features as LightGBM was trained on them: its categorical columns cast back.
+    """The features as LightGBM was trained on them: in its order, its categoricals cast back.
 
     The same columns read from Parquet or CSV are text, which LightGBM refuses: they get the
     categories it was trained on, as the predictor gives them (`categories.as_categories`).
@@ -446,6 +449,7 @@ def lightgbm_frame(booster: T.Any, features: T.Any) -> T.Any:
     features = _dense(features)
     if not isinstance(features, pd.DataFrame):
         return features
+    features = categories.in_booster_order(features, booster.feature_name())
     return categories.as_categories(features, categories.lightgbm_categories(booster))
 
 

@@ -45,6 +45,8 @@ CATEGORY_CASTER = "components.core.frameworks.CategoryCaster"
 # LightGBM's model text) through their __getstate__, never as a pickle.
 XGB_BOOSTER = "xgboost.core.Booster"
 LGBM_BOOSTER = ("collections.OrderedDict", "lightgbm.basic.Booster")
+# How XGBoost's and LightGBM's preprocessing names its features (a function skops stores by name).
+BOOSTER_NAMES = "components.core.names.booster_feature_name"
 
 
 class Model(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
@@ -158,6 +160,10 @@ class Model(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
             sparse_output=False,
         )
 
+    def feature_names_out(self) -> T.Any:
+        """How the preprocessing names its features: "num__<column>", "cat__<column>_<value>"."""
+        return True
+
     def skops_trusted(self) -> tuple[str, ...]:
         """The types beyond skops' defaults that a fitted model of this kind may hold."""
         return tuple(self.TRUSTED_TYPES)
@@ -189,7 +195,9 @@ class Model(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
             transformers.append(("num", self.scaler(), self.numerical))
         if self.categorical:
             transformers.append(("cat", self.encoder(), self.categorical))
-        preprocessor = compose.ColumnTransformer(transformers, verbose_feature_names_out=True)
+        preprocessor = compose.ColumnTransformer(
+            transformers, verbose_feature_names_out=self.feature_names_out()
+        )
         if self.PANDAS_OUTPUT:
             preprocessor.set_output(transform="pandas")
         return pipeline.Pipeline([("preprocessor", preprocessor), ("estimator", self.estimator())])
@@ -394,6 +402,16 @@ class NativeCategoricalModel(Model, frozen=True):
 
         return frameworks.CategoryCaster()
 
+    def feature_names_out(self) -> T.Any:
+        """Names that the booster takes whatever the user's columns are called ("area [m2]").
+
+        The booster gets the preprocessed DataFrame, whose column names become its feature
+        names; XGBoost and LightGBM refuse some characters in those (`components.core.names`).
+        """
+        from components.core import names
+
+        return names.booster_feature_name
+
 
 class XGBRegressorModel(NativeCategoricalModel, frozen=True):
     """XGBoost's gradient-boosted trees for a numeric target (histogram method)."""
@@ -402,6 +420,7 @@ class XGBRegressorModel(NativeCategoricalModel, frozen=True):
     TASK: T.ClassVar[Task] = "regression"
     TRUSTED_TYPES: T.ClassVar[tuple[str, ...]] = (
         CATEGORY_CASTER,
+        BOOSTER_NAMES,
         XGB_BOOSTER,
         "xgboost.sklearn.XGBRegressor",
     )
@@ -421,6 +440,7 @@ class XGBClassifierModel(NativeCategoricalModel, frozen=True):
     TASK: T.ClassVar[Task] = "classification"
     TRUSTED_TYPES: T.ClassVar[tuple[str, ...]] = (
         CATEGORY_CASTER,
+        BOOSTER_NAMES,
         XGB_BOOSTER,
         "components.core.frameworks.LabelledXGBClassifier",
     )
@@ -440,6 +460,7 @@ class LGBMRegressorModel(NativeCategoricalModel, frozen=True):
     TASK: T.ClassVar[Task] = "regression"
     TRUSTED_TYPES: T.ClassVar[tuple[str, ...]] = (
         CATEGORY_CASTER,
+        BOOSTER_NAMES,
         *LGBM_BOOSTER,
         "lightgbm.sklearn.LGBMRegressor",
     )
@@ -458,6 +479,7 @@ class LGBMClassifierModel(NativeCategoricalModel, frozen=True):
     TASK: T.ClassVar[Task] = "classification"
     TRUSTED_TYPES: T.ClassVar[tuple[str, ...]] = (
         CATEGORY_CASTER,
+        BOOSTER_NAMES,
         *LGBM_BOOSTER,
         "lightgbm.sklearn.LGBMClassifier",
     )

@@ -33,6 +33,8 @@ class TrainingResult:
         profile: the reference profile stored with the version (training data, holdout
             predictions).
         card: the version's model card (Markdown).
+        warnings: what the user should know of the data and the holdout (rows dropped, a
+            column that looks like an identifier, a holdout too small to trust).
     """
 
     model_ref: ModelRef
@@ -47,6 +49,7 @@ class TrainingResult:
     seconds: float
     profile: Profile | None = None
     card: str | None = None
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)

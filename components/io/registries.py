@@ -669,8 +669,7 @@ class LightGBMPredictor(Predictor):
     def predict(self, inputs: pd.DataFrame) -> pd.DataFrame:
         """Predict with the booster, in its feature order."""
         frame = categories.as_categories(schemas.conform(inputs, self.signature), self.categories)
-        if list(frame.columns) != self.features and set(self.features) <= set(frame.columns):
-            frame = frame[self.features]
+        frame = categories.in_booster_order(frame, self.features)
         values = np.asarray(self.booster.predict(frame))
         if self.classes is None:
             return pd.DataFrame({models.PREDICTION: values})

@@ -157,6 +157,37 @@ class Job(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
             mlflow.set_tag(WARNING_TAG, "; ".join(warnings)[:5000])
 
 
+class _Collector(logging.Handler):
+    """Keeps the message of each warning a logger emits."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message not in self.messages:
+            self.messages.append(message)
+
+
+@contextlib.contextmanager
+def warnings_logged(*loggers: logging.Logger) -> T.Iterator[list[str]]:
+    """The warnings these loggers emit meanwhile, each once, in order (what a user should know).
+
+    A job's modules log what a user should know as warnings (rows dropped, a column that looks
+    like an identifier); collected, they reach the job's alert and its MLflow run (`Job.warn`)
+    rather than the step log alone.
+    """
+    collector = _Collector()
+    for each in loggers:
+        each.addHandler(collector)
+    try:
+        yield collector.messages
+    finally:
+        for each in loggers:
+            each.removeHandler(collector)
+
+
 def _forget_active_run() -> None:
     """Drop the run MLflow could not end, so this process starts clean (tests, notebooks)."""
     stack = mlflow.tracking.fluent._active_run_stack.get()

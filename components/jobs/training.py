@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 # MLflow keeps at most this many characters of a param's value.
 PARAM_LIMIT = 6000
+# Fewer held-out rows than this make metrics that one row more or less would swing.
+MIN_HOLDOUT_ROWS = 30
 
 
 class TrainingJob(base.Job, frozen=True):
@@ -94,17 +96,21 @@ class TrainingJob(base.Job, frozen=True):
     def run(self) -> results.TrainingResult:
         """Read, infer the features, split, fit, score, sign, log, keep the holdout, register."""
         started = time.perf_counter()
-        # Read the training data and find the target; rows without a value in it cannot train.
-        data = self._read()
-        # Infer the features from the column types, and check the target suits the task.
-        model, found = self._model_for(data)
-        data[self.target] = features.check_target(model.TASK, data[self.target], self.target)
-        # Hold rows out for evaluation: the latest when time-ordered, stratified for classes.
-        train, test = self._split(model, data)
-        # Fit the preprocessor and the estimator together.
-        pipeline = self._fit(model, found, train)
-        # Score on the held-out rows.
-        test_predictions, scores = self._evaluate_on_holdout(model, found, pipeline, test)
+        # What a user should know of the data (rows dropped, a column that looks like an id,
+        # a holdout too small to trust) reaches the alert and the run, not the step log alone.
+        with base.warnings_logged(logger, features.logger, splitters.logger) as noted:
+            # Read the training data and find the target; rows without a value cannot train.
+            data = self._read()
+            # Infer the features from the column types, and check the target suits the task.
+            model, found = self._model_for(data)
+            data[self.target] = features.check_target(model.TASK, data[self.target], self.target)
+            # Hold rows out for evaluation: the latest when time-ordered, stratified for classes.
+            train, test = self._split(model, data)
+            # Fit the preprocessor and the estimator together.
+            pipeline = self._fit(model, found, train)
+            # Score on the held-out rows.
+            test_predictions, scores = self._evaluate_on_holdout(model, found, pipeline, test)
+        self.warn(noted)
         # Sign the model with its inputs and outputs.
         example, signature = self._sign(found, pipeline, train)
         # Log how it was trained and how well, on which data, and the reference for inference.
@@ -135,6 +141,7 @@ class TrainingJob(base.Job, frozen=True):
             scores=scores,
             seconds=time.perf_counter() - started,
             profile=profile,
+            warnings=noted,
         )
         # Write the version's model card: its data, features, model, metrics and profile (a
         # trial keeps them on its run, for the card of the version its selection registers).
@@ -185,6 +192,13 @@ class TrainingJob(base.Job, frozen=True):
         stratify = self.target if model.TASK == "classification" else None
         train, test = self.splitter.refined(self.time_column, stratify).split(data)
         logger.info("training on %d rows, holding out %d", len(train), len(test))
+        if len(test) < MIN_HOLDOUT_ROWS:
+            logger.warning(
+                "only %d rows are held out: the holdout metrics, and the evaluation's thresholds "
+                "that they meet, rest on too few rows to trust; train on more rows or hold out "
+                "more (test_size)",
+                len(test),
+            )
         return train, test
 
     def _fit(self, model: models.Model, found: Features, train: pd.DataFrame) -> Pipeline:
@@ -326,7 +340,8 @@ class TrainingJob(base.Job, frozen=True):
         done = "Registered" if self.register_version else f"Logged trial {self.trial}'s model"
         self.alerter.notify(
             title=f"{self.KIND} succeeded",
-            message=f"{done} {result.model_ref.describe()} ({result.model_kind}).",
+            message=f"{done} {result.model_ref.describe()} ({result.model_kind})."
+            + "".join(f"\nWarning: {warning}" for warning in result.warnings),
             fields={"rows": result.rows, **{k: round(v, 4) for k, v in result.scores.items()}},
         )
 

@@ -32,6 +32,8 @@ STEP_OUTPUT = "output.log"
 _ALERT = re.compile(
     r"(?:\[SUCCEEDED\] \w+ succeeded|\[[A-Z]+\] [\w.-]+: [A-Z]+): (?P<message>.*?)(?: \| .*)?$"
 )
+# How a job's alert message gives each warning: a line of its own (`components.jobs`).
+ALERT_WARNING = "Warning: "
 # The folder of one iteration of a ParallelFor: its tasks are named `<task>-<iteration>`.
 _ITERATION = re.compile(r"for-loop-\d+-iteration-(\d+)")
 
@@ -46,6 +48,7 @@ class Step:
         succeeded: whether it exited 0.
         seconds: its wall time.
         headline: the first line of its alert (what it did), "" when it logged none.
+        warnings: the alert's warnings (what the user should know of what it did).
     """
 
     task: str
@@ -53,6 +56,7 @@ class Step:
     succeeded: bool
     seconds: float
     headline: str
+    warnings: tuple[str, ...] = ()
 
     @property
     def log(self) -> pathlib.Path:
@@ -60,9 +64,11 @@ class Step:
         return self.folder / STEP_OUTPUT
 
     def line(self) -> str:
-        """`train   done   9.8 s  Registered bike-sharing v2 (...)`."""
+        """`train   done   9.8 s  Registered bike-sharing v2 (...)`, then a line per warning."""
         outcome = "done" if self.succeeded else "FAILED"
-        return f"{self.task:<20} {outcome:<6} {self.seconds:6.1f} s  {self.headline}".rstrip()
+        first = f"{self.task:<20} {outcome:<6} {self.seconds:6.1f} s  "
+        below = "".join(f"\n{'':<{len(first)}}warning: {w}" for w in self.warnings)
+        return f"{first}{self.headline}".rstrip() + below
 
 
 class Console:
@@ -143,6 +149,8 @@ class Console:
         env = {**os.environ, **on_this_machine(env_vars or {})}
         started = time.monotonic()
         headline, also = "", ""
+        warned: list[str] = []
+        in_alert = False  # reading the lines of a multi-line alert message
         process = self.interpreters.take(full_command, env) if self.interpreters else None
         if process is None:  # no interpreter waiting, or not a command one can run
             process = subprocess.Popen(
@@ -162,12 +170,18 @@ class Console:
                 elif PROGRESS_MARK in line:
                     progress = line.split(PROGRESS_MARK, 1)[1].strip()
                     self.print(f"{task:<20} ...    {time.monotonic() - started:6.1f} s  {progress}")
-                headline = _headline(line) or headline
+                found = _headline(line)
+                if found:
+                    headline, warned, in_alert = found, [], True
+                elif in_alert and line.startswith(ALERT_WARNING):
+                    warned.append(_without_facts(line.removeprefix(ALERT_WARNING)))
+                elif line.startswith("["):  # the next record of the log: the message ended
+                    in_alert = False
                 if line.startswith(retraining.LINE_PREFIX):  # a training started in the background
                     also = line.split(f" {alerts.FACTS_SEPARATOR} ", 1)[0].strip()
             code = process.wait()
         headline = f"{headline} {also}".strip() if also else headline
-        step = Step(task, folder, code == 0, time.monotonic() - started, headline)
+        step = Step(task, folder, code == 0, time.monotonic() - started, headline, tuple(warned))
         self.steps.append(step)
         if not self.verbose:
             self.print(step.line())
@@ -200,6 +214,11 @@ def _headline(line: str) -> str:
     """The message of a logged alert's line, or ""."""
     match = _ALERT.search(line.rstrip("\n"))
     return match["message"].strip() if match else ""
+
+
+def _without_facts(line: str) -> str:
+    """A line of an alert's message without the facts that may follow it (` | rows=...`)."""
+    return line.split(f" {alerts.FACTS_SEPARATOR} ", 1)[0].strip()
 
 
 def task_folder(full_command: T.Sequence[str]) -> pathlib.Path:

@@ -296,6 +296,7 @@ def test_the_project_kinds_declare_what_their_saving_and_explaining_need():
         "numpy.dtype",
         models.SKLEARN_TREE,
         models.CATEGORY_CASTER,
+        models.BOOSTER_NAMES,
         models.XGB_BOOSTER,
         "xgboost.sklearn.XGBRegressor",
         "components.core.frameworks.LabelledXGBClassifier",

@@ -1,0 +1,168 @@
+"""Integration: a user's column names, whatever they hold, against the session's MLflow server.
+
+XGBoost refuses feature names with `[`, `]` or `<`; LightGBM refuses `,`, `:`, `"`, brackets
+and braces, and saves each space as `_`. A table with such names ("area [m2]", "rooms<5",
+"city, region", "contract type") is trained with each booster kind, loaded back with
+`mlflow.sklearn.load_model`, predicted from rows as a CSV gives them (text categories) and
+explained under the user's own names. A user's own LightGBM model trained on a categorical
+"contract type" (which its booster calls "contract_type") is predicted from text and from
+columns in another order. A training on a small table with gaps in its target and an id column
+tells each of these in its result, its MLflow run and its alert, not in the step log alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+
+import lightgbm
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+
+from components.core import explainers
+from components.io import datasets, registries
+from components.jobs import base, training
+from tests.jobs.helpers import native_model, run, settings, unique
+
+pytestmark = pytest.mark.integration
+
+FEATURES = ["area [m2]", "rooms<5", "city, region", "contract type", "note: {a}"]
+TOLERANCE = explainers.ADDITIVITY_TOLERANCE
+
+
+def table(rows: int, seed: int = 0) -> pd.DataFrame:
+    """Rows with awkwardly named features and a price that depends on three of them."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "area [m2]": rng.uniform(20, 200, rows).round(1),
+            "rooms<5": rng.integers(0, 2, rows),
+            "city, region": rng.choice(["Paris, IDF", "Lyon, ARA", None], rows),
+            "contract type": rng.choice(["month", "year", "two year"], rows),
+            "note: {a}": rng.normal(size=rows),
+        }
+    )
+    paris = (frame["city, region"] == "Paris, IDF").to_numpy()
+    frame["price"] = frame["area [m2]"] * 3000 + np.where(paris, 1e5, 0) + rng.normal(0, 2e4, rows)
+    return frame
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, pathlib.Path]:
+    """The training table (Parquet) and rows to predict as a CSV file gives them back."""
+    folder = tmp_path_factory.mktemp("column-names")
+    table(600).to_parquet(folder / "train.parquet", index=False)
+    table(80, seed=1)[FEATURES].to_csv(folder / "score.csv", index=False)
+    return {"train": folder / "train.parquet", "score": folder / "score.csv"}
+
+
+@pytest.mark.parametrize("kind", ["XGBRegressor", "LGBMRegressor"])
+def test_a_booster_trains_predicts_and_explains_on_any_column_name(tracking, files, kind):
+    name = unique("names")
+    trained = run(
+        training.TrainingJob(
+            inputs=datasets.ParquetReader(path=str(files["train"])),
+            target="price",
+            model_name=name,
+            model={"KIND": kind, "params": {"n_estimators": 40.0}},
+            **settings(tracking, unique("names")),
+        )
+    )
+    assert trained.numerical == ["area [m2]", "rooms<5", "note: {a}"]
+    assert trained.categorical == ["city, region", "contract type"]
+    assert trained.scores["r2"] > 0.8
+    model = native_model(name, int(trained.model_ref.version))
+    rows = datasets.CSVReader(path=str(files["score"])).read()  # text, as a file gives them
+    assert not isinstance(rows["city, region"].dtype, pd.CategoricalDtype)
+    predicted = np.asarray(model.predict(rows))
+    assert predicted.shape == (80,) and np.isfinite(predicted).all()
+    # Explained under the user's names, adding up to what the model predicts.
+    explainer = explainers.explainer_for(model)
+    explained = explainer.explain(model, rows, rows.head(20))
+    grouped = explained.grouped(FEATURES)
+    assert sorted(grouped.features) == sorted(FEATURES)
+    total = grouped.totals()[:, 0]
+    np.testing.assert_allclose(total, predicted, rtol=TOLERANCE, atol=TOLERANCE * 2e5)
+
+
+def test_a_users_lightgbm_model_finds_its_spaced_categorical_again(tracking, tmp_path):
+    """LightGBM saves "contract type" as "contract_type"; the text column is still cast to it."""
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(
+        {
+            "monthly charges": rng.uniform(10, 100, 500),
+            "contract type": pd.Categorical(rng.choice(["month", "year", "two year"], 500)),
+        }
+    )
+    target = np.where(
+        (frame["contract type"] == "month") & (frame["monthly charges"] > 50), "yes", "no"
+    )
+    model = lightgbm.LGBMClassifier(n_estimators=20, verbose=-1).fit(frame, target)
+    assert model.booster_.feature_name() == ["monthly_charges", "contract_type"]
+    name = unique("user-lgbm")
+    mlflow.set_experiment(unique("user-lgbm"))
+    with mlflow.start_run():
+        info = mlflow.lightgbm.log_model(
+            model,
+            name="model",
+            signature=infer_signature(frame, model.predict(frame)),
+            registered_model_name=name,
+        )
+    as_text = frame.astype({"contract type": object})  # as a CSV or Parquet file gives it
+    predictor = registries.FlavorLoader().load(
+        registries.uri_for(name, info.registered_model_version)
+    )
+    predicted = predictor.predict(as_text)
+    expected = model.predict_proba(frame)
+    np.testing.assert_allclose(
+        predicted[["probability_no", "probability_yes"]].to_numpy(), expected
+    )
+    assert list(predicted["prediction"]) == list(model.predict(frame))
+    # LightGBM reads a frame by position: columns in another order are put back in its own.
+    unsigned = registries.LightGBMPredictor(model, signature=None)
+    swapped = as_text[["contract type", "monthly charges"]]
+    np.testing.assert_allclose(
+        unsigned.predict(swapped)[["probability_no", "probability_yes"]], expected
+    )
+    explained = explainers.explainer_for(model).explain(model, swapped, swapped.head(10))
+    assert explained.grouped(list(frame.columns)).features == list(frame.columns)
+    margin = model.predict(frame, raw_score=True)
+    np.testing.assert_allclose(explained.totals()[:, 0], margin, rtol=TOLERANCE, atol=TOLERANCE)
+
+
+def test_what_a_user_should_know_of_the_data_reaches_the_result_run_and_alert(
+    tracking, tmp_path, caplog
+):
+    frame = table(80, seed=2)
+    frame.insert(0, "listing_id", [f"L{i:04d}" for i in range(80)])
+    frame.loc[[3, 7], "price"] = np.nan
+    path = tmp_path / "small.parquet"
+    frame.to_parquet(path, index=False)
+    caplog.set_level(logging.INFO)
+
+    trained = run(
+        training.TrainingJob(
+            inputs=datasets.ParquetReader(path=str(path)),
+            target="price",
+            model_name=unique("small"),
+            model={"KIND": "XGBRegressor", "params": {"n_estimators": 5.0}},
+            **settings(tracking, unique("small")),
+        )
+    )
+
+    assert len(trained.warnings) == 2 + 1, trained.warnings
+    dropped, identifier, holdout = trained.warnings
+    assert dropped == "dropping 2 rows without a value in 'price'"
+    assert identifier.startswith("categorical column 'listing_id' has 78 distinct values")
+    assert holdout.startswith("only 16 rows are held out: the holdout metrics")
+    tags = MlflowClient().get_run(trained.model_ref.run_id).data.tags
+    assert tags[base.WARNING_TAG] == "; ".join(trained.warnings)
+    alert = next(
+        r.getMessage() for r in caplog.records if "TrainingJob succeeded" in r.getMessage()
+    )
+    assert "\nWarning: only 16 rows are held out" in alert
+    assert "\nWarning: dropping 2 rows" in alert
