@@ -32,8 +32,9 @@ STEP_OUTPUT = "output.log"
 _ALERT = re.compile(
     r"(?:\[SUCCEEDED\] \w+ succeeded|\[[A-Z]+\] [\w.-]+: [A-Z]+): (?P<message>.*?)(?: \| .*)?$"
 )
-# How a job's alert message gives each warning: a line of its own (`components.jobs`).
-ALERT_WARNING = "Warning: "
+# The lines of a job's alert message that its step's line shows below it: each warning
+# (`components.jobs`), and the monitoring's headlines (`components.io.monitoring.alert_lines`).
+NOTES = ("Warning: ", "Drift: ", "Performance: ", "Challenger: ")
 # The folder of one iteration of a ParallelFor: its tasks are named `<task>-<iteration>`.
 _ITERATION = re.compile(r"for-loop-\d+-iteration-(\d+)")
 
@@ -48,7 +49,8 @@ class Step:
         succeeded: whether it exited 0.
         seconds: its wall time.
         headline: the first line of its alert (what it did), "" when it logged none.
-        warnings: the alert's warnings (what the user should know of what it did).
+        notes: the lines of its alert under the headline that a user should see: its warnings,
+            the batch's drift, its estimated performance, a challenger's comparison.
     """
 
     task: str
@@ -56,7 +58,7 @@ class Step:
     succeeded: bool
     seconds: float
     headline: str
-    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
     @property
     def log(self) -> pathlib.Path:
@@ -64,10 +66,10 @@ class Step:
         return self.folder / STEP_OUTPUT
 
     def line(self) -> str:
-        """`train   done   9.8 s  Registered bike-sharing v2 (...)`, then a line per warning."""
+        """`train   done   9.8 s  Registered bike-sharing v2 (...)`, then its notes below."""
         outcome = "done" if self.succeeded else "FAILED"
         first = f"{self.task:<20} {outcome:<6} {self.seconds:6.1f} s  "
-        below = "".join(f"\n{'':<{len(first)}}warning: {w}" for w in self.warnings)
+        below = "".join(f"\n{'':<{len(first)}}{note}" for note in self.notes)
         return f"{first}{self.headline}".rstrip() + below
 
 
@@ -149,7 +151,7 @@ class Console:
         env = {**os.environ, **on_this_machine(env_vars or {})}
         started = time.monotonic()
         headline, also = "", ""
-        warned: list[str] = []
+        notes: list[str] = []
         in_alert = False  # reading the lines of a multi-line alert message
         process = self.interpreters.take(full_command, env) if self.interpreters else None
         if process is None:  # no interpreter waiting, or not a command one can run
@@ -172,16 +174,16 @@ class Console:
                     self.print(f"{task:<20} ...    {time.monotonic() - started:6.1f} s  {progress}")
                 found = _headline(line)
                 if found:
-                    headline, warned, in_alert = found, [], True
-                elif in_alert and line.startswith(ALERT_WARNING):
-                    warned.append(_without_facts(line.removeprefix(ALERT_WARNING)))
+                    headline, notes, in_alert = found, [], True
+                elif in_alert and line.startswith(NOTES):
+                    notes.append(_without_facts(line))
                 elif line.startswith("["):  # the next record of the log: the message ended
                     in_alert = False
                 if line.startswith(retraining.LINE_PREFIX):  # a training started in the background
                     also = line.split(f" {alerts.FACTS_SEPARATOR} ", 1)[0].strip()
             code = process.wait()
         headline = f"{headline} {also}".strip() if also else headline
-        step = Step(task, folder, code == 0, time.monotonic() - started, headline, tuple(warned))
+        step = Step(task, folder, code == 0, time.monotonic() - started, headline, tuple(notes))
         self.steps.append(step)
         if not self.verbose:
             self.print(step.line())

@@ -32,6 +32,8 @@ if sys.argv[4] == "warned":  # a job's alert with warnings, each a line of its m
     print("[KFP Executor 2026-01-01 10:00:09,000 INFO]: [SUCCEEDED] TrainingJob succeeded: "
           "Registered houses v1 (XGBRegressor).")
     print("Warning: dropping 30 rows without a value in 'price'")
+    print("a line of the message that is no note")
+    print("Drift: 2 of 5 features drifted over 300 rows: income (KS p=0e+00)")
     print("Warning: only 8 rows are held out | rows=40, rmse=1.5")
     print("[KFP Executor 2026-01-01 10:00:10,000 INFO]: [END] TrainingJob")
     print("Warning: a library's line, after the alert")
@@ -179,17 +181,18 @@ def test_the_alert_step_line_says_when_it_started_a_training(tmp_path):
     )
 
 
-def test_a_steps_warnings_are_told_under_its_line(tmp_path):
+def test_a_steps_warnings_and_drift_are_told_under_its_line(tmp_path):
     out = io.StringIO()
 
     code = console.Console(out=out).run_step(command(tmp_path / "run" / "train", "warned"))
 
     assert code == 0
     lines = out.getvalue().splitlines()[1:]  # after the progress line
-    assert len(lines) == 3
+    assert len(lines) == 4
     assert lines[0].startswith("train                done")
     assert lines[0].endswith(" s  Registered houses v1 (XGBRegressor).")
     # Under the headline, without the alert's facts; what follows the alert is not one.
     indent = " " * len(lines[0].split("Registered")[0])
-    assert lines[1] == f"{indent}warning: dropping 30 rows without a value in 'price'"
-    assert lines[2] == f"{indent}warning: only 8 rows are held out"
+    assert lines[1] == f"{indent}Warning: dropping 30 rows without a value in 'price'"
+    assert lines[2] == f"{indent}Drift: 2 of 5 features drifted over 300 rows: income (KS p=0e+00)"
+    assert lines[3] == f"{indent}Warning: only 8 rows are held out"
