@@ -102,6 +102,26 @@ class PipelineHelp(argparse.Action):
         parser.exit()
 
 
+def pipeline_name(args: argparse.Namespace) -> str:
+    """The pipeline a command runs: its NAME argument, else the one its --config names.
+
+    Raises:
+        UsageError: neither names one, or the config cannot be read.
+    """
+    if args.name:
+        return str(args.name)
+    if args.config is not None:
+        from pipelines.checks import params
+
+        named = params.load_config(args.config).pipeline  # its errors are UsageErrors
+        if named:
+            return named
+    raise UsageError(
+        "name the pipeline (training, inference or lifecycle) before the options, or set "
+        "`pipeline: NAME` in the --config file"
+    )
+
+
 def add_parameter_arguments(
     parser: argparse.ArgumentParser,
     lookup: Callable[[argparse.Namespace], tuple[str, Mapping[str, Parameter]]],

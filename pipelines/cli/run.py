@@ -15,6 +15,7 @@ import time
 import typing as T
 
 from components.utils import secrets
+from pipelines.cli import options
 from pipelines.cli.guard import guarded
 from pipelines.cli.options import add_parameter_arguments
 from pipelines.common.errors import UsageError
@@ -47,7 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """
     from pipelines.checks import params
 
-    parser.add_argument("name", help="pipeline: training, inference or lifecycle")
+    parser.add_argument(
+        "name",
+        nargs="?",
+        help="pipeline: training, inference or lifecycle (default: the --config's `pipeline:`)",
+    )
     parser.add_argument(
         "--local",
         action="store_true",
@@ -82,6 +87,7 @@ def run_command(args: argparse.Namespace) -> int:
     """Validate the pipeline and its parameters, run it locally, then say where outputs are."""
     from pipelines.checks import params, preflight
 
+    args.name = options.pipeline_name(args)
     if not args.local:
         raise UsageError(
             f"`run` runs a pipeline on this machine: add --local (run {args.name} --local ...); "

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from pipelines.checks import params, preflight
+from pipelines.cli import options
 from pipelines.cli.guard import guarded
 from pipelines.cli.options import add_connection_arguments, add_parameter_arguments
 from pipelines.cluster.client import build_client, resolve_pipeline_file
@@ -20,7 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser: the `submit` sub-command parser, made with add_help=False (its --help lists
             the named pipeline's parameters, read from the compiled file).
     """
-    parser.add_argument("name", help="pipeline name: pipelines/compiled/<name>.yaml")
+    parser.add_argument(
+        "name",
+        nargs="?",
+        help="pipeline name: pipelines/compiled/<name>.yaml (default: the --config's `pipeline:`)",
+    )
     add_connection_arguments(parser)
     add_parameter_arguments(parser, _compiled_parameters)
     parser.add_argument(
@@ -53,6 +58,7 @@ def _compiled_parameters(args: argparse.Namespace) -> tuple[str, dict[str, param
 @guarded
 def submit_command(args: argparse.Namespace) -> int:
     """Upload the pipeline if it changed, start a run, print its link, optionally wait."""
+    args.name = options.pipeline_name(args)
     path = resolve_pipeline_file(args.name, args.file, args.pipelines_dir)
     # Every value is checked against the compiled file, by the steps that take it, before
     # anything reaches KFP; a run config serves every compiled pipeline of the folder.

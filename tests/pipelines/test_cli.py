@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -49,3 +50,25 @@ def test_run_without_local_says_what_to_add_and_runs_nothing(capsys, tmp_path, m
         "to run it on a KFP cluster, use `submit training --host URL`"
     ]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_config_that_names_its_pipeline_needs_no_name(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("LIFECYCLE_HOME", str(tmp_path / "home"))
+    config = tmp_path / "bikes.yaml"
+    config.write_text(
+        "pipeline: training\n"
+        "parameters: {data: demo://bike-sharing/hour.parquet, target: cnt, model_name: bikes}\n"
+    )
+    assert main(["run", "--local", "--config", str(config), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("pipeline training: every parameter checked")
+    assert re.search(r"^  model_name +bikes$", out, flags=re.M)
+    # Without a name anywhere: what to add, and nothing runs.
+    config.write_text("parameters: {target: cnt}\n")
+    for command in (["run", "--local"], ["submit", "--host", "http://127.0.0.1:9"]):
+        assert main([*command, "--config", str(config)]) == 2
+        assert capsys.readouterr().err.strip() == (
+            "error: name the pipeline (training, inference or lifecycle) before the options, "
+            "or set `pipeline: NAME` in the --config file"
+        )
+    assert not (tmp_path / "home").exists()
