@@ -33,6 +33,7 @@ import pandas as pd  # type: ignore[import-untyped]
 import pydantic as pdt
 
 from components.core import metrics, models
+from components.utils import times as times_
 
 # A period with fewer labelled rows than this is counted but not scored.
 MIN_ROWS = 30
@@ -381,7 +382,7 @@ def _text_as(text: pd.Series, kind: str, name: str, side: str, other: pd.Series)
     """Read a text key as the other side's numbers or timestamps, refusing any lossy value."""
     if kind == "datetime":
         try:
-            parsed = _parse_times(text)
+            parsed = times_.parse_times(text)
         except (ValueError, TypeError) as error:
             raise LabelsError(
                 f"key '{name}' is text in the {side} but timestamps on the other side, and "
@@ -558,7 +559,7 @@ def _timestamps(frame: pd.DataFrame, column: str) -> pd.Series:
         times = values
     else:
         try:
-            times = _parse_times(values)
+            times = times_.parse_times(values)
         except (ValueError, TypeError) as error:
             raise LabelsError(
                 f"time column '{column}' does not read as timestamps: {error}"
@@ -575,19 +576,6 @@ def _timestamps(frame: pd.DataFrame, column: str) -> pd.Series:
         # A period is the day (hour, week) as written where the row happened, not in UTC.
         times = times.dt.tz_localize(None)
     return times
-
-
-def _parse_times(values: pd.Series) -> pd.Series:
-    """Read text as timestamps: in one inferred format, else value by value; NaT if unread."""
-    with warnings.catch_warnings():
-        # pandas warns when it falls back to parsing value by value: that is the point here.
-        warnings.simplefilter("ignore", UserWarning)
-        times = pd.to_datetime(values, errors="coerce")
-        if times.isna().sum() > values.isna().sum():
-            # The format inferred from the first value can miss others ("2012-10-22" then
-            # "2012-10-22 13:00"); each value in its own format is slower but reads them all.
-            times = pd.to_datetime(values, errors="coerce", format="mixed")
-    return pd.Series(times, index=values.index, name=values.name)
 
 
 def _periods(times: pd.Series, period: str) -> pd.Series:

@@ -12,6 +12,7 @@ import pydantic as pdt
 from sklearn import model_selection
 
 from components.utils import factories
+from components.utils.times import parse_times
 
 logger = logging.getLogger(__name__)
 
@@ -107,8 +108,31 @@ class TrainTestSplitter(Splitter, frozen=True):
                 f"cannot order rows by time_column '{self.time_column}': {missing} rows have "
                 "no value; fill or drop them first"
             )
+        if not (
+            pd.api.types.is_numeric_dtype(times.dtype)
+            or pd.api.types.is_datetime64_any_dtype(times.dtype)
+        ):
+            times = self._read_as_times(times)
         order = times.reset_index(drop=True).sort_values(kind="stable").index.to_numpy()
         return order[:-n_test], order[-n_test:]
+
+    def _read_as_times(self, values: pd.Series) -> pd.Series:
+        """Text (a CSV's dates) as timestamps: as text, "12/31/2023" would follow "01/02/2024".
+
+        Raises:
+            ValueError: a value does not read as a date or time.
+        """
+        parsed = parse_times(values)
+        unread = parsed.isna().to_numpy()
+        if unread.any():
+            examples = ", ".join(repr(value) for value in values[unread].unique()[:3])
+            raise ValueError(
+                f"cannot order rows by time_column '{self.time_column}': {int(unread.sum())} "
+                f"of {len(values)} values do not read as dates or times ({examples}); write "
+                "them as ISO dates (2024-03-31 or 2024-03-31T13:00:00), or as numbers that "
+                "grow with time"
+            )
+        return parsed
 
     def _stratified(self, frame: pd.DataFrame, n_test: int) -> tuple[np.ndarray, np.ndarray]:
         classes = frame[self.stratify].astype(object).map(str)  # one type, NaN as a class

@@ -52,6 +52,26 @@ def test_time_split_refuses_missing_times():
         splitters.TrainTestSplitter(time_column="day").split(frame)
 
 
+def test_time_split_reads_text_as_dates_not_as_text():
+    """A CSV gives its dates as text: "12/31/2023" sorts after "01/02/2024" as text."""
+    days = ["01/02/2024", "12/30/2023", "01/03/2024 08:00", "12/31/2023", "01/01/2024"]
+    frame = pd.DataFrame({"day": days, "y": range(5)})
+    train, test = splitters.TrainTestSplitter(test_size=0.4, time_column="day").split(frame)
+    assert list(test["day"]) == ["01/02/2024", "01/03/2024 08:00"]
+    assert sorted(train["day"]) == ["01/01/2024", "12/30/2023", "12/31/2023"]
+
+
+def test_time_split_refuses_text_that_is_no_time():
+    frame = pd.DataFrame({"day": ["2024-01-01", "soon", "2024-01-03", "later"], "y": range(4)})
+    with pytest.raises(ValueError) as refused:
+        splitters.TrainTestSplitter(test_size=0.5, time_column="day").split(frame)
+    assert str(refused.value) == (
+        "cannot order rows by time_column 'day': 2 of 4 values do not read as dates or times "
+        "('soon', 'later'); write them as ISO dates (2024-03-31 or 2024-03-31T13:00:00), or as "
+        "numbers that grow with time"
+    )
+
+
 def test_stratified_split_keeps_the_class_proportions():
     frame = pd.DataFrame({"label": ["a"] * 90 + ["b"] * 10, "row": range(100)})
     splitter = splitters.TrainTestSplitter(stratify="label")
