@@ -135,8 +135,13 @@ def score(task: models.Task, targets: pd.Series, predictions: pd.DataFrame) -> d
             )
         )
     order = np.argsort(np.asarray(labels, dtype=object).astype(str), kind="stable")
+    # XGBoost's probabilities are float32: they sum to one within float32 rounding, which
+    # sklearn's float64 check calls not summing to one (a warning per call). Rescaled rows
+    # sum to one in float64; the loss moves by less than that rounding.
+    totals = probabilities.sum(axis=1, keepdims=True)
+    scaled = np.divide(probabilities, totals, out=probabilities.copy(), where=totals > 0)
     results["log_loss"] = float(
-        skm.log_loss(truth, probabilities[:, order], labels=[labels[i] for i in order])
+        skm.log_loss(truth, scaled[:, order], labels=[labels[i] for i in order])
     )
     return results
 

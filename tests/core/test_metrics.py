@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -94,6 +96,27 @@ def test_classification_scores_use_labels_and_probabilities():
     assert scores["f1_macro"] == pytest.approx((1 + 0.8 + 0) / 3)
     assert scores["log_loss"] == pytest.approx(-np.mean(np.log([0.8, 0.8, 0.4, 0.7])))
     assert metrics.probability_labels(predictions) == ["high", "low", "medium"]
+
+
+def test_float32_probabilities_score_without_a_warning():
+    """XGBoost's float32 rows sum to one within float32 rounding; sklearn's check is float64."""
+    rng = np.random.default_rng(0)
+    raw = rng.random((500, 3)).astype(np.float32)
+    probabilities = (raw / raw.sum(axis=1, keepdims=True)).astype(np.float32)
+    labels = np.array(["a", "b", "c"])
+    targets = pd.Series(labels[rng.integers(0, 3, 500)])
+    predictions = pd.DataFrame(
+        {
+            models.PREDICTION: labels[probabilities.argmax(axis=1)],
+            **{f"probability_{c}": probabilities[:, i] for i, c in enumerate(labels)},
+        }
+    )
+    assert not np.allclose(probabilities.astype(float).sum(axis=1), 1.0, rtol=0, atol=1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scores = metrics.score("classification", targets, predictions)
+    picked = probabilities[np.arange(500), np.searchsorted(labels, targets)].astype(float)
+    assert scores["log_loss"] == pytest.approx(-np.mean(np.log(picked)), rel=1e-6)
 
 
 def test_binary_classification_roc_auc_scores_the_second_label():
