@@ -93,6 +93,8 @@ class TrainingFacts(_Part, frozen=True):
         params_set: the parameters given explicitly; the others are the defaults.
         scores: the holdout metrics.
         profile: the reference profile's summary, one row per feature and the prediction.
+        caveats: what training warned of in the data (rows dropped, a column that looks like
+            an identifier, a holdout too small to trust).
     """
 
     data: DataFacts
@@ -105,6 +107,7 @@ class TrainingFacts(_Part, frozen=True):
     params_set: list[str] = pdt.Field(default_factory=list)
     scores: dict[str, float]
     profile: list[ProfileRow] | None = None
+    caveats: list[str] = pdt.Field(default_factory=list)
 
 
 class ChampionFacts(_Part, frozen=True):
@@ -316,6 +319,7 @@ def training_facts(
         params_set=[name for name in params_set if name in params],
         scores=_floats(result.scores),
         profile=profile,
+        caveats=list(result.warnings),
     )
 
 
@@ -470,6 +474,14 @@ def render(card: ModelCard, brief: bool = False) -> str:
             ),
         }
     )
+    if training.caveats:
+        page.add(
+            **{
+                f"{root}/Data/Caveats": _lines(
+                    "What training warned of:", *(f"- {_cell(c)}" for c in training.caveats)
+                )
+            }
+        )
     # The holdout metrics, as measured at training.
     page.add_metrics(
         section=f"{root}/Holdout metrics",

@@ -7,7 +7,8 @@ and braces, and saves each space as `_`. A table with such names ("area [m2]", "
 explained under the user's own names. A user's own LightGBM model trained on a categorical
 "contract type" (which its booster calls "contract_type") is predicted from text and from
 columns in another order. A training on a small table with gaps in its target and an id column
-tells each of these in its result, its MLflow run and its alert, not in the step log alone.
+tells each of these in its result, its MLflow run, its alert and the version's model card, not
+in the step log alone.
 """
 
 from __future__ import annotations
@@ -166,3 +167,6 @@ def test_what_a_user_should_know_of_the_data_reaches_the_result_run_and_alert(
     )
     assert "\nWarning: only 16 rows are held out" in alert
     assert "\nWarning: dropping 2 rows" in alert
+    # The version's card keeps them, for whoever reads it in the registry later.
+    assert "What training warned of:" in trained.card
+    assert "- only 16 rows are held out: the holdout metrics" in trained.card
