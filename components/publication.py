@@ -68,6 +68,8 @@ def publish_predictions(
     predictions.metadata.update(
         {"rows": result.rows, "shards": result.shards, "model": result.model_ref.describe()}
     )
+    if result.lineage is not None:  # also shown in the Kubeflow UI beside the artifact
+        predictions.metadata.update(result.lineage.metadata())
     artifacts.write_text(summary, summaries.inference_summary(result))
     artifacts.write_monitoring(drift_metrics, drift_table, drift_report, result)
     return result.rows

@@ -131,6 +131,8 @@ class PublicationJob(base.Job, frozen=True):
             shadow=summary,
             notes=notes,
             monitoring_page=page,
+            # As the one-pod predict gives its predictions (the Kubeflow UI shows it).
+            lineage=self.lineage_of(model_ref, manifest.inputs),
         )
 
     def _monitoring(
