@@ -142,6 +142,35 @@ class RegistryDecision:
 
 
 @dataclasses.dataclass(frozen=True)
+class ReferenceResult:
+    """A reference stored with a version trained elsewhere (`components.jobs.reference`).
+
+    Attributes:
+        model_ref: the version.
+        rows: rows profiled.
+        numerical: the numeric features profiled.
+        categorical: the categorical features profiled.
+        estimator: whether a performance estimator was stored too (the rows had a target).
+    """
+
+    model_ref: ModelRef
+    rows: int
+    numerical: list[str]
+    categorical: list[str]
+    estimator: bool
+
+    def describe(self) -> str:
+        """What was stored, and what it makes `predict` check, for the alert and the terminal."""
+        features = len(self.numerical) + len(self.categorical)
+        stored = "a reference profile" + (" and a performance estimator" if self.estimator else "")
+        checks = "drift and the estimated performance" if self.estimator else "drift"
+        return (
+            f"Stored {stored} of {features} features from {self.rows:,} rows with "
+            f"{self.model_ref.describe()}: predict now checks {checks} of each batch."
+        )
+
+
+@dataclasses.dataclass(frozen=True)
 class InferenceResult:
     """Predictions written.
 

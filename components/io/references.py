@@ -28,6 +28,16 @@ def log_profile(profile: drift.Profile) -> None:
     mlflow.log_text(profile.model_dump_json(), PROFILE_PATH)
 
 
+def store_profile(client: MlflowClient, run_id: str, profile: drift.Profile) -> None:
+    """Store the profile among the artifacts of a run (a model's, logged elsewhere)."""
+    client.log_text(run_id, profile.model_dump_json(), PROFILE_PATH)
+
+
+def store_estimator(client: MlflowClient, run_id: str, estimator: estimation.Estimator) -> None:
+    """Store the performance estimator among the artifacts of a run (a model's)."""
+    client.log_text(run_id, estimator.model_dump_json(), ESTIMATOR_PATH)
+
+
 def load_profile(client: MlflowClient, model_ref: ModelRef) -> drift.Profile | None:
     """The reference profile of a model, from the run that logged it; None when it has none.
 

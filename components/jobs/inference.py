@@ -159,12 +159,13 @@ class InferenceJob(base.Job, frozen=True):
             return reference, []
         why = (
             f"{model_ref.describe()} has no reference profile (a model trained before profiles "
-            "were stored, or elsewhere): drift was not checked"
+            "were stored, or elsewhere): drift was not checked; store one with `model "
+            f"reference {model_ref.name} --data ROWS --target COLUMN`"
         )
         if self.drift_policy == "fail":
             raise drift.DriftError(
-                f"{why}; with drift_policy=fail nothing is predicted unchecked: retrain the "
-                "model with this project, or set drift_policy=warn"
+                f"{why}; with drift_policy=fail nothing is predicted unchecked: store one, "
+                "or set drift_policy=warn"
             )
         return None, [why]
 
@@ -178,7 +179,8 @@ class InferenceJob(base.Job, frozen=True):
         if estimator is None:
             notes.append(
                 f"{model_ref.describe()} has no performance estimator (a model trained before "
-                "estimators were stored, or elsewhere): performance was not estimated"
+                "estimators were stored, or elsewhere): performance was not estimated; "
+                f"fit one with `model reference {model_ref.name} --data ROWS --target COLUMN`"
             )
             return None
         return estimation.EstimateCounter(estimator)

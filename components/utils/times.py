@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 
 
 def parse_times(values: pd.Series) -> pd.Series:

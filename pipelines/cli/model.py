@@ -6,10 +6,13 @@ Usage:
     python -m pipelines model rollback bikes --to 5 --reason "..."  [--force]
     python -m pipelines model approve bikes 8 [--reason "signed off by risk"]
     python -m pipelines model reject bikes 8 --reason "fails the fairness review"
+    python -m pipelines model reference churn --data validation.parquet --target churned
 
 The registry is MLflow's at $MLFLOW_TRACKING_URI (else the local store that local runs use).
 Each command that moves or decides records a Champion history entry on the registered model
 and alerts (Slack when SLACK_WEBHOOK_URL is set); one that is refused changes nothing.
+`reference` gives a version trained elsewhere the profile and estimator that `predict` checks
+each batch's drift and performance against (`components.jobs.reference`).
 """
 
 from __future__ import annotations
@@ -42,7 +45,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     approve = actions.add_parser("approve", help="Promote a version awaiting approval.")
     reject = actions.add_parser("reject", help="Refuse a version awaiting approval.")
-    for sub in (history, rollback, approve, reject):
+    reference = actions.add_parser(
+        "reference",
+        help="Store what predict checks drift and performance against, for a version trained "
+        "elsewhere.",
+    )
+    reference.add_argument(
+        "--data",
+        required=True,
+        help="labelled rows, ideally not trained on (a validation set): Parquet or CSV",
+    )
+    reference.add_argument(
+        "--target",
+        default=None,
+        help="the column of the true values: also fits the performance estimator",
+    )
+    reference.add_argument(
+        "--version", default=None, help="the version (default: the one --alias names)"
+    )
+    reference.add_argument(
+        "--replace", action="store_true", help="store over the reference the version has"
+    )
+    for sub in (history, rollback, approve, reject, reference):
         sub.add_argument("name", help="registered model name")
     for sub in (approve, reject):
         sub.add_argument("version", type=int, help="the version awaiting approval")
@@ -51,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "--reason", required=sub is not approve, default=None, help="why, for the history"
         )
         sub.add_argument("--by", default=None, help="who decides (default: $LIFECYCLE_USER, login)")
-    for sub in (history, rollback, approve, reject):
+    for sub in (history, rollback, approve, reject, reference):
         sub.add_argument("--alias", default="Champion", help="the serving alias (default Champion)")
         sub.set_defaults(handler=model_command)
 
@@ -62,8 +86,9 @@ def model_command(args: argparse.Namespace) -> int:
     # Here, not at the top: they load MLflow, which every other command would wait for.
     from mlflow.exceptions import MlflowException
 
-    from components.io import history, registries
-    from components.jobs import promotion, rejection, rollback
+    from components.core import drift, features, schemas
+    from components.io import datasets, history, registries
+    from components.jobs import promotion, reference, rejection, rollback
 
     refusals = (
         history.HistoryError,
@@ -71,6 +96,11 @@ def model_command(args: argparse.Namespace) -> int:
         rollback.RollbackError,
         rejection.RejectionError,
         promotion.PromotionError,
+        reference.ReferenceError,
+        datasets.DatasetError,
+        schemas.ValidationError,
+        features.FeatureError,
+        drift.DriftError,
     )
     try:
         return _COMMANDS[args.model_command](args)
@@ -163,6 +193,21 @@ def _reject(args: argparse.Namespace) -> int:
     return _done(job.run().entry.line())
 
 
+def _reference(args: argparse.Namespace) -> int:
+    from components.io import datasets
+    from components.jobs.reference import ReferenceJob
+
+    job = ReferenceJob(
+        inputs=datasets.reader_for(args.data),
+        model_name=args.name,
+        alias_or_version=int(args.version) if args.version else args.alias,
+        target=args.target,
+        replace=args.replace,
+    )
+    with job:
+        return _done(job.run().describe())
+
+
 def _done(line: str) -> int:
     print(line)
     return 0
@@ -173,4 +218,5 @@ _COMMANDS: dict[str, T.Callable[[argparse.Namespace], int]] = {
     "rollback": _rollback,
     "approve": _approve,
     "reject": _reject,
+    "reference": _reference,
 }

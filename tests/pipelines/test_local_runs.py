@@ -500,9 +500,7 @@ def test_sharded_inference_publishes_the_rows_of_one_pod(sharded, inferred):
     samples = pd.read_parquet(sharded.output("explain-2", "samples_explanations"))
     assert len(samples) == 50
     # The published dataset names its model as one pod's predictions do (the outputs' lines).
-    assert outcomes.versions(sharded.run_dir)["publish-predictions"] == (
-        f"{sharded.model_name} v1"
-    )
+    assert outcomes.versions(sharded.run_dir)["publish-predictions"] == (f"{sharded.model_name} v1")
 
 
 def test_sharded_inference_alert_counts_the_rows_of_every_shard(sharded):
