@@ -2,7 +2,8 @@
 
 A user's columns may be named anything ("area [m2]", "rooms<5", "city, region"), but XGBoost
 refuses feature names that hold `[`, `]` or `<`, and LightGBM refuses `"`, `,`, `:`, `[`, `]`,
-`{` and `}` and writes each space as `_` in the booster it saves. Both get their DataFrame's
+`{` and `}`, fails on a tab or a line break, and writes each space as `_` in the booster it
+saves. Both get their DataFrame's
 column names as feature names, so:
 
 - the project's XGBoost and LightGBM models name their preprocessed features with
@@ -17,9 +18,11 @@ This module imports nothing but the standard library: a saved model refers to
 
 from __future__ import annotations
 
-# Each character that XGBoost or LightGBM refuses in a feature name, and its full-width form.
+# Each character that XGBoost or LightGBM refuses in a feature name, and its full-width form;
+# a tab or a line break (LightGBM's saved model cannot hold one) as a space.
 _LOOK_ALIKES = str.maketrans(
     {"[": "［", "]": "］", "<": "＜", "{": "｛", "}": "｝", ",": "，", ":": "：", '"': "＂"}
+    | dict.fromkeys("\t\n\r\v\f", " ")
 )
 
 

@@ -1,14 +1,14 @@
 """Integration: a user's column names, whatever they hold, against the session's MLflow server.
 
 XGBoost refuses feature names with `[`, `]` or `<`; LightGBM refuses `,`, `:`, `"`, brackets
-and braces, and saves each space as `_`. A table with such names ("area [m2]", "rooms<5",
-"city, region", "contract type") is trained with each booster kind, loaded back with
-`mlflow.sklearn.load_model`, predicted from rows as a CSV gives them (text categories) and
-explained under the user's own names. A user's own LightGBM model trained on a categorical
-"contract type" (which its booster calls "contract_type") is predicted from text and from
-columns in another order. A training on a small table with gaps in its target and an id column
-tells each of these in its result, its MLflow run, its alert and the version's model card, not
-in the step log alone.
+and braces, fails on a tab, and saves each space as `_`. A table with such names ("area [m2]",
+"rooms<5", "city, region", "contract type", "note:<tab>{a}") is trained with each booster
+kind, loaded back with `mlflow.sklearn.load_model`, predicted from rows as a CSV gives them
+(text categories) and explained under the user's own names. A user's own LightGBM model
+trained on a categorical "contract type" (which its booster calls "contract_type") is
+predicted from text and from columns in another order. A training on a small table with gaps
+in its target and an id column tells each of these in its result, its MLflow run, its alert and
+the version's model card, not in the step log alone.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from tests.jobs.helpers import native_model, run, settings, unique
 
 pytestmark = pytest.mark.integration
 
-FEATURES = ["area [m2]", "rooms<5", "city, region", "contract type", "note: {a}"]
+FEATURES = ["area [m2]", "rooms<5", "city, region", "contract type", "note:\t{a}"]
 TOLERANCE = explainers.ADDITIVITY_TOLERANCE
 
 
@@ -44,7 +44,7 @@ def table(rows: int, seed: int = 0) -> pd.DataFrame:
             "rooms<5": rng.integers(0, 2, rows),
             "city, region": rng.choice(["Paris, IDF", "Lyon, ARA", None], rows),
             "contract type": rng.choice(["month", "year", "two year"], rows),
-            "note: {a}": rng.normal(size=rows),
+            "note:\t{a}": rng.normal(size=rows),
         }
     )
     paris = (frame["city, region"] == "Paris, IDF").to_numpy()
@@ -73,7 +73,7 @@ def test_a_booster_trains_predicts_and_explains_on_any_column_name(tracking, fil
             **settings(tracking, unique("names")),
         )
     )
-    assert trained.numerical == ["area [m2]", "rooms<5", "note: {a}"]
+    assert trained.numerical == ["area [m2]", "rooms<5", "note:\t{a}"]
     assert trained.categorical == ["city, region", "contract type"]
     assert trained.scores["r2"] > 0.8
     model = native_model(name, int(trained.model_ref.version))
