@@ -61,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the column of the true values: also fits the performance estimator",
     )
     reference.add_argument(
-        "--version", default=None, help="the version (default: the one --alias names)"
+        "--version", type=int, default=None, help="the version (default: the one --alias names)"
     )
     reference.add_argument(
         "--replace", action="store_true", help="store over the reference the version has"
@@ -200,7 +200,7 @@ def _reference(args: argparse.Namespace) -> int:
     job = ReferenceJob(
         inputs=datasets.reader_for(args.data),
         model_name=args.name,
-        alias_or_version=int(args.version) if args.version else args.alias,
+        alias_or_version=args.version if args.version is not None else args.alias,
         target=args.target,
         replace=args.replace,
     )
