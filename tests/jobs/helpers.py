@@ -9,6 +9,7 @@ import uuid
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.models import infer_signature
 
 from components.core import explainers, schemas
 from components.io import alerts, registries, services
@@ -81,6 +82,19 @@ def with_demand(frame: pd.DataFrame) -> pd.DataFrame:
 def listing(directory: pathlib.Path) -> list[str]:
     """Every entry of a directory, hidden temporary files included."""
     return sorted(path.name for path in directory.iterdir())
+
+
+def register_as_a_notebook(name: str, flavor: str, model: T.Any, frame: pd.DataFrame) -> int:
+    """Log a model with its framework's flavour (`mlflow.<flavor>`) and a signature inferred
+    from `frame` and its predictions, in a run of its own, and register it; its version."""
+    with mlflow.start_run():
+        info = getattr(mlflow, flavor).log_model(
+            model,
+            name="model",
+            signature=infer_signature(frame, model.predict(frame)),
+            registered_model_name=name,
+        )
+    return int(info.registered_model_version)
 
 
 def native_model(name: str, version: int) -> T.Any:

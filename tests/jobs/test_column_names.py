@@ -21,13 +21,12 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from components.core import explainers
 from components.io import datasets, registries
 from components.jobs import base, training
-from tests.jobs.helpers import native_model, run, settings, unique
+from tests.jobs.helpers import native_model, register_as_a_notebook, run, settings, unique
 
 pytestmark = pytest.mark.integration
 
@@ -106,17 +105,9 @@ def test_a_users_lightgbm_model_finds_its_spaced_categorical_again(tracking, tmp
     assert model.booster_.feature_name() == ["monthly_charges", "contract_type"]
     name = unique("user-lgbm")
     mlflow.set_experiment(unique("user-lgbm"))
-    with mlflow.start_run():
-        info = mlflow.lightgbm.log_model(
-            model,
-            name="model",
-            signature=infer_signature(frame, model.predict(frame)),
-            registered_model_name=name,
-        )
+    version = register_as_a_notebook(name, "lightgbm", model, frame)
     as_text = frame.astype({"contract type": object})  # as a CSV or Parquet file gives it
-    predictor = registries.FlavorLoader().load(
-        registries.uri_for(name, info.registered_model_version)
-    )
+    predictor = registries.FlavorLoader().load(registries.uri_for(name, version))
     predicted = predictor.predict(as_text)
     expected = model.predict_proba(frame)
     np.testing.assert_allclose(

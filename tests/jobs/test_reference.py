@@ -16,14 +16,13 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from components.io import datasets, references, registries
 from components.jobs.inference import InferenceJob
 from components.jobs.reference import ReferenceError, ReferenceJob
 from pipelines.cli import main
-from tests.jobs.helpers import run, settings, unique
+from tests.jobs.helpers import register_as_a_notebook, run, settings, unique
 
 pytestmark = pytest.mark.integration
 
@@ -52,14 +51,8 @@ def notebook_model(mlflow_server, tmp_path_factory) -> dict[str, str]:
     model = lightgbm.LGBMClassifier(n_estimators=30, verbose=-1).fit(features, train["churned"])
     name = unique("notebook-churn")
     mlflow.set_experiment(unique("notebook"))
-    with mlflow.start_run():
-        info = mlflow.lightgbm.log_model(
-            model,
-            name="model",
-            signature=infer_signature(features, model.predict(features)),
-            registered_model_name=name,
-        )
-    MlflowClient().set_registered_model_alias(name, "Champion", info.registered_model_version)
+    version = register_as_a_notebook(name, "lightgbm", model, features)
+    MlflowClient().set_registered_model_alias(name, "Champion", str(version))
     folder = tmp_path_factory.mktemp("reference")
     rows(600, seed=1).to_csv(folder / "validation.csv", index=False)
     shifted = rows(400, seed=2).drop(columns="churned")

@@ -11,29 +11,18 @@ from __future__ import annotations
 import json
 
 import lightgbm as lgb
-import mlflow
 import numpy as np
 import pytest
 import xgboost as xgb
-from mlflow.models import infer_signature
 from sklearn import metrics as skm
 from sklearn.preprocessing import LabelEncoder
 
 from components.io import datasets, flavors
 from components.jobs import evaluation, promotion
 from tests.io.test_flavors import categorical, penguins
-from tests.jobs.helpers import run, settings, unique
+from tests.jobs.helpers import register_as_a_notebook, run, settings, unique
 
 pytestmark = pytest.mark.integration
-
-
-def register(name: str, flavor: str, model, frame) -> None:
-    """Log a model with its framework's flavour and a signature, and register it."""
-    with mlflow.start_run():
-        getattr(mlflow, flavor).log_model(
-            model, name="model", signature=infer_signature(frame, model.predict(frame)),
-            registered_model_name=name,
-        )  # fmt: skip
 
 
 def test_a_registered_lightgbm_model_is_evaluated_promoted_and_challenged(mlflow_server, tmp_path):
@@ -45,7 +34,7 @@ def test_a_registered_lightgbm_model_is_evaluated_promoted_and_challenged(mlflow
     holdout.to_parquet(tmp_path / "holdout.parquet", index=False)  # categoricals as text
     lightgbm = lgb.LGBMClassifier(n_estimators=20, num_leaves=7, n_jobs=1, verbose=-1)
     lightgbm.fit(categorical(train), train["species"])  # LightGBM keeps the text labels
-    register(name, "lightgbm", lightgbm, categorical(train))
+    register_as_a_notebook(name, "lightgbm", lightgbm, categorical(train))
 
     def evaluate():
         return run(
@@ -76,7 +65,7 @@ def test_a_registered_lightgbm_model_is_evaluated_promoted_and_challenged(mlflow
     encoder = LabelEncoder().fit(train["species"])
     booster = xgb.XGBClassifier(n_estimators=20, max_depth=3, n_jobs=1, enable_categorical=True)
     booster.fit(categorical(train), encoder.transform(train["species"]))
-    register(name, "xgboost", booster, categorical(train))
+    register_as_a_notebook(name, "xgboost", booster, categorical(train))
     mapping = json.dumps(list(encoder.classes_))
     client.set_model_version_tag(name, "2", flavors.LABEL_MAPPING_TAG, mapping)
     challenged = evaluate()
