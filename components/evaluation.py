@@ -68,8 +68,9 @@ def evaluate(
     if result.curves is not None:
         curves = result.curves
         classification_metrics.log_confusion_matrix(curves.labels, curves.confusion_matrix)
-        roc = curves.roc
-        classification_metrics.log_roc_curve(roc["fpr"], roc["tpr"], roc["thresholds"])
+        if curves.roc is not None:
+            roc = curves.roc
+            classification_metrics.log_roc_curve(roc["fpr"], roc["tpr"], roc["thresholds"])
     artifacts.write_text(report, result.report or reports.evaluation_page(result))
     artifacts.write_text(summary, reports.evaluation_summary(result))
     artifacts.write_text(card, result.card or cards.missing(result.candidate_ref))

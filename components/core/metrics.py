@@ -193,6 +193,19 @@ def confusion(targets: pd.Series, predicted: pd.Series, labels: list[T.Any]) -> 
     return matrix.astype(int).tolist()
 
 
+def roc_class(targets: pd.Series, labels: list[str]) -> str | None:
+    """The class whose ROC curve against the rest is drawn, or None when no class has one.
+
+    The last label (the positive class of a binary model: 1, True, "yes"), unless the targets
+    lack it or hold nothing else: a curve needs rows of the class and rows of the rest. Then
+    the last label that has both; None when the targets hold fewer than two of the labels.
+    """
+    present = set(as_labels(targets, labels))
+    if len(present & set(labels)) < 2:
+        return None
+    return next(label for label in reversed(labels) if label in present)
+
+
 def roc(targets: pd.Series, scores: np.ndarray, positive: T.Any) -> dict[str, list[float]]:
     """The ROC curve of one class against the rest, thinned to at most 200 points."""
     positive = str(positive)

@@ -343,10 +343,10 @@ def evaluation_charts(result: results.EvaluationResult) -> list[str]:
     """Confusion matrix and ROC for a classifier; predicted against actual for a regressor."""
     if result.curves is not None:
         curves = result.curves
-        return [
-            confusion_chart(curves.labels, curves.confusion_matrix),
-            roc_chart(curves.roc, curves.roc_positive),
-        ]
+        charts = [confusion_chart(curves.labels, curves.confusion_matrix)]
+        if curves.roc is not None:
+            charts.append(roc_chart(curves.roc, curves.roc_positive))
+        return charts
     return [residuals_chart(result.targets, result.predicted)]
 
 

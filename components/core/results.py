@@ -54,12 +54,16 @@ class TrainingResult:
 
 @dataclasses.dataclass(frozen=True)
 class Curves:
-    """A classifier's confusion matrix and the ROC curve of one class against the rest."""
+    """A classifier's confusion matrix and the ROC curve of one class against the rest.
+
+    `roc` is None (and `roc_positive` "") when the targets hold fewer than two classes, so
+    that no class has a curve; see `metrics.roc_class` for the class drawn.
+    """
 
     labels: list[str]
     confusion_matrix: list[list[int]]
     roc_positive: str
-    roc: dict[str, list[float]]
+    roc: dict[str, list[float]] | None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import pathlib
 import shutil
 import typing as T
@@ -37,9 +38,15 @@ def copy_data(source: str, destination: str) -> None:
 
 
 def log_metrics(artifact: T.Any, scores: T.Mapping[str, float], prefix: str = "") -> None:
-    """Log scalar metrics on a Metrics artifact (shown in the Kubeflow UI)."""
+    """Log scalar metrics on a Metrics artifact (shown in the Kubeflow UI).
+
+    A metric that is not a finite number (sklearn's r2 of one row is NaN) is left out: an
+    artifact's metadata is a protobuf Struct, which cannot hold NaN or infinities, and one such
+    value fails the whole step when KFP writes its outputs. The step's MLflow run keeps it.
+    """
     for name, value in scores.items():
-        artifact.log_metric(prefix + name, float(value))
+        if math.isfinite(float(value)):
+            artifact.log_metric(prefix + name, float(value))
 
 
 # Metadata key of a Dataset artifact that only points at data stored elsewhere (see docs/data.md).

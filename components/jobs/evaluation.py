@@ -178,12 +178,14 @@ class EvaluationJob(base.Job, frozen=True):
     @staticmethod
     def _curves(targets, predictions) -> results.Curves:
         labels = [str(label) for label in metrics.probability_labels(predictions)]
-        positive = labels[-1]
+        positive = metrics.roc_class(targets, labels)
+        roc = None
+        if positive is not None:
+            scores = predictions[models.probability_column(positive)].to_numpy()
+            roc = metrics.roc(targets, scores, positive)
         return results.Curves(
             labels=labels,
             confusion_matrix=metrics.confusion(targets, predictions[models.PREDICTION], labels),
-            roc_positive=positive,
-            roc=metrics.roc(
-                targets, predictions[models.probability_column(positive)].to_numpy(), positive
-            ),
+            roc_positive=positive or "",
+            roc=roc,
         )

@@ -178,9 +178,10 @@ class InferenceJob(base.Job, frozen=True):
         estimator = references.load_estimator(client, model_ref)
         if estimator is None:
             notes.append(
-                f"{model_ref.describe()} has no performance estimator (a model trained before "
-                "estimators were stored, or elsewhere): performance was not estimated; "
-                f"fit one with `model reference {model_ref.name} --data ROWS --target COLUMN`"
+                f"{model_ref.describe()} has no performance estimator (trained elsewhere, "
+                "before estimators were stored, or on a holdout that could not fit one: see "
+                "its training warnings): performance was not estimated; fit one with "
+                f"`model reference {model_ref.name} --data ROWS --target COLUMN`"
             )
             return None
         return estimation.EstimateCounter(estimator)

@@ -110,13 +110,16 @@ class TrainingJob(base.Job, frozen=True):
             pipeline = self._fit(model, found, train)
             # Score on the held-out rows.
             test_predictions, scores = self._evaluate_on_holdout(model, found, pipeline, test)
+            # Sign the model with its inputs and outputs.
+            example, signature = self._sign(found, pipeline, train)
+            # Log how it was trained and how well, on which data, and the references for
+            # inference (a holdout that cannot fit the performance estimator is told).
+            hyperparameters = self._log_training(
+                model, found, pipeline, len(train), len(test), scores
+            )
+            source, digest = self._log_input(data)
+            profile = self._log_reference(model, found, pipeline, train, test, test_predictions)
         self.warn(noted)
-        # Sign the model with its inputs and outputs.
-        example, signature = self._sign(found, pipeline, train)
-        # Log how it was trained and how well, on which data, and the reference for inference.
-        hyperparameters = self._log_training(model, found, pipeline, len(train), len(test), scores)
-        source, digest = self._log_input(data)
-        profile = self._log_reference(model, found, pipeline, train, test, test_predictions)
         # Keep the held-out rows for the evaluation job, before registering: a failure here
         # must not leave a version behind.
         if self.holdout is not None:
@@ -294,7 +297,11 @@ class TrainingJob(base.Job, frozen=True):
                 estimation.fit(model.TASK, test[self.target], test_predictions)
             )
         except ValueError as error:  # e.g. a class absent from the holdout: no estimate
-            logger.warning("no performance estimator for this version: %s", error)
+            logger.warning(
+                "no performance estimator for this version (predict will not estimate its "
+                "performance): %s; a larger holdout (test_size) may hold every class",
+                error,
+            )
         return reference
 
     def _card(

@@ -135,28 +135,46 @@ class TrainTestSplitter(Splitter, frozen=True):
         return parsed
 
     def _stratified(self, frame: pd.DataFrame, n_test: int) -> tuple[np.ndarray, np.ndarray]:
+        """A draw that keeps each class's share in the holdout.
+
+        A class of a single row cannot be on both sides: its row trains, and the other classes
+        are stratified (one rare label must not cost every class its share). When the rest
+        cannot be stratified either (more classes than rows on a side), the holdout is a plain
+        random draw, with a warning.
+        """
         classes = frame[self.stratify].astype(object).map(str)  # one type, NaN as a class
         counts = classes.value_counts()
-        n_train = len(frame) - n_test
-        reason = None
-        if counts.min() < 2:
-            single = counts[counts < 2].index.tolist()
+        single = counts[counts < 2].index.tolist()
+        alone = classes.isin(single).to_numpy()
+        if single:
             shown = ", ".join(repr(c) for c in single[:5]) + (" ..." if len(single) > 5 else "")
-            reason = f"class(es) {shown} of '{self.stratify}' have a single row"
-        elif len(counts) > min(n_test, n_train):
+            logger.warning(
+                "class(es) %s of '%s' have a single row: it trains, and the holdout is "
+                "stratified on the other classes",
+                shown,
+                self.stratify,
+            )
+        rest = np.flatnonzero(~alone)
+        n_train = len(rest) - n_test
+        classes_left = len(counts) - len(single)
+        reason = None
+        if n_train < 1:
+            reason = f"only {len(rest)} rows are of classes with more than one row"
+        elif classes_left > min(n_test, n_train):
             reason = (
-                f"'{self.stratify}' has {len(counts)} classes, more than the {n_test} held-out "
+                f"'{self.stratify}' has {classes_left} classes, more than the {n_test} held-out "
                 f"and {n_train} training rows can each cover"
             )
         if reason is None:
             try:
-                return model_selection.train_test_split(
-                    np.arange(len(frame)),
+                train, test = model_selection.train_test_split(
+                    rest,
                     test_size=n_test,
                     random_state=self.random_state,
                     shuffle=True,
-                    stratify=classes.to_numpy(),
+                    stratify=classes.to_numpy()[rest],
                 )
+                return np.concatenate([train, np.flatnonzero(alone)]), test
             except ValueError as error:
                 reason = str(error)
         logger.warning(

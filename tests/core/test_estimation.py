@@ -304,15 +304,35 @@ def test_missing_probabilities_or_predictions_are_refused_with_their_count(binar
         estimation.fit("regression", targets, predictions.rename(columns={"prediction": "p"}))
 
 
-def test_a_single_class_or_a_class_never_seen_in_the_holdout_is_refused(binary, multiclass):
+def test_a_single_class_is_refused(binary):
     targets, predictions = predictions_of(binary)
     ones = targets == 1
     with pytest.raises(ValueError, match=r"a single class \('1'\): calibration needs at least two"):
         estimation.fit("classification", targets[ones], predictions[ones.to_numpy()])
-    targets, predictions = predictions_of(multiclass)
-    kept = (targets != 2).to_numpy()
-    with pytest.raises(ValueError, match="class\\(es\\) '2' have no row in the holdout's targets"):
-        estimation.fit("classification", targets[kept], predictions[kept])
+
+
+def test_a_class_the_holdout_lacks_is_calibrated_as_never_true(multiclass):
+    """A multiclass model's rare class may have no holdout row (a class of one row trains):
+    the estimator still serves the other classes, and its estimate covers fresh rows that
+    lack the class as well, though the model predicts it for some of them."""
+    holdout = multiclass.holdout[multiclass.holdout["y"] != 2]
+    estimator = estimation.fit("classification", holdout["y"], multiclass.predictions(holdout))
+    fitted = estimator.fitted
+    assert isinstance(fitted, estimation.Calibration)
+    assert fitted.absent == ["2"] and fitted.scored == [0, 1]
+    assert max(fitted.classes[2].y) == 0.0
+    fresh = multiclass.clean[multiclass.clean["y"] != 2]
+    assert (multiclass.predictions(fresh)["prediction"] == 2).sum() > 50
+    case = dataclasses.replace(multiclass, estimator=estimator)
+    estimate = estimated(case, fresh)
+    assert [metric.metric for metric in estimate.estimates] == ["accuracy", "f1_macro", "roc_auc"]
+    assert_within_band(estimate, case.realised(fresh))
+    again = estimation.Estimator.model_validate_json(estimator.model_dump_json())
+    assert again == estimator
+    # An estimator stored before `absent` existed still loads, with no class absent.
+    stored = multiclass.estimator.model_dump(mode="json")
+    del stored["fitted"]["absent"]
+    assert estimation.Estimator.model_validate(stored).fitted.absent == []
 
 
 def test_labels_that_are_not_the_models_classes_are_refused(binary):

@@ -81,16 +81,28 @@ def test_stratified_split_keeps_the_class_proportions():
     pd.testing.assert_frame_equal(test, splitter.split(frame)[1])
 
 
-def test_stratified_split_falls_back_with_a_warning(caplog):
-    frame = pd.DataFrame({"label": [0] * 9 + [1] * 9 + [7], "row": range(19)})
+def test_a_class_of_one_row_trains_and_the_others_stay_stratified(caplog):
+    frame = pd.DataFrame({"label": [0] * 50 + [1] * 30 + [2] * 20 + [7], "row": range(101)})
     with caplog.at_level(logging.WARNING):
         train, test = splitters.TrainTestSplitter(stratify="label").split(frame)
-    assert (len(train), len(test)) == (15, 4)
+    assert test["label"].value_counts().to_dict() == {0: 10, 1: 6, 2: 4}
+    assert 7 in set(train["label"])
+    assert set(train["row"]) | set(test["row"]) == set(range(101)) and len(train) == 81
     assert (
-        "cannot stratify the holdout on 'label' (class(es) '7' of 'label' have a single row)"
-        in caplog.text
+        "class(es) '7' of 'label' have a single row: it trains, and the holdout is stratified "
+        "on the other classes" in caplog.text
     )
-    assert "holding out a plain random 4 rows" in caplog.text
+    assert "the holdout has no row of class(es) 7 of 'label'" in caplog.text
+    assert "plain random" not in caplog.text
+
+
+def test_stratified_split_falls_back_with_a_warning(caplog):
+    frame = pd.DataFrame({"label": list("abcdefgh") + ["z", "z"]})
+    with caplog.at_level(logging.WARNING):
+        train, test = splitters.TrainTestSplitter(stratify="label").split(frame)
+    assert (len(train), len(test)) == (8, 2)
+    assert "cannot stratify the holdout on 'label' (only 2 rows are of classes" in caplog.text
+    assert "holding out a plain random 2 rows" in caplog.text
 
 
 def test_stratified_split_falls_back_when_classes_outnumber_the_holdout(caplog):
