@@ -622,3 +622,37 @@ def test_csv_reader_can_keep_na_as_text(tmp_path):
     only_empty = datasets.CSVReader(path=str(path), null_values=[""]).read()
     assert only_empty["continent"].isna().tolist() == [False, False, True]
     assert only_empty["continent"].iloc[0] == "NA"
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2", ".lz4"])
+def test_compressed_csv_is_read_and_written_as_csv(tmp_path, suffix):
+    original = pd.DataFrame({"id": [1, 2, 3], "label": ["a", None, "c, d"]})
+    path = tmp_path / f"rows.csv{suffix}"
+    assert datasets.reader_config(str(path).upper())["KIND"] == "CSVReader"
+    assert datasets.writer_config(f"s3://b/out.CSV{suffix}?region=x")["KIND"] == "CSVWriter"
+    datasets.writer_for(str(path)).write(original)
+    # The file is compressed, as its name says: pyarrow's own stream reader decodes it.
+    with pa.input_stream(str(path), compression=datasets.compression(str(path))) as stream:
+        assert stream.read().decode().splitlines()[0] == '"id","label"'
+    assert not path.read_bytes().startswith(b'"id"')
+    pd.testing.assert_frame_equal(datasets.reader_for(str(path)).read(), original)
+    # A folder of compressed parts reads as one dataset.
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for part in range(2):
+        datasets.CSVWriter(path=str(folder / f"part-{part}.csv{suffix}")).write(original)
+    assert len(datasets.CSVReader(path=str(folder)).read()) == 6
+
+
+def test_a_folder_of_csv_read_as_parquet_names_the_reader_to_set(tmp_path):
+    folder = tmp_path / "to-score"
+    folder.mkdir()
+    pd.DataFrame({"a": [1, 2]}).to_csv(folder / "part-0.csv", index=False)
+    with pytest.raises(datasets.DatasetError) as refused:
+        datasets.reader_for(str(folder)).dataset()
+    message = str(refused.value)
+    assert message.startswith(f"cannot open ParquetReader input {folder}: ")
+    assert "for CSV files set the reader, e.g. `reader: {KIND: CSVReader}`" in message
+    with pytest.raises(datasets.DatasetError) as missing:
+        datasets.reader_for(str(tmp_path / "nope.parquet")).dataset()
+    assert "for CSV" not in str(missing.value)

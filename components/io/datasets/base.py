@@ -36,6 +36,25 @@ def extension(path: str) -> str:
     return "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
 
 
+# Compression a text format's file may carry, by the suffix after its own (`.csv.gz`); pyarrow
+# reads and writes these as streams. Parquet compresses inside the file: never suffixed. Not
+# `.zst`: pyarrow 25's datasets read a `.zst` file's schema from its compressed bytes.
+COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".lz4": "lz4"}
+
+
+def has_extension(path: str, extensions: T.Iterable[str]) -> bool:
+    """Whether a path's or URI's name ends with one of the extensions (`.csv`, `.csv.gz`)."""
+    if "://" in path:
+        path = path.split("?", 1)[0]
+    name = path.rstrip("/").rsplit("/", 1)[-1].lower()
+    return any(name.endswith(suffix) and len(name) > len(suffix) for suffix in extensions)
+
+
+def compression(path: str) -> str | None:
+    """The stream compression a path's suffix names (`gzip` for `x.csv.gz`), or None."""
+    return COMPRESSIONS.get(extension(path))
+
+
 class DatasetError(ValueError):
     """A dataset cannot be read or written; the message names the path and the cause."""
 
@@ -105,7 +124,7 @@ class Reader(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     @classmethod
     def chosen_for(cls, path: str) -> bool:
         """Whether this kind reads `path` when no KIND is given: by its extension."""
-        return extension(path) in cls.EXTENSIONS
+        return has_extension(path, cls.EXTENSIONS)
 
     @abc.abstractmethod
     def format(self) -> pads.FileFormat:
@@ -139,7 +158,17 @@ class Reader(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
             )
             return dataset.replace_schema(self.inspect(dataset))
         except (pa.ArrowException, OSError) as error:
-            raise DatasetError(f"cannot open {self.KIND} input {self.path}: {error}") from error
+            raise DatasetError(
+                f"cannot open {self.KIND} input {self.path}: {error}{self.format_hint(error)}"
+            ) from error
+
+    def format_hint(self, error: Exception) -> str:
+        """What to set when a file is not of this kind's format ("" when that is not the cause).
+
+        A folder or a name without a known extension is read as Parquet by default: a folder of
+        CSV files, or a CSV file named `.txt`, needs the reader named.
+        """
+        return ""
 
     def _published(
         self, filesystem: pafs.FileSystem, folder: str

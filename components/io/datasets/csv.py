@@ -21,7 +21,14 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pydantic as pdt
 
-from components.io.datasets.base import DatasetError, Reader, _refuse_duplicates, resolve
+from components.io.datasets.base import (
+    COMPRESSIONS,
+    DatasetError,
+    Reader,
+    _refuse_duplicates,
+    compression,
+    resolve,
+)
 from components.io.datasets.sinks import (
     Sink,
     Writer,
@@ -31,6 +38,10 @@ from components.io.datasets.sinks import (
 )
 
 # %% READERS
+
+
+# CSV files, plain or compressed as a stream (`.csv.gz`): pyarrow decompresses them as it reads.
+EXTENSIONS = (".csv", *(".csv" + suffix for suffix in COMPRESSIONS))
 
 
 class CSVReader(Reader, frozen=True):
@@ -44,6 +55,8 @@ class CSVReader(Reader, frozen=True):
     missing. pyarrow alone would keep them as text in text columns, so that a model would see
     "NA" as one more category.
 
+    A file named `.csv.gz` (or `.csv.bz2`, `.csv.lz4`) is decompressed as it is read.
+
     Args:
         delimiter: the one character between values.
         encoding: the files' text encoding (a Python codec name, e.g. "latin-1").
@@ -55,7 +68,7 @@ class CSVReader(Reader, frozen=True):
     """
 
     KIND: T.Literal["CSVReader"] = "CSVReader"
-    EXTENSIONS: T.ClassVar[tuple[str, ...]] = (".csv",)
+    EXTENSIONS: T.ClassVar[tuple[str, ...]] = EXTENSIONS
     delimiter: str = pdt.Field(default=",", min_length=1, max_length=1)
     encoding: str = "utf-8"
     null_values: list[str] | None = None
@@ -272,7 +285,11 @@ class CSVWriter(Writer, frozen=True):
     """
 
     KIND: T.Literal["CSVWriter"] = "CSVWriter"
-    EXTENSIONS: T.ClassVar[tuple[str, ...]] = (".csv",)
+    EXTENSIONS: T.ClassVar[tuple[str, ...]] = EXTENSIONS
+
+    def stream_compression(self) -> str | None:
+        """`gzip` for `predictions.csv.gz` (and bz2, lz4 alike); None for `.csv`."""
+        return compression(self.path)
 
     def sink(self, stream, schema) -> Sink:
         """A CSV writer that writes the header with the first batch."""

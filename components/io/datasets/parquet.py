@@ -25,6 +25,17 @@ class ParquetReader(Reader, frozen=True):
         """Parquet, read with pyarrow's defaults."""
         return pads.ParquetFileFormat()
 
+    def format_hint(self, error: Exception) -> str:
+        """Name the reader to set when a file is no Parquet (a CSV folder, a `.txt` file)."""
+        message = str(error)
+        if "magic bytes not found" not in message and "smaller than the minimum" not in message:
+            return ""
+        return (
+            "; a folder, or a file without a known extension, is read as Parquet: for CSV "
+            "files set the reader, e.g. `reader: {KIND: CSVReader}` (a file named .csv or "
+            ".csv.gz is read as CSV by itself)"
+        )
+
     def fragments(self, dataset: pads.Dataset) -> T.Iterator[pads.Fragment]:
         """The row groups of each file (those of the reader's pieces only), one at a time.
 

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pydantic as pdt
 
-from components.io.datasets.base import Data, DatasetError, extension, resolve, to_table
+from components.io.datasets.base import Data, DatasetError, has_extension, resolve, to_table
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,11 @@ class Writer(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     @classmethod
     def chosen_for(cls, path: str) -> bool:
         """Whether this kind writes `path` when no KIND is given: by its extension."""
-        return extension(path) in cls.EXTENSIONS
+        return has_extension(path, cls.EXTENSIONS)
+
+    def stream_compression(self) -> str | None:
+        """The compression of the output file as a whole (a text format's `.csv.gz`), or None."""
+        return None
 
     @abc.abstractmethod
     def sink(self, stream: T.Any, schema: pa.Schema) -> Sink:
@@ -188,7 +192,10 @@ class _LazySink(Sink):
     def write(self, data: Data) -> None:
         table = to_table(data)
         if self.inner is None:
-            self.stream = self.filesystem.open_output_stream(self.temporary)
+            # The temporary name hides the suffix that pyarrow would detect the compression by.
+            self.stream = self.filesystem.open_output_stream(
+                self.temporary, compression=self.writer.stream_compression()
+            )
             # Added to, not replacing, the batch's own metadata: pandas' (dtypes, index) stays.
             schema = table.schema.with_metadata(
                 {**(table.schema.metadata or {}), **_encoded(self.metadata)}
