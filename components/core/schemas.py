@@ -273,6 +273,10 @@ def _dtype(series: pd.Series) -> str:
     return str(series.dtype)
 
 
+# The signature types of numbers and booleans: what a column of missing values is read as NaN for.
+NUMBER_TYPES = (DataType.double, DataType.float, DataType.long, DataType.integer, DataType.boolean)
+
+
 def conform(frame: pd.DataFrame, signature: ModelSignature | None) -> pd.DataFrame:
     """Keep the signature's columns, in its order, cast to the types that MLflow enforces."""
     if signature is None or signature.inputs is None or not signature.inputs.has_input_names():
@@ -288,6 +292,10 @@ def conform(frame: pd.DataFrame, signature: ModelSignature | None) -> pd.DataFra
             casts[spec.name] = spec.type.to_numpy()
         elif is_nullable_integer(series) and not series.isna().any():
             casts[spec.name] = np.int64
+        elif spec.type in NUMBER_TYPES and kind_of(series) == "O" and series.isna().all():
+            # A column without a single value (a CSV's empty column, Parquet's null type) reads
+            # as objects, which no booster takes for a number: its missing values as NaN.
+            casts[spec.name] = np.float32 if spec.type == DataType.float else np.float64
     return normalize(frame.astype(casts) if casts else frame)
 
 
