@@ -17,7 +17,7 @@ def select_trial(
     holdout: Output[Dataset],
     summary: Output[Markdown],
     card: Output[Markdown],
-    metric: str = "test_rmse",
+    metric: str = "",
     experiment: str = "model-lifecycle",
     run_id: str = "",
 ) -> NamedTuple("SelectOutputs", version=int):
@@ -28,7 +28,7 @@ def select_trial(
         trial_models: The models the trials logged (from the trials' train steps).
         trial_holdouts: The trials' held-out rows (from the same steps).
         metric: Holdout metric that ranks the trials, in its own direction (lower rmse, higher
-            r2 is better).
+            r2 is better); empty: the task's primary one, as the trials logged it.
         experiment: MLflow experiment of the selection run.
         run_id: Pipeline run id, recorded on the MLflow run (set by the pipeline).
 

@@ -16,7 +16,7 @@ def plan_trials(
     trials: int = 10,
     parallelism: int = 2,
     compiled_parallelism: int = 0,
-    metric: str = "test_rmse",
+    metric: str = "",
     seed: int = 0,
     experiment: str = "model-lifecycle",
     run_id: str = "",
@@ -34,7 +34,8 @@ def plan_trials(
         parallelism: How many trials run at once.
         compiled_parallelism: How many the pipeline's loop lets run at once (set when the
             pipeline is compiled); a different `parallelism` is reported.
-        metric: Holdout metric that ranks the trials (test_rmse, test_r2, test_f1_macro...).
+        metric: Holdout metric that ranks the trials (test_rmse, test_r2, test_f1_macro...);
+            empty: the task's primary one.
         seed: Seed of the random search.
         experiment: MLflow experiment of the planning run.
         run_id: Pipeline run id, recorded on the MLflow run (set by the pipeline).

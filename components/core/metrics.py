@@ -40,16 +40,32 @@ HOLDOUT_PREFIX = "test_"
 
 
 def holdout_metric(task: models.Task, metric: str) -> str:
-    """A task's holdout metric as the runs log it (`rmse` or `test_rmse` -> `test_rmse`).
+    """A task's holdout metric as the runs log it (`rmse` or `test_rmse` -> `test_rmse`; ""
+    -> the task's primary one).
 
     Raises:
         ValueError: the task does not compute the metric; the message lists those it does.
     """
-    name = metric.removeprefix(HOLDOUT_PREFIX)
+    name = metric.removeprefix(HOLDOUT_PREFIX) or PRIMARY.get(task, "")
     if name not in TASK_METRICS.get(task, ()):
         allowed = ", ".join(HOLDOUT_PREFIX + known for known in TASK_METRICS.get(task, ()))
         raise ValueError(f"{metric!r} is not a metric of a {task} model; allowed: {allowed}")
     return HOLDOUT_PREFIX + name
+
+
+def task_of(scores: T.Mapping[str, float], prefix: str = "") -> models.Task:
+    """The task whose metrics a run logged (`test_rmse` and the rest: regression).
+
+    Raises:
+        ValueError: the scores hold the primary metric of no task (or of both).
+    """
+    tasks = [task for task, primary in PRIMARY.items() if prefix + primary in scores]
+    if len(tasks) != 1:
+        raise ValueError(
+            f"cannot tell the task from the metrics {', '.join(sorted(scores)) or 'none'}: "
+            f"a regressor logs {prefix}rmse, a classifier {prefix}f1_macro"
+        )
+    return tasks[0]
 
 
 def direction(metric: str) -> T.Literal["min", "max"]:

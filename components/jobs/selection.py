@@ -29,19 +29,22 @@ class TrialSelectionJob(base.Job, frozen=True):
 
     Args:
         model_name: the registered model name.
-        metric: the holdout metric the trials are ranked by, as they logged it (`test_rmse`).
+        metric: the holdout metric the trials are ranked by, as they logged it (`test_rmse`);
+            empty: the task's primary one (`metrics.PRIMARY`), the task read from the metrics
+            the first trial logged.
         trial_runs: the trials' MLflow runs.
     """
 
     KIND: T.Literal["TrialSelectionJob"] = "TrialSelectionJob"
     model_name: str = pdt.Field(min_length=1)
-    metric: str = "test_rmse"
+    metric: str = ""
     trial_runs: list[str] = pdt.Field(default_factory=list)
 
     @pdt.field_validator("metric")
     @classmethod
     def _known_metric(cls, metric: str) -> str:
-        metrics.direction(metric)  # raises ValueError, naming the known ones
+        if metric:
+            metrics.direction(metric)  # raises ValueError, naming the known ones
         return metric
 
     def run(self) -> results.SelectionResult:
@@ -50,8 +53,13 @@ class TrialSelectionJob(base.Job, frozen=True):
         if not self.trial_runs:
             raise registries.RegistryError("no trial to select from: every trial is missing")
         # Rank the trials as the best run of an experiment is found.
+        first = client.get_run(self.trial_runs[0])
+        if not self.metric:  # the task's primary metric, the task read from what trials log
+            task = metrics.task_of(first.data.metrics, prefix=metrics.HOLDOUT_PREFIX)
+            job = self.model_copy(update={"metric": metrics.holdout_metric(task, "")})
+            return job.run()
         mode = metrics.direction(self.metric)
-        experiment = client.get_experiment(client.get_run(self.trial_runs[0]).info.experiment_id)
+        experiment = client.get_experiment(first.info.experiment_id)
         best_run, logged = registries.best_logged_run(
             client, experiment, self.metric, mode, among=self.trial_runs
         )

@@ -34,7 +34,8 @@ class TrialPlanningJob(base.Job, frozen=True):
         parallelism: how many trials run at once.
         compiled_parallelism: how many the pipeline's loop lets run at once (KFP sets it when
             the pipeline is compiled; 0: not known).
-        metric: the holdout metric the trials are ranked by (`test_rmse`, or `rmse`).
+        metric: the holdout metric the trials are ranked by (`test_rmse`, or `rmse`); empty:
+            the task's primary one (`metrics.PRIMARY`).
         seed: the random search's seed.
     """
 
@@ -45,7 +46,7 @@ class TrialPlanningJob(base.Job, frozen=True):
     trials: int = pdt.Field(default=10, ge=1, le=spaces.MAX_TRIALS)
     parallelism: int = pdt.Field(default=2, ge=1)
     compiled_parallelism: int = pdt.Field(default=0, ge=0)
-    metric: str = "test_rmse"
+    metric: str = pdt.Field(default="", validate_default=True)
     seed: int = 0
 
     @pdt.field_validator("search_space")

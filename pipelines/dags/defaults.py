@@ -24,5 +24,6 @@ MONITORING_POLICY = "warn"
 SEARCH = "random"
 TRIALS = 10
 TRIAL_PARALLELISM = 2
-TUNING_METRIC = "test_rmse"
+# Empty: the task's primary metric (test_rmse for a regressor, test_f1_macro for a classifier).
+TUNING_METRIC = ""
 SEED = 0

@@ -80,7 +80,7 @@ PIECES: dict[str, str] = {
     "pipeline keeps the limit it was compiled with (a different value is reported).",
     "metric": "Holdout metric that ranks the trials, in its own direction: test_rmse, test_mae, "
     "test_r2 (regression); test_f1_macro, test_accuracy, test_roc_auc, test_log_loss "
-    "(classification).",
+    "(classification); empty: the task's primary one (test_rmse, test_f1_macro).",
     "seed": "Seed of the random search: the same seed, space and trials give the same trials.",
     # Inference.
     "alias_or_version": "Alias (Champion) or version number of the model.",

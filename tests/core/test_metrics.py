@@ -264,3 +264,11 @@ def test_check_thresholds_refuses_metrics_of_the_other_task():
         ValueError, match="thresholds on 'accuracy', 'mape' do not apply to a regression model"
     ):
         metrics.check_thresholds("regression", {"accuracy": 0.5, "mape": 0.1})
+
+
+def test_the_task_is_read_from_the_metrics_a_run_logged():
+    assert metrics.task_of({"test_rmse": 3.0, "test_r2": 0.5}, prefix="test_") == "regression"
+    assert metrics.task_of({"f1_macro": 0.8, "accuracy": 0.9}) == "classification"
+    with pytest.raises(ValueError, match="cannot tell the task from the metrics none: a regr"):
+        metrics.task_of({}, prefix="test_")
+    assert metrics.holdout_metric("classification", "") == "test_f1_macro"

@@ -42,6 +42,14 @@ def test_the_plan_refuses_what_a_trial_would_fail_on(fields, where, message):
     assert message in first["msg"]
 
 
+def test_the_metric_defaults_to_the_tasks_primary_one():
+    assert TrialPlanningJob(**BASE, search_space=SPACE).metric == "test_rmse"
+    classifier = {**BASE, "model": {"KIND": "LGBMClassifier"}}
+    assert TrialPlanningJob(**classifier, search_space={"num_leaves": [8]}).metric == (
+        "test_f1_macro"
+    )
+
+
 def test_the_metric_is_taken_by_either_name():
     job = TrialPlanningJob(**BASE, search_space=SPACE, metric="r2", trials=4)
     assert job.metric == "test_r2"

@@ -39,7 +39,8 @@ SPACE = {
 
 @pytest.fixture(scope="module")
 def tuned(mlflow_server, tmp_path_factory):
-    """One tuning run: 4 random trials, 2 at a time, ranked by test_rmse."""
+    """One tuning run: 4 random trials, 2 at a time, ranked by test_rmse: no metric is given,
+    and a regressor's primary metric is the default."""
     folder = tmp_path_factory.mktemp("tuning")
     small = folder / "small.parquet"
     pd.read_parquet(BIKE_PARQUET).head(ROWS).to_parquet(small)
@@ -52,7 +53,6 @@ def tuned(mlflow_server, tmp_path_factory):
         "search": "random",
         "trials": 4,
         "parallelism": 2,
-        "metric": "test_rmse",
         "seed": 0,
         "thresholds": {"r2": 0.5},
     }
@@ -89,6 +89,8 @@ def test_tuning_nests_four_trials_and_registers_the_best_one(tuned, mlflow_serve
     best = min(trials, key=lambda r: r.data.metrics["test_rmse"])
     versions = client.search_model_versions(f"name = '{params['model_name']}'")
     assert [(v.version, v.run_id) for v in versions] == [("1", best.info.run_id)]
+    [selection] = [r for r in runs if "best_test_rmse" in r.data.metrics]
+    assert selection.data.metrics["best_test_rmse"] == best.data.metrics["test_rmse"]
     version = versions[0]
     assert version.tags["kfp.task"] == "select-trial"  # a retry of the step keeps it
     # The card a training writes, from the facts the trial kept: its version, its params.
