@@ -40,8 +40,9 @@ HOLDOUT_PREFIX = "test_"
 
 
 def holdout_metric(task: models.Task, metric: str) -> str:
-    """A task's holdout metric as the runs log it (`rmse` or `test_rmse` -> `test_rmse`; ""
-    -> the task's primary one).
+    """A task's holdout metric as the runs log it: `rmse` or `test_rmse` -> `test_rmse`.
+
+    An empty name is the task's primary metric.
 
     Raises:
         ValueError: the task does not compute the metric; the message lists those it does.

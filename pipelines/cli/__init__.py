@@ -11,6 +11,7 @@ usage:
   python -m pipelines job prune --older-than DAYS [--dry-run]      # remove local jobs that ended
   python -m pipelines schedule sync --file schedules.yaml --host URL [--dry-run]
   python -m pipelines model history|rollback|approve|reject NAME ...  # the Champion's history
+  python -m pipelines model reference NAME --data ROWS [--target COL]  # drift, performance ref.
   python -m pipelines run NAME --help      # NAME's parameters, their types and defaults
 """
 

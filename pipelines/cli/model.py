@@ -1,4 +1,7 @@
-"""`model history|rollback|approve|reject`: operate a registered model's serving alias.
+"""`model history|rollback|approve|reject|reference`: operate a registered model's versions.
+
+The first four move its serving alias; `reference` gives a version trained elsewhere what predict
+checks drift and performance against.
 
 Usage:
     python -m pipelines model history bikes                   # every move of Champion, newest first
