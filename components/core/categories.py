@@ -46,7 +46,42 @@ def xgboost_categories(booster: T.Any) -> Categories:
             "categories (a model saved before XGBoost 3.1): retrain it with XGBoost >= 3.1 "
             "so that text read from Parquet or CSV is coded as in training"
         )
+    damaged = [name for name in categorical if _damaged(found[name])]
+    if damaged:
+        raise CategoriesError(
+            f"the XGBoost model's stored categories of {', '.join(map(repr, damaged))} are "
+            f"damaged: XGBoost {_xgboost_version()} truncates category names that are not "
+            "ASCII when it stores them (fixed after 3.2, dmlc/xgboost#12371), so text read "
+            "from Parquet or CSV cannot be coded as in training; retrain with ASCII category "
+            "names, or with this project's XGBoost model kinds, which keep the categories "
+            "beside the booster"
+        )
     return {name: found[name].to_pylist() for name in categorical}
+
+
+def _xgboost_version() -> str:
+    import xgboost
+
+    return str(xgboost.__version__)
+
+
+def _damaged(stored: T.Any) -> bool:
+    """Whether XGBoost stored these categories with offsets counted in characters.
+
+    XGBoost up to 3.2 measures each name in characters but stores its UTF-8 bytes, so a name
+    outside ASCII shifts every later one and the last are cut: the text does not decode, or
+    decodes to names that are not the trained ones. Only text categories can be damaged.
+    """
+    import pyarrow as pa
+
+    if not pa.types.is_string(stored.type) and not pa.types.is_large_string(stored.type):
+        return False
+    major, minor = (int(part) for part in _xgboost_version().split(".")[:2])
+    if (major, minor) > (3, 2):
+        return False
+    data = stored.buffers()[2]
+    raw = b"" if data is None else data.to_pybytes()
+    return not raw.isascii()
 
 
 def lightgbm_categories(booster: T.Any) -> Categories:

@@ -383,11 +383,31 @@ def xgboost_matrix(booster: T.Any, features: T.Any) -> T.Any:
     # the model's own predict does (densified, they would be zeros).
     names, types = booster.feature_names, booster.feature_types
     if isinstance(features, pd.DataFrame):
-        trained = categories.xgboost_categories(booster)
+        try:
+            trained = categories.xgboost_categories(booster)
+        except categories.CategoriesError:
+            if not _cast_already(booster, features):
+                raise
+            trained = {}
         return xgboost.DMatrix(categories.as_categories(features, trained), enable_categorical=True)
     features = features if sparse.issparse(features) else np.asarray(features)
     return xgboost.DMatrix(
         features, feature_names=names, feature_types=types, enable_categorical=True
+    )
+
+
+def _cast_already(booster: T.Any, features: pd.DataFrame) -> bool:
+    """Whether every categorical feature arrives as `category`, cast by the model itself.
+
+    The project's XGBoost models cast their columns in the model (`frameworks.CategoryCaster`),
+    to the categories kept beside the booster: where XGBoost stored its own copy damaged
+    (`categories.xgboost_categories`), the cast columns are explained as they are predicted.
+    """
+    names, types = booster.feature_names or [], booster.feature_types or []
+    categorical = [name for name, kind in zip(names, types, strict=False) if kind == "c"]
+    return bool(categorical) and all(
+        name in features.columns and isinstance(features[name].dtype, pd.CategoricalDtype)
+        for name in categorical
     )
 
 

@@ -921,6 +921,29 @@ def task_of(model: T.Any) -> Task:
     return "classification" if is_classifier(model) else "regression"
 
 
+def check_passthrough(columns: list[str]) -> list[str]:
+    """Input columns to copy beside the predictions, refused when the output cannot hold them.
+
+    Raises:
+        ValueError: a column is listed twice, or is named as an output column would be.
+    """
+    repeated = sorted({column for column in columns if columns.count(column) > 1})
+    if repeated:
+        raise ValueError(f"passthrough lists {', '.join(map(repr, repeated))} more than once")
+    clashing = [
+        column
+        for column in columns
+        if column == PREDICTION or column.startswith(PROBABILITY_PREFIX)
+    ]
+    if clashing:
+        raise ValueError(
+            f"passthrough column(s) {', '.join(map(repr, clashing))} would clash with the"
+            f" output's own columns ({PREDICTION!r}, {PROBABILITY_PREFIX}<class>): rename them"
+            " in the data, or leave them out of passthrough"
+        )
+    return columns
+
+
 def probability_column(label: T.Any) -> str:
     """The output column that holds the probability of one class label."""
     return f"{PROBABILITY_PREFIX}{label}"

@@ -36,7 +36,8 @@ class InferenceJob(base.Job, frozen=True):
         loader: how the model is loaded; by default its richest flavour (native sklearn gives
             class probabilities, any other MLflow model loads through pyfunc).
         input_schema: a pandera schema (YAML file or `module:NAME`) with domain rules.
-        passthrough: input columns copied beside the predictions (ids, timestamps) for joins.
+        passthrough: input columns copied beside the predictions (ids, timestamps) for joins;
+            each once, and none named as an output column (`prediction`, `probability_...`).
         probabilities: add one probability column per class (classifiers that have them).
         allow_unsigned: predict with a model that has no signature (inputs then go unchecked).
         report_violations: return the rules the input breaks instead of raising them (nothing
@@ -79,6 +80,13 @@ class InferenceJob(base.Job, frozen=True):
     performance_tolerance: float = pdt.Field(default=0.1, ge=0)
     shard: int | None = pdt.Field(default=None, ge=0)
     part_uri: str = ""
+
+    @pdt.field_validator("passthrough")
+    @classmethod
+    def _distinct_from_outputs(cls, passthrough: list[str]) -> list[str]:
+        # Checked before any step runs: at write time the clash is a bare "duplicate column
+        # names" from the writer, after training and promotion have already happened.
+        return models.check_passthrough(passthrough)
 
     def run(self) -> results.InferenceResult:
         """Find the model, read and validate the rows, predict and write them, then report."""

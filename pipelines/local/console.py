@@ -252,7 +252,7 @@ USER_ERRORS = frozenset(
         "SettingsError", "ValidationError", "DatasetError", "DriftError", "ShardError",
         "FeatureError", "SignatureError", "UnsignedModelError", "RegistryError", "CardError",
         "PromotionError", "FactoryError", "ShadowError", "UntrustedTypesError", "PerformanceError",
-        "LabelsError", "MonitoringError", "PerformanceDegradedError",
+        "LabelsError", "MonitoringError", "PerformanceDegradedError", "CategoriesError",
         "FileNotFoundError", "ValueError",
     }
 )  # fmt: skip

@@ -230,6 +230,19 @@ def test_a_branch_condition_is_decided_when_the_parameters_tell(
             "parameter 'trusted_types' of pipeline lifecycle: [3] refused by step train: "
             "trusted_types [3]: each is a type's full name as skops lists it",
         ),
+        (
+            "lifecycle",
+            {"passthrough": ["instant", "prediction"]},
+            'parameter \'passthrough\' of pipeline lifecycle: ["instant", "prediction"] refused '
+            "by step predict: passthrough: passthrough column(s) 'prediction' would clash with "
+            "the output's own columns ('prediction', probability_<class>): rename them",
+        ),
+        (
+            "inference",
+            {"passthrough": ["instant", "instant"]},
+            'parameter \'passthrough\' of pipeline inference: ["instant", "instant"] refused '
+            "by step predict: passthrough: passthrough lists 'instant' more than once",
+        ),
     ],
     ids=[
         "model-param-range",
@@ -241,6 +254,8 @@ def test_a_branch_condition_is_decided_when_the_parameters_tell(
         "loader",
         "trusted-types-of-a-model-kind",
         "trusted-types-not-text",
+        "passthrough-named-as-an-output",
+        "passthrough-twice",
     ],  # fmt: skip
 )
 def test_the_refusal_names_the_parameter_its_value_and_the_rule(
