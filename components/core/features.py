@@ -6,6 +6,7 @@ import dataclasses
 import difflib
 import logging
 import numbers
+import re
 import typing as T
 from collections.abc import Sequence
 
@@ -25,6 +26,8 @@ _DATETIME_ADVICE = (
     "add it to exclude, or name it as time_column to split by time, or derive numeric parts "
     "such as hour or weekday in your data"
 )
+# How pandas names a column whose header is empty (its index, written by `to_csv`).
+_UNNAMED = re.compile(r"Unnamed: \d+")
 _REGRESSOR = "choose a regressor kind such as HistGradientBoostingRegressor"
 _CLASSIFIER = "choose a classifier kind such as HistGradientBoostingClassifier"
 
@@ -63,7 +66,10 @@ def infer(
 
     Numbers and booleans (nullable ones included) are numerical; text (object, `string`,
     pyarrow strings) and pandas categories are categorical. The target and the time column
-    are never features. Columns without a single value are left out with a warning.
+    are never features. Columns without a single value are left out with a warning, and so
+    are columns without a name (an empty header, or pandas' `Unnamed: N` unless `features`
+    names it): nearly always a row index written with the data, and a name that MLflow
+    signatures cannot hold.
 
     Args:
         frame: the training data, target included.
@@ -104,6 +110,22 @@ def infer(
             f"categorical column(s) {_quote(outside)} are not features (excluded, the target, "
             "the time_column, or left out of features): name only feature columns"
         )
+    unnamed = [
+        name
+        for name in candidates
+        if not name.strip() or (features is None and _UNNAMED.fullmatch(name))
+    ]
+    if unnamed:
+        where = ", ".join(
+            f"{_quote([name])} (column {columns.index(name) + 1})" for name in unnamed
+        )
+        logger.warning(
+            "leaving out %s: a column without a name is most often the row index that pandas' "
+            "to_csv writes; give it a name in the data (or list a pandas 'Unnamed: N' column in "
+            "features) to use it",
+            where,
+        )
+        candidates = [name for name in candidates if name not in unnamed]
     empty = [name for name in candidates if len(frame) and frame[name].isna().all()]
     if empty:
         logger.warning("leaving out column(s) %s: they hold no value at all", _quote(empty))

@@ -168,6 +168,22 @@ def test_infer_leaves_out_empty_columns_with_a_warning(frame, caplog):
     assert "leaving out column(s) 'nothing': they hold no value at all" in caplog.text
 
 
+def test_infer_leaves_out_columns_without_a_name_with_a_warning(frame, caplog):
+    # A CSV that pandas' to_csv wrote with its index: the first header is empty, and pandas
+    # reads such a column back as "Unnamed: 0". MLflow signatures turn "" into 0.
+    indexed = frame.assign(**{"": range(6), "Unnamed: 7": range(6)})
+    with caplog.at_level(logging.WARNING):
+        found = features.infer(indexed, "cnt", exclude=["id"])
+    assert "" not in found.columns and "Unnamed: 7" not in found.columns
+    assert found.numerical == [*NUMERICAL, "code"]
+    assert "leaving out '' (column 16), 'Unnamed: 7' (column 17): a column without a name" in (
+        caplog.text
+    )
+    # A pandas-named one that features lists is the user's choice.
+    chosen = features.infer(indexed, "cnt", features=["Unnamed: 7", "code"])
+    assert chosen.numerical == ["code", "Unnamed: 7"]
+
+
 def test_infer_warns_about_identifier_like_categories(caplog):
     frame = pd.DataFrame({"user": [f"u{i}" for i in range(100)], "y": np.arange(100.0)})
     with caplog.at_level(logging.WARNING):

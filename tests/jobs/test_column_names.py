@@ -8,7 +8,8 @@ kind, loaded back with `mlflow.sklearn.load_model`, predicted from rows as a CSV
 trained on a categorical "contract type" (which its booster calls "contract_type") is
 predicted from text and from columns in another order. A training on a small table with gaps
 in its target and an id column tells each of these in its result, its MLflow run, its alert and
-the version's model card, not in the step log alone.
+the version's model card, not in the step log alone. A CSV written with pandas' index (an
+empty first header) trains on its named columns, then is evaluated and predicted.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from mlflow.tracking import MlflowClient
 
 from components.core import explainers
 from components.io import datasets, registries
-from components.jobs import base, training
+from components.jobs import base, evaluation, inference, training
 from tests.jobs.helpers import native_model, register_as_a_notebook, run, settings, unique
 
 pytestmark = pytest.mark.integration
@@ -161,3 +162,46 @@ def test_what_a_user_should_know_of_the_data_reaches_the_result_run_and_alert(
     # The version's card keeps them, for whoever reads it in the registry later.
     assert "What training warned of:" in trained.card
     assert "- only 16 rows are held out: the holdout metrics" in trained.card
+
+
+def test_a_csv_written_with_its_index_trains_evaluates_and_predicts(tracking, tmp_path):
+    # The empty header became column 0 of the MLflow signature: evaluate then failed with
+    # "columns are missing: {''}" after training had registered the version.
+    path = tmp_path / "indexed.csv"
+    table(300, seed=3).to_csv(path)  # index=True, as pandas writes by default
+    assert path.read_text().startswith(",area [m2]")
+    name, experiment = unique("indexed"), unique("indexed")
+
+    trained = run(
+        training.TrainingJob(
+            inputs=datasets.CSVReader(path=str(path)),
+            target="price",
+            model_name=name,
+            model={"KIND": "HistGradientBoostingRegressor", "params": {"max_iter": 20.0}},
+            **settings(tracking, experiment),
+        )
+    )
+
+    assert "" not in trained.numerical + trained.categorical
+    assert any(
+        w.startswith("leaving out '' (column 1): a column without a name") for w in trained.warnings
+    )
+    evaluated = run(
+        evaluation.EvaluationJob(
+            inputs=datasets.CSVReader(path=str(path)),
+            target="price",
+            model_name=name,
+            alias_or_version=trained.model_ref.version,
+            **settings(tracking, experiment),
+        )
+    )
+    assert evaluated.rows == 300
+    predicted = run(
+        inference.InferenceJob(
+            inputs=datasets.CSVReader(path=str(path)),
+            outputs=datasets.ParquetWriter(path=str(tmp_path / "predictions.parquet")),
+            finder=registries.RegistryFinder(name=name, alias_or_version=trained.model_ref.version),
+            **settings(tracking, experiment),
+        )
+    )
+    assert predicted.rows == 300
