@@ -656,3 +656,27 @@ def test_a_folder_of_csv_read_as_parquet_names_the_reader_to_set(tmp_path):
     with pytest.raises(datasets.DatasetError) as missing:
         datasets.reader_for(str(tmp_path / "nope.parquet")).dataset()
     assert "for CSV" not in str(missing.value)
+
+
+def test_index_columns_of_a_pandas_parquet_file_stay_columns(tmp_path):
+    # pandas writes a frame's named index as columns with metadata that made them the
+    # DataFrame's index again on reading: a pass-through "id" was reported missing.
+    frame = pd.DataFrame(
+        {
+            "id": ["c0", "c1", "c2", "c3"],
+            "shop": [1, 1, 2, 2],
+            "visits": pd.array([1, None, 3, 4], dtype="Int64"),
+            "y": [0.5, 1.5, 2.5, 3.5],
+        }
+    )
+    frame.set_index(["id", "shop"]).to_parquet(tmp_path / "indexed.parquet")
+    reader = datasets.ParquetReader(path=str(tmp_path / "indexed.parquet"), batch_size=3)
+
+    assert reader.schema().names == ["visits", "y", "id", "shop"]
+    read = reader.read()
+    assert list(read.columns) == ["visits", "y", "id", "shop"]
+    pd.testing.assert_frame_equal(read, frame[["visits", "y", "id", "shop"]])
+    assert str(read["visits"].dtype) == "Int64"  # the rest of pandas' metadata still applies
+    batches = list(reader.model_copy(update={"columns": ["id", "y"]}).frames())
+    assert [list(b.columns) for b in batches] == [["id", "y"], ["id", "y"]]
+    assert pd.concat(batches)["id"].tolist() == ["c0", "c1", "c2", "c3"]

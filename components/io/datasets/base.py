@@ -336,14 +336,30 @@ class Reader(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     def frames(self) -> T.Iterator[pd.DataFrame]:
         """Yield the batches as pandas DataFrames."""
         for batch in self.batches():
-            yield batch.to_pandas()
+            yield as_frame(batch)
 
     def read(self) -> pd.DataFrame:
         """Read the whole dataset into one DataFrame (for training-sized data only)."""
         batches = list(self.batches())
         if not batches:
-            return self.schema().empty_table().to_pandas()
-        return pa.Table.from_batches(batches).to_pandas()
+            return as_frame(self.schema().empty_table())
+        return as_frame(pa.Table.from_batches(batches))
+
+
+def as_frame(data: pa.Table | pa.RecordBatch) -> pd.DataFrame:
+    """The rows as a DataFrame whose columns are the data's columns, in the data's order.
+
+    pandas' metadata in a Parquet file written from a frame with an index (`set_index("id")`
+    then `to_parquet`) makes its index columns the frame's index again: they would vanish
+    from the columns that the schema lists (a pass-through `id` "missing"). They stay columns;
+    the rest of the metadata (nullable and timezone dtypes) still applies.
+    """
+    frame = data.to_pandas()
+    if isinstance(frame.index, pd.RangeIndex) and frame.index.name is None:
+        return frame
+    frame = frame.reset_index()
+    names = data.schema.names
+    return frame[names] if set(frame.columns) == set(names) else frame
 
 
 def _refuse_duplicates(file: str, names: T.Sequence[str]) -> None:
