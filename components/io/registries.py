@@ -38,6 +38,8 @@ MLMODEL = "MLmodel"
 # Tags put on an evaluated model version; promotion reads PASSED_TAG, and CHAMPION_TAG (the
 # Champion version it was compared with, or "none") to move the alias only if it is still there.
 PASSED_TAG = "evaluation.passed"
+# Why evaluation refused the version ("" when it passed).
+REASONS_TAG = "evaluation.reasons"
 METRIC_TAG = "evaluation.{}"
 CHAMPION_TAG = "evaluation.champion_version"
 CHAMPION_METRIC_TAG = "evaluation.champion.{}"
@@ -207,9 +209,21 @@ class RegistryFinder(Finder, frozen=True):
         )
         latest = ", ".join(f"v{v.version}" for v in versions) or "none"
         kind = "version" if is_version(self.alias_or_version) else "alias"
+        # A missing alias after refused candidates (a first version that failed): say why.
+        refused = [
+            f"v{v.version} failed its evaluation ({v.tags.get(REASONS_TAG) or 'no reason kept'})"
+            for v in versions
+            if kind == "alias" and v.tags.get(PASSED_TAG) == "false"
+        ]
+        why = (
+            f"; {'; '.join(refused)}: train a version that passes (or review the thresholds), "
+            "then run again"
+            if refused
+            else ""
+        )
         return (
             f"model '{self.name}' has no {kind} '{self.alias_or_version}' ({wanted}); "
-            f"aliases: {aliases}; latest versions: {latest}"
+            f"aliases: {aliases}; latest versions: {latest}{why}"
         )
 
 

@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 # Where the evaluation report goes among the artifacts of the job's run.
 REPORT_PATH = "reports/evaluation.html"
 # On the evaluated version: why it did not pass ("" when it did).
-REASONS_TAG = "evaluation.reasons"
+REASONS_TAG = registries.REASONS_TAG
 
 
 class EvaluationJob(base.Job, frozen=True):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import typing as T
 
 import pydantic as pdt
@@ -15,6 +16,8 @@ from components.utils import secrets
 
 logger = logging.getLogger(__name__)
 
+# The suffix an orchestrator gives the second and later tasks of one component: `predict-2`.
+_REPEATED = re.compile(r"-\d+$")
 # The alias the pipelines promote to, and why evaluation refused a version (its version tags).
 CHAMPION = "Champion"
 REASONS_TAG = "evaluation.reasons"
@@ -79,12 +82,17 @@ class NotificationJob(base.Job, frozen=True):
         # A retried step records one run per attempt: report each step once, its last attempt.
         last = {step["task"]: step for step in steps}
         failed = [step for step in last.values() if step["status"] == "FAILED"]
-        # A task that failed with no FAILED record of its own: its cause is the orchestrator's.
-        failed += [
-            {"task": task, "kind": "", "error": cause}
-            for task, cause in died.items()
-            if last.get(task, {}).get("status") != "FAILED"
-        ]
+        for task, cause in died.items():
+            # A component used twice in a pipeline (the lifecycle's predict when the candidate
+            # passed, and when it did not) records its runs under its own name, `predict`,
+            # where the orchestrator names the second task `predict-2`: one failure, told once,
+            # under the name the run's graph shows.
+            recorded = last.get(task) or last.get(_REPEATED.sub("", task))
+            if recorded is not None and recorded["status"] == "FAILED":
+                recorded["task"] = task
+                continue
+            # A task that failed with no FAILED record of its own: its cause is the orchestrator's.
+            failed.append({"task": task, "kind": "", "error": cause})
         # Say which step failed and why, or what the run produced.
         fields: dict[str, T.Any] = {"run": self.run_id or "-"}
         if self.state == "SUCCEEDED":
@@ -250,7 +258,7 @@ class NotificationJob(base.Job, frozen=True):
         facts["serving"] = served
         if serving == version:
             return f"{candidate} promoted: {CHAMPION} is now v{version}.", facts
-        serves = f"{CHAMPION} v{serving} serves" if serving else f"no {CHAMPION} serves"
+        serves = f"{CHAMPION} v{serving} serves" if serving else f"No {CHAMPION} serves"
         if tags.get(champions.APPROVAL_TAG) == champions.AWAITING:
             facts["promoted"] = "awaiting approval"
             command = f"python -m pipelines model approve {name} {version}"

@@ -113,6 +113,29 @@ def test_registry_finder_lists_what_exists_instead(registry):
     assert name in str(caught.value).split("registered models: ")[1].split(", ")
 
 
+def test_a_missing_alias_after_refused_candidates_says_why(registry):
+    # A first version that failed its evaluation leaves no Champion: predict said only that
+    # the alias is missing, and the alert's "fix the input" did not say which input.
+    client, name = registry["client"], f"{registry['name']}-refused"
+    version = mlflow.register_model(f"models:/{registry['name']}/2", name).version
+    registries.set_version_tags(
+        client,
+        name,
+        int(version),
+        {
+            registries.REASONS_TAG: "r2=0.61 does not meet the threshold 0.8",
+            registries.PASSED_TAG: "false",
+        },
+    )
+    with pytest.raises(registries.RegistryError) as caught:
+        registries.RegistryFinder(name=name).find(client)
+    assert str(caught.value) == (
+        f"model '{name}' has no alias 'Champion' (models:/{name}@Champion); aliases: none; "
+        "latest versions: v1; v1 failed its evaluation (r2=0.61 does not meet the threshold "
+        "0.8): train a version that passes (or review the thresholds), then run again"
+    )
+
+
 @pytest.mark.parametrize(("mode", "best"), [("min", 0), ("max", 1)])
 def test_best_run_finder_picks_the_run_by_metric_direction(registry, mode, best):
     finder = registries.BestRunFinder(

@@ -253,3 +253,37 @@ def test_the_alert_goes_out_when_no_api_answers(tracking, slack, tmp_path, caplo
         "Pipeline inference ended FAILED.\nTask exit-handler-1 failed."
     )
     assert "cannot read the run's tasks from KFP at http://127.0.0.1:" in caplog.text
+
+
+def test_a_component_used_twice_fails_once_under_the_task_name_the_run_shows(
+    tracking, tmp_path, root_logging, slack
+):
+    """kfp.local: the lifecycle's second predict (`predict-2`, the branch of a refused
+    candidate) failed; its job's run is recorded as `predict`, the component's name."""
+    experiment, run_id = unique("twice"), "run-twice"
+    client = MlflowClient(tracking)
+    recorded = started_run(client, experiment, run_id, "predict", "InferenceJob")
+    cause = "RegistryError: model 'm' has no alias 'Champion' (models:/m@Champion)"
+    client.set_tag(recorded, base.ERROR_TAG, cause)
+    client.set_terminated(recorded, "FAILED")
+    run_folder = tmp_path / "lifecycle-2024-05-01-10-00-00-000000"
+    (run_folder / "predict-2").mkdir(parents=True)
+    (run_folder / "predict-2" / "step.log").write_text(
+        f"2024-05-01 10:00:00 ERROR components.jobs.base: InferenceJob failed: {cause}\n"
+    )
+
+    job = notify(
+        tracking,
+        experiment,
+        run_id,
+        state="FAILED",
+        tasks=runs.LocalTaskReader(run_folder=str(run_folder), own_task="notify"),
+    )
+    with job:
+        job.run()
+
+    [request] = slack.requests
+    text = message(request.body)
+    assert text.count("Failed step") == 1, text
+    assert f"Failed step predict-2: {cause}" in text
+    assert fields(request.body)["failed step"] == "predict-2 (InferenceJob)"
