@@ -157,6 +157,20 @@ def infer(
             f"{_quote(columns)}, less {_quote(left_out)} (target, time_column, exclude)"
             + (f" and {_quote(empty)} (no value at all)" if empty else "")
         )
+    commas = {
+        n: comma_numbers(frame[n])
+        for n in candidates
+        if kinds[n] != "numerical" and n not in forced
+    }
+    commas = {name: kind for name, kind in commas.items() if kind}
+    if commas:
+        first = next(iter(commas))
+        example = frame[first].dropna().iloc[0]
+        raise FeatureError(
+            f"column(s) {_quote(commas)} hold numbers written with commas (such as {example!r}), "
+            "read as text: they would be categories, not numbers; "
+            f"{comma_advice(commas[first])}; or list them in categorical if they are codes"
+        )
     numerical = [n for n in candidates if kinds[n] == "numerical" and n not in forced]
     categories = [n for n in candidates if n not in numerical]
     _warn_identifiers(frame, categories)
@@ -331,6 +345,45 @@ def _check_known(columns: list[str], names: list[str], what: str) -> None:
     shown = _quote(columns[:30]) + (f" and {len(columns) - 30} more" if len(columns) > 30 else "")
     raise FeatureError(
         f"{what}: no column named {', '.join(described)} in the data; columns: {shown}"
+    )
+
+
+# What to do about numbers that a CSV reader read as text for their decimal comma.
+DECIMAL_COMMA_ADVICE = (
+    "set the reader's decimal_point, e.g. reader: {KIND: CSVReader, delimiter: ';', "
+    "decimal_point: ','}"
+)
+# A number as a decimal comma writes it: `1,5`, `-0,25`, `1.234,5` or `1 234,5`, or whole (`3`).
+_DECIMAL_COMMA = re.compile(r"[-+]?(\d{1,3}([. \u00a0]\d{3})+|\d+)(,\d+)?")
+# One that commas between thousands write as well: `1,053`, `12,345,678.5`.
+_THOUSANDS = re.compile(r"[-+]?\d{1,3}(,\d{3})+(\.\d+)?|[-+]?\d+(\.\d+)?")
+
+
+def comma_numbers(series: pd.Series) -> str:
+    """How the text values, as far as a sample shows, are numbers written with commas.
+
+    Returns:
+        "decimal" (a decimal comma: `1,5`), "either" (every comma may also separate
+        thousands: `1,053`), or "" (not numbers with commas).
+    """
+    sample = series.dropna().head(100)
+    if sample.empty or not all(isinstance(value, str) for value in sample):
+        return ""
+    texts = [value.strip() for value in sample]
+    if not any("," in text for text in texts):
+        return ""
+    if all(_THOUSANDS.fullmatch(text) for text in texts):
+        return "either"
+    return "decimal" if all(_DECIMAL_COMMA.fullmatch(text) for text in texts) else ""
+
+
+def comma_advice(kind: str) -> str:
+    """What to do about numbers read as text for their commas (`comma_numbers`' kind)."""
+    if kind == "decimal":
+        return DECIMAL_COMMA_ADVICE
+    return (
+        f"if the comma is the decimal point, {DECIMAL_COMMA_ADVICE}; if it separates "
+        "thousands, remove the commas from the numbers in your data"
     )
 
 

@@ -17,6 +17,7 @@ from mlflow.types import DataType
 from mlflow.types.schema import ColSpec
 
 from components import demo
+from components.core import features
 
 # pandera is imported where a schema is loaded or checked: most runs have none, and it costs
 # half a second at a step's start-up.
@@ -203,11 +204,15 @@ def check_signature(frame: pd.DataFrame, signature: ModelSignature | None) -> li
                 continue
             bad = int(series.notna().sum())
             if bad:
-                violations.append(
-                    Violation(
-                        spec.name, f"type {spec.type.name} expected, got {_dtype(series)}", bad
+                rule = f"type {spec.type.name} expected, got {_dtype(series)}"
+                commas = features.comma_numbers(series) if spec.type in NUMBER_TYPES else ""
+                if commas:
+                    example = series.dropna().iloc[0]
+                    rule += (
+                        f" (numbers written with commas, such as {example!r}: "
+                        f"{features.comma_advice(commas)})"
                     )
-                )
+                violations.append(Violation(spec.name, rule, bad))
     return violations
 
 

@@ -31,8 +31,9 @@ def _fallback(factory: factories.Factory[T.Any]) -> str:
 def _reader(of: str) -> str:
     return (
         f'How to read {of}: {{"KIND": KIND, ...its options}}, KIND {datasets.READERS.listing()};'
-        ' e.g. {"KIND": "CSVReader", "delimiter": ";", "encoding": "latin-1"}. Without KIND, '
-        f"the file extension decides ({_fallback(datasets.READERS)} otherwise)."
+        ' e.g. {"KIND": "CSVReader", "delimiter": ";", "decimal_point": ",", '
+        '"encoding": "latin-1"}. Without KIND, the file extension decides '
+        f"({_fallback(datasets.READERS)} otherwise)."
     )
 
 

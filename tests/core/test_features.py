@@ -184,6 +184,28 @@ def test_infer_leaves_out_columns_without_a_name_with_a_warning(frame, caplog):
     assert chosen.numerical == ["code", "Unnamed: 7"]
 
 
+def test_infer_refuses_numbers_read_as_text_for_their_commas():
+    # A spreadsheet's CSV (`;` between values, `1,5`) read with the default reader: each
+    # number would have been a category of its own.
+    frame = pd.DataFrame(
+        {"price": ["1,5", "2,25", None], "shop": ["a", "b", "a"], "y": [1.0, 2, 3]}
+    )
+    with pytest.raises(features.FeatureError) as error:
+        features.infer(frame, "y")
+    assert str(error.value) == (
+        "column(s) 'price' hold numbers written with commas (such as '1,5'), read as text: they "
+        "would be categories, not numbers; set the reader's decimal_point, e.g. reader: {KIND: "
+        "CSVReader, delimiter: ';', decimal_point: ','}; or list them in categorical if they "
+        "are codes"
+    )
+    thousands = frame.assign(price=["1,053", "12,400", None])
+    with pytest.raises(features.FeatureError, match="if it separates thousands, remove the"):
+        features.infer(thousands, "y")
+    # Codes that look so are the user's call.
+    found = features.infer(frame, "y", categorical=["price"])
+    assert found.categorical == ["price", "shop"]
+
+
 def test_infer_warns_about_identifier_like_categories(caplog):
     frame = pd.DataFrame({"user": [f"u{i}" for i in range(100)], "y": np.arange(100.0)})
     with caplog.at_level(logging.WARNING):

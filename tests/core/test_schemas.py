@@ -339,3 +339,22 @@ def test_infinities_are_counted_per_column_in_every_float_dtype():
     assert schemas.check_finite(frame, ["ints", "text", "absent"]) == []
     with pytest.raises(schemas.ValidationError, match=r"column 'nullable': holds \+inf"):
         schemas.refuse_infinite(frame, ["nullable"])
+
+
+@pytest.mark.parametrize(
+    ("values", "advice"),
+    [
+        (["1,5", "-0,25", "1.234,75"], "set the reader's decimal_point, e.g. reader: {KIND: CSV"),
+        (["1,053", "2,100"], "if the comma is the decimal point, set the reader's decimal_point"),
+    ],
+)
+def test_numbers_read_as_text_for_their_commas_are_named_with_the_reader_to_set(values, advice):
+    signature = ModelSignature(inputs=Schema([ColSpec(DataType.double, "price")]))
+    [violation] = schemas.check_signature(pd.DataFrame({"price": values}), signature)
+    assert violation.rule.startswith(
+        f"type double expected, got str (numbers written with commas, such as {values[0]!r}: "
+    )
+    assert advice in violation.rule
+    # Text that is not numbers gets the plain rule.
+    [plain] = schemas.check_signature(pd.DataFrame({"price": ["cheap", "1,5"]}), signature)
+    assert plain.rule == "type double expected, got str"

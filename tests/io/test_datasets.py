@@ -680,3 +680,15 @@ def test_index_columns_of_a_pandas_parquet_file_stay_columns(tmp_path):
     batches = list(reader.model_copy(update={"columns": ["id", "y"]}).frames())
     assert [list(b.columns) for b in batches] == [["id", "y"], ["id", "y"]]
     assert pd.concat(batches)["id"].tolist() == ["c0", "c1", "c2", "c3"]
+
+
+def test_a_csv_with_decimal_commas_reads_numbers_with_its_decimal_point(tmp_path):
+    path = tmp_path / "spreadsheet.csv"
+    path.write_text("price;shop\n1,5;a\n-0,25;b\n;a\n", encoding="utf-8")
+
+    read = datasets.CSVReader(path=str(path), delimiter=";", decimal_point=",").read()
+
+    assert read["price"].tolist()[:2] == [1.5, -0.25] and math.isnan(read["price"].iloc[2])
+    assert datasets.CSVReader(path=str(path), delimiter=";").read()["price"].iloc[0] == "1,5"
+    with pytest.raises(ValueError, match="decimal_point and delimiter are both ','"):
+        datasets.CSVReader(path=str(path), decimal_point=",")

@@ -65,6 +65,8 @@ class CSVReader(Reader, frozen=True):
             empty fields).
         strings_can_be_null: False keeps the markers as text in text columns (an empty field
             stays an empty text), for data whose text "NA" means something.
+        decimal_point: the character between a number's whole and decimal parts: "," for the
+            CSV that spreadsheets write in much of Europe (`1,5`, with `;` as delimiter).
     """
 
     KIND: T.Literal["CSVReader"] = "CSVReader"
@@ -73,6 +75,16 @@ class CSVReader(Reader, frozen=True):
     encoding: str = "utf-8"
     null_values: list[str] | None = None
     strings_can_be_null: bool = True
+    decimal_point: str = pdt.Field(default=".", min_length=1, max_length=1)
+
+    @pdt.model_validator(mode="after")
+    def _distinct_separators(self) -> T.Self:
+        if self.decimal_point == self.delimiter:
+            raise ValueError(
+                f"decimal_point and delimiter are both {self.delimiter!r}: a CSV with decimal "
+                "commas separates its values by another character, most often ';'"
+            )
+        return self
 
     @pdt.field_validator("encoding")
     @classmethod
@@ -96,6 +108,7 @@ class CSVReader(Reader, frozen=True):
         return pacsv.ConvertOptions(
             null_values=NULL_VALUES if self.null_values is None else self.null_values,
             strings_can_be_null=self.strings_can_be_null,
+            decimal_point=self.decimal_point,
         )
 
     def read_options(self) -> pacsv.ReadOptions:
