@@ -18,6 +18,9 @@ import pydantic as pdt
 from components.utils import factories, secrets
 
 logger = logging.getLogger(__name__)
+# Starts the line in which the pipeline's exit step says whether its alert reached its
+# destination (`delivered by SlackAlerter`, `NOT delivered by SlackAlerter: <cause>`).
+DELIVERY_MARK = "Alert delivery: "
 
 Status = T.Literal["SUCCEEDED", "FAILED", "RUNNING", "CANCELED"]
 
@@ -203,6 +206,15 @@ class SlackAlerter(Alerter, frozen=True):
         if not url:
             _log_no_webhook(self.webhook_url_env)
             return ConsoleAlerter().notify(title, message, fields, status, link)
+        if not url.lower().startswith(("https://", "http://")):
+            # urllib's "unknown url type" would name the variable's value, which is a secret.
+            logger.error(
+                "Slack alert %r not delivered: %s is not an http(s) URL (a Slack webhook's "
+                "starts with https://hooks.slack.com/)",
+                title,
+                self.webhook_url_env,
+            )
+            return False
         try:
             payload = self.payload(title, message, fields, status, link)
             return self._post(url, payload, title)

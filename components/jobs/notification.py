@@ -143,13 +143,21 @@ class NotificationJob(base.Job, frozen=True):
             "SUCCEEDED" if self.state == "SUCCEEDED" else "FAILED"
         )  # fmt: skip
         title = f"{self.pipeline}: {self.state}"
-        delivered = self.alerter.notify(
-            title=title,
-            message=message,
-            fields=fields,
-            status=status,
-            link=link,
-        )
+        with base.warnings_logged(alerts.logger) as troubles:
+            delivered = self.alerter.notify(
+                title=title,
+                message=message,
+                fields=fields,
+                status=status,
+                link=link,
+            )
+        # Whoever watches the run (the local console's notify line) learns where it went.
+        sender = type(self.alerter).__name__
+        if delivered:
+            logger.info("%sdelivered by %s", alerts.DELIVERY_MARK, sender)
+        else:
+            cause = troubles[-1].split(" not delivered: ", 1)[-1] if troubles else "see the log"
+            logger.warning("%sNOT delivered by %s: %s", alerts.DELIVERY_MARK, sender, cause)
         return results.NotificationResult(
             title=title,
             message=message,

@@ -150,7 +150,7 @@ class Console:
         task = task_name(folder)
         env = {**os.environ, **on_this_machine(env_vars or {})}
         started = time.monotonic()
-        headline, also = "", ""
+        headline, also, delivery = "", "", ""
         notes: list[str] = []
         in_alert = False  # reading the lines of a multi-line alert message
         process = self.interpreters.take(full_command, env) if self.interpreters else None
@@ -179,10 +179,16 @@ class Console:
                     notes.append(_without_facts(line))
                 elif line.startswith("["):  # the next record of the log: the message ended
                     in_alert = False
+                if alerts.DELIVERY_MARK in line:  # the exit step's alert: where it went
+                    delivery = line.split(alerts.DELIVERY_MARK, 1)[1].strip()
                 if line.startswith(retraining.LINE_PREFIX):  # a training started in the background
                     also = line.split(f" {alerts.FACTS_SEPARATOR} ", 1)[0].strip()
             code = process.wait()
         headline = f"{headline} {also}".strip() if also else headline
+        if delivery.startswith("NOT"):  # an alert that nobody received: say it where one looks
+            notes.append(f"Warning: alert {delivery}")
+        elif delivery and not headline:  # sent elsewhere than this log: say where
+            headline = f"Alert {delivery}."
         step = Step(task, folder, code == 0, time.monotonic() - started, headline, tuple(notes))
         self.steps.append(step)
         if not self.verbose:

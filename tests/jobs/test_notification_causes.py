@@ -287,3 +287,28 @@ def test_a_component_used_twice_fails_once_under_the_task_name_the_run_shows(
     assert text.count("Failed step") == 1, text
     assert f"Failed step predict-2: {cause}" in text
     assert fields(request.body)["failed step"] == "predict-2 (InferenceJob)"
+
+
+def test_the_exit_step_says_whether_its_alert_was_delivered(
+    tracking, root_logging, slack, monkeypatch, caplog
+):
+    """The local console's notify line reads this line: a webhook that is no URL (a value
+    pasted without `https://`) left the run SUCCEEDED and the console silent."""
+    caplog.set_level(logging.INFO)
+    job = notify(tracking, unique("delivery"), "")
+    with job:
+        assert job.run().delivered
+    assert "Alert delivery: delivered by SlackAlerter" in caplog.messages
+    assert len(slack.requests) == 1
+
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", "hooks.slack.com/services/T0/B0/s3cret")
+    caplog.clear()
+    job = notify(tracking, unique("delivery"), "")
+    with job:
+        assert not job.run().delivered
+    [line] = [m for m in caplog.messages if m.startswith("Alert delivery: ")]
+    assert line == (
+        "Alert delivery: NOT delivered by SlackAlerter: SLACK_WEBHOOK_URL is not an http(s) URL "
+        "(a Slack webhook's starts with https://hooks.slack.com/)"
+    )
+    assert "s3cret" not in caplog.text

@@ -38,6 +38,12 @@ if sys.argv[4] == "warned":  # a job's alert with warnings, each a line of its m
     print("[KFP Executor 2026-01-01 10:00:10,000 INFO]: [END] TrainingJob")
     print("Warning: a library's line, after the alert")
     sys.exit(0)
+if sys.argv[4].startswith("alert-"):  # the exit step, its alert sent to Slack (or not)
+    outcome = {"alert-sent": "delivered by SlackAlerter",
+               "alert-lost": "NOT delivered by SlackAlerter: HTTP 404 'no_service'"}[sys.argv[4]]
+    level = "INFO" if outcome.startswith("delivered") else "WARNING"
+    print(f"[KFP Executor 2026-01-01 10:00:09,000 {level}]: Alert delivery: {outcome}")
+    sys.exit(0)
 if sys.argv[4] == "ok":
     print("[KFP Executor 2026-01-01 10:00:09,000 INFO]: [SUCCEEDED] InferenceJob succeeded: "
           "Predicted 4000 rows with bike-sharing v3. | shape=(4000, 1)")
@@ -196,3 +202,17 @@ def test_a_steps_warnings_and_drift_are_told_under_its_line(tmp_path):
     assert lines[1] == f"{indent}Warning: dropping 30 rows without a value in 'price'"
     assert lines[2] == f"{indent}Drift: 2 of 5 features drifted over 300 rows: income (KS p=0e+00)"
     assert lines[3] == f"{indent}Warning: only 8 rows are held out"
+
+
+def test_the_alert_step_line_says_where_the_alert_went_and_when_it_was_lost(tmp_path):
+    out = io.StringIO()
+
+    console.Console(out=out).run_step(command(tmp_path / "run" / "notify", "alert-sent"))
+    console.Console(out=out).run_step(command(tmp_path / "run2" / "notify", "alert-lost"))
+
+    lines = [line for line in out.getvalue().splitlines() if " ...  " not in line]  # progress
+    sent, lost, note = lines
+    assert sent.startswith("notify               done")
+    assert sent.endswith(" s  Alert delivered by SlackAlerter.")
+    assert lost.startswith("notify               done") and lost.endswith(" s")
+    assert note.strip() == ("Warning: alert NOT delivered by SlackAlerter: HTTP 404 'no_service'")
