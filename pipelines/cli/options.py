@@ -116,8 +116,10 @@ def pipeline_name(args: argparse.Namespace) -> str:
         named = params.load_config(args.config).pipeline  # its errors are UsageErrors
         if named:
             return named
+    from pipelines.dags import catalog
+
     raise UsageError(
-        "name the pipeline (training, inference or lifecycle) before the options, or set "
+        f"name the pipeline ({', '.join(catalog.NAMES)}) before the options, or set "
         "`pipeline: NAME` in the --config file"
     )
 

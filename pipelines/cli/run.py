@@ -47,11 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             named pipeline's parameters).
     """
     from pipelines.checks import params
+    from pipelines.dags import catalog
 
     parser.add_argument(
         "name",
         nargs="?",
-        help="pipeline: training, inference or lifecycle (default: the --config's `pipeline:`)",
+        help=f"pipeline: {', '.join(catalog.NAMES)} (default: the --config's `pipeline:`)",
     )
     parser.add_argument(
         "--local",

@@ -184,7 +184,7 @@ def submit(
     caller, not later in the background.
 
     Args:
-        pipeline: training, inference or lifecycle.
+        pipeline: one of `pipelines.dags.catalog.NAMES`.
         params: the run's parameters, of their declared types.
         home: the jobs' folder (default: `jobs_home()`).
 

@@ -39,7 +39,7 @@ def run_local(
     console's to say (default: one line per step as it ends, see `pipelines.local.console`).
 
     Args:
-        name: training, inference or lifecycle.
+        name: one of `pipelines.dags.catalog.NAMES`.
         params: pipeline parameters overriding the defaults.
         root: folder for the pipeline outputs (artifacts of every step); default_root() if None.
         tracking_uri: MLflow store; MLFLOW_TRACKING_URI, else the sqlite store in lifecycle_home().

@@ -68,7 +68,8 @@ def test_a_config_that_names_its_pipeline_needs_no_name(capsys, tmp_path, monkey
     for command in (["run", "--local"], ["submit", "--host", "http://127.0.0.1:9"]):
         assert main([*command, "--config", str(config)]) == 2
         assert capsys.readouterr().err.strip() == (
-            "error: name the pipeline (training, inference or lifecycle) before the options, "
+            "error: name the pipeline (training, inference, lifecycle, monitoring, tuning) before "
+            "the options, "
             "or set `pipeline: NAME` in the --config file"
         )
     assert not (tmp_path / "home").exists()
