@@ -13,13 +13,22 @@ import pandas as pd  # type: ignore[import-untyped]
 
 
 def parse_times(values: pd.Series) -> pd.Series:
-    """Read text as timestamps: in one inferred format, else value by value; NaT if unread."""
+    """Read text as timestamps: in one format (month first, else day first), else value by value.
+
+    A value that reads in none is NaT.
+    """
     with warnings.catch_warnings():
         # pandas warns when it falls back to parsing value by value: that is the point here.
         warnings.simplefilter("ignore", UserWarning)
+        missing = values.isna().sum()
         times = pd.to_datetime(values, errors="coerce")
-        if times.isna().sum() > values.isna().sum():
+        if times.isna().sum() > missing:
+            # The first value's format, read month first ("01/02/2025"), misses the days
+            # after the 12th of a day-first file ("13/01/2025"): read day first, in one format.
+            times = pd.to_datetime(values, errors="coerce", dayfirst=True)
+        if times.isna().sum() > missing:
             # The format inferred from the first value can miss others ("2012-10-22" then
             # "2012-10-22 13:00"); each value in its own format is slower but reads them all.
+            # Not before: value by value, "02/01/2025" is February and "13/01/2025" January.
             times = pd.to_datetime(values, errors="coerce", format="mixed")
     return pd.Series(times, index=values.index, name=values.name)

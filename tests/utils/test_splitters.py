@@ -61,6 +61,17 @@ def test_time_split_reads_text_as_dates_not_as_text():
     assert sorted(train["day"]) == ["01/01/2024", "12/30/2023", "12/31/2023"]
 
 
+def test_time_split_reads_a_day_first_file_day_first():
+    """Europe writes 13 January as "13/01/2025": value by value, "02/01/2025" read as
+    February 1st put January's rows among the latest, and the holdout was no longer later."""
+    days = pd.date_range("2025-01-01", periods=40, freq="D")
+    # Newest first, as exports often are: the first value ("09/02/2025") reads month first.
+    frame = pd.DataFrame({"day": days.strftime("%d/%m/%Y"), "y": range(40)}).iloc[::-1]
+    train, test = splitters.TrainTestSplitter(test_size=0.25, time_column="day").split(frame)
+    assert sorted(test["y"]) == list(range(30, 40))
+    assert sorted(train["y"]) == list(range(30))
+
+
 def test_time_split_refuses_text_that_is_no_time():
     frame = pd.DataFrame({"day": ["2024-01-01", "soon", "2024-01-03", "later"], "y": range(4)})
     with pytest.raises(ValueError) as refused:
