@@ -252,6 +252,8 @@ def task_name(folder: pathlib.Path) -> str:
 _FAILED_JOB = re.compile(r"\[FAILED\] [\w.-]+ failed: (?P<cause>(?P<error>\w+): .*)$")
 # The line that ends a traceback: `components.jobs.base.SettingsError: message`.
 _EXCEPTION = re.compile(r"^(?:[\w]+\.)*(?P<cause>(?P<error>\w*(?:Error|Exception)): .*)$")
+# What MLflow's client says when the server wants other credentials (401) or another account.
+_REFUSED_CREDENTIALS = re.compile(r"error code (401|403) != 200")
 # Errors that say what in the input or the parameters is wrong: a traceback adds nothing.
 USER_ERRORS = frozenset(
     {
@@ -284,6 +286,12 @@ class Failure:
         Args:
             tracking_uri: the MLflow store the run used (credentials masked).
         """
+        if self.error == "MlflowUnavailableError" and _REFUSED_CREDENTIALS.search(self.cause):
+            return (
+                f"MLflow at {tracking_uri} refused this client: set MLFLOW_TRACKING_USERNAME and "
+                "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) to an account it knows, "
+                "then run again"
+            )
         if self.error == "MlflowUnavailableError":
             return f"check that MLflow answers at {tracking_uri}, then run again"
         if self.error in USER_ERRORS:

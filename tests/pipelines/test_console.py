@@ -216,3 +216,28 @@ def test_the_alert_step_line_says_where_the_alert_went_and_when_it_was_lost(tmp_
     assert sent.endswith(" s  Alert delivered by SlackAlerter.")
     assert lost.startswith("notify               done") and lost.endswith(" s")
     assert note.strip() == ("Warning: alert NOT delivered by SlackAlerter: HTTP 404 'no_service'")
+
+
+def test_the_advice_for_an_mlflow_that_refuses_the_client_names_the_credentials(tmp_path):
+    step = console.Step("predict", tmp_path, False, 2.0, "", ())
+    uri = "https://mlflow.example.org"
+    refused = console.Failure(
+        step,
+        "MlflowUnavailableError: cannot use MLflow at https://mlflow.example.org in step "
+        "predict: MlflowException: API request to endpoint /api/2.0/mlflow/experiments/"
+        "get-by-name failed with error code 401 != 200. Response body: 'You are not "
+        "authenticated.'",
+        "MlflowUnavailableError",
+    )
+    down = console.Failure(
+        step,
+        "MlflowUnavailableError: cannot use MLflow: connection refused",
+        "MlflowUnavailableError",
+    )
+
+    assert refused.advice(uri) == (
+        "MLflow at https://mlflow.example.org refused this client: set MLFLOW_TRACKING_USERNAME "
+        "and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) to an account it knows, then "
+        "run again"
+    )
+    assert down.advice(uri) == f"check that MLflow answers at {uri}, then run again"
