@@ -692,3 +692,47 @@ def test_a_csv_with_decimal_commas_reads_numbers_with_its_decimal_point(tmp_path
     assert datasets.CSVReader(path=str(path), delimiter=";").read()["price"].iloc[0] == "1,5"
     with pytest.raises(ValueError, match="decimal_point and delimiter are both ','"):
         datasets.CSVReader(path=str(path), decimal_point=",")
+
+
+def hive_folder(root: pathlib.Path, suffix: str = ".parquet") -> pathlib.Path:
+    """Rows written as Spark and `to_parquet(partition_cols=...)` write them: year=/country=."""
+    for year, country, rows in [(2025, "FR", 3), (2025, "DE", 2), (2026, "FR", 4)]:
+        folder = root / f"year={year}" / f"country={country}"
+        folder.mkdir(parents=True)
+        part = pd.DataFrame({"sales": [float(i) for i in range(rows)]})
+        if suffix == ".csv":
+            part.to_csv(folder / "part-0.csv", index=False)
+        else:
+            part.to_parquet(folder / "part-0.parquet", index=False)
+    return root
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_hive_partition_folders_are_read_as_columns(tmp_path, suffix):
+    # The partition values live in the folder names only: a pass-through `country` was
+    # "missing" though pandas reads it back as a column.
+    root = hive_folder(tmp_path / "lake", suffix)
+    kind = datasets.CSVReader if suffix == ".csv" else datasets.ParquetReader
+    reader = kind(path=str(root), batch_size=2)
+
+    schema = reader.schema()
+    assert schema.names == ["sales", "year", "country"]
+    assert schema.field("year").type == pa.int64() and schema.field("country").type == pa.string()
+    read = reader.read().sort_values(["year", "country", "sales"]).reset_index(drop=True)
+    assert read["year"].tolist() == [2025] * 5 + [2026] * 4
+    assert read["country"].tolist() == ["DE"] * 2 + ["FR"] * 3 + ["FR"] * 4
+    # Narrowed to some columns, and read piece by piece as a shard reads them.
+    narrowed = reader.model_copy(update={"columns": ["country", "sales"]})
+    assert {tuple(f.columns) for f in narrowed.frames()} == {("country", "sales")}
+    pieces = reader.list_pieces()
+    shard = pd.concat(reader.model_copy(update={"pieces": [p]}).read() for p in pieces)
+    assert sorted(shard["country"]) == sorted(read["country"])
+
+
+def test_files_under_different_partition_folders_are_refused(tmp_path):
+    root = hive_folder(tmp_path / "lake")
+    (root / "loose").mkdir()
+    pd.DataFrame({"sales": [1.0]}).to_parquet(root / "loose" / "part-0.parquet")
+
+    with pytest.raises(datasets.DatasetError, match="the files lie under different partition"):
+        datasets.ParquetReader(path=str(root)).schema()

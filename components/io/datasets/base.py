@@ -148,6 +148,8 @@ class Reader(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
             source: str | list[str] = path
             if info.type == pafs.FileType.Directory:
                 filesystem, source = self._published(filesystem, path)
+            # A folder of the user's files (not the parts of a manifest) may be hive-partitioned.
+            partitioned = info.type == pafs.FileType.Directory and source == path
             if self.pieces is not None:
                 # A shard opens its own files only: the plan has checked all of them.
                 source = list(dict.fromkeys(piece.path for piece in self.pieces))
@@ -156,11 +158,37 @@ class Reader(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
             dataset = pads.dataset(
                 source, filesystem=filesystem, format=self.format(), schema=pa.schema([])
             )
-            return dataset.replace_schema(self.inspect(dataset))
+            schema = self.inspect(dataset)
+            if partitioned:
+                return self._with_partitions(dataset, schema, filesystem, path)
+            return dataset.replace_schema(schema)
         except (pa.ArrowException, OSError) as error:
             raise DatasetError(
                 f"cannot open {self.KIND} input {self.path}: {error}{self.format_hint(error)}"
             ) from error
+
+    def _with_partitions(
+        self, dataset: pads.Dataset, schema: pa.Schema, filesystem: pafs.FileSystem, folder: str
+    ) -> pads.Dataset:
+        """The dataset with the `key=value` folders of its files as columns (hive partitions).
+
+        Spark, Hive and `pandas.to_parquet(partition_cols=...)` keep a partition's value in its
+        folder's name, not in its files: `country=FR/part-0.parquet`. pandas reads it back as a
+        column; so does this reader, after the files' own columns.
+        """
+        paths = [fragment.path for fragment in dataset.get_fragments()]
+        found = _hive_partitions(paths, folder, own=set(schema.names))
+        if found is None:
+            return dataset.replace_schema(schema)
+        fields, expressions = found
+        schema = pa.schema([*schema, *fields], metadata=schema.metadata)
+        return pads.FileSystemDataset.from_paths(
+            paths,
+            schema=schema,
+            format=self.format(),
+            filesystem=filesystem,
+            partitions=expressions,
+        )
 
     def format_hint(self, error: Exception) -> str:
         """What to set when a file is not of this kind's format ("" when that is not the cause).
@@ -369,6 +397,73 @@ def _refuse_duplicates(file: str, names: T.Sequence[str]) -> None:
         raise DatasetError(
             f"{file}: duplicated column name(s) {_quoted(repeated)}; each column needs its own name"
         )
+
+
+# The folder name Hive gives a partition whose value is missing.
+_HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+
+
+def _hive_partitions(
+    paths: list[str], folder: str, own: set[str]
+) -> tuple[list[pa.Field], list[T.Any]] | None:
+    """The partition columns that `key=value` folders give files under `folder`, if any.
+
+    Args:
+        paths: the files.
+        folder: the folder they were found under.
+        own: the files' own columns: a key that is one of them stays the files' column.
+
+    Returns:
+        The partition columns (whole numbers as int64, anything else as text), and for each
+        file the expression of its values; None when no file lies in a `key=value` folder.
+
+    Raises:
+        DatasetError: files lie under different partition keys (`year=` here, `month=` there).
+    """
+    import urllib.parse
+
+    import pyarrow.compute as pc
+
+    base = folder.rstrip("/") + "/"
+    values: list[dict[str, str | None]] = []
+    for path in paths:
+        parts = path[len(base) :].split("/")[:-1] if path.startswith(base) else []
+        pairs = [part.split("=", 1) for part in parts if "=" in part]
+        values.append(
+            {
+                key: None if value == _HIVE_NULL else urllib.parse.unquote(value)
+                for key, value in pairs
+            }
+        )
+    first = next((index for index, found in enumerate(values) if found), None)
+    if first is None:
+        return None
+    keys = list(values[first])
+    for path, found in zip(paths, values, strict=True):
+        if list(found) != keys:
+            raise DatasetError(
+                f"{folder}: the files lie under different partition folders: {paths[first]} "
+                f"under {'/'.join(f'{k}=' for k in keys)}, {path} under "
+                f"{'/'.join(f'{k}=' for k in found) or 'none'}"
+            )
+    fields = []
+    for key in keys:
+        column = [found[key] for found in values if found[key] is not None]
+        whole = all(v.lstrip("-").isdigit() and not (len(v) > 1 and v[0] == "0") for v in column)
+        fields.append(pa.field(key, pa.int64() if column and whole else pa.string()))
+    fields = [field for field in fields if field.name not in own]
+    expressions = []
+    for found in values:
+        expression = pc.scalar(True)
+        for field in fields:
+            value = found[field.name]
+            if value is None:
+                expression = expression & pc.field(field.name).is_null()
+            else:
+                typed = int(value) if pa.types.is_integer(field.type) else value
+                expression = expression & (pc.field(field.name) == pa.scalar(typed, field.type))
+        expressions.append(expression)
+    return fields, expressions
 
 
 def _differences(expected: pa.Schema, found: pa.Schema) -> list[str]:

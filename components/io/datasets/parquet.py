@@ -16,7 +16,7 @@ from components.io.datasets.sinks import _RESERVED_KEY, Sink, Writer, _TableSink
 
 
 class ParquetReader(Reader, frozen=True):
-    """Read Parquet: one file, or a directory (hive partitions included) of files."""
+    """Read Parquet: one file, or a directory of files (hive partitions read as columns)."""
 
     KIND: T.Literal["ParquetReader"] = "ParquetReader"
     EXTENSIONS: T.ClassVar[tuple[str, ...]] = (".parquet", ".pq")
