@@ -448,7 +448,7 @@ def _hive_partitions(
             )
     fields = []
     for key in keys:
-        column = [found[key] for found in values if found[key] is not None]
+        column = [value for found in values if (value := found[key]) is not None]
         whole = all(v.lstrip("-").isdigit() and not (len(v) > 1 and v[0] == "0") for v in column)
         fields.append(pa.field(key, pa.int64() if column and whole else pa.string()))
     fields = [field for field in fields if field.name not in own]
