@@ -49,6 +49,25 @@ NO_CHAMPION = "none"
 TASK_TAGS = (lineage.KFP_RUN_TAG, lineage.KFP_TASK_TAG)
 
 
+def registrable(name: str) -> str:
+    """A registered model's name, refused before any step when MLflow would refuse it.
+
+    Raises:
+        ValueError: the name holds `/` or `:`, which MLflow's registry refuses.
+    """
+    refused = [character for character in "/:" if character in name]
+    if refused:
+        raise ValueError(
+            f"{name!r} cannot name a registered model: MLflow refuses "
+            f"{' and '.join(map(repr, refused))} in one (use '-' or '_')"
+        )
+    return name
+
+
+# A registered model's name, as the jobs take it: checked where their settings are.
+ModelName = T.Annotated[str, pdt.StringConstraints(min_length=1), pdt.AfterValidator(registrable)]
+
+
 class RegistryError(LookupError):
     """A model, version or alias cannot be found; the message lists what does exist."""
 
@@ -174,7 +193,7 @@ class RegistryFinder(Finder, frozen=True):
                 "no model named: set model_name to the registered model, or give a finder of "
                 "another KIND (BestRunFinder, UriFinder)"
             )
-        return name
+        return registrable(name)
 
     def find(self, client: MlflowClient) -> ModelRef:
         """Resolve the alias or version to a concrete version."""

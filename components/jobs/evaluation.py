@@ -46,7 +46,7 @@ class EvaluationJob(base.Job, frozen=True):
     KIND: T.Literal["EvaluationJob"] = "EvaluationJob"
     inputs: datasets.ReaderKind
     target: str = pdt.Field(min_length=1)
-    model_name: str = pdt.Field(min_length=1)
+    model_name: registries.ModelName
     alias_or_version: str | int = "latest"
     champion_alias: str = "Champion"
     thresholds: dict[str, float] | None = None

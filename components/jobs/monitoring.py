@@ -66,7 +66,7 @@ class MonitoringJob(base.Job, frozen=True):
     truth: datasets.ReaderKind
     keys: list[str] = pdt.Field(min_length=1)
     target: str = pdt.Field(min_length=1)
-    model_name: str = pdt.Field(min_length=1)
+    model_name: registries.ModelName
     alias_or_version: str | int = "Champion"
     time_column: str | None = None
     period: str = pdt.Field(default="D", min_length=1)

@@ -85,7 +85,7 @@ class PromotionJob(base.Job, frozen=True):
     """
 
     KIND: T.Literal["PromotionJob"] = "PromotionJob"
-    model_name: str = pdt.Field(min_length=1)
+    model_name: registries.ModelName
     alias: str = "Champion"
     version: int | None = None
     inputs: datasets.ReaderKind | None = None

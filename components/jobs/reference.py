@@ -51,7 +51,7 @@ class ReferenceJob(base.Job, frozen=True):
     KIND: T.Literal["ReferenceJob"] = "ReferenceJob"
     RECORDS_RUN: T.ClassVar[bool] = False  # stored with the model's own run
     inputs: datasets.ReaderKind
-    model_name: str = pdt.Field(min_length=1)
+    model_name: registries.ModelName
     alias_or_version: str | int = "Champion"
     target: str | None = None
     loader: registries.LoaderKind = pdt.Field(default_factory=registries.FlavorLoader)

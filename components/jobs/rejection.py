@@ -31,7 +31,7 @@ class RejectionJob(base.Job, frozen=True):
 
     KIND: T.Literal["RejectionJob"] = "RejectionJob"
     RECORDS_RUN: T.ClassVar[bool] = False  # recorded in the history, not as a run
-    model_name: str = pdt.Field(min_length=1)
+    model_name: registries.ModelName
     version: int = pdt.Field(ge=1)
     alias: str = "Champion"
     reason: str = pdt.Field(min_length=1)

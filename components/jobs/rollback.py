@@ -42,7 +42,7 @@ class RollbackJob(base.Job, frozen=True):
 
     KIND: T.Literal["RollbackJob"] = "RollbackJob"
     RECORDS_RUN: T.ClassVar[bool] = False  # recorded in the history, not as a run
-    model_name: str = pdt.Field(min_length=1)
+    model_name: registries.ModelName
     alias: str = "Champion"
     to_version: int | None = pdt.Field(default=None, ge=1)
     reason: str = pdt.Field(min_length=1)

@@ -36,7 +36,7 @@ class TrialSelectionJob(base.Job, frozen=True):
     """
 
     KIND: T.Literal["TrialSelectionJob"] = "TrialSelectionJob"
-    model_name: str = pdt.Field(min_length=1)
+    model_name: registries.ModelName
     metric: str = ""
     trial_runs: list[str] = pdt.Field(default_factory=list)
 

@@ -81,7 +81,7 @@ class TrainingJob(base.Job, frozen=True):
     inputs: datasets.ReaderKind
     target: str = pdt.Field(min_length=1)
     model: models.ModelKind = pdt.Field(default_factory=models.HistGradientBoostingRegressorModel)
-    model_name: str = pdt.Field(min_length=1)
+    model_name: registries.ModelName
     features: list[str] | None = None
     categorical: list[str] | None = None
     exclude: list[str] = pdt.Field(default_factory=list)

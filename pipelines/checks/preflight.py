@@ -533,7 +533,8 @@ def _blame(
     """The refusal in one line, naming the parameter at fault when one is.
 
     The parameter at fault is the given one that, put back to its default, lets the step
-    accept what it refused; else the one set the field of the same name.
+    accept what it refused; else one whose value the refusal quotes; else the one that set the
+    field of the same name.
     """
     fed = {bound.parameter: name for name, bound in step.inputs.items() if bound.parameter}
     suspects = sorted(
@@ -554,6 +555,15 @@ def _blame(
             if again.key == refused.key:
                 continue
         return _refusal(pipeline, suspect, given[suspect], step, refused.text)
+    # Else the one whose value the refusal quotes: a required one has no default to put back,
+    # and `model_name` 'team/churn' is refused by the finder built from it, whatever it is.
+    quoted = [
+        p
+        for p in suspects
+        if isinstance(given[p], str) and given[p] and repr(given[p]) in refused.text
+    ]
+    if quoted:
+        return _refusal(pipeline, quoted[0], given[quoted[0]], step, refused.text)
     named = [p for p, name in fed.items() if name == refused.field]
     if named:
         value = given.get(named[0], parameters[named[0]].default)

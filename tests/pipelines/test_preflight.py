@@ -243,6 +243,19 @@ def test_a_branch_condition_is_decided_when_the_parameters_tell(
             'parameter \'passthrough\' of pipeline inference: ["instant", "instant"] refused '
             "by step predict: passthrough: passthrough lists 'instant' more than once",
         ),
+        (
+            "training",
+            {"model_name": "team/churn"},
+            "parameter 'model_name' of pipeline training: 'team/churn' refused by step train: "
+            "model_name: 'team/churn' cannot name a registered model: MLflow refuses '/' in one "
+            "(use '-' or '_')",
+        ),
+        (
+            "inference",
+            {"model_name": "team:churn"},
+            "parameter 'model_name' of pipeline inference: 'team:churn' refused by step predict: "
+            "finder.name: 'team:churn' cannot name a registered model: MLflow refuses ':' in one",
+        ),
     ],
     ids=[
         "model-param-range",
@@ -256,6 +269,8 @@ def test_a_branch_condition_is_decided_when_the_parameters_tell(
         "trusted-types-not-text",
         "passthrough-named-as-an-output",
         "passthrough-twice",
+        "model-name-with-a-slash",
+        "model-name-with-a-colon-blamed-not-the-finder",
     ],  # fmt: skip
 )
 def test_the_refusal_names_the_parameter_its_value_and_the_rule(
