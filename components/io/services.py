@@ -41,6 +41,16 @@ class MlflowUnavailableError(ConnectionError):
     """MLflow could not be used; the message names the server (no credentials) and the step."""
 
 
+# MLflow's error codes for a request it understood and refused (a name, a value, a state):
+# the server answered, so "check that MLflow answers" would send a user the wrong way.
+REFUSED_REQUESTS = frozenset(
+    {
+        "INVALID_PARAMETER_VALUE", "BAD_REQUEST", "RESOURCE_ALREADY_EXISTS",
+        "RESOURCE_DOES_NOT_EXIST", "INVALID_STATE", "MALFORMED_REQUEST",
+    }
+)  # fmt: skip
+
+
 APP_NAME = "kfp-model-lifecycle"
 
 # Set in every step by KFP's MLflow plugin, when a deployment turns it on: the task's run.
@@ -383,6 +393,12 @@ class MlflowService(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
             error: what the MLflow client raised.
         """
         cause = secrets.redact(f"{type(error).__name__}: {error}")
+        if getattr(error, "error_code", "") in REFUSED_REQUESTS:
+            # MLflow answered: it is up, and what the step asked is what to fix.
+            return MlflowUnavailableError(
+                f"MLflow at {self.server()} refused a request of step {step}: "
+                f"{secrets.clip(cause, 600)}"
+            )
         return MlflowUnavailableError(
             f"cannot use MLflow at {self.server()} in step {step}: {secrets.clip(cause, 600)}"
         )

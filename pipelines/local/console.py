@@ -292,6 +292,10 @@ class Failure:
                 "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) to an account it knows, "
                 "then run again"
             )
+        if self.error == "MlflowUnavailableError" and " refused a request of step " in self.cause:
+            return (
+                "MLflow answered and refused what the step asked: fix what it names, then run again"
+            )
         if self.error == "MlflowUnavailableError":
             return f"check that MLflow answers at {tracking_uri}, then run again"
         if self.error in USER_ERRORS:

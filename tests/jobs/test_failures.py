@@ -96,6 +96,34 @@ def test_a_failure_is_recorded_without_credentials(mlflow_server, tmp_path, logs
     assert all(SECRET not in value for value in run.data.tags.values())
 
 
+def test_a_request_mlflow_refuses_is_told_apart_from_mlflow_down(mlflow_server, tmp_path):
+    # A user deleted the pipelines' experiment in the MLflow UI: every step failed with
+    # "cannot use MLflow ...", and the run's advice said to check that MLflow answers.
+    from pipelines.local import console
+
+    experiment = unique("deleted")
+    client = MlflowClient(mlflow_server)
+    client.delete_experiment(client.create_experiment(experiment))
+
+    with (
+        pytest.raises(services.MlflowUnavailableError) as caught,
+        job(mlflow_server, tmp_path, experiment) as failing,
+    ):
+        failing.run()
+
+    cause = f"MlflowUnavailableError: {caught.value}"
+    assert cause.startswith(
+        f"MlflowUnavailableError: MLflow at {mlflow_server} refused a request of step predict: "
+    )
+    assert "Cannot set a deleted experiment" in cause
+    step = console.Step("predict", tmp_path, False, 1.0, "", ())
+    advice = console.Failure(step, cause, "MlflowUnavailableError").advice(mlflow_server)
+    assert (
+        advice
+        == "MLflow answered and refused what the step asked: fix what it names, then run again"
+    )
+
+
 def test_mlflow_killed_during_a_step_fails_it_in_bounded_time_with_its_cause(
     tmp_path, tmp_path_factory, logs
 ):
