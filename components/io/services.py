@@ -41,6 +41,10 @@ class MlflowUnavailableError(ConnectionError):
     """MLflow could not be used; the message names the server (no credentials) and the step."""
 
 
+class ArtifactStoreError(OSError):
+    """A run's artifacts could not be written where the MLflow server said they go."""
+
+
 # MLflow's error codes for a request it understood and refused (a name, a value, a state):
 # the server answered, so "check that MLflow answers" would send a user the wrong way.
 REFUSED_REQUESTS = frozenset(
@@ -401,6 +405,34 @@ class MlflowService(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
             )
         return MlflowUnavailableError(
             f"cannot use MLflow at {self.server()} in step {step}: {secrets.clip(cause, 600)}"
+        )
+
+    def unreachable_artifacts(self, step: str, error: OSError) -> ArtifactStoreError | None:
+        """Why a step could not write its run's artifacts to a folder on the MLflow server's disk.
+
+        None when the error is about anything else. A server started with
+        `--no-serve-artifacts` (or before MLflow 2) gives each run an artifact location on its
+        own filesystem, which a client on another machine (a pod) writes to directly: it fails
+        there with the path, which alone says nothing.
+
+        Args:
+            step: the step (or job) that wrote.
+            error: what writing raised.
+        """
+        run = mlflow.active_run()
+        location = run.info.artifact_uri if run is not None else ""
+        served = "://" in location and not location.startswith("file://")
+        if not location or served or not self.tracking_uri.startswith(("http://", "https://")):
+            return None
+        folder, name = location.removeprefix("file://"), str(error.filename or "")
+        if not name or not (folder.startswith(name) or name.startswith(folder)):
+            return None
+        return ArtifactStoreError(
+            f"step {step} cannot write its artifacts to {location}: MLflow at {self.server()} "
+            f"keeps them in a folder of its own disk ({type(error).__name__}: "
+            f"{error.strerror or error}), which only a client on the same machine can write. "
+            "Let the server take the artifacts (`mlflow server --serve-artifacts`, MLflow's "
+            "default) or point its --default-artifact-root at storage both reach (s3://, gs://)"
         )
 
     def local_store(self) -> pathlib.Path | None:

@@ -97,6 +97,8 @@ class Job(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         error = exc_value
         if isinstance(exc_value, MLFLOW_ERRORS):
             error = self.mlflow_service.unavailable(self.step, exc_value)
+        elif isinstance(exc_value, OSError):
+            error = self.mlflow_service.unreachable_artifacts(self.step, exc_value) or exc_value
         if error is not None:
             self._report(error)
         if self.RECORDS_RUN and mlflow.active_run() is not None:

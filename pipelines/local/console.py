@@ -298,6 +298,8 @@ class Failure:
             )
         if self.error == "MlflowUnavailableError":
             return f"check that MLflow answers at {tracking_uri}, then run again"
+        if self.error == "ArtifactStoreError":
+            return f"change where MLflow at {tracking_uri} keeps artifacts, as said above"
         if self.error in USER_ERRORS:
             return "fix the input or the parameter named above (--config, --param), then run again"
         if not self.error:

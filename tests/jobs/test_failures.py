@@ -124,6 +124,42 @@ def test_a_request_mlflow_refuses_is_told_apart_from_mlflow_down(mlflow_server, 
     )
 
 
+def test_artifacts_that_mlflow_keeps_on_its_own_disk_are_told_as_such(mlflow_server, tmp_path):
+    # A server without artifact serving (`--no-serve-artifacts`, or an experiment created with
+    # a plain folder as its artifact location) has clients write into its own disk: the step
+    # failed with "FileNotFoundError: ... '/proc/...'" and "fix the input or the parameter".
+    from components.jobs import training
+    from pipelines.local import console
+    from tests.jobs.helpers import settings
+
+    experiment = unique("server-disk")
+    MlflowClient(mlflow_server).create_experiment(experiment, artifact_location="/proc/no-such")
+    data = tmp_path / "rows.parquet"
+    pd.DataFrame(
+        {"x": [float(i) for i in range(40)], "y": [2.0 * i for i in range(40)]}
+    ).to_parquet(data)
+
+    with pytest.raises(services.ArtifactStoreError) as caught:
+        with training.TrainingJob(
+            inputs=datasets.ParquetReader(path=str(data)),
+            target="y",
+            model_name=unique("server-disk"),
+            model={"KIND": "Ridge"},
+            **settings(mlflow_server, experiment),
+        ) as job:
+            job.run()
+
+    message = str(caught.value)
+    assert message.startswith("step TrainingJob cannot write its artifacts to /proc/no-such/")
+    assert f"MLflow at {mlflow_server} keeps them in a folder of its own disk" in message
+    assert "`mlflow server --serve-artifacts`" in message
+    step = console.Step("train", tmp_path, False, 1.0, "", ())
+    failure = console.Failure(step, f"ArtifactStoreError: {message}", "ArtifactStoreError")
+    assert failure.advice(mlflow_server) == (
+        f"change where MLflow at {mlflow_server} keeps artifacts, as said above"
+    )
+
+
 def test_mlflow_killed_during_a_step_fails_it_in_bounded_time_with_its_cause(
     tmp_path, tmp_path_factory, logs
 ):
