@@ -139,15 +139,15 @@ def test_artifacts_that_mlflow_keeps_on_its_own_disk_are_told_as_such(mlflow_ser
         {"x": [float(i) for i in range(40)], "y": [2.0 * i for i in range(40)]}
     ).to_parquet(data)
 
-    with pytest.raises(services.ArtifactStoreError) as caught:
-        with training.TrainingJob(
-            inputs=datasets.ParquetReader(path=str(data)),
-            target="y",
-            model_name=unique("server-disk"),
-            model={"KIND": "Ridge"},
-            **settings(mlflow_server, experiment),
-        ) as job:
-            job.run()
+    job = training.TrainingJob(
+        inputs=datasets.ParquetReader(path=str(data)),
+        target="y",
+        model_name=unique("server-disk"),
+        model={"KIND": "Ridge"},
+        **settings(mlflow_server, experiment),
+    )
+    with pytest.raises(services.ArtifactStoreError) as caught, job:
+        job.run()
 
     message = str(caught.value)
     assert message.startswith("step TrainingJob cannot write its artifacts to /proc/no-such/")
