@@ -680,6 +680,11 @@ def test_index_columns_of_a_pandas_parquet_file_stay_columns(tmp_path):
     batches = list(reader.model_copy(update={"columns": ["id", "y"]}).frames())
     assert [list(b.columns) for b in batches] == [["id", "y"], ["id", "y"]]
     assert pd.concat(batches)["id"].tolist() == ["c0", "c1", "c2", "c3"]
+    # The unnamed index of a filtered frame is row numbers, no column of the data.
+    frame.iloc[[0, 2, 3]].to_parquet(tmp_path / "filtered.parquet")
+    filtered = datasets.ParquetReader(path=str(tmp_path / "filtered.parquet")).read()
+    assert list(filtered.columns) == ["id", "shop", "visits", "y"]
+    assert filtered["id"].tolist() == ["c0", "c2", "c3"]
 
 
 def test_a_csv_with_decimal_commas_reads_numbers_with_its_decimal_point(tmp_path):

@@ -380,14 +380,18 @@ def as_frame(data: pa.Table | pa.RecordBatch) -> pd.DataFrame:
     pandas' metadata in a Parquet file written from a frame with an index (`set_index("id")`
     then `to_parquet`) makes its index columns the frame's index again: they would vanish
     from the columns that the schema lists (a pass-through `id` "missing"). They stay columns;
-    the rest of the metadata (nullable and timezone dtypes) still applies.
+    an unnamed index (the row numbers of a filtered frame) stays out, as pandas keeps it out of
+    the columns; the rest of the metadata (nullable and timezone dtypes) still applies.
     """
     frame = data.to_pandas()
     if isinstance(frame.index, pd.RangeIndex) and frame.index.name is None:
         return frame
-    frame = frame.reset_index()
-    names = data.schema.names
-    return frame[names] if set(frame.columns) == set(names) else frame
+    # An unnamed level is pandas' row numbering (`__index_level_0__`), no column of the data.
+    named = [name for name in frame.index.names if name is not None]
+    frame = frame.reset_index(level=named) if named else frame
+    frame = frame.reset_index(drop=True)
+    order = [name for name in data.schema.names if name in frame.columns]
+    return frame[order] if len(order) == frame.shape[1] else frame
 
 
 def _refuse_duplicates(file: str, names: T.Sequence[str]) -> None:
