@@ -685,6 +685,10 @@ def test_index_columns_of_a_pandas_parquet_file_stay_columns(tmp_path):
     filtered = datasets.ParquetReader(path=str(tmp_path / "filtered.parquet")).read()
     assert list(filtered.columns) == ["id", "shop", "visits", "y"]
     assert filtered["id"].tolist() == ["c0", "c2", "c3"]
+    # An index that repeats a column (`drop=False`) is that column, once.
+    frame.set_index("id", drop=False).to_parquet(tmp_path / "kept.parquet")
+    kept = datasets.ParquetReader(path=str(tmp_path / "kept.parquet")).read()
+    assert list(kept.columns) == ["id", "shop", "visits", "y"]
 
 
 def test_a_csv_with_decimal_commas_reads_numbers_with_its_decimal_point(tmp_path):

@@ -386,8 +386,9 @@ def as_frame(data: pa.Table | pa.RecordBatch) -> pd.DataFrame:
     frame = data.to_pandas()
     if isinstance(frame.index, pd.RangeIndex) and frame.index.name is None:
         return frame
-    # An unnamed level is pandas' row numbering (`__index_level_0__`), no column of the data.
-    named = [name for name in frame.index.names if name is not None]
+    # An unnamed level is pandas' row numbering (`__index_level_0__`), no column of the data;
+    # nor is a level that repeats a column (`set_index("id", drop=False)`).
+    named = [n for n in frame.index.names if n is not None and n not in frame.columns]
     frame = frame.reset_index(level=named) if named else frame
     frame = frame.reset_index(drop=True)
     order = [name for name in data.schema.names if name in frame.columns]
