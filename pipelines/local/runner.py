@@ -151,9 +151,33 @@ def outputs(run_dir: pathlib.Path) -> dict[str, pathlib.Path]:
             if name.endswith((".html", ".md")) and matches[0].is_file():
                 shutil.copyfile(matches[0], latest / name)
             else:
+                name = as_written(matches[0], name)
                 (latest / name).symlink_to(matches[0])
             found[key] = latest / name
     return found
+
+
+# The first bytes of each format a writer may write a table in (CSV has none of its own).
+_MAGIC = {
+    b"PAR1": ".parquet",
+    b"\x1f\x8b": ".csv.gz",
+    b"BZh": ".csv.bz2",
+    b"\x04\x22\x4d\x18": ".csv.lz4",
+}
+
+
+def as_written(path: pathlib.Path, name: str) -> str:
+    """The name of a table file with the extension of the format it was written in.
+
+    A run's `writer` may be CSV (`{KIND: CSVWriter}`): its predictions named `.parquet` would
+    not open in pandas or DuckDB. A folder (a sharded prediction) keeps its name.
+    """
+    if not name.endswith(".parquet") or not path.is_file():
+        return name
+    with path.open("rb") as file:
+        head = file.read(4)
+    suffix = next((ext for magic, ext in _MAGIC.items() if head.startswith(magic)), ".csv")
+    return name.removesuffix(".parquet") + suffix
 
 
 def print_outputs(run_dir: pathlib.Path) -> dict[str, pathlib.Path]:

@@ -100,3 +100,30 @@ def test_a_new_run_replaces_latest(run_dir: pathlib.Path) -> None:
     latest = run_dir.parent.parent / "latest"
     assert sorted(p.name for p in latest.iterdir()) == ["explanations.html"]
     assert "Newer heading" in (latest / "explanations.html").read_text()
+
+
+@pytest.mark.parametrize(
+    ("writer", "name"),
+    [
+        ({"KIND": "CSVWriter"}, "predictions.csv"),
+        ({"KIND": "ParquetWriter"}, "predictions.parquet"),
+    ],
+)
+def test_predictions_are_named_by_the_format_the_writer_wrote(
+    tmp_path: pathlib.Path, writer: dict, name: str
+) -> None:
+    # `writer: {KIND: CSVWriter}` left CSV at latest/predictions.parquet, which pandas refuses.
+    import pandas as pd
+
+    from components.io import datasets
+
+    run = tmp_path / "runs" / "pipeline-root" / "inference-2024-01-01-00-00-00-000000"
+    (run / "predict").mkdir(parents=True)
+    output = datasets.writer_for(str(run / "predict" / "predictions"), **writer)
+    output.write(pd.DataFrame({"prediction": [1.5, 2.5]}))
+
+    found = local.outputs(run)
+
+    assert found["predict/predictions"].name == name
+    reader = datasets.reader_for(str(found["predict/predictions"]))
+    assert reader.read()["prediction"].tolist() == [1.5, 2.5]
