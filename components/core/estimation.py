@@ -340,6 +340,10 @@ def _bootstrap_spread(
     """
     rows = len(truth)
     accuracy = float(np.mean(truth == predicted))
+    if accuracy in (0.0, 1.0):
+        # A holdout without a miss (or a hit) has no spread of its own, though 36 rows say
+        # little: counted with one hit and one miss more (Laplace), its band stays open.
+        accuracy = (accuracy * rows + 1) / (rows + 2)
     spread = {"accuracy": math.sqrt(accuracy * (1 - accuracy))}
     generator = np.random.default_rng(0)  # seeded: the same holdout fits the same estimator
     f1s: list[float] = []
@@ -355,9 +359,10 @@ def _bootstrap_spread(
         ]
         if len(curves) == len(scored):
             aucs.append(float(np.mean(curves)))
-    spread["f1_macro"] = float(np.std(f1s)) * math.sqrt(rows)
+    # Resamples of a perfect holdout are all perfect: their spread is the accuracy's then.
+    spread["f1_macro"] = float(np.std(f1s)) * math.sqrt(rows) or spread["accuracy"]
     if len(aucs) > 1:
-        spread["roc_auc"] = float(np.std(aucs)) * math.sqrt(rows)
+        spread["roc_auc"] = float(np.std(aucs)) * math.sqrt(rows) or spread["accuracy"]
     return spread
 
 

@@ -362,3 +362,22 @@ def test_tallies_and_estimators_of_different_models_do_not_mix(binary, multiclas
         estimation.estimate(regression.estimator, empty)
     with pytest.raises(ValueError, match="a regression estimator cannot hold a 'cbpe' fit"):
         estimation.Estimator(task="regression", rows=1, holdout={}, fitted=binary.estimator.fitted)
+
+
+def test_a_perfect_holdout_still_gives_a_band():
+    # The wine demo's 36-row holdout has no error: its bootstrap spread was 0 and predict said
+    # "estimated f1_macro 0.972 (0.972 to 0.972; holdout 1.00)", a certainty it did not have.
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"x": rng.normal(size=400)})
+    frame["y"] = np.where(frame["x"] > 0, "up", "down")
+    model = models.HistGradientBoostingClassifierModel(numerical=["x"]).build()
+    model.fit(frame[["x"]].head(300), frame["y"].head(300))
+    case = fitted("classification", "y", model, frame.iloc[300:336])
+    assert case.realised(frame.iloc[300:336])["accuracy"] == 1.0
+
+    estimate = estimated(case, frame.iloc[336:])
+
+    for metric in estimate.estimates:
+        if metric.metric in ("accuracy", "f1_macro"):
+            assert metric.upper - metric.lower > 0.02, metric
+            assert metric.lower < metric.value <= metric.upper
