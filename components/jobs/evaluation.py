@@ -7,6 +7,7 @@ import logging
 import typing as T
 
 import mlflow
+import pandas as pd
 import pydantic as pdt
 
 from components.core import cards, metrics, models, reports, results, schemas
@@ -20,6 +21,10 @@ logger = logging.getLogger(__name__)
 REPORT_PATH = "reports/evaluation.html"
 # On the evaluated version: why it did not pass ("" when it did).
 REASONS_TAG = registries.REASONS_TAG
+
+
+class ChampionMismatchError(ValueError):
+    """The Champion cannot score the candidate's held-out rows: they cannot be compared."""
 
 
 class EvaluationJob(base.Job, frozen=True):
@@ -91,8 +96,7 @@ class EvaluationJob(base.Job, frozen=True):
         champion_ref = self._champion(client, candidate_ref)
         champion_scores: dict[str, float] = {}
         if champion_ref is not None:
-            champion = self.loader.load(champion_ref.uri)
-            champion_scores = metrics.score(task, targets, champion.predict(data))
+            champion_scores = self._champion_scores(champion_ref, candidate_ref, data, task)
         # Decide, with a reason for every failed check.
         reasons = [
             f"{name}={scores[name]:.4g} does not meet the threshold {limit:g}"
@@ -165,6 +169,36 @@ class EvaluationJob(base.Job, frozen=True):
             latest = registries.latest_version(self.mlflow_service.client(), self.model_name)
             alias_or_version = latest
         return registries.RegistryFinder(name=self.model_name, alias_or_version=alias_or_version)
+
+    def _champion_scores(
+        self,
+        champion_ref: registries.ModelRef,
+        candidate_ref: registries.ModelRef,
+        data: pd.DataFrame,
+        task: models.Task,
+    ) -> dict[str, float]:
+        """The Champion's metrics on the same held-out rows.
+
+        Raises:
+            ChampionMismatchError: the Champion cannot score these rows (a column it takes was
+                dropped or retyped since it was trained): the two cannot be compared.
+        """
+        champion = self.loader.load(champion_ref.uri)
+        broken = schemas.check_signature(data, champion.signature)
+        cause = "; ".join(str(violation) for violation in broken[:5])
+        if not broken:
+            try:
+                return metrics.score(task, data[self.target], champion.predict(data))
+            except (ValueError, KeyError, TypeError) as error:
+                cause = f"{type(error).__name__}: {error}"
+        raise ChampionMismatchError(
+            f"the Champion, {champion_ref.describe()}, cannot score these held-out rows, so "
+            f"{candidate_ref.describe()} cannot be compared with it: {cause}. The data changed "
+            "since the Champion was trained (a column dropped or retyped?): evaluate on rows "
+            f"that the Champion can read, or, if you trust {candidate_ref.describe()}, serve "
+            f"it by hand: python -m pipelines model rollback {self.model_name} --to "
+            f'{candidate_ref.version} --reason "..."'
+        )
 
     def _champion(self, client, candidate_ref) -> registries.ModelRef | None:
         """The current Champion, unless there is none or it is the candidate itself."""

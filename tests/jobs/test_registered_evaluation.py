@@ -12,6 +12,7 @@ import json
 
 import lightgbm as lgb
 import numpy as np
+import pandas as pd
 import pytest
 import xgboost as xgb
 from sklearn import metrics as skm
@@ -77,3 +78,43 @@ def test_a_registered_lightgbm_model_is_evaluated_promoted_and_challenged(mlflow
     )
     assert challenged.champion_scores["accuracy"] == pytest.approx(evaluated.scores["accuracy"])
     assert np.isfinite(challenged.scores["log_loss"])
+
+
+def test_a_champion_that_cannot_read_the_holdout_is_told_with_the_way_forward(
+    mlflow_server, tmp_path
+):
+    # The team dropped a feature: v2 is trained without it and its holdout lacks it. The
+    # Champion, v1, needs it: evaluate failed with sklearn's "columns are missing: {'x2'}".
+    name = unique("dropped-feature")
+    common = settings(mlflow_server, name)
+    common["mlflow_service"].start()
+    client = common["mlflow_service"].client()
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x1": rng.normal(size=300), "x2": rng.normal(size=300)})
+    frame["y"] = 2 * frame["x1"] + frame["x2"]
+    old = xgb.XGBRegressor(n_estimators=5).fit(frame[["x1", "x2"]], frame["y"])
+    register_as_a_notebook(name, "xgboost", old, frame[["x1", "x2"]])
+    client.set_registered_model_alias(name, "Champion", "1")
+    new = xgb.XGBRegressor(n_estimators=5).fit(frame[["x1"]], frame["y"])
+    register_as_a_notebook(name, "xgboost", new, frame[["x1"]])
+    frame[["x1", "y"]].to_parquet(tmp_path / "holdout.parquet", index=False)
+
+    with pytest.raises(evaluation.ChampionMismatchError) as caught:
+        run(
+            evaluation.EvaluationJob(
+                inputs=datasets.ParquetReader(path=str(tmp_path / "holdout.parquet")),
+                target="y",
+                model_name=name,
+                alias_or_version=2,
+                **common,
+            )
+        )
+
+    assert str(caught.value) == (
+        f"the Champion, {name} v1, cannot score these held-out rows, so {name} v2 cannot be "
+        "compared with it: column 'x2': missing, required by the model signature (300 rows). "
+        "The data changed since the Champion was trained (a column dropped or retyped?): "
+        f"evaluate on rows that the Champion can read, or, if you trust {name} v2, serve it by "
+        f'hand: python -m pipelines model rollback {name} --to 2 --reason "..."'
+    )
+    assert client.get_registered_model(name).aliases == {"Champion": "1"}
