@@ -7,10 +7,11 @@ import logging
 import typing as T
 
 import mlflow
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 import pydantic as pdt
 
 from components.core import cards, metrics, models, reports, results, schemas
+from components.core.model_refs import ModelRef
 from components.io import cards as card_store
 from components.io import datasets, registries
 from components.jobs import base
@@ -172,8 +173,8 @@ class EvaluationJob(base.Job, frozen=True):
 
     def _champion_scores(
         self,
-        champion_ref: registries.ModelRef,
-        candidate_ref: registries.ModelRef,
+        champion_ref: ModelRef,
+        candidate_ref: ModelRef,
         data: pd.DataFrame,
         task: models.Task,
     ) -> dict[str, float]:
@@ -200,7 +201,7 @@ class EvaluationJob(base.Job, frozen=True):
             f'{candidate_ref.version} --reason "..."'
         )
 
-    def _champion(self, client, candidate_ref) -> registries.ModelRef | None:
+    def _champion(self, client, candidate_ref) -> ModelRef | None:
         """The current Champion, unless there is none or it is the candidate itself."""
         model = client.get_registered_model(self.model_name)
         if self.champion_alias not in model.aliases:
