@@ -181,10 +181,22 @@ class EvaluationJob(base.Job, frozen=True):
         """The Champion's metrics on the same held-out rows.
 
         Raises:
-            ChampionMismatchError: the Champion cannot score these rows (a column it takes was
-                dropped or retyped since it was trained): the two cannot be compared.
+            ChampionMismatchError: the Champion is of another task (a regressor, a classifier
+                now), or cannot score these rows (a column it takes was dropped or retyped since
+                it was trained): the two cannot be compared.
         """
         champion = self.loader.load(champion_ref.uri)
+        serve = (
+            f"serve it by hand: python -m pipelines model rollback {self.model_name} --to "
+            f'{candidate_ref.version} --reason "..."'
+        )
+        if champion.task != task:
+            raise ChampionMismatchError(
+                f"the Champion, {champion_ref.describe()}, is a {champion.task} model and "
+                f"{candidate_ref.describe()} a {task} one: they have no metric in common to be "
+                f"compared on. Register the new kind under a model name of its own, or, if "
+                f"{candidate_ref.describe()} is to replace the Champion, {serve}"
+            )
         broken = schemas.check_signature(data, champion.signature)
         cause = "; ".join(str(violation) for violation in broken[:5])
         if not broken:
@@ -196,9 +208,7 @@ class EvaluationJob(base.Job, frozen=True):
             f"the Champion, {champion_ref.describe()}, cannot score these held-out rows, so "
             f"{candidate_ref.describe()} cannot be compared with it: {cause}. The data changed "
             "since the Champion was trained (a column dropped or retyped?): evaluate on rows "
-            f"that the Champion can read, or, if you trust {candidate_ref.describe()}, serve "
-            f"it by hand: python -m pipelines model rollback {self.model_name} --to "
-            f'{candidate_ref.version} --reason "..."'
+            f"that the Champion can read, or, if you trust {candidate_ref.describe()}, {serve}"
         )
 
     def _champion(self, client, candidate_ref) -> ModelRef | None:

@@ -118,3 +118,38 @@ def test_a_champion_that_cannot_read_the_holdout_is_told_with_the_way_forward(
         f'hand: python -m pipelines model rollback {name} --to 2 --reason "..."'
     )
     assert client.get_registered_model(name).aliases == {"Champion": "1"}
+
+
+def test_a_champion_of_another_task_is_not_compared(mlflow_server, tmp_path):
+    # A regressor Champion (r2 0.97) lost to a classifier of the same target (accuracy 0.19):
+    # the regressor's numbers, scored as class labels, were all wrong.
+    name = unique("other-task")
+    common = settings(mlflow_server, name)
+    common["mlflow_service"].start()
+    client = common["mlflow_service"].client()
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"x": rng.normal(size=300)})
+    frame["y"] = (frame["x"] > 0).astype(int)
+    regressor = xgb.XGBRegressor(n_estimators=5).fit(frame[["x"]], frame["y"])
+    register_as_a_notebook(name, "xgboost", regressor, frame[["x"]])
+    client.set_registered_model_alias(name, "Champion", "1")
+    classifier = xgb.XGBClassifier(n_estimators=5).fit(frame[["x"]], frame["y"])
+    register_as_a_notebook(name, "xgboost", classifier, frame[["x"]])
+    frame.to_parquet(tmp_path / "holdout.parquet", index=False)
+
+    with pytest.raises(evaluation.ChampionMismatchError) as caught:
+        run(
+            evaluation.EvaluationJob(
+                inputs=datasets.ParquetReader(path=str(tmp_path / "holdout.parquet")),
+                target="y",
+                model_name=name,
+                alias_or_version=2,
+                **common,
+            )
+        )
+
+    assert str(caught.value).startswith(
+        f"the Champion, {name} v1, is a regression model and {name} v2 a classification one: "
+        "they have no metric in common to be compared on."
+    )
+    assert client.get_registered_model(name).aliases == {"Champion": "1"}
