@@ -291,17 +291,25 @@ class MlflowService(pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     registry_uri: str | None = None
     experiment_name: str = "model-lifecycle"
 
-    def start(self) -> None:
-        """Point the MLflow client at the configured stores and experiment.
+    def point(self) -> None:
+        """Point MLflow's own calls (loading a model, reading artifacts) at the stores.
 
-        The experiment is the deployment's when it sets one (see `experiment_id`), else
-        `experiment_name`, created on first use.
+        Without it they go to MLflow's default store, a `mlflow.db` in the working directory,
+        which has none of the registered models.
         """
         store = self.local_store()
         if store is not None:
             store.mkdir(parents=True, exist_ok=True)
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.registry_uri or self.tracking_uri)
+
+    def start(self) -> None:
+        """Point the MLflow client at the configured stores and experiment.
+
+        The experiment is the deployment's when it sets one (see `experiment_id`), else
+        `experiment_name`, created on first use.
+        """
+        self.point()
         given = os.environ.get("MLFLOW_EXPERIMENT_ID")
         mlflow.set_experiment(experiment_id=self.experiment_id(self.client(), create=True))
         # set_experiment also exports MLFLOW_EXPERIMENT_ID, which the next job of this process

@@ -90,7 +90,7 @@ def model_command(args: argparse.Namespace) -> int:
     from mlflow.exceptions import MlflowException
 
     from components.core import drift, features, schemas
-    from components.io import datasets, history, registries
+    from components.io import datasets, history, registries, services
     from components.jobs import promotion, reference, rejection, rollback
 
     refusals = (
@@ -114,6 +114,9 @@ def model_command(args: argparse.Namespace) -> int:
         from components.utils import secrets
 
         print(f"error: MLflow: {secrets.redact(str(error))}", file=sys.stderr)
+        return 1
+    except services.MlflowUnavailableError as error:  # a job's: its message is redacted
+        print(f"error: {error}", file=sys.stderr)
         return 1
 
 

@@ -135,3 +135,45 @@ def test_a_second_reference_or_a_bad_input_is_refused_and_stores_nothing(
     assert replaced.rows == 400 and not replaced.estimator
     assert references.load_profile(client, ref).rows == 400
     assert references.load_estimator(client, ref) is not None
+
+
+REGISTER = """
+import sys, mlflow, lightgbm, pandas as pd
+from tests.jobs.helpers import register_as_a_notebook
+from tests.jobs.test_reference import rows
+mlflow.set_tracking_uri(sys.argv[1])
+train = rows(300, seed=0)
+features = train.drop(columns="churned").astype({"contract": "category"})
+model = lightgbm.LGBMClassifier(n_estimators=5, verbose=-1).fit(features, train["churned"])
+register_as_a_notebook("local-churn", "lightgbm", model, features)
+"""
+
+
+def test_the_command_finds_a_model_of_the_local_store_from_any_folder(tmp_path):
+    """A fresh process, as a user runs it: no MLFLOW_TRACKING_URI, the local store of
+    LIFECYCLE_HOME. The job loaded the model through MLflow's default store instead (a new
+    `mlflow.db` in the working folder): "Registered Model with name=... not found"."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    store = f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
+    (home / "mlflow").mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(LIFECYCLE_HOME=str(home), PYTHONPATH=str(ROOT))
+    subprocess.run([sys.executable, "-c", REGISTER, store], env=env, cwd=ROOT, check=True)
+    rows(200, seed=1).to_csv(work / "validation.csv", index=False)
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines", "model", "reference", "local-churn",
+         "--version", "1", "--data", "validation.csv", "--target", "churned"],
+        env=env, cwd=work, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("Stored a reference profile and a performance estimator")
+    assert not (work / "mlflow.db").exists()
