@@ -558,7 +558,16 @@ _worker_features: np.ndarray | None = None
 
 
 def _install_worker(explainer: shap.TreeExplainer, features: np.ndarray) -> None:
-    """Keep the fitted explainer and the rows in a forked worker (inherited, not pickled)."""
+    """Keep the fitted explainer and the rows in a forked worker (inherited, not pickled).
+
+    The worker takes SIGTERM as Python's default does, dying at once: the step's handler
+    (`jobs.base.stop_on_sigterm`), inherited through the fork, would hold it in a worker
+    blocked on the pool's queue, and the pool's terminate (after a worker's error, or at the
+    end of its block) would then wait for that worker forever.
+    """
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     global _worker_explainer, _worker_features
     _worker_explainer, _worker_features = explainer, features
 

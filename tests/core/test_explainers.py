@@ -262,3 +262,32 @@ def test_a_model_kind_that_declares_a_tree_ensemble_is_explained_with_tree_shap(
     explained = explainer.explain(pipeline, inputs, inputs)
     assert explained.outputs == ["yes"]
     assert_additive(explained, explainers.raw_output(pipeline, inputs))
+
+
+def _sigterm_in_a_worker(explainer: T.Any, sent: T.Any) -> None:
+    """In a forked child: set up as a pool's worker, then report its SIGTERM handling."""
+    import signal
+
+    explainers._install_worker(explainer, np.zeros((1, 1)))
+    sent.send(signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)
+
+
+def test_a_pools_worker_dies_on_sigterm_whatever_the_step_set():
+    # A worker inherited the step's SIGTERM handler (`stop_on_sigterm`); one that held the
+    # signal kept the pool's terminate, after a worker's error, waiting for it forever (a CI
+    # run hung on the error test above).
+    import signal
+
+    from components.jobs import base
+
+    before = signal.getsignal(signal.SIGTERM)
+    base.stop_on_sigterm()  # as every step does
+    try:
+        context = multiprocessing.get_context("fork")
+        received, sent = context.Pipe(duplex=False)
+        child = context.Process(target=_sigterm_in_a_worker, args=(None, sent))
+        child.start()
+        child.join(timeout=60)
+        assert received.poll(5) and received.recv() is True
+    finally:
+        signal.signal(signal.SIGTERM, before)
