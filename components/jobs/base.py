@@ -64,9 +64,6 @@ class Job(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
     def __enter__(self) -> T.Self:
         self.logger_service.start()
         logger.info("[START] %s", self.KIND)
-        if not self.RECORDS_RUN:
-            # No run of its own, but models and artifacts to load from the configured stores.
-            self.mlflow_service.point()
         if self.RECORDS_RUN:
             try:
                 self.mlflow_service.start()

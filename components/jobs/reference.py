@@ -59,6 +59,8 @@ class ReferenceJob(base.Job, frozen=True):
 
     def run(self) -> results.ReferenceResult:
         """Find the version, predict the rows, profile them, fit the estimator, store both."""
+        # No run of its own to start, but a model to load (MLflow's own calls) from the store.
+        self.mlflow_service.point()
         client = self.mlflow_service.client()
         finder = registries.RegistryFinder(
             name=self.model_name, alias_or_version=self.alias_or_version
