@@ -20,8 +20,6 @@ logger = logging.getLogger(__name__)
 
 # Where the evaluation report goes among the artifacts of the job's run.
 REPORT_PATH = "reports/evaluation.html"
-# On the evaluated version: why it did not pass ("" when it did).
-REASONS_TAG = registries.REASONS_TAG
 
 
 class ChampionMismatchError(ValueError):
@@ -119,7 +117,7 @@ class EvaluationJob(base.Job, frozen=True):
         verdict = {
             **{registries.METRIC_TAG.format(k): f"{v:.6g}" for k, v in scores.items()},
             **registries.comparison_tags(champion, champion_scores),
-            REASONS_TAG: "; ".join(reasons)[:5000],  # why not, for the run's final line
+            registries.REASONS_TAG: "; ".join(reasons)[:5000],  # why not, for the run's final line
             registries.PASSED_TAG: str(passed).lower(),  # last: the verdict is read first
         }
         registries.set_version_tags(client, self.model_name, candidate_ref.version, verdict)

@@ -80,76 +80,74 @@ def test_a_registered_lightgbm_model_is_evaluated_promoted_and_challenged(mlflow
     assert np.isfinite(challenged.scores["log_loss"])
 
 
-def test_a_champion_that_cannot_read_the_holdout_is_told_with_the_way_forward(
-    mlflow_server, tmp_path
-):
-    # The team dropped a feature: v2 is trained without it and its holdout lacks it. The
-    # Champion, v1, needs it: evaluate failed with sklearn's "columns are missing: {'x2'}".
-    name = unique("dropped-feature")
+def refused_candidate(mlflow_server, folder, champion, candidate, holdout) -> tuple[str, str]:
+    """Register (model, frame) pairs as a notebook does, v1 the Champion; evaluate v2 on the
+    holdout; the refusal's message, and the model's name."""
+    name = unique("mismatch")
     common = settings(mlflow_server, name)
     common["mlflow_service"].start()
     client = common["mlflow_service"].client()
-    rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"x1": rng.normal(size=300), "x2": rng.normal(size=300)})
-    frame["y"] = 2 * frame["x1"] + frame["x2"]
-    old = xgb.XGBRegressor(n_estimators=5).fit(frame[["x1", "x2"]], frame["y"])
-    register_as_a_notebook(name, "xgboost", old, frame[["x1", "x2"]])
+    for model, frame in (champion, candidate):
+        register_as_a_notebook(name, "xgboost", model, frame)
     client.set_registered_model_alias(name, "Champion", "1")
-    new = xgb.XGBRegressor(n_estimators=5).fit(frame[["x1"]], frame["y"])
-    register_as_a_notebook(name, "xgboost", new, frame[["x1"]])
-    frame[["x1", "y"]].to_parquet(tmp_path / "holdout.parquet", index=False)
-
+    holdout.to_parquet(folder / "holdout.parquet", index=False)
     with pytest.raises(evaluation.ChampionMismatchError) as caught:
         run(
             evaluation.EvaluationJob(
-                inputs=datasets.ParquetReader(path=str(tmp_path / "holdout.parquet")),
+                inputs=datasets.ParquetReader(path=str(folder / "holdout.parquet")),
                 target="y",
                 model_name=name,
                 alias_or_version=2,
                 **common,
             )
         )
+    # Nothing moved: the Champion still serves.
+    assert client.get_registered_model(name).aliases == {"Champion": "1"}
+    return str(caught.value), name
 
-    assert str(caught.value) == (
+
+def test_a_champion_that_cannot_read_the_holdout_is_told_with_the_way_forward(
+    mlflow_server, tmp_path
+):
+    # The team dropped a feature: v2 is trained without it and its holdout lacks it. The
+    # Champion, v1, needs it: evaluate failed with sklearn's "columns are missing: {'x2'}".
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x1": rng.normal(size=300), "x2": rng.normal(size=300)})
+    frame["y"] = 2 * frame["x1"] + frame["x2"]
+    old = xgb.XGBRegressor(n_estimators=5).fit(frame[["x1", "x2"]], frame["y"])
+    new = xgb.XGBRegressor(n_estimators=5).fit(frame[["x1"]], frame["y"])
+
+    message, name = refused_candidate(
+        mlflow_server,
+        tmp_path,
+        (old, frame[["x1", "x2"]]),
+        (new, frame[["x1"]]),
+        frame[["x1", "y"]],
+    )
+
+    assert message == (
         f"the Champion, {name} v1, cannot score these held-out rows, so {name} v2 cannot be "
         "compared with it: column 'x2': missing, required by the model signature (300 rows). "
         "The data changed since the Champion was trained (a column dropped or retyped?): "
         f"evaluate on rows that the Champion can read, or, if you trust {name} v2, serve it by "
         f'hand: python -m pipelines model rollback {name} --to 2 --reason "..."'
     )
-    assert client.get_registered_model(name).aliases == {"Champion": "1"}
 
 
 def test_a_champion_of_another_task_is_not_compared(mlflow_server, tmp_path):
     # A regressor Champion (r2 0.97) lost to a classifier of the same target (accuracy 0.19):
     # the regressor's numbers, scored as class labels, were all wrong.
-    name = unique("other-task")
-    common = settings(mlflow_server, name)
-    common["mlflow_service"].start()
-    client = common["mlflow_service"].client()
     rng = np.random.default_rng(1)
     frame = pd.DataFrame({"x": rng.normal(size=300)})
     frame["y"] = (frame["x"] > 0).astype(int)
     regressor = xgb.XGBRegressor(n_estimators=5).fit(frame[["x"]], frame["y"])
-    register_as_a_notebook(name, "xgboost", regressor, frame[["x"]])
-    client.set_registered_model_alias(name, "Champion", "1")
     classifier = xgb.XGBClassifier(n_estimators=5).fit(frame[["x"]], frame["y"])
-    register_as_a_notebook(name, "xgboost", classifier, frame[["x"]])
-    frame.to_parquet(tmp_path / "holdout.parquet", index=False)
 
-    with pytest.raises(evaluation.ChampionMismatchError) as caught:
-        run(
-            evaluation.EvaluationJob(
-                inputs=datasets.ParquetReader(path=str(tmp_path / "holdout.parquet")),
-                target="y",
-                model_name=name,
-                alias_or_version=2,
-                **common,
-            )
-        )
+    message, name = refused_candidate(
+        mlflow_server, tmp_path, (regressor, frame[["x"]]), (classifier, frame[["x"]]), frame
+    )
 
-    assert str(caught.value).startswith(
+    assert message.startswith(
         f"the Champion, {name} v1, is a regression model and {name} v2 a classification one: "
         "they have no metric in common to be compared on."
     )
-    assert client.get_registered_model(name).aliases == {"Champion": "1"}
