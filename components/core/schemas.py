@@ -118,6 +118,26 @@ def normalize(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def labelled(frame: pd.DataFrame, target: str) -> tuple[pd.DataFrame, int]:
+    """The rows that have a value in `target`, normalized, and how many rows had none.
+
+    The rows are chosen before the frame is normalized: a nullable target with missing values
+    would be widened first (booleans and integers to floats), and a classifier would learn the
+    labels 1.0 and 0.0 where the data says True and False, or 1 and 2.
+
+    Args:
+        frame: the rows as read; a frame without the target column is only normalized.
+        target: the target column's name.
+    """
+    if target not in frame.columns:
+        return normalize(frame), 0
+    known = frame[target].notna().to_numpy()
+    unlabelled = int((~known).sum())
+    if unlabelled:
+        frame = frame[known].reset_index(drop=True)
+    return normalize(frame), unlabelled
+
+
 def _normalize_column(series: pd.Series) -> pd.Series:
     """One column normalized (see `normalize`), or the very same series when already fine."""
     dtype = series.dtype

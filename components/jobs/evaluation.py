@@ -71,8 +71,10 @@ class EvaluationJob(base.Job, frozen=True):
     def run(self) -> results.EvaluationResult:
         """Score the candidate and the Champion on the holdout, decide, record the verdict."""
         client = self.mlflow_service.client()
-        # Read the held-out rows.
-        data = schemas.normalize(self.inputs.read())
+        # Read the held-out rows; a row without a target value scores nothing.
+        data, unlabelled = schemas.labelled(self.inputs.read(), self.target)
+        if unlabelled:
+            logger.warning("leaving out %d rows without a value in '%s'", unlabelled, self.target)
         if data.empty:
             raise schemas.ValidationError([schemas.Violation("*", schemas.NO_ROWS, 0)], 0)
         if self.target not in data.columns:

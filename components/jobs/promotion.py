@@ -344,7 +344,7 @@ class PromotionJob(base.Job, frozen=True):
             self.alias,
             champion.describe(),
         )
-        data = schemas.normalize(self.inputs.read())
+        data, _ = schemas.labelled(self.inputs.read(), self.target)
         candidate_model = self.loader.load(candidate.uri)
         task = candidate_model.task
         scores = metrics.score(task, data[self.target], candidate_model.predict(data))

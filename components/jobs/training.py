@@ -159,16 +159,15 @@ class TrainingJob(base.Job, frozen=True):
         Raises:
             features.FeatureError: the target column is not in the data.
         """
-        data = schemas.normalize(self.inputs.read())
+        data = self.inputs.read()
         if self.target not in data.columns:
             raise features.FeatureError(
                 f"target column '{self.target}' is not in the data; columns: "
                 + ", ".join(map(str, data.columns))
             )
-        unlabeled = int(data[self.target].isna().sum())
+        data, unlabeled = schemas.labelled(data, self.target)
         if unlabeled:
             logger.warning("dropping %d rows without a value in '%s'", unlabeled, self.target)
-            data = data[data[self.target].notna()].reset_index(drop=True)
         return data
 
     def _model_for(self, data: pd.DataFrame) -> tuple[models.Model, Features]:

@@ -205,3 +205,76 @@ def test_a_csv_written_with_its_index_trains_evaluates_and_predicts(tracking, tm
         )
     )
     assert predicted.rows == 300
+
+
+@pytest.mark.parametrize(
+    ("labels", "kind", "suffix"),
+    [
+        (pd.array([True, False], dtype="boolean"), "XGBClassifier", "parquet"),
+        (pd.array([True, False], dtype="boolean"), "HistGradientBoostingClassifier", "csv"),
+        (pd.array([1, 2, 3], dtype="Int64"), "HistGradientBoostingClassifier", "parquet"),
+    ],
+    ids=["booleans-parquet", "booleans-csv", "integers-parquet"],
+)
+def test_a_target_with_gaps_keeps_the_type_of_its_labels(tracking, tmp_path, labels, kind, suffix):
+    # The frame was normalized before the unlabelled rows were dropped: a boolean target with
+    # gaps became 1.0/0.0, and the classifier predicted 0 and 1, with probability_0 and
+    # probability_1, for a column of True and False.
+    frame = table(300, seed=4)
+    rng = np.random.default_rng(4)
+    codes = np.digitize(
+        frame["area [m2]"], np.quantile(frame["area [m2]"], [0.5, 0.8][: len(labels) - 1])
+    )
+    frame["label"] = pd.Series(labels.take(codes), dtype=labels.dtype)
+    frame.loc[rng.random(300) < 0.1, "label"] = pd.NA
+    gaps = int(frame["label"].isna().sum())
+    path = tmp_path / f"gaps.{suffix}"
+    if suffix == "csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False)
+    name, experiment = unique("gaps"), unique("gaps")
+    reader = (datasets.CSVReader if suffix == "csv" else datasets.ParquetReader)(path=str(path))
+
+    trained = run(
+        training.TrainingJob(
+            inputs=reader,
+            target="label",
+            model_name=name,
+            exclude=["price"],
+            model={
+                "KIND": kind,
+                "params": {"max_iter" if "Hist" in kind else "n_estimators": 20.0},
+            },
+            **settings(tracking, experiment),
+        )
+    )
+    assert f"dropping {gaps} rows without a value in 'label'" in trained.warnings
+    evaluated = run(
+        evaluation.EvaluationJob(
+            inputs=reader,
+            target="label",
+            model_name=name,
+            alias_or_version=trained.model_ref.version,
+            **settings(tracking, experiment),
+        )
+    )
+    assert evaluated.rows == 300 - gaps
+    assert evaluated.scores["accuracy"] > 0.7, evaluated.scores  # labels met as the model says them
+    output = tmp_path / "predictions.parquet"
+    run(
+        inference.InferenceJob(
+            inputs=reader,
+            outputs=datasets.ParquetWriter(path=str(output)),
+            finder=registries.RegistryFinder(name=name, alias_or_version=trained.model_ref.version),
+            **settings(tracking, experiment),
+        )
+    )
+    predicted = pd.read_parquet(output)
+    expected = [str(label) for label in labels]
+    assert sorted(map(str, predicted["prediction"].unique())) == sorted(expected)
+    assert [c.removeprefix("probability_") for c in predicted.columns[1:]] == sorted(expected)
+    if labels.dtype == "boolean":
+        assert predicted["prediction"].dtype == bool
+    else:
+        assert pd.api.types.is_integer_dtype(predicted["prediction"].dtype)
