@@ -642,7 +642,7 @@ def _exists(location: str) -> None:
         return
     filesystem, path = datasets.resolve(resolved)
     if filesystem.get_file_info(path).type == pafs.FileType.NotFound:
-        raise datasets.DatasetError(f"input not found: {location}")
+        raise datasets.not_found(location)
 
 
 def _missing(pipeline: str, step: Step, location: str, error: Exception) -> params.ParameterError:

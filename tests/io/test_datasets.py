@@ -82,6 +82,16 @@ def test_reader_of_a_missing_path_names_it(tmp_path):
         reader.schema()
 
 
+def test_a_pattern_for_a_path_is_answered_with_the_folder_to_give(tmp_path):
+    (tmp_path / "part-1.csv").write_text("a\n1\n")
+    reader = datasets.reader_for(str(tmp_path / "part-*.csv"))
+    with pytest.raises(datasets.DatasetError, match=r"patterns are not expanded: give the folder"):
+        reader.schema()
+    with pytest.raises(datasets.DatasetError) as caught:
+        datasets.reader_for(str(tmp_path / "nothing.csv")).schema()
+    assert str(caught.value) == f"input not found: {tmp_path / 'nothing.csv'}"
+
+
 def test_reader_of_a_corrupt_parquet_file_names_it(tmp_path):
     corrupt = tmp_path / "corrupt.parquet"
     corrupt.write_bytes(b"this is not parquet at all" * 10)

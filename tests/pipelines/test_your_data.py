@@ -413,6 +413,11 @@ def refused_values(folder: pathlib.Path) -> dict[str, tuple[str, dict[str, T.Any
         "missing_data": (
             "training", {"data": str(missing)}, "data", [f"input not found: {missing}"],
         ),
+        "data_pattern": (
+            "training", {"data": str(folder / "part-*.csv")}, "data",
+            [f"input not found: {folder / 'part-*.csv'}; patterns are not expanded: give the "
+             "folder that holds the files"],
+        ),
         "missing_inference_data": (
             "lifecycle", {"inference_data": str(missing)}, "inference_data",
             [f"input not found: {missing}", "step predict reads it"],

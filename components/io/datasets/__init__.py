@@ -16,6 +16,7 @@ from components.io.datasets.base import (
     Reader,
     compression,
     extension,
+    not_found,
     resolve,
     to_table,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "WRITERS",
     "compression",
     "extension",
+    "not_found",
     "Reader",
     "ReaderKind",
     "Sink",

@@ -59,6 +59,18 @@ class DatasetError(ValueError):
     """A dataset cannot be read or written; the message names the path and the cause."""
 
 
+def not_found(location: str) -> DatasetError:
+    """The error for an input that does not exist, with what to give instead of a pattern."""
+    message = f"input not found: {location}"
+    if any(character in location for character in "*?["):
+        # A shell or Spark user writes `part-*.csv`; the readers take the folder instead.
+        message += (
+            "; patterns are not expanded: give the folder that holds the files (all of them "
+            "are read, hive partition folders included)"
+        )
+    return DatasetError(message)
+
+
 def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
     """Return the pyarrow filesystem and the path within it for a local path or a URI.
 
@@ -144,7 +156,7 @@ class Reader(abc.ABC, pdt.BaseModel, strict=True, frozen=True, extra="forbid"):
         try:
             info = filesystem.get_file_info(path)
             if info.type == pafs.FileType.NotFound:
-                raise DatasetError(f"input not found: {self.path}")
+                raise not_found(self.path)
             source: str | list[str] = path
             if info.type == pafs.FileType.Directory:
                 filesystem, source = self._published(filesystem, path)
