@@ -20,7 +20,9 @@ again, named as the user named it, without `num__`/`cat__`).
 
 What the values add up to (base value + the sum of a sample's values, per output):
 
-- the tree and linear explainers: the model's raw output: a regressor's prediction; a
+- the tree and linear explainers: the model's raw output: a regressor's prediction (through
+  its link where it has one: the log of a Poisson, gamma or Tweedie regressor's prediction,
+  labelled `log(prediction)`, the logit of a logistic regressor's, `output_link`); a
   classifier's margin per class, i.e. log-odds (`decision_function`, XGBoost's
   `output_margin=True`, LightGBM's `raw_score=True`, CatBoost's `RawFormulaVal`); a binary
   classifier has one margin, of its second (positive) class; a classifier without margins (a
@@ -40,6 +42,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import itertools
+import json
 import logging
 import multiprocessing
 import sys
@@ -298,12 +301,108 @@ def _is_catboost(estimator: T.Any) -> bool:
     return catboost is not None and isinstance(estimator, catboost.CatBoost)
 
 
+# The objectives whose raw output is the log of the prediction (Poisson, gamma, Tweedie, Cox),
+# or its logit (a regressor of values in [0, 1], a booster's binary log loss), per framework.
+# scikit-learn's estimators say it themselves (their loss's link).
+LOG_OBJECTIVES = {
+    "xgboost": {"count:poisson", "reg:gamma", "reg:tweedie", "survival:cox", "survival:aft"},
+    "lightgbm": {"poisson", "gamma", "tweedie"},
+    "catboost": {"Poisson", "Tweedie"},
+}
+LOGIT_OBJECTIVES = {
+    "xgboost": {"reg:logistic"},
+    "lightgbm": {"cross_entropy", "xentropy"},
+    "catboost": {"Logloss", "CrossEntropy"},
+}
+# What a link's raw output is called, and the inverse that gives the prediction back.
+LINKS: dict[str, T.Callable[[np.ndarray], np.ndarray]] = {
+    "log": np.exp,
+    "logit": lambda raw: 1.0 / (1.0 + np.exp(-raw)),
+}
+
+
+def output_link(estimator: T.Any) -> str | None:
+    """The link from a single-output model's prediction to the raw output its values add up to.
+
+    "log" for a Poisson, gamma or Tweedie regressor (its trees or coefficients add up to the
+    log of what it predicts), "logit" for a logistic one; None for the identity, and for a
+    classifier, whose margins are labelled by class.
+    """
+    if _classifies(estimator):
+        return None
+    objective = _objective(estimator)
+    if objective is not None:
+        framework, name = objective
+        if name in LOG_OBJECTIVES[framework]:
+            return "log"
+        return "logit" if name in LOGIT_OBJECTIVES[framework] else None
+    # scikit-learn's gradient boosting and generalized linear models: their loss's link.
+    loss = getattr(estimator, "_loss", None) or getattr(estimator, "_base_loss", None)
+    link = type(getattr(loss, "link", None)).__name__
+    return {"LogLink": "log", "LogitLink": "logit"}.get(link)
+
+
+def _classifies(estimator: T.Any) -> bool:
+    """Whether scikit-learn tags the estimator a classifier (a bare booster has no tags)."""
+    try:
+        return bool(is_classifier(estimator))
+    except AttributeError:  # no __sklearn_tags__: no scikit-learn estimator
+        return False
+
+
+def prediction_of(output: str, raw: float) -> float | None:
+    """The prediction whose raw output (base value + values) this is; None for a class margin.
+
+    Args:
+        output: the output's label: "prediction", "log(prediction)", ... or a class.
+        raw: the raw output.
+    """
+    if output == models.PREDICTION:
+        return raw
+    link, _, rest = output.partition("(")
+    if rest != f"{models.PREDICTION})" or link not in LINKS:
+        return None
+    return float(LINKS[link](np.asarray(raw, dtype=float)))
+
+
+def _binary_booster(estimator: T.Any) -> bool:
+    """Whether a bare booster (no classes) classifies two classes: one margin, of class 1."""
+    objective = _objective(estimator)
+    if objective is None or _classifies(estimator):
+        return False
+    framework, name = objective
+    return (framework, name.split(":")[0]) in {("xgboost", "binary"), ("lightgbm", "binary")}
+
+
+def _objective(estimator: T.Any) -> tuple[str, str] | None:
+    """A booster's framework and objective name (None: not a booster, or none can be read)."""
+    try:
+        if _is_xgboost(estimator):
+            config = json.loads(xgboost_booster(estimator).save_config())
+            return "xgboost", str(config["learner"]["objective"]["name"])
+        if _is_lightgbm(estimator):
+            params = lightgbm_booster(estimator).params or {}
+            return "lightgbm", str(params.get("objective", "regression")).split()[0]
+        if _is_catboost(estimator):
+            return "catboost", str(estimator.get_all_params()["loss_function"]).split(":")[0]
+    except (AttributeError, KeyError, ValueError, TypeError):  # unfitted, or an older format
+        return None
+    return None
+
+
 def raw_output_labels(estimator: T.Any, n_outputs: int) -> list[str]:
-    """Label each raw output: the class whose margin it is, or "prediction"."""
+    """Label each raw output: the class whose margin it is, or "prediction".
+
+    A regressor whose raw output is its prediction through a link is labelled with it:
+    "log(prediction)" for a Poisson regressor (`output_link`).
+    """
     classes = getattr(estimator, "classes_", None)
     if classes is None or not is_classifier(estimator):
+        if n_outputs == 1 and _binary_booster(estimator):
+            return ["1"]  # the margin of class index 1, which a label mapping names
         if n_outputs == 1:
-            return [models.PREDICTION]
+            link = output_link(estimator)
+            return [f"{link}({models.PREDICTION})" if link else models.PREDICTION]
         # A booster (no classes): its outputs are the class indices' margins.
         return [str(index) for index in range(n_outputs)]
     labels = [str(label) for label in classes]
@@ -587,6 +686,9 @@ def _tree_shap_slice(bounds: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
 def _margin(model: T.Any, inputs: pd.DataFrame) -> np.ndarray:
     """A scikit-learn model's raw output: a classifier's decision function, else predict.
 
+    A regressor with a link (`output_link`) outputs its prediction through it: the log of a
+    Poisson regressor's prediction is what its trees or coefficients add up to.
+
     A classifier without one (a random forest) outputs its probabilities: the mean of its
     trees' class frequencies, which is what Tree SHAP explains for it.
     """
@@ -595,6 +697,11 @@ def _margin(model: T.Any, inputs: pd.DataFrame) -> np.ndarray:
         margin = np.asarray((raw or model.predict_proba)(inputs), dtype=float)
     else:
         margin = np.asarray(model.predict(inputs), dtype=float)
+        link = output_link(estimator_of(model))
+        if link == "log":  # a Poisson regressor's trees add up to the log of its prediction
+            margin = np.log(margin)
+        elif link == "logit":
+            margin = np.log(margin) - np.log1p(-margin)
     return margin.reshape(len(inputs), -1)
 
 

@@ -131,8 +131,14 @@ def explained_row(rows: pd.DataFrame, prefix: str = "shap_") -> tuple[pd.Series,
     totals = rows["base_value"].to_numpy(float) + rows[shap_columns].to_numpy(float).sum(axis=1)
     if len(rows) == 1:
         row, total = rows.iloc[0], float(totals[0])
+        # Here only: what imports this module for its other pages needs no explainer.
+        from components.core import explainers
+
+        prediction = explainers.prediction_of(str(row["output"]), total)
         if row["output"] == "prediction":
             return row, f"prediction {total:.4g}"
+        if prediction is not None:  # through the regressor's link: log(prediction), ...
+            return row, f"prediction {prediction:.4g} ({row['output']} {total:.4g})"
         side = "predicted" if total > 0 else "not predicted"
         return row, f"margin of '{row['output']}' {total:.4g} ({side})"
     best = int(np.argmax(totals))
@@ -250,7 +256,8 @@ def explanations_page(result: results.ExplanationsResult) -> str:
     sections = [
         f"<p>Model <b>{html.escape(model)}</b>, explained with {html.escape(result.explainer)} "
         f"on {result.samples} rows. The SHAP values of a sample add up, with the base value, "
-        "to the model's raw output: a regressor's prediction, a classifier's margin (log-odds) "
+        "to the model's raw output: a regressor's prediction (or its log, for a Poisson, gamma "
+        "or Tweedie regressor: the output says which), a classifier's margin (log-odds) "
         "per class, or its probability when explained by permutation.</p>",
         *warnings_html(result.warnings),
         "<h2>Model explanations</h2>",

@@ -326,3 +326,77 @@ def test_permutation_shap_explains_text_columns_and_class_probabilities(fitted, 
     assert explained.outputs == ["high", "low", "medium"]
     assert_additive(explained, model.predict_proba(inputs.head(5)))
     np.testing.assert_allclose(explained.totals().sum(axis=1), 1.0, rtol=1e-9)
+
+
+def _counts_model(case: str, features: pd.DataFrame, counts: np.ndarray) -> T.Any:
+    """A regressor of counts (or of a share, for the logistic one) as a notebook fits it."""
+    if case == "hgb-poisson":
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        return HistGradientBoostingRegressor(loss="poisson", max_iter=20).fit(features, counts)
+    if case == "glm-poisson":
+        from sklearn.linear_model import PoissonRegressor
+
+        return PoissonRegressor().fit(features, counts)
+    if case == "xgboost-poisson":
+        return xgboost.XGBRegressor(objective="count:poisson", n_estimators=20).fit(
+            features, counts
+        )
+    if case == "lightgbm-tweedie":
+        return lightgbm.LGBMRegressor(objective="tweedie", n_estimators=20, verbose=-1).fit(
+            features, counts
+        )
+    if case == "catboost-poisson":
+        catboost = pytest.importorskip("catboost")
+        return catboost.CatBoostRegressor(
+            loss_function="Poisson", iterations=20, verbose=0, allow_writing_files=False
+        ).fit(features, counts)
+    share = counts / counts.max()
+    return xgboost.XGBRegressor(objective="reg:logistic", n_estimators=20).fit(features, share)
+
+
+@pytest.mark.parametrize(
+    ("case", "output"),
+    [
+        ("hgb-poisson", "log(prediction)"),
+        ("glm-poisson", "log(prediction)"),
+        ("xgboost-poisson", "log(prediction)"),
+        ("lightgbm-tweedie", "log(prediction)"),
+        ("catboost-poisson", "log(prediction)"),
+        ("xgboost-logistic", "logit(prediction)"),
+    ],
+)
+def test_a_regressor_with_a_link_is_explained_as_the_link_of_its_prediction(data, case, output):
+    # A Poisson regressor's trees add up to the log of its prediction: the values were
+    # labelled "prediction", and for scikit-learn's models the output they were said to add up
+    # to was the prediction itself (25.96 where they summed to 3.26).
+    from components.core import reports
+
+    features = data[NUMERICAL]
+    model = _counts_model(case, features, data["cnt"].to_numpy())
+    rows = features.head(30)
+    explainer = explainers.explainer_for(model)
+    explained = explainer.explain(model, rows, features.head(10))
+    assert explained.outputs == [output]
+    predicted = np.asarray(model.predict(rows), dtype=float)
+    back = [explainers.prediction_of(output, total) for total in explained.totals()[:, 0]]
+    np.testing.assert_allclose(back, predicted, rtol=1e-4)
+    assert_additive(explained, explainer.raw_output(model, rows))
+    shown = explained.frame().head(1)
+    _, said = reports.explained_row(shown)
+    assert said.startswith(f"prediction {predicted[0]:.4g} ({output} ")
+
+
+@pytest.mark.parametrize("framework", ["xgboost", "lightgbm"])
+def test_a_bare_binary_booster_explains_the_margin_of_class_one(data, framework):
+    features, labels = data[NUMERICAL], (data["busy"] == "yes").astype(int)
+    if framework == "xgboost":
+        booster = xgboost.train(
+            {"objective": "binary:logistic"}, xgboost.DMatrix(features, labels), 10
+        )
+    else:
+        booster = lightgbm.train(
+            {"objective": "binary", "verbose": -1}, lightgbm.Dataset(features, labels), 10
+        )
+    explained = explainers.explainer_for(booster).explain(booster, features.head(20), features)
+    assert explained.outputs == ["1"]  # was "prediction", which a label mapping cannot name
