@@ -14,6 +14,8 @@ import difflib
 import importlib
 import importlib.util
 import inspect
+import json
+import re
 import typing as T
 
 import numpy as np
@@ -914,6 +916,43 @@ def trusted_types() -> tuple[str, ...]:
     return tuple(
         dict.fromkeys(name for kind in MODELS.kinds.values() for name in kind.TRUSTED_TYPES)
     )  # EstimatorModel declares none: an instance derives its own (`skops_trusted`)
+
+
+class FitError(ValueError):
+    """The estimator refused to fit the training rows.
+
+    The message names the kind, its parameters and the framework's own reason (a Poisson
+    objective given negative targets).
+    """
+
+
+# The errors a framework raises when it refuses the rows or its parameters as it fits, by name:
+# importing each framework to catch its error would load them all for every kind.
+FIT_REFUSALS = ("XGBoostError", "LightGBMError", "CatBoostError")
+# What a framework's C++ message carries beside its reason: XGBoost's time and source line in
+# front and its stack trace after; LightGBM's source line after a failed check.
+_SOURCE_PREFIX = re.compile(r"^\[\d\d:\d\d:\d\d\] [^:\s]+:\d+: ")
+_SOURCE_SUFFIX = re.compile(r" at \S+, line \d+ ?\.?$")
+
+
+def fit_refusal(model: Model, error: Exception) -> FitError | None:
+    """The user's error for an estimator that refused to fit, or None for any other failure.
+
+    Args:
+        model: the model kind that was fitted.
+        error: what its fit raised: scikit-learn's ValueError, or a framework's own error.
+    """
+    if not (isinstance(error, ValueError) or type(error).__name__ in FIT_REFUSALS):
+        return None
+    reason = str(error).split("Stack trace:", 1)[0]
+    reason = " ".join(_SOURCE_SUFFIX.sub("", _SOURCE_PREFIX.sub("", reason.strip())).split())
+    reason = reason.rstrip(" .")
+    given = f" with model_params {json.dumps(model.params, default=str)}" if model.params else ""
+    return FitError(
+        f"{model.kind_name}{given} cannot be fitted on the training rows: "
+        f"{type(error).__name__}: {reason or 'no reason given'}; change model_params or "
+        "model_kind, or the rows it is fitted on"
+    )
 
 
 def task_of(model: T.Any) -> Task:

@@ -206,7 +206,13 @@ class TrainingJob(base.Job, frozen=True):
     def _fit(self, model: models.Model, found: Features, train: pd.DataFrame) -> Pipeline:
         """The model's pipeline (preprocessor and estimator), fitted on the training rows."""
         pipeline = model.build()
-        pipeline.fit(train[found.columns], train[self.target])
+        try:
+            pipeline.fit(train[found.columns], train[self.target])
+        except Exception as error:
+            refusal = models.fit_refusal(model, error)
+            if refusal is None:
+                raise
+            raise refusal from error
         return pipeline
 
     def _evaluate_on_holdout(

@@ -261,7 +261,7 @@ USER_ERRORS = frozenset(
         "FeatureError", "SignatureError", "UnsignedModelError", "RegistryError", "CardError",
         "PromotionError", "FactoryError", "ShadowError", "UntrustedTypesError", "PerformanceError",
         "LabelsError", "MonitoringError", "PerformanceDegradedError", "CategoriesError",
-        "ChampionMismatchError",
+        "ChampionMismatchError", "FitError",
         "FileNotFoundError", "ValueError",
     }
 )  # fmt: skip

@@ -8,6 +8,7 @@ holds nothing: no output file and no temporary file.
 from __future__ import annotations
 
 import dataclasses
+import json
 import pathlib
 import re
 import typing as T
@@ -253,6 +254,44 @@ def test_training_without_the_target_writes_no_holdout(tracking, registered, row
     columns = ", ".join(rows.drop(columns=["cnt"]).columns)
     assert str(caught.value) == f"target column 'cnt' is not in the data; columns: {columns}"
     assert listing(holdout) == []
+    client = registered.common["mlflow_service"].client()
+    assert registries.latest_version(client, registered.name) == 1  # nothing registered
+
+
+@pytest.mark.parametrize(
+    ("kind", "params", "error", "reason"),
+    [
+        ("XGBRegressor", {"objective": "count:poisson", "n_estimators": 5},
+         "XGBoostError", "label must be non-negative for Poisson/Tweedie regression"),
+        ("LGBMRegressor", {"objective": "poisson", "n_estimators": 5},
+         "LightGBMError", "[poisson]: at least one target label is negative"),
+        ("HistGradientBoostingRegressor", {"loss": "poisson", "max_iter": 5},
+         "ValueError", "loss='poisson' requires non-negative y and sum(y) > 0"),
+    ],
+)  # fmt: skip
+def test_a_fit_the_framework_refuses_is_told_in_one_line_and_registers_nothing(
+    tracking, registered, rows, tmp_path, kind, params, error, reason
+):
+    # XGBoost's refusal reached the run's last line with its source line and stack trace, and
+    # the console called it "an unexpected error": it is the data and the objective that clash.
+    rows["cnt"] = rows["cnt"] - 100.0  # counts shifted below zero
+    job = training.TrainingJob(
+        inputs=datasets.ParquetReader(path=write(rows, tmp_path)),
+        target="cnt",
+        model={"KIND": kind, "params": params},
+        model_name=registered.name,
+        exclude=BIKE_EXCLUDE,
+        categorical=BIKE_CATEGORICAL,
+        **registered.common,
+    )
+    with pytest.raises(models.FitError) as caught:
+        run(job)
+    given = json.dumps(job.model.params)
+    assert str(caught.value) == (
+        f"{kind} with model_params {given} cannot be fitted on the training rows: {error}: "
+        f"{reason}; change model_params or model_kind, or the rows it is fitted on"
+    )
+    assert type(caught.value.__cause__).__name__ == error  # the framework's own, for the log
     client = registered.common["mlflow_service"].client()
     assert registries.latest_version(client, registered.name) == 1  # nothing registered
 
