@@ -36,6 +36,8 @@ import pydantic as pdt
 # Quantile bins of a numeric feature: 50 bins of about equal training rows (2% each: the
 # Kolmogorov-Smirnov distance is read at their edges, the PSI on deciles made of them).
 NUMERIC_BINS = 50
+# Distinct values of a batch above which a column of few values is counted by histogram again.
+MAX_DISTINCT_COUNTED = 4096
 # The PSI compares deciles: fine bins are grouped into about this many of equal training rows.
 PSI_BINS = 10
 # Categorical values counted one by one; past this, the rarest share one "other" count and
@@ -346,8 +348,13 @@ class _NumericCounter:
         self.missing = self.rows = 0
         self.low: float | None = None
         self.high: float | None = None
+        # Quantiles that collided: a column of few distinct values (hours, codes, counts).
+        self.few_values = len(reference.edges) < NUMERIC_BINS - 1
 
     def add(self, series: pd.Series) -> None:
+        if self.few_values and pd.api.types.is_numeric_dtype(series.dtype):
+            self._add_distinct(series)
+            return
         values = _floats(series)
         missing = 0
         present = values
@@ -362,6 +369,30 @@ class _NumericCounter:
             low, high = float(present.min()), float(present.max())
             self.low = low if self.low is None else min(self.low, low)
             self.high = high if self.high is None else max(self.high, high)
+
+    def _add_distinct(self, series: pd.Series) -> None:
+        """Count a column of few distinct values: each value's rows (a hash), then their bins.
+
+        One pass over the rows, where np.histogram sorts them: about twice as fast for such
+        a column. A batch that turns out to hold many distinct values (the column changed)
+        sends the next ones back to the histogram.
+        """
+        counted = series.value_counts(dropna=False, sort=False)
+        values = counted.index.to_numpy(dtype="float64", na_value=np.nan)
+        counts = counted.to_numpy()
+        absent = np.isnan(values)
+        present, counts_present = values[~absent], counts[~absent]
+        bins = np.searchsorted(self.edges, present, side="right") - 1
+        np.minimum(bins, len(self.counts) - 1, out=bins)  # +inf: the last bin, as histogram's
+        np.add.at(self.counts, bins, counts_present)
+        self.missing += int(counts[absent].sum())
+        self.rows += len(series)
+        if len(present):
+            low, high = float(present.min()), float(present.max())
+            self.low = low if self.low is None else min(self.low, low)
+            self.high = high if self.high is None else max(self.high, high)
+        if len(counted) > MAX_DISTINCT_COUNTED:  # a hash of so many values is slower
+            self.few_values = False
 
     def tally(self) -> ColumnTally:
         return ColumnTally(

@@ -113,6 +113,54 @@ def test_tallies_of_batches_or_shards_add_up_to_the_tally_of_all_rows(reference)
     assert batched == whole
 
 
+def test_numeric_values_fall_in_the_bins_numpy_puts_them_in(reference):
+    # Values on the edges, under the minimum, over the maximum, infinite: [low, high) bins with
+    # one bin below the training range and one above, as np.histogram counts them.
+    profile = reference.features["x"]
+    edges = np.concatenate([[-np.inf], [profile.min], profile.edges, [np.inf]])
+    values = np.concatenate(
+        [profile.edges, [profile.min, profile.max, -np.inf, np.inf, profile.min - 1, 1e300]],
+    )
+    values = np.concatenate([values, np.random.default_rng(3).normal(size=2000) * 5])
+    batch = training_frame(len(values))
+    batch["x"] = values
+    counts = counted(reference, batch).features["x"].counts
+    inner = np.nextafter(profile.max, np.inf)
+    expected = np.histogram(values, np.concatenate([edges[:-1], [inner, np.inf]]))[0]
+    assert counts == expected.tolist()
+
+
+@pytest.mark.parametrize("dtype", ["int64", "float64", "Int64"])
+def test_a_column_of_few_values_is_counted_in_the_same_bins_by_its_distinct_values(
+    reference, dtype
+):
+    # A column of few values is counted value by value (a hash), not sorted: same tally.
+    values = np.concatenate([np.arange(-3, 30), RNG.integers(0, 24, 3000)])
+    batch = training_frame(len(values))
+    batch["hour"] = pd.Series(values).astype(dtype)
+    if dtype != "int64":
+        batch.loc[batch.index[:7], "hour"] = np.nan
+    if dtype == "float64":
+        batch.loc[batch.index[7:9], "hour"] = [np.inf, -np.inf]
+    tally = counted(reference, batch).features["hour"]
+    profile = reference.features["hour"]
+    edges = [-np.inf, profile.min, *profile.edges, np.nextafter(profile.max, np.inf), np.inf]
+    present = batch["hour"].to_numpy(dtype="float64", na_value=np.nan)
+    present = present[~np.isnan(present)]
+    assert tally.counts == np.histogram(present, edges)[0].tolist()
+    assert tally.missing == (0 if dtype == "int64" else 7)
+    assert (tally.low, tally.high) == (float(present.min()), float(present.max()))
+    # A batch that holds many distinct values is counted by histogram from then on: same sums.
+    spread = training_frame(9000)
+    spread["hour"] = RNG.normal(12, 30, 9000)
+    counter = drift.Counter(reference)
+    counter.add(spread)
+    assert not counter.features["hour"].few_values
+    assert counter.tally().features["hour"].counts == (
+        np.histogram(spread["hour"].to_numpy(), edges)[0].tolist()
+    )
+
+
 def test_a_tally_keeps_its_size_whatever_the_rows(reference):
     small_tally = counted(reference, training_frame(1000))
     small = small_tally.model_dump_json()
