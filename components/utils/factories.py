@@ -21,6 +21,7 @@ import re
 import typing as T
 
 import pydantic as pdt
+import pydantic_core
 
 # `package.module:Class`: dotted Python names, bounded so that a long mistyped value stays cheap.
 _IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]{0,200}:[A-Za-z_]\w{0,100}")
@@ -139,7 +140,10 @@ class Factory(T.Generic[Base]):
             kind = self.resolve(spec["KIND"])
             if kind not in self.kinds.values() and not _open(kind):
                 del spec["KIND"]  # a user's class named by its path keeps the KIND it declares
-            return kind.model_validate(spec)
+            try:
+                return kind.model_validate(spec)
+            except pdt.ValidationError as error:
+                raise with_option_hints(error, kind) from None
         return value
 
     def config_of(self, instance: Base) -> dict[str, T.Any]:
@@ -214,3 +218,30 @@ def _described(error: BaseException) -> str:
 def qualified(cls: type) -> str:
     """A class's import path, `package.module:Class`."""
     return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def with_option_hints(error: pdt.ValidationError, kind: type[pdt.BaseModel]) -> pdt.ValidationError:
+    """The same errors, where an unknown option names the options it may have meant.
+
+    pydantic says only "Extra inputs are not permitted" of `delimeter`; this says `unknown
+    option (did you mean: delimiter?); its options: ...`. Every other error is kept as is.
+    """
+    items = error.errors()
+    if not any(item["type"] == "extra_forbidden" and len(item["loc"]) == 1 for item in items):
+        return error
+    options = [name for name in kind.model_fields if name != "KIND"]
+    details: list[T.Any] = []
+    for item in items:
+        detail = {"type": item["type"], "loc": item["loc"], "input": item["input"]}
+        if "ctx" in item:
+            detail["ctx"] = item["ctx"]
+        if item["type"] == "extra_forbidden" and len(item["loc"]) == 1:
+            key = str(item["loc"][0])
+            close = difflib.get_close_matches(key, options, n=2, cutoff=0.6)
+            close += [name for name in options if name.startswith(key) and name not in close]
+            hint = f" (did you mean: {', '.join(close)}?)" if close else ""
+            message = f"unknown option{hint}; its options: {', '.join(options) or 'none'}"
+            detail["type"] = pydantic_core.PydanticCustomError("extra_forbidden", message)
+            detail.pop("ctx", None)
+        details.append(detail)
+    return pdt.ValidationError.from_exception_data(error.title, details)

@@ -320,7 +320,8 @@ def test_lifecycle_alerter_names_a_users_class_by_its_import_path():
         ),
         (
             '{"type": "SlackAlerter", "config": {"webhook": "https://hooks.slack.com/services/T/B/s3cr3t"}}',
-            r"^LIFECYCLE_ALERTER: invalid SlackAlerter: webhook: Extra inputs are not permitted$",
+            r"^LIFECYCLE_ALERTER: invalid SlackAlerter: webhook: unknown option \(did you mean: "
+            r"webhook_url_env\?\); its options: webhook_url_env, ",
         ),
         (
             '{"type": "SlackAlerter", "config": [1]}',

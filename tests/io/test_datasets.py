@@ -545,7 +545,7 @@ def test_reader_for_invalid_options_give_one_readable_line():
     message = str(caught.value)
     assert "\n" not in message
     assert "encoding: Value error, unknown encoding 'no-such-codec'" in message
-    assert "colour: Extra inputs are not permitted" in message
+    assert "colour: unknown option (did you mean: columns?); its options: path, " in message
 
 
 def test_csv_header_not_valid_in_the_encoding_is_named(tmp_path):

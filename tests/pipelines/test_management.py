@@ -137,7 +137,7 @@ def test_a_job_predictor_of_a_lifecycle_config_scores_its_inference_data(tmp_pat
         (
             "job_predictors: {gpu: {type: KFPJobPredictor, config: {hots: x}}}",
             "model_management.job_predictors.gpu: invalid KFPJobPredictor: "
-            "hots: Extra inputs are not permitted",
+            "hots: unknown option (did you mean: host?); its options: parameters, host, ",
         ),
         (
             "finders: {by_uri: {type: UriFinder}}",

@@ -373,6 +373,11 @@ def refused_values(folder: pathlib.Path) -> dict[str, tuple[str, dict[str, T.Any
             ['{"KIND": "ExcelReader"}',
              "unknown reader type 'ExcelReader'; allowed: 'ParquetReader', 'CSVReader'"],
         ),
+        "reader_option": (
+            "inference", {"reader": {"KIND": "CSVReader", "delimeter": ";"}}, "reader",
+            ['"delimeter": ";"',
+             "inputs.delimeter: unknown option (did you mean: delimiter?); its options: path,"],
+        ),
         "writer": (
             "inference", {"writer": {"KIND": "JSONWriter"}}, "writer",
             ['{"KIND": "JSONWriter"}',

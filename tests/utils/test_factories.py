@@ -124,7 +124,8 @@ def test_a_users_trainer_is_built_and_gets_its_options():
         ({"type": "RegistryFinder"}, "invalid RegistryFinder: name: Field required"),
         (
             {"type": "RegistryFinder", "config": {"name": "m", "alias": "x"}},
-            "invalid RegistryFinder: alias: Extra inputs are not permitted",
+            "invalid RegistryFinder: alias: unknown option (did you mean: alias_or_version?); "
+            "its options: name, alias_or_version",
         ),
         (
             {"type": "BestRunFinder", "config": {"mode": "up"}},
