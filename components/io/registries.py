@@ -506,7 +506,8 @@ class Predictor(abc.ABC):
 class PyfuncPredictor(Predictor):
     """Predict through MLflow's generic pyfunc flavour, which enforces the signature.
 
-    Its task is read from the signature's outputs: text or boolean predictions classify,
+    Its task is read from the signature's outputs: text or boolean predictions classify, as do
+    outputs with probability columns (`probability_<class>`, integer classes included);
     anything else regresses. Its classes are known only as it predicts, so a label mapping is
     applied to each batch.
     """
@@ -521,11 +522,18 @@ class PyfuncPredictor(Predictor):
 
     @property
     def task(self) -> models.Task:
-        """Classification when the signature says the output is text or booleans (or mapped)."""
+        """Classification for text, boolean or probability outputs, or mapped labels.
+
+        Probability outputs: columns named `probability_<class>` beside integer classes.
+        """
         if self.labels is not None:
             return "classification"
         outputs = self.signature.outputs if self.signature is not None else None
-        types = {getattr(spec, "type", None) for spec in (outputs.inputs if outputs else [])}
+        specs = outputs.inputs if outputs else []
+        types = {getattr(spec, "type", None) for spec in specs}
+        names = [str(getattr(spec, "name", None) or "") for spec in specs]
+        if any(name.startswith(models.PROBABILITY_PREFIX) for name in names):
+            return "classification"  # integer classes beside their probabilities
         return "classification" if types & {DataType.string, DataType.boolean} else "regression"
 
     def predict(self, inputs: pd.DataFrame) -> pd.DataFrame:

@@ -27,6 +27,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import LabelEncoder, OneHotEncoder
 
+from components.core import metrics
 from components.io import datasets, flavors, registries
 
 pytestmark = pytest.mark.integration
@@ -364,3 +365,41 @@ def test_a_pyfunc_model_is_labelled_by_its_tag_and_classifies(tracking, tmp_path
     predictions = predictor.predict(data)
     expected = np.where(data["bill_length_mm"] > 50, "c", "a")
     assert predictions["prediction"].tolist() == expected.tolist()
+
+
+class ClassesAndProbabilities(mlflow.pyfunc.PythonModel):
+    """A custom classifier of integer classes that gives their probabilities beside them."""
+
+    def predict(self, context, model_input):
+        long = 1 / (1 + np.exp(-(model_input["bill_length_mm"].to_numpy() - 45)))
+        return pd.DataFrame(
+            {
+                "prediction": (long > 0.5).astype(int),
+                "probability_0": 1 - long,
+                "probability_1": long,
+            }
+        )
+
+
+def test_a_pyfunc_model_with_probability_columns_classifies_its_integer_classes(
+    tracking, tmp_path, data
+):
+    # Integer classes were taken for a regression: evaluated by rmse, profiled as numbers.
+    code = tmp_path / "probabilities.py"
+    code.write_text(
+        "import mlflow\n"
+        "from tests.io.test_flavors import ClassesAndProbabilities\n"
+        "mlflow.models.set_model(ClassesAndProbabilities())\n"
+    )
+    frame = data[NUMERICAL]
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=str(code),
+            signature=infer_signature(frame, ClassesAndProbabilities().predict(None, frame)),
+        )  # fmt: skip
+    predictor = registries.FlavorLoader().load(info.model_uri)
+    assert type(predictor) is registries.PyfuncPredictor
+    assert predictor.task == "classification"
+    targets = (data["bill_length_mm"] > 45).astype(int)
+    scores = metrics.score(predictor.task, targets, predictor.predict(data))
+    assert scores["accuracy"] == 1.0 and scores["roc_auc"] == 1.0
