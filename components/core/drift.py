@@ -365,10 +365,7 @@ class _NumericCounter:
         self.counts += np.histogram(present, self.edges)[0]
         self.missing += missing
         self.rows += len(values)
-        if len(present):  # how far outside the training range, for the Wasserstein distance
-            low, high = float(present.min()), float(present.max())
-            self.low = low if self.low is None else min(self.low, low)
-            self.high = high if self.high is None else max(self.high, high)
+        self._extend_range(present)
 
     def _add_distinct(self, series: pd.Series) -> None:
         """Count a column of few distinct values: each value's rows (a hash), then their bins.
@@ -387,12 +384,16 @@ class _NumericCounter:
         np.add.at(self.counts, bins, counts_present)
         self.missing += int(counts[absent].sum())
         self.rows += len(series)
+        self._extend_range(present)
+        if len(counted) > MAX_DISTINCT_COUNTED:  # a hash of so many values is slower
+            self.few_values = False
+
+    def _extend_range(self, present: np.ndarray) -> None:
+        """How far outside the training range the values go, for the Wasserstein distance."""
         if len(present):
             low, high = float(present.min()), float(present.max())
             self.low = low if self.low is None else min(self.low, low)
             self.high = high if self.high is None else max(self.high, high)
-        if len(counted) > MAX_DISTINCT_COUNTED:  # a hash of so many values is slower
-            self.few_values = False
 
     def tally(self) -> ColumnTally:
         return ColumnTally(

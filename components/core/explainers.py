@@ -51,7 +51,7 @@ import typing as T
 import numpy as np
 import pandas as pd
 import pydantic as pdt
-from scipy import sparse
+from scipy import sparse, special
 from sklearn import ensemble, tree
 from sklearn.base import is_classifier
 from sklearn.compose import ColumnTransformer
@@ -314,10 +314,12 @@ LOGIT_OBJECTIVES = {
     "lightgbm": {"cross_entropy", "xentropy"},
     "catboost": {"Logloss", "CrossEntropy"},
 }
-# What a link's raw output is called, and the inverse that gives the prediction back.
-LINKS: dict[str, T.Callable[[np.ndarray], np.ndarray]] = {
-    "log": np.exp,
-    "logit": lambda raw: 1.0 / (1.0 + np.exp(-raw)),
+# Each link: the raw output from the prediction, and the prediction back from the raw output.
+LINKS: dict[
+    str, tuple[T.Callable[[np.ndarray], np.ndarray], T.Callable[[np.ndarray], np.ndarray]]
+] = {
+    "log": (np.log, np.exp),
+    "logit": (special.logit, special.expit),
 }
 
 
@@ -362,7 +364,7 @@ def prediction_of(output: str, raw: float) -> float | None:
     link, _, rest = output.partition("(")
     if rest != f"{models.PREDICTION})" or link not in LINKS:
         return None
-    return float(LINKS[link](np.asarray(raw, dtype=float)))
+    return float(LINKS[link][1](np.asarray(raw, dtype=float)))
 
 
 def _binary_booster(estimator: T.Any) -> bool:
@@ -698,10 +700,8 @@ def _margin(model: T.Any, inputs: pd.DataFrame) -> np.ndarray:
     else:
         margin = np.asarray(model.predict(inputs), dtype=float)
         link = output_link(estimator_of(model))
-        if link == "log":  # a Poisson regressor's trees add up to the log of its prediction
-            margin = np.log(margin)
-        elif link == "logit":
-            margin = np.log(margin) - np.log1p(-margin)
+        if link is not None:  # a Poisson regressor's trees add up to the log of its prediction
+            margin = LINKS[link][0](margin)
     return margin.reshape(len(inputs), -1)
 
 

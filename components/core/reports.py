@@ -131,12 +131,12 @@ def explained_row(rows: pd.DataFrame, prefix: str = "shap_") -> tuple[pd.Series,
     totals = rows["base_value"].to_numpy(float) + rows[shap_columns].to_numpy(float).sum(axis=1)
     if len(rows) == 1:
         row, total = rows.iloc[0], float(totals[0])
+        if row["output"] == "prediction":
+            return row, f"prediction {total:.4g}"
         # Here only: what imports this module for its other pages needs no explainer.
         from components.core import explainers
 
         prediction = explainers.prediction_of(str(row["output"]), total)
-        if row["output"] == "prediction":
-            return row, f"prediction {total:.4g}"
         if prediction is not None:  # through the regressor's link: log(prediction), ...
             return row, f"prediction {prediction:.4g} ({row['output']} {total:.4g})"
         side = "predicted" if total > 0 else "not predicted"
